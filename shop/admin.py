@@ -1,0 +1,227 @@
+"""Staff tools for the store: catalogue, customers (with history and orders),
+interactions (read-only: only `shop.services` writes them), carts and orders."""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from . import services
+from .models import Cart, CartItem, Category, ConsentChange, Interaction, Order, OrderLine, Product, User
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RecentInteractionInline(ReadOnlyInline):
+    model = Interaction
+    fields = ("occurred_at", "kind", "product", "value", "source", "rec_list_id")
+    readonly_fields = fields
+    verbose_name_plural = "Recent history (latest 50)"
+    ordering = ("-occurred_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request).select_related("product").order_by("-occurred_at")
+        user_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        if user_id is None:
+            return qs.none()
+        ids = list(qs.filter(user_id=user_id).values_list("pk", flat=True)[:50])
+        return qs.filter(pk__in=ids)
+
+
+class OrderInline(ReadOnlyInline):
+    model = Order
+    fields = ("placed_at", "status", "total", "currency")
+    readonly_fields = fields
+    ordering = ("-placed_at",)
+
+
+class ConsentChangeInline(ReadOnlyInline):
+    model = ConsentChange
+    fields = ("changed_at", "consent", "source")
+    readonly_fields = fields
+    show_change_link = False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ("-date_joined",)
+    list_display = ("email", "first_name", "last_name", "country", "marketing_consent", "is_staff", "date_joined")
+    list_filter = ("marketing_consent", "is_staff", "is_active", "country", "interests")
+    search_fields = ("email", "first_name", "last_name", "external_id")
+    readonly_fields = ("consent_changed_at", "date_joined", "last_login")
+    filter_horizontal = ("interests", "groups", "user_permissions")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Customer", {"fields": ("first_name", "last_name", "country", "external_id", "interests")}),
+        ("Marketing", {"fields": ("marketing_consent", "consent_changed_at")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),
+    )
+    inlines = [OrderInline, ConsentChangeInline, RecentInteractionInline]
+    actions = ["forget_customers"]
+
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        # Consent goes through the service so that every change is recorded.
+        consent_changed = "marketing_consent" in form.changed_data
+        wanted = obj.marketing_consent
+        if consent_changed and obj.pk:
+            obj.marketing_consent = not wanted
+        super().save_model(request, obj, form, change)
+        if consent_changed or not change:
+            services.user_consent_set(user=obj, consent=wanted, source=ConsentChange.Source.ADMIN)
+
+    @admin.action(description="Forget selected customers (delete them and their history)", permissions=["delete"])
+    def forget_customers(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        count = 0
+        for user in queryset:
+            services.user_forget(user=user)
+            count += 1
+        self.message_user(request, f"Forgot {count} customer(s).", messages.SUCCESS)
+
+
+class CategoryChildInline(admin.TabularInline):
+    model = Category
+    fk_name = "parent"
+    fields = ("name", "slug", "colour", "position")
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "parent", "swatch", "product_count", "position")
+    list_filter = (("parent", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    autocomplete_fields = ("parent",)
+    inlines = [CategoryChildInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("parent").annotate(n_products=Count("products"))
+
+    @admin.display(description="products", ordering="n_products")
+    def product_count(self, obj: Category) -> int:
+        return obj.n_products
+
+    @admin.display(description="colour")
+    def swatch(self, obj: Category) -> str:
+        return format_html(
+            '<span style="display:inline-block;width:1.5em;height:1em;background:{};border:1px solid #999"></span> {}',
+            obj.colour, obj.colour,
+        )
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name", "category", "price", "currency", "stock", "is_active", "created_at")
+    list_filter = ("is_active", "currency", ("category", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("sku", "name", "description")
+    list_select_related = ("category",)
+    autocomplete_fields = ("category",)
+    prepopulated_fields = {"slug": ("name",)}
+    list_editable = ("is_active",)
+    date_hierarchy = "created_at"
+    actions = ["deactivate", "activate"]
+
+    @admin.action(description="Take selected products off sale")
+    def deactivate(self, request, queryset):
+        self.message_user(request, f"{queryset.update(is_active=False)} product(s) taken off sale.")
+
+    @admin.action(description="Put selected products on sale")
+    def activate(self, request, queryset):
+        self.message_user(request, f"{queryset.update(is_active=True)} product(s) put on sale.")
+
+
+@admin.register(Interaction)
+class InteractionAdmin(admin.ModelAdmin):
+    """Read-only: interactions are written by `shop.services` alone."""
+
+    list_display = ("occurred_at", "user", "session_short", "kind", "product", "value", "source", "rec_list_id")
+    list_filter = ("kind", "source", "occurred_at")
+    search_fields = ("user__email", "product__sku", "product__name", "session_key", "event_id")
+    list_select_related = ("user", "product")
+    date_hierarchy = "occurred_at"
+    ordering = ("-occurred_at",)
+    show_full_result_count = False  # COUNT(*) on millions of rows is slow; Django pages without it
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="session")
+    def session_short(self, obj: Interaction) -> str:
+        return obj.session_key[:8]
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    autocomplete_fields = ("product",)
+    fields = ("product", "quantity", "unit_price", "rec_list_id")
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "user", "status", "total", "currency", "country", "placed_at")
+    list_filter = ("status", "currency", "placed_at")
+    search_fields = ("external_id", "number", "user__email")
+    list_select_related = ("user",)
+    autocomplete_fields = ("user",)
+    date_hierarchy = "placed_at"
+    inlines = [OrderLineInline]
+    readonly_fields = ("number",)
+
+
+class CartItemInline(admin.TabularInline):
+    model = CartItem
+    extra = 0
+    autocomplete_fields = ("product",)
+
+
+@admin.register(Cart)
+class CartAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "user", "updated_at", "item_count")
+    search_fields = ("user__email", "session_key")
+    autocomplete_fields = ("user",)
+    inlines = [CartItemInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user").annotate(n_items=Count("items"))
+
+    @admin.display(description="items", ordering="n_items")
+    def item_count(self, obj: Cart) -> int:
+        return obj.n_items
+
+
+@admin.register(ConsentChange)
+class ConsentChangeAdmin(admin.ModelAdmin):
+    list_display = ("changed_at", "user", "consent", "source")
+    list_filter = ("consent", "source")
+    search_fields = ("user__email",)
+    list_select_related = ("user",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

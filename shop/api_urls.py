@@ -1,0 +1,4 @@
+"""API v1 routes of the shop app (mounted under /api/v1/ in shop/urls.py)."""
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []

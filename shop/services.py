@@ -1,0 +1,447 @@
+"""Writes of the store's domain. The only module that writes `Interaction` rows.
+
+Functions are named ``<entity>_<action>``, take keyword-only arguments, validate at
+the edge and raise typed errors (`ValidationFailed` carries every row's problem).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Cart, CartItem, Category, ConsentChange, Interaction, Order, OrderLine, Product, User
+from .signals import user_forgotten
+
+logger = logging.getLogger(__name__)
+
+
+# --- errors -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RowError:
+    """What is wrong with one input row: its index (0-based) or line, the field, why."""
+
+    index: int
+    field: str
+    message: str
+    code: str = "invalid"
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "field": self.field, "code": self.code, "message": self.message}
+
+
+class ValidationFailed(ValueError):
+    """Input was rejected; nothing was written. ``errors`` names every bad row/field."""
+
+    def __init__(self, errors: Sequence[RowError], message: str | None = None):
+        self.errors = list(errors)
+        first = self.errors[0] if self.errors else None
+        super().__init__(
+            message
+            or (f"{len(self.errors)} invalid row(s); first: row {first.index} {first.field}: {first.message}"
+                if first else "invalid input")
+        )
+
+
+class OutOfStock(ValueError):
+    def __init__(self, product: Product, wanted: int):
+        self.product, self.wanted = product, wanted
+        super().__init__(f"Only {product.stock} of {product.sku} in stock, {wanted} wanted.")
+
+
+# --- interactions -------------------------------------------------------------------
+KIND_BY_NAME = {label.replace(" ", "_"): value for value, label in Interaction.Kind.choices}
+SOURCE_BY_NAME = {label: value for value, label in Interaction.Source.choices}
+
+
+@dataclass
+class InteractionIn:
+    """One event to record, before validation. Ids are primary keys."""
+
+    product_id: int
+    kind: int
+    user_id: int | None = None
+    session_key: str = ""
+    value: float = 1.0
+    occurred_at: datetime | None = None
+    source: int = Interaction.Source.API
+    event_id: str | None = None
+    delivery_id: int | None = None
+    rec_list_id: uuid.UUID | None = None
+
+
+@dataclass
+class BulkResult:
+    created: int = 0
+    duplicates: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]:
+    errors: list[RowError] = []
+    if ev.user_id is None and not ev.session_key:
+        errors.append(RowError(index, "user", "either a user or a session_key is required", "required"))
+    if len(ev.session_key) > 64:
+        errors.append(RowError(index, "session_key", "at most 64 characters", "max_length"))
+    if ev.kind not in Interaction.Kind.values:
+        errors.append(RowError(index, "kind", f"unknown kind {ev.kind!r}; one of {sorted(KIND_BY_NAME)}", "invalid_choice"))
+    if ev.source not in Interaction.Source.values:
+        errors.append(RowError(index, "source", f"unknown source {ev.source!r}", "invalid_choice"))
+    try:
+        value = float(ev.value)
+    except (TypeError, ValueError):
+        errors.append(RowError(index, "value", f"not a number: {ev.value!r}", "invalid"))
+    else:
+        if not math.isfinite(value):
+            errors.append(RowError(index, "value", "must be a finite number", "invalid"))
+        elif ev.kind == Interaction.Kind.RATING and not 0 <= value <= 5:
+            errors.append(RowError(index, "value", "a rating is between 0 and 5", "out_of_range"))
+        elif value < 0:
+            errors.append(RowError(index, "value", "must not be negative", "out_of_range"))
+    if ev.occurred_at is not None:
+        if timezone.is_naive(ev.occurred_at):
+            errors.append(RowError(index, "occurred_at", "needs a timezone", "naive_datetime"))
+        elif ev.occurred_at > now + timedelta(minutes=5):
+            errors.append(RowError(index, "occurred_at", "is in the future", "future"))
+    if ev.event_id is not None and not (1 <= len(ev.event_id) <= 64):
+        errors.append(RowError(index, "event_id", "1 to 64 characters", "max_length"))
+    return errors
+
+
+def interactions_validate(*, events: Sequence[InteractionIn]) -> list[RowError]:
+    """Every problem of every event (field checks and unknown ids), in row order."""
+    now = timezone.now()
+    errors: list[RowError] = []
+    for i, ev in enumerate(events):
+        errors.extend(_check_event(i, ev, now))
+    product_ids = {ev.product_id for ev in events}
+    user_ids = {ev.user_id for ev in events if ev.user_id is not None}
+    known_products = set(Product.objects.filter(pk__in=product_ids).values_list("pk", flat=True))
+    known_users = set(User.objects.filter(pk__in=user_ids).values_list("pk", flat=True))
+    for i, ev in enumerate(events):
+        if ev.product_id not in known_products:
+            errors.append(RowError(i, "product", f"unknown product {ev.product_id}", "does_not_exist"))
+        if ev.user_id is not None and ev.user_id not in known_users:
+            errors.append(RowError(i, "user", f"unknown user {ev.user_id}", "does_not_exist"))
+    seen: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        if ev.event_id:
+            if ev.event_id in seen:
+                errors.append(RowError(i, "event_id", f"repeats row {seen[ev.event_id]}'s id in this batch", "duplicate"))
+            seen.setdefault(ev.event_id, i)
+    errors.sort(key=lambda e: e.index)
+    return errors
+
+
+def interactions_bulk_record(
+    *, events: Sequence[InteractionIn], partial: bool = False, batch_size: int = 1000
+) -> BulkResult:
+    """Validate and store many events in one transaction.
+
+    ``partial=False`` (default): all or nothing, a bad row raises `ValidationFailed`
+    naming every bad row and nothing is written. ``partial=True``: the good rows are
+    stored and the result lists the bad ones. Events whose ``event_id`` is already
+    stored are skipped and counted as duplicates (a retried batch never doubles).
+    """
+    errors = interactions_validate(events=events)
+    if errors and not partial:
+        raise ValidationFailed(errors)
+    bad = {e.index for e in errors}
+    now = timezone.now()
+    rows = [
+        Interaction(
+            user_id=ev.user_id, session_key=ev.session_key or "", product_id=ev.product_id,
+            kind=ev.kind, value=float(ev.value), occurred_at=ev.occurred_at or now,
+            source=ev.source, event_id=ev.event_id or None, delivery_id=ev.delivery_id,
+            rec_list_id=ev.rec_list_id,
+        )
+        for i, ev in enumerate(events)
+        if i not in bad
+    ]
+    keyed = [r.event_id for r in rows if r.event_id]
+    with transaction.atomic():
+        known = set(
+            Interaction.objects.filter(event_id__in=keyed).values_list("event_id", flat=True)
+        ) if keyed else set()
+        fresh = [r for r in rows if not r.event_id or r.event_id not in known]
+        # ignore_conflicts covers a concurrent retry of the same batch racing us.
+        Interaction.objects.bulk_create(fresh, batch_size=batch_size, ignore_conflicts=bool(keyed))
+    return BulkResult(created=len(fresh), duplicates=len(rows) - len(fresh), errors=errors)
+
+
+def interactions_bulk_insert(*, rows: Iterable[Interaction], batch_size: int = 5000) -> int:
+    """Insert already-validated rows (importers and seeders build them from trusted,
+    checked data). Runs in the caller's transaction; returns the count."""
+    count = 0
+    batch: list[Interaction] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            Interaction.objects.bulk_create(batch, batch_size=batch_size)
+            count += len(batch)
+            batch.clear()
+    if batch:
+        Interaction.objects.bulk_create(batch, batch_size=batch_size)
+        count += len(batch)
+    return count
+
+
+def interaction_record(
+    *,
+    product: Product,
+    kind: int,
+    user: User | None = None,
+    session_key: str = "",
+    value: float = 1.0,
+    occurred_at: datetime | None = None,
+    source: int = Interaction.Source.WEB,
+    delivery_id: int | None = None,
+    rec_list_id: uuid.UUID | None = None,
+    event_id: str | None = None,
+) -> Interaction:
+    """Record one event of a shopper (a customer, or an anonymous session)."""
+    if user is not None and not user.is_authenticated:
+        user = None
+    ev = InteractionIn(
+        product_id=product.pk, kind=kind, user_id=user.pk if user else None, session_key=session_key or "",
+        value=value, occurred_at=occurred_at, source=source, event_id=event_id,
+        delivery_id=delivery_id, rec_list_id=rec_list_id,
+    )
+    errors = _check_event(0, ev, timezone.now())
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        with transaction.atomic():
+            return Interaction.objects.create(
+                user=user, session_key=ev.session_key, product=product, kind=kind, value=float(value),
+                occurred_at=occurred_at or timezone.now(), source=source, delivery_id=delivery_id,
+                rec_list_id=rec_list_id, event_id=event_id,
+            )
+    except IntegrityError:
+        if event_id and (existing := Interaction.objects.filter(event_id=event_id).first()):
+            return existing  # idempotent retry
+        raise
+
+
+def interactions_adopt_session(*, session_key: str, user: User) -> int:
+    """Give an anonymous session's events to the customer who just logged in."""
+    if not session_key:
+        return 0
+    return Interaction.objects.filter(session_key=session_key, user__isnull=True).update(user=user)
+
+
+# --- customers ----------------------------------------------------------------------
+def user_consent_set(*, user: User, consent: bool, source: str, at: datetime | None = None) -> bool:
+    """Set marketing consent and record the change. Returns whether it changed."""
+    at = at or timezone.now()
+    if user.marketing_consent == consent and user.consent_changed_at is not None:
+        return False
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(marketing_consent=consent, consent_changed_at=at)
+        ConsentChange.objects.create(user=user, consent=consent, source=source, changed_at=at)
+    user.marketing_consent, user.consent_changed_at = consent, at
+    logger.info("consent of user %s set to %s via %s", user.pk, consent, source)
+    return True
+
+
+def user_register(
+    *,
+    email: str,
+    password: str | None,
+    first_name: str = "",
+    last_name: str = "",
+    country: str = "",
+    interests: Iterable[Category] = (),
+    marketing_consent: bool = False,
+    external_id: str | None = None,
+    consent_source: str = ConsentChange.Source.SIGNUP,
+) -> User:
+    """Create a customer with their interests and consent (the consent is recorded)."""
+    email = User.objects.normalize_email(email).lower()
+    with transaction.atomic():
+        user = User.objects.create_user(
+            email=email, password=password, first_name=first_name, last_name=last_name,
+            country=country, external_id=external_id,
+        )
+        user.interests.set(list(interests))
+        user_consent_set(user=user, consent=marketing_consent, source=consent_source)
+    return user
+
+
+def user_interests_set(*, user: User, categories: Iterable[Category]) -> None:
+    user.interests.set(list(categories))
+
+
+def user_forget(*, user: User) -> None:
+    """Delete a customer and everything they did (GDPR erasure).
+
+    Interactions, cart and consent history go with the account; orders stay for the
+    accounts but lose the link to the person. Listeners of `user_forgotten` (the
+    recommendations app) drop what they derived from the customer in the same
+    transaction, so nothing they did feeds a recommendation from this moment.
+    """
+    with transaction.atomic():
+        user_forgotten.send(sender=User, user_id=user.pk)
+        Order.objects.filter(user=user).update(user=None, country="")
+        Interaction.objects.filter(user=user).delete()
+        user.delete()
+    logger.info("user %s forgotten", user.pk)
+
+
+# --- orders -------------------------------------------------------------------------
+@dataclass
+class OrderLineIn:
+    product: Product
+    quantity: int
+    rec_list_id: uuid.UUID | None = None
+
+
+def order_place(
+    *,
+    lines: Sequence[OrderLineIn],
+    user: User | None = None,
+    session_key: str = "",
+    source: int = Interaction.Source.WEB,
+    placed_at: datetime | None = None,
+) -> Order:
+    """Place an order: check and take stock, price the lines, record purchases.
+
+    Raises `ValidationFailed` for empty or bad lines and `OutOfStock` when a product
+    has too little stock; nothing is written then.
+    """
+    if user is not None and not user.is_authenticated:
+        user = None
+    errors = [
+        RowError(i, "quantity", "must be at least 1", "min_value")
+        for i, line in enumerate(lines) if line.quantity < 1
+    ]
+    if not lines:
+        errors.append(RowError(0, "lines", "an order needs at least one line", "required"))
+    if user is None and not session_key:
+        errors.append(RowError(0, "user", "either a user or a session_key is required", "required"))
+    if errors:
+        raise ValidationFailed(errors)
+    placed_at = placed_at or timezone.now()
+    with transaction.atomic():
+        ids = sorted({line.product.pk for line in lines})
+        products = {p.pk: p for p in Product.objects.select_for_update().filter(pk__in=ids, is_active=True)}
+        for i, line in enumerate(lines):
+            p = products.get(line.product.pk)
+            if p is None:
+                raise ValidationFailed([RowError(i, "product", f"{line.product.sku} is not for sale", "inactive")])
+            if p.stock < line.quantity:
+                raise OutOfStock(p, line.quantity)
+            p.stock -= line.quantity
+        total = sum((products[l.product.pk].price * l.quantity for l in lines), Decimal("0"))
+        order = Order.objects.create(
+            user=user, total=total, placed_at=placed_at, country=user.country if user else "",
+            currency=next(iter(products.values())).currency,
+        )
+        OrderLine.objects.bulk_create(
+            OrderLine(order=order, product_id=l.product.pk, quantity=l.quantity,
+                      unit_price=products[l.product.pk].price, rec_list_id=l.rec_list_id)
+            for l in lines
+        )
+        for l in lines:
+            Product.objects.filter(pk=l.product.pk).update(stock=F("stock") - l.quantity)
+        Interaction.objects.bulk_create(
+            Interaction(user=user, session_key="" if user else session_key, product_id=l.product.pk,
+                        kind=Interaction.Kind.PURCHASE, value=float(l.quantity), occurred_at=placed_at,
+                        source=source, rec_list_id=l.rec_list_id)
+            for l in lines
+        )
+    logger.info("order %s placed: %d lines, total %s", order.pk, len(lines), total)
+    return order
+
+
+# --- carts ----------------------------------------------------------------------------
+def cart_get_or_create(*, user: User | None = None, session_key: str = "") -> Cart:
+    if user is not None and user.is_authenticated:
+        return Cart.objects.get_or_create(user=user)[0]
+    if not session_key:
+        raise ValueError("An anonymous cart needs a session key.")
+    return Cart.objects.get_or_create(session_key=session_key, user=None)[0]
+
+
+def cart_add(
+    *, cart: Cart, product: Product, quantity: int = 1, rec_list_id: uuid.UUID | None = None,
+    source: int = Interaction.Source.WEB,
+) -> CartItem:
+    """Add to the cart (or raise the quantity) and record an add_to_cart event."""
+    if quantity < 1:
+        raise ValidationFailed([RowError(0, "quantity", "must be at least 1", "min_value")])
+    if not product.is_active:
+        raise ValidationFailed([RowError(0, "product", f"{product.sku} is not for sale", "inactive")])
+    with transaction.atomic():
+        item, created = CartItem.objects.get_or_create(
+            cart=cart, product=product, defaults={"quantity": quantity, "rec_list_id": rec_list_id}
+        )
+        if not created:
+            CartItem.objects.filter(pk=item.pk).update(quantity=F("quantity") + quantity)
+            item.refresh_from_db()
+        if item.quantity > product.stock:
+            raise OutOfStock(product, item.quantity)
+        interaction_record(
+            product=product, kind=Interaction.Kind.ADD_TO_CART, user=cart.user,
+            session_key="" if cart.user_id else cart.session_key or "", value=quantity,
+            source=source, rec_list_id=rec_list_id,
+        )
+        Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
+    return item
+
+
+def cart_remove(*, cart: Cart, product: Product, source: int = Interaction.Source.WEB) -> bool:
+    with transaction.atomic():
+        deleted, _ = CartItem.objects.filter(cart=cart, product=product).delete()
+        if deleted:
+            interaction_record(
+                product=product, kind=Interaction.Kind.REMOVE_FROM_CART, user=cart.user,
+                session_key="" if cart.user_id else cart.session_key or "", source=source,
+            )
+    return bool(deleted)
+
+
+def cart_merge(*, session_key: str, user: User) -> Cart:
+    """On login: move the anonymous session's cart into the customer's cart."""
+    with transaction.atomic():
+        cart = cart_get_or_create(user=user)
+        anon = Cart.objects.filter(session_key=session_key, user__isnull=True).first() if session_key else None
+        if anon is not None:
+            for item in anon.items.all():
+                existing = CartItem.objects.filter(cart=cart, product=item.product_id).first()
+                if existing:
+                    CartItem.objects.filter(pk=existing.pk).update(quantity=F("quantity") + item.quantity)
+                else:
+                    CartItem.objects.create(cart=cart, product_id=item.product_id, quantity=item.quantity,
+                                            rec_list_id=item.rec_list_id)
+            anon.delete()
+        interactions_adopt_session(session_key=session_key, user=user)
+    return cart
+
+
+def cart_checkout(*, cart: Cart, source: int = Interaction.Source.WEB) -> Order:
+    """Turn a cart into an order and empty it."""
+    items = list(cart.items.select_related("product"))
+    with transaction.atomic():
+        order = order_place(
+            lines=[OrderLineIn(product=i.product, quantity=i.quantity, rec_list_id=i.rec_list_id) for i in items],
+            user=cart.user, session_key=cart.session_key or "", source=source,
+        )
+        cart.items.all().delete()
+    return order
+
+
+def carts_expire(*, days: int = 30) -> int:
+    """Delete anonymous carts not touched for ``days`` days; returns how many."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    cutoff = timezone.now() - timedelta(days=days)
+    _, per_model = Cart.objects.filter(user__isnull=True, updated_at__lt=cutoff).delete()
+    return per_model.get(Cart._meta.label, 0)  # carts, not counting their cascaded items

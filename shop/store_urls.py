@@ -1,0 +1,13 @@
+"""Storefront routes (namespace ``shop``)."""
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+app_name = "shop"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="shop/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]
