@@ -102,6 +102,7 @@ DATABASES = {
 }
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     # WAL + a busy timeout let the web process and the worker process share the file.
     _db.setdefault("OPTIONS", {}).update(
         {

@@ -14,6 +14,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from shop.celery import broker_folders_ensure
+
 
 class Command(BaseCommand):
     help = "Run the web server, a Celery worker and the Celery beat scheduler together."
@@ -24,10 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
 
     def handle(self, *args, port: int, host: str, concurrency: int, **options):
-        if not settings.REDIS_URL:
-            # The filesystem broker needs its folders before the first message.
-            for key in ("data_folder_in", "processed_folder"):
-                os.makedirs(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key], exist_ok=True)
+        broker_folders_ensure()
         py = sys.executable
         commands = {
             "worker": [py, "-m", "celery", "-A", "shop", "worker", "--loglevel", "INFO",
