@@ -17,7 +17,7 @@ def broker_folders_ensure() -> None:
     if not str(app.conf.broker_url).startswith("filesystem://"):
         return
     opts = app.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if opts.get(key):
             os.makedirs(opts[key], exist_ok=True)
 
