@@ -1,0 +1,382 @@
+"""Offline evaluation as pure functions: splits and top-k ranking metrics.
+
+Splits take parallel event arrays and return boolean masks (``Split(train, test)``)
+over the events, so the caller builds the train/test matrices with
+``matrix_build`` (give the test matrix the training ids as its universe).
+
+Metric conventions (``recommended`` is an int array (rows, >= k) of item columns,
+``-1`` for an empty slot; ``relevant`` a list of sets or a CSR matrix whose
+stored entries are the relevant items of each row):
+
+* ``hits_i`` = 1 when the i-th recommendation (i = 1..k) is relevant;
+* NDCG@k = sum_i hits_i / ln(i + 1) divided by the ideal DCG of
+  ``min(k, |relevant|)`` hits (binary gain; the log base cancels out);
+* Precision@k = hits / k (empty slots count as misses);
+* Recall@k = hits / |relevant|;
+* MAP@k: AP@k = sum_i hits_i * Precision@i / min(k, |relevant|);
+* hit rate@k = 1 when at least one hit.
+
+Rows without relevant items are left out of averages (``average=False`` gives the
+per-row values, NaN for those rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import EngineError
+
+if TYPE_CHECKING:
+    from .base import Recommender
+    from .matrix import InteractionMatrix
+
+__all__ = [
+    "Split",
+    "catalogue_coverage",
+    "evaluate",
+    "hit_rate_at_k",
+    "intra_list_diversity",
+    "leave_last_n_out",
+    "map_at_k",
+    "ndcg_at_k",
+    "novelty",
+    "precision_at_k",
+    "random_stratified_split",
+    "recall_at_k",
+    "temporal_split",
+]
+
+Relevant = Sequence[set[int]] | sp.spmatrix
+
+
+class Split(NamedTuple):
+    """Boolean masks over the events: ``train`` and ``test`` (disjoint)."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+# --------------------------------------------------------------------------- splits
+def _events(users: np.ndarray, *others: np.ndarray | None) -> list[np.ndarray]:
+    users = np.asarray(users)
+    if users.ndim != 1:
+        raise EngineError(f"users must be one-dimensional, got shape {users.shape}")
+    out = [users]
+    for other in others:
+        if other is None:
+            continue
+        other = np.asarray(other)
+        if other.shape != users.shape:
+            raise EngineError(f"event arrays differ in length: {other.shape} vs {users.shape}")
+        out.append(other)
+    return out
+
+
+def temporal_split(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    *,
+    cutoff: float,
+    known_only: bool = True,
+    new_pairs_only: bool = False,
+) -> Split:
+    """Global temporal split: train = events before ``cutoff``, test = at/after it.
+
+    ``known_only`` keeps only test events whose user and item both occur in train
+    (a model can only be judged on those); ``new_pairs_only`` also drops test events
+    whose (user, item) pair occurs in train (the "new items" protocol).
+    """
+    users, items, times = _events(users, items, times)
+    times = times.astype(np.float64)
+    if not np.all(np.isfinite(times)):
+        raise EngineError("times contains NaN/inf values")
+    train = times < cutoff
+    test = ~train
+    if known_only:
+        test &= np.isin(users, users[train]) & np.isin(items, items[train])
+    if new_pairs_only and test.any():
+        train_pairs = _pair_keys(users[train], items[train])
+        test &= ~np.isin(_pair_keys(users, items), train_pairs)
+    return Split(train=train, test=test)
+
+
+def _pair_keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """A sortable key per (user, item) pair (structured view of two int64 columns)."""
+    pairs = np.empty(users.size, dtype=[("u", np.int64), ("i", np.int64)])
+    pairs["u"] = users
+    pairs["i"] = items
+    return pairs
+
+
+def leave_last_n_out(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray, *, n: int = 1
+) -> Split:
+    """Per user, the ``n`` latest events go to test, the rest to train.
+
+    Users with ``n`` or fewer events keep all of them in train (nothing would be
+    left to learn from). Ties in time are broken by event order (later position =
+    later event).
+    """
+    if n < 1:
+        raise EngineError(f"n must be >= 1, got {n}")
+    users, items, times = _events(users, items, times)
+    order = np.lexsort((np.arange(users.size), times.astype(np.float64), users))
+    sorted_users = users[order]
+    # position of each event from the end of its user's run
+    run_end = np.r_[np.flatnonzero(sorted_users[1:] != sorted_users[:-1]), users.size - 1]
+    run_start = np.r_[0, run_end[:-1] + 1]
+    run_length = run_end - run_start + 1
+    from_end = np.repeat(run_end, run_length) - np.arange(users.size)
+    length = np.repeat(run_length, run_length)
+    test_sorted = (from_end < n) & (length > n)
+    test = np.zeros(users.size, dtype=bool)
+    test[order] = test_sorted
+    return Split(train=~test, test=test)
+
+
+def random_stratified_split(
+    users: np.ndarray,
+    items: np.ndarray | None = None,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Per user, a random ``test_fraction`` of their events goes to test.
+
+    Stratified by user: every user with at least 2 events gets
+    ``max(1, round(test_fraction * count))`` test events but keeps at least one in
+    train; users with a single event stay in train. Reproducible for a ``seed``.
+    """
+    if not 0 < test_fraction < 1:
+        raise EngineError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    (users, *_) = _events(users, items)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(users.size), users))
+    sorted_users = users[order]
+    starts = np.r_[0, np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + 1]
+    counts = np.diff(np.r_[starts, users.size])
+    n_test = np.where(counts >= 2, np.clip(np.round(test_fraction * counts), 1, counts - 1), 0)
+    rank = np.arange(users.size) - np.repeat(starts, counts)
+    test_sorted = rank < np.repeat(n_test, counts)
+    test = np.zeros(users.size, dtype=bool)
+    test[order] = test_sorted
+    return Split(train=~test, test=test)
+
+
+# --------------------------------------------------------------------------- metrics
+def _hits(recommended: np.ndarray, relevant: Relevant, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hits bool (rows, k), n_relevant int (rows,)) for the first k slots."""
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise EngineError(f"k must be a positive integer, got {k!r}")
+    recommended = np.asarray(recommended)
+    if recommended.ndim != 2:
+        raise EngineError(f"recommended must be 2-D (rows, k), got shape {recommended.shape}")
+    rows = recommended.shape[0]
+    top = np.full((rows, k), -1, dtype=np.int64)
+    width = min(k, recommended.shape[1])
+    top[:, :width] = recommended[:, :width]
+    if sp.issparse(relevant):
+        matrix = sp.csr_matrix(relevant)
+        if matrix.shape[0] != rows:
+            raise EngineError(f"relevant has {matrix.shape[0]} rows, recommended {rows}")
+        matrix.eliminate_zeros()
+        n_relevant = np.diff(matrix.indptr).astype(np.int64)
+        valid = top >= 0
+        safe = np.where(valid, top, 0)
+        if matrix.shape[1] == 0:
+            hits = np.zeros_like(valid)
+        else:
+            safe = np.minimum(safe, matrix.shape[1] - 1)
+            in_range = valid & (top < matrix.shape[1])
+            flags = np.asarray(
+                matrix[np.repeat(np.arange(rows), k), safe.ravel()], dtype=bool
+            ).reshape(rows, k)
+            hits = flags & in_range
+    else:
+        if len(relevant) != rows:
+            raise EngineError(f"relevant has {len(relevant)} rows, recommended {rows}")
+        n_relevant = np.array([len(r) for r in relevant], dtype=np.int64)
+        hits = np.array(
+            [[item >= 0 and int(item) in rel for item in row] for row, rel in zip(top, relevant)],
+            dtype=bool,
+        ).reshape(rows, k)
+    # an item recommended twice counts once (only its first position can hit)
+    if k > 1:
+        earlier = np.tril(np.ones((k, k), dtype=bool), -1)  # [j, j'] with j' < j
+        repeated = ((top[:, :, None] == top[:, None, :]) & earlier[None]).any(axis=2)
+        hits &= ~repeated
+    return hits, n_relevant
+
+
+def _finish(values: np.ndarray, n_relevant: np.ndarray, average: bool) -> float | np.ndarray:
+    values = np.where(n_relevant > 0, values, np.nan)
+    if not average:
+        return values
+    if not np.any(n_relevant > 0):
+        return float("nan")
+    return float(np.nanmean(values))
+
+
+def ndcg_at_k(
+    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
+) -> float | np.ndarray:
+    """NDCG@k with binary gain (see the module docstring)."""
+    hits, n_relevant = _hits(recommended, relevant, k)
+    discount = 1.0 / np.log(np.arange(2, k + 2))
+    dcg = hits @ discount
+    ideal = np.cumsum(discount)[np.clip(np.minimum(n_relevant, k) - 1, 0, k - 1)]
+    return _finish(np.where(n_relevant > 0, dcg / ideal, 0.0), n_relevant, average)
+
+
+def precision_at_k(
+    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
+) -> float | np.ndarray:
+    """Precision@k = hits / k."""
+    hits, n_relevant = _hits(recommended, relevant, k)
+    return _finish(hits.sum(axis=1) / k, n_relevant, average)
+
+
+def recall_at_k(
+    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
+) -> float | np.ndarray:
+    """Recall@k = hits / |relevant|."""
+    hits, n_relevant = _hits(recommended, relevant, k)
+    return _finish(hits.sum(axis=1) / np.maximum(n_relevant, 1), n_relevant, average)
+
+
+def map_at_k(
+    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
+) -> float | np.ndarray:
+    """Mean average precision@k (normalised by ``min(k, |relevant|)``)."""
+    hits, n_relevant = _hits(recommended, relevant, k)
+    precision_at_i = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at_i * hits).sum(axis=1) / np.maximum(np.minimum(n_relevant, k), 1)
+    return _finish(ap, n_relevant, average)
+
+
+def hit_rate_at_k(
+    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
+) -> float | np.ndarray:
+    """Share of rows with at least one relevant item in the top k."""
+    hits, n_relevant = _hits(recommended, relevant, k)
+    return _finish(hits.any(axis=1).astype(np.float64), n_relevant, average)
+
+
+def catalogue_coverage(recommended: np.ndarray, n_items: int, *, k: int | None = None) -> float:
+    """Share of the ``n_items`` catalogue appearing in at least one top-k list."""
+    if n_items < 1:
+        raise EngineError(f"n_items must be >= 1, got {n_items}")
+    recommended = np.asarray(recommended)
+    top = recommended[:, :k] if k is not None else recommended
+    shown = np.unique(top[(top >= 0) & (top < n_items)])
+    return float(shown.size / n_items)
+
+
+def novelty(recommended: np.ndarray, item_popularity: np.ndarray, *, k: int | None = None) -> float:
+    """Mean self-information ``-log2 p(i)`` of the recommended items.
+
+    ``item_popularity[i]`` is the share of users who interacted with item ``i``
+    (in (0, 1]); items with popularity 0 are treated as the least popular
+    positive value. Empty slots are ignored; NaN when nothing was recommended.
+    """
+    popularity = np.asarray(item_popularity, dtype=np.float64)
+    if popularity.ndim != 1 or np.any(popularity < 0) or np.any(popularity > 1):
+        raise EngineError("item_popularity must be 1-D shares in [0, 1]")
+    positive = popularity[popularity > 0]
+    floor = positive.min() if positive.size else 1.0
+    recommended = np.asarray(recommended)
+    top = recommended[:, :k] if k is not None else recommended
+    items = top[(top >= 0) & (top < popularity.size)]
+    if items.size == 0:
+        return float("nan")
+    return float(np.mean(-np.log2(np.maximum(popularity[items], floor))))
+
+
+def intra_list_diversity(
+    recommended: np.ndarray, item_vectors: np.ndarray | sp.spmatrix, *, k: int | None = None
+) -> float:
+    """Mean over lists of the mean pairwise cosine *distance* (1 - cos) of their items.
+
+    ``item_vectors`` has one row per item (e.g. the item's column of the
+    interaction matrix, or its content features). Lists with fewer than two items
+    are skipped; NaN when no list qualifies. Items with a zero vector count as
+    orthogonal to everything (distance 1).
+    """
+    vectors = sp.csr_matrix(item_vectors, dtype=np.float64)
+    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    unit = sp.diags(1.0 / norms) @ vectors
+    recommended = np.asarray(recommended)
+    top = recommended[:, :k] if k is not None else recommended
+    values = []
+    for row in top:
+        items = row[(row >= 0) & (row < vectors.shape[0])]
+        m = items.size
+        if m < 2:
+            continue
+        block = unit[items]
+        sims = np.asarray((block @ block.T).todense())
+        pair_sum = (sims.sum() - np.trace(sims)) / 2.0
+        values.append(1.0 - pair_sum / (m * (m - 1) / 2.0))
+    return float(np.mean(values)) if values else float("nan")
+
+
+# --------------------------------------------------------------------------- evaluate
+def evaluate(
+    model: Recommender,
+    train: InteractionMatrix | sp.spmatrix,
+    test: sp.spmatrix,
+    *,
+    k: int = 10,
+    exclude_train: bool = True,
+    batch_rows: int = 1024,
+    beyond_accuracy: bool = True,
+) -> dict[str, float]:
+    """Score ``model`` on held-out ``test`` items, histories from ``train``.
+
+    ``train`` and ``test`` are users x items matrices over the same rows/columns;
+    every row with at least one ``test`` entry is a user to evaluate: the model
+    recommends ``k`` items from that row's ``train`` history (excluding the
+    training items when ``exclude_train``). Returns averages over those users —
+    ``ndcg``, ``precision``, ``recall``, ``map``, ``hit_rate`` — plus
+    ``coverage``, ``novelty`` (popularity from ``train``) and ``diversity``
+    (cosine distance between the items' ``train`` columns) when
+    ``beyond_accuracy``, and ``users`` (how many were evaluated).
+    """
+    matrix = train.user_items if hasattr(train, "user_items") else train
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    test = sp.csr_matrix(test)
+    test.eliminate_zeros()
+    if matrix.shape != test.shape:
+        raise EngineError(f"train has shape {matrix.shape}, test has shape {test.shape}")
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    result: dict[str, float] = {"users": float(users.size)}
+    if users.size == 0:
+        raise EngineError("no user has a test item: nothing to evaluate")
+    sums = dict.fromkeys(("ndcg", "precision", "recall", "map", "hit_rate"), 0.0)
+    lists = []
+    for start in range(0, users.size, batch_rows):
+        rows = users[start : start + batch_rows]
+        ids, _ = model.recommend(matrix[rows], n=k, exclude_history=exclude_train)
+        relevant = test[rows]
+        sums["ndcg"] += np.nansum(ndcg_at_k(ids, relevant, k, average=False))
+        sums["precision"] += np.nansum(precision_at_k(ids, relevant, k, average=False))
+        sums["recall"] += np.nansum(recall_at_k(ids, relevant, k, average=False))
+        sums["map"] += np.nansum(map_at_k(ids, relevant, k, average=False))
+        sums["hit_rate"] += np.nansum(hit_rate_at_k(ids, relevant, k, average=False))
+        lists.append(ids)
+    result.update({name: float(total / users.size) for name, total in sums.items()})
+    if beyond_accuracy:
+        recommended = np.concatenate(lists)
+        n_users = max(matrix.shape[0], 1)
+        popularity = np.bincount(matrix.indices, minlength=matrix.shape[1]) / n_users
+        result["coverage"] = catalogue_coverage(recommended, matrix.shape[1])
+        result["novelty"] = novelty(recommended, popularity)
+        sample = recommended[: min(recommended.shape[0], 2000)]
+        result["diversity"] = intra_list_diversity(sample, matrix.T.tocsr())
+    return result

@@ -1,0 +1,99 @@
+"""Item-based nearest neighbours: cosine (the classic formula) and BM25-weighted.
+
+Fitting computes, for every item ``j``, its ``k`` most similar items ``i``::
+
+    cosine:  sim(j, i) = <x_j, x_i> / (|x_j| |x_i| + shrink)
+    dot:     sim(j, i) = <x_j, x_i>
+
+over the item columns ``x`` of the (weighted) users x items matrix, and keeps them
+as a sparse items x items matrix ``W`` (row ``j`` = the neighbours of ``j``). A
+history row ``h`` (weighted the same way) is scored ``h @ W``: every item the
+shopper touched votes for its neighbours with its similarity. Scoring one row costs
+``O(|h| * k)``; there is no per-user state, so fold-in is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._arrays import csr_from_state, csr_state, topk_similarity
+from .base import Progress, Recommender, SideData
+from .weighting import WEIGHTING_MODES, RowWeighting
+
+__all__ = ["ItemKNNBM25Recommender", "ItemKNNRecommender"]
+
+
+class ItemKNNRecommender(Recommender):
+    """Item-item kNN with cosine similarity (see the module docstring)."""
+
+    name = "item_knn"
+    defaults = {
+        "k": 100,
+        "shrink": 0.0,
+        "similarity": "cosine",
+        "weighting": "none",
+        "bm25_k1": 1.2,
+        "bm25_b": 0.75,
+    }
+
+    def _check_params(self) -> None:
+        p = self.params
+        self._require(p["k"] >= 1, f"k must be >= 1, got {p['k']}")
+        self._require(p["shrink"] >= 0, f"shrink must be >= 0, got {p['shrink']}")
+        self._require(
+            p["similarity"] in ("cosine", "dot"),
+            f"similarity must be 'cosine' or 'dot', got {p['similarity']!r}",
+        )
+        self._require(
+            p["weighting"] in WEIGHTING_MODES,
+            f"weighting must be one of {WEIGHTING_MODES}, got {p['weighting']!r}",
+        )
+        self._weighting = RowWeighting(p["weighting"], k1=p["bm25_k1"], b=p["bm25_b"])
+
+    def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
+        weighted = self._weighting.fit(user_items).transform(user_items)
+        item_users = weighted.T.tocsr()
+        right = weighted.tocsc()
+        denominator = None
+        if self.params["similarity"] == "cosine":
+            norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=0)).ravel())
+            norms = norms.astype(np.float32)
+            shrink = np.float32(self.params["shrink"])
+
+            def denominator(block: np.ndarray, rows: slice) -> np.ndarray:
+                scale = norms[rows, None] * norms[None, :] + shrink
+                scale[scale == 0] = 1.0
+                block /= scale
+                return block
+
+        self.similarity = topk_similarity(
+            item_users, right, self.params["k"], denominator=denominator, progress=progress
+        )
+
+    def _score(self, history: sp.csr_matrix) -> np.ndarray:
+        weighted = self._weighting.transform(history)
+        return np.asarray((weighted @ self.similarity).todense(), dtype=np.float32)
+
+    def _similar(self, items: np.ndarray) -> np.ndarray:
+        return np.asarray(self.similarity[items].todense(), dtype=np.float32)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {**csr_state("similarity", self.similarity), **self._weighting.state()}
+
+    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.similarity = csr_from_state("similarity", arrays)
+        self._weighting.set_state(arrays)
+
+
+class ItemKNNBM25Recommender(ItemKNNRecommender):
+    """Item-item kNN over BM25-weighted item vectors (dot product of the weights).
+
+    BM25 (``weighting.py``) damps heavy users (idf) and saturates repeated
+    interactions, so neighbours reflect co-occurrence among ordinary shoppers.
+    """
+
+    name = "item_knn_bm25"
+    defaults = {**ItemKNNRecommender.defaults, "similarity": "dot", "weighting": "bm25"}
