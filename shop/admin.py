@@ -225,3 +225,58 @@ class ConsentChangeAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- API tokens (DRF authtoken) ----------------------------------------------------------
+from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin  # noqa: E402
+from rest_framework.authtoken.models import TokenProxy  # noqa: E402
+
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class APITokenAdmin(DRFTokenAdmin):
+    """Create a token for an account (an integration's own account, ideally) and revoke
+    it by deleting it. The token acts with exactly that account's permissions."""
+
+    list_display = ("masked_key", "user", "user_is_staff", "user_is_superuser", "created")
+    list_filter = ("created", "user__is_staff", "user__is_superuser")
+    list_select_related = ("user",)
+    search_fields = ("user__email", "user__external_id", "user__first_name", "user__last_name")
+    search_help_text = "Email, external id or name of the token's account"
+    autocomplete_fields = ("user",)
+
+    def get_fields(self, request, obj=None):
+        return ("user",) if obj is None else ("user", "key", "created", "permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("user", "key", "created", "permissions")
+
+    @admin.display(description="key")
+    def masked_key(self, obj) -> str:
+        return f"{obj.key[:6]}…{obj.key[-4:]}"
+
+    @admin.display(description="staff", boolean=True, ordering="user__is_staff")
+    def user_is_staff(self, obj) -> bool:
+        return obj.user.is_staff
+
+    @admin.display(description="superuser", boolean=True, ordering="user__is_superuser")
+    def user_is_superuser(self, obj) -> bool:
+        return obj.user.is_superuser
+
+    @admin.display(description="acts with these permissions")
+    def permissions(self, obj) -> str:
+        if obj.user.is_superuser:
+            return "All permissions (the account is a superuser)."
+        perms = sorted(obj.user.get_all_permissions())
+        return ", ".join(perms) or "None: the token can only read and change its account's own data."
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            messages.success(
+                request,
+                format_html("API token for {} created: <code>{}</code>. Send it as "
+                            "<code>Authorization: Token …</code>; delete it here to revoke it.",
+                            obj.user, obj.key),
+            )

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc served from our static files (no CDN)
     "django_celery_beat",
     "anymail",
     "shop",
@@ -91,6 +92,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "shop.context_processors.storefront",
             ],
         },
     },
@@ -207,15 +209,38 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # API-wide conventions (shop/api_errors.py, pagination.py, throttling.py, api_parsers.py).
+    "DEFAULT_SCHEMA_CLASS": "shop.api_schema.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "shop.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
+    "EXCEPTION_HANDLER": "shop.api_errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "shop.api_parsers.JSONParser",
+        "shop.api_parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["shop.throttling.AnonThrottle", "shop.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {  # "<n>/<sec|min|hour|day>", or "off"
+        "anon": env.str("API_THROTTLE_ANON", default="120/min"),
+        "user": env.str("API_THROTTLE_USER", default="1200/min"),
+        "interactions_batch": env.str("API_THROTTLE_BULK", default="3000/min"),
+    },
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),  # trusted proxies adding X-Forwarded-For
 }
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Affinity API",
     "DESCRIPTION": "Products, events, recommendations and campaigns of an Affinity store.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "shop.api_schema.describe_api",
+    ],
 }
 
 # --- Security (production) ------------------------------------------------------

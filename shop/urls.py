@@ -1,9 +1,9 @@
 """Root URL configuration: storefront, admin, health, API v1, tracking."""
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import health
+from . import api_errors, health
 
 api_v1 = [
     path("", include("shop.api_urls")),
@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("campaigns.api_urls")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"^", api_errors.api_not_found),  # last: an unknown API URL is a JSON 404
 ]
 
 urlpatterns = [
@@ -22,3 +23,9 @@ urlpatterns = [
     path("r/", include("recommendations.urls")),
     path("", include("shop.store_urls")),
 ]
+
+# Under /api/ these answer in the API's error shape; elsewhere Django's pages.
+handler400 = "shop.api_errors.bad_request"
+handler403 = "shop.api_errors.permission_denied"
+handler404 = "shop.api_errors.page_not_found"
+handler500 = "shop.api_errors.server_error"
