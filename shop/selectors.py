@@ -1,9 +1,21 @@
-"""Reads of the store's domain."""
+"""Reads of the store's domain.
+
+Every function here returns models or plain data in a bounded number of queries
+(``select_related``/``prefetch_related``, no per-row lookups): the storefront's query
+counts are asserted in tests.
+"""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
 
-from .models import Product
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Prefetch, Q, QuerySet, Sum
+
+from .models import Cart, CartItem, Category, ConsentChange, Interaction, Order, OrderLine, Product, User
 
 
 def product_list(*, category_id: int | None = None, include_inactive: bool = False) -> QuerySet[Product]:
@@ -13,3 +25,345 @@ def product_list(*, category_id: int | None = None, include_inactive: bool = Fal
     if category_id is not None:
         qs = qs.filter(category_id=category_id)
     return qs
+
+
+# --- categories -----------------------------------------------------------------------
+CATEGORY_CACHE_KEY = "shop:categories:v1"
+CATEGORY_CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class CategoryNode:
+    """A category as the storefront shows it (navigation, breadcrumbs, filters)."""
+
+    id: int
+    name: str
+    slug: str
+    colour: str
+    parent_id: int | None
+    position: int
+
+
+def category_nodes() -> list[CategoryNode]:
+    """All categories in display order, cached for a few minutes (one query on a miss).
+
+    The tree is small and read on every page (navigation), so it is kept in the cache
+    rather than queried each time; a staff edit shows up within ``CATEGORY_CACHE_SECONDS``.
+    """
+    nodes = cache.get(CATEGORY_CACHE_KEY)
+    if nodes is None:
+        nodes = [
+            CategoryNode(id=c["id"], name=c["name"], slug=c["slug"], colour=c["colour"],
+                         parent_id=c["parent_id"], position=c["position"])
+            for c in Category.objects.order_by("position", "name").values(
+                "id", "name", "slug", "colour", "parent_id", "position")
+        ]
+        cache.set(CATEGORY_CACHE_KEY, nodes, CATEGORY_CACHE_SECONDS)
+    return nodes
+
+
+def category_top_level() -> list[CategoryNode]:
+    return [c for c in category_nodes() if c.parent_id is None]
+
+
+def category_children(*, category_id: int) -> list[CategoryNode]:
+    return [c for c in category_nodes() if c.parent_id == category_id]
+
+
+def category_descendant_ids(*, category_id: int) -> list[int]:
+    """The category and every category below it (from the cached tree, no query)."""
+    children: dict[int | None, list[int]] = {}
+    for c in category_nodes():
+        children.setdefault(c.parent_id, []).append(c.id)
+    out, stack, seen = [], [category_id], set()
+    while stack:
+        cid = stack.pop()
+        if cid in seen:
+            continue
+        seen.add(cid)
+        out.append(cid)
+        stack.extend(children.get(cid, []))
+    return out
+
+
+def category_path(*, category_id: int) -> list[CategoryNode]:
+    """From the root down to the category (breadcrumbs), without a query."""
+    by_id = {c.id: c for c in category_nodes()}
+    path: list[CategoryNode] = []
+    node = by_id.get(category_id)
+    while node is not None and node not in path:
+        path.append(node)
+        node = by_id.get(node.parent_id) if node.parent_id else None
+    return list(reversed(path))
+
+
+# --- browsing -------------------------------------------------------------------------
+SORTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "name": ("Name, A to Z", ("name", "id")),
+    "price_asc": ("Price, low to high", ("price", "name", "id")),
+    "price_desc": ("Price, high to low", ("-price", "name", "id")),
+    "newest": ("Newest first", ("-created_at", "-id")),
+}
+DEFAULT_SORT = "name"
+
+
+def product_browse(
+    *,
+    category_ids: Iterable[int] | None = None,
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    in_stock: bool = False,
+    sort: str = DEFAULT_SORT,
+) -> QuerySet[Product]:
+    """Active products, filtered and sorted for a category page.
+
+    ``sort`` is one of `SORTS` (a ValueError names an unknown one).
+    """
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}; one of {sorted(SORTS)}")
+    qs = product_list()
+    if category_ids is not None:
+        qs = qs.filter(category_id__in=list(category_ids))
+    if min_price is not None:
+        qs = qs.filter(price__gte=min_price)
+    if max_price is not None:
+        qs = qs.filter(price__lte=max_price)
+    if in_stock:
+        qs = qs.filter(stock__gt=0)
+    return qs.order_by(*SORTS[sort][1])
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+SEARCH_MAX_TERMS = 8
+
+
+def search_terms(query: str) -> list[str]:
+    """The words of a search query (letters and digits only, at most a few)."""
+    return _WORD.findall(query.lower())[:SEARCH_MAX_TERMS]
+
+
+def product_search(*, query: str, category_ids: Iterable[int] | None = None,
+                   in_stock: bool = False) -> QuerySet[Product]:
+    """Active products matching ``query``, best first.
+
+    On PostgreSQL: full-text search over name (weight A), SKU (A), category (B) and
+    description (C), ranked with ``SearchRank``; every word also matches as a prefix
+    ("lant" finds "lantern"), and ``websearch`` syntax ("quoted phrases", -exclusion)
+    works. Elsewhere (SQLite): every word must occur in the name, SKU or description.
+    An empty query matches nothing.
+    """
+    terms = search_terms(query)
+    qs = product_list()
+    if category_ids is not None:
+        qs = qs.filter(category_id__in=list(category_ids))
+    if in_stock:
+        qs = qs.filter(stock__gt=0)
+    if not terms:
+        return qs.none()
+    if settings.DATABASE_IS_POSTGRES:
+        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+        vector = (
+            SearchVector("name", weight="A", config="english")
+            + SearchVector("sku", weight="A", config="simple")
+            + SearchVector("category__name", weight="B", config="english")
+            + SearchVector("description", weight="C", config="english")
+        )
+        prefix = SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="english")
+        search = SearchQuery(query[:200], search_type="websearch", config="english") | prefix
+        return (
+            qs.annotate(document=vector, rank=SearchRank(vector, search))
+            .filter(document=search)
+            .order_by("-rank", "name", "id")
+        )
+    for term in terms:
+        qs = qs.filter(Q(name__icontains=term) | Q(sku__icontains=term) | Q(description__icontains=term))
+    return qs.order_by("name", "id")
+
+
+def product_get_for_page(*, slug: str) -> Product | None:
+    """An active product with its category, or None."""
+    return product_list().filter(slug=slug).first()
+
+
+# --- history ------------------------------------------------------------------------
+def _actor_filter(*, user: User | None, session_key: str) -> Q | None:
+    if user is not None and user.is_authenticated:
+        return Q(user=user)
+    if session_key:
+        return Q(session_key=session_key, user__isnull=True)
+    return None
+
+
+def recently_viewed(*, user: User | None = None, session_key: str = "", n: int = 8,
+                    scan: int = 60) -> list[Product]:
+    """The last ``n`` distinct active products the shopper looked at, newest first.
+
+    Two queries: the latest ``scan`` view events (index on actor and time), then the
+    products.
+    """
+    actor = _actor_filter(user=user, session_key=session_key)
+    if actor is None:
+        return []
+    ids: list[int] = []
+    for pid in (
+        Interaction.objects.filter(actor, kind=Interaction.Kind.VIEW)
+        .order_by("-occurred_at").values_list("product_id", flat=True)[:scan]
+    ):
+        if pid not in ids:
+            ids.append(pid)
+            if len(ids) >= n:
+                break
+    if not ids:
+        return []
+    products = product_list().in_bulk(ids)
+    return [products[i] for i in ids if i in products]
+
+
+# --- carts ----------------------------------------------------------------------------
+def cart_find(*, user: User | None = None, session_key: str = "") -> Cart | None:
+    """The shopper's cart if they have one (no row is created by a read)."""
+    if user is not None and user.is_authenticated:
+        return Cart.objects.filter(user=user).first()
+    if session_key:
+        return Cart.objects.filter(session_key=session_key, user__isnull=True).first()
+    return None
+
+
+def cart_item_count(*, user: User | None = None, session_key: str = "") -> int:
+    """How many units are in the shopper's cart (one query; none for a new visitor)."""
+    if user is not None and user.is_authenticated:
+        qs = CartItem.objects.filter(cart__user=user)
+    elif session_key:
+        qs = CartItem.objects.filter(cart__session_key=session_key, cart__user__isnull=True)
+    else:
+        return 0
+    return qs.aggregate(n=Sum("quantity"))["n"] or 0
+
+
+@dataclass(frozen=True)
+class CartLine:
+    item: CartItem
+    product: Product
+    quantity: int
+    amount: Decimal
+    available: bool  # still for sale with enough stock
+
+
+@dataclass(frozen=True)
+class CartView:
+    cart: Cart | None
+    lines: list[CartLine]
+    total: Decimal
+    count: int
+    currency: str
+
+    @property
+    def can_check_out(self) -> bool:
+        return bool(self.lines) and all(line.available for line in self.lines)
+
+
+def cart_view(*, cart: Cart | None) -> CartView:
+    """The cart's lines with products and totals (one query)."""
+    if cart is None:
+        return CartView(cart=None, lines=[], total=Decimal("0"), count=0, currency="GBP")
+    items = list(CartItem.objects.filter(cart=cart).select_related("product__category").order_by("added_at", "id"))
+    lines = [
+        CartLine(item=i, product=i.product, quantity=i.quantity, amount=i.product.price * i.quantity,
+                 available=i.product.is_active and i.product.stock >= i.quantity)
+        for i in items
+    ]
+    return CartView(
+        cart=cart, lines=lines, total=sum((line.amount for line in lines), Decimal("0")),
+        count=sum(line.quantity for line in lines),
+        currency=lines[0].product.currency if lines else "GBP",
+    )
+
+
+# --- orders ---------------------------------------------------------------------------
+def user_orders(*, user: User) -> QuerySet[Order]:
+    """The customer's orders, newest first, with lines and products (three queries)."""
+    return Order.objects.filter(user=user).order_by("-placed_at", "-id").prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.select_related("product").order_by("id"))
+    )
+
+
+def user_order_get(*, user: User, number) -> Order | None:
+    return user_orders(user=user).filter(number=number).first()
+
+
+# --- privacy ------------------------------------------------------------------------
+def _iso(dt) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def user_data_export(*, user: User) -> dict:
+    """Everything the store holds about a customer, as JSON-ready data (GDPR access).
+
+    Profile, interests, consent history, cart, orders with lines, and every
+    interaction. A bounded number of queries whatever the history's size; the
+    interactions are streamed with ``iterator()``.
+    """
+    kinds = dict(Interaction.Kind.choices)
+    sources = dict(Interaction.Source.choices)
+    cart = Cart.objects.filter(user=user).first()
+    data = {
+        "format": "affinity-user-export/1",
+        "profile": {
+            "id": user.pk,
+            "email": user.email,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "country": user.country,
+            "date_joined": _iso(user.date_joined),
+            "last_login": _iso(user.last_login),
+            "marketing_consent": user.marketing_consent,
+            "consent_changed_at": _iso(user.consent_changed_at),
+        },
+        "interests": [
+            {"id": c["id"], "name": c["name"], "slug": c["slug"]}
+            for c in user.interests.order_by("name").values("id", "name", "slug")
+        ],
+        "consent_history": [
+            {"consent": c.consent, "source": c.source, "changed_at": _iso(c.changed_at)}
+            for c in ConsentChange.objects.filter(user=user).order_by("changed_at", "id")
+        ],
+        "cart": [
+            {"product_id": i["product_id"], "sku": i["product__sku"], "name": i["product__name"],
+             "quantity": i["quantity"], "added_at": _iso(i["added_at"])}
+            for i in CartItem.objects.filter(cart=cart).order_by("added_at", "id").values(
+                "product_id", "product__sku", "product__name", "quantity", "added_at")
+        ] if cart else [],
+        "orders": [
+            {
+                "number": str(o.number),
+                "external_id": o.external_id,
+                "status": o.status,
+                "placed_at": _iso(o.placed_at),
+                "total": str(o.total),
+                "currency": o.currency,
+                "country": o.country,
+                "lines": [
+                    {"product_id": line.product_id, "sku": line.product.sku, "name": line.product.name,
+                     "quantity": line.quantity, "unit_price": str(line.unit_price)}
+                    for line in o.lines.all()
+                ],
+            }
+            for o in user_orders(user=user)
+        ],
+        "interactions": [
+            {
+                "occurred_at": _iso(row["occurred_at"]),
+                "kind": kinds.get(row["kind"], str(row["kind"])),
+                "product_id": row["product_id"],
+                "sku": row["product__sku"],
+                "value": row["value"],
+                "source": sources.get(row["source"], str(row["source"])),
+                "rec_list_id": str(row["rec_list_id"]) if row["rec_list_id"] else None,
+            }
+            for row in Interaction.objects.filter(user=user).order_by("occurred_at", "id").values(
+                "occurred_at", "kind", "product_id", "product__sku", "value", "source", "rec_list_id"
+            ).iterator(chunk_size=2000)
+        ],
+    }
+    return data

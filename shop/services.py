@@ -445,3 +445,184 @@ def carts_expire(*, days: int = 30) -> int:
     cutoff = timezone.now() - timedelta(days=days)
     _, per_model = Cart.objects.filter(user__isnull=True, updated_at__lt=cutoff).delete()
     return per_model.get(Cart._meta.label, 0)  # carts, not counting their cascaded items
+
+
+# =====================================================================================
+# --- storefront: account and cart edits of the shopper pages ------------------------
+# Owned by the storefront work (shop/views.py). Same rules as above: keyword-only,
+# validated, events recorded through `interaction_record`.
+# =====================================================================================
+def user_preferences_update(
+    *,
+    user: User,
+    marketing_consent: bool,
+    interests: Iterable[Category],
+    source: str = ConsentChange.Source.PREFERENCES,
+) -> bool:
+    """Save a customer's email preferences and interests in one transaction.
+
+    A consent change is recorded as evidence (`ConsentChange` with ``source``); an
+    unchanged consent records nothing. Returns whether the consent changed.
+    """
+    with transaction.atomic():
+        changed = user_consent_set(user=user, consent=marketing_consent, source=source)
+        user_interests_set(user=user, categories=interests)
+    return changed
+
+
+def cart_quantity_set(
+    *, cart: Cart, product: Product, quantity: int, source: int = Interaction.Source.WEB
+) -> CartItem | None:
+    """Set the quantity of a product already in the cart; 0 removes it.
+
+    The change is recorded as an add_to_cart (more) or remove_from_cart (fewer) event
+    whose value is the difference. Raises `ValidationFailed` when the product is not in
+    the cart or the quantity is negative, `OutOfStock` when there is too little stock;
+    nothing is written then.
+    """
+    if quantity < 0:
+        raise ValidationFailed([RowError(0, "quantity", "must not be negative", "min_value")])
+    if quantity == 0:
+        cart_remove(cart=cart, product=product, source=source)
+        return None
+    with transaction.atomic():
+        item = CartItem.objects.select_for_update().filter(cart=cart, product=product).first()
+        if item is None:
+            raise ValidationFailed([RowError(0, "product", f"{product.sku} is not in the cart", "not_in_cart")])
+        delta = quantity - item.quantity
+        if delta == 0:
+            return item
+        if delta > 0 and quantity > product.stock:
+            raise OutOfStock(product, quantity)
+        CartItem.objects.filter(pk=item.pk).update(quantity=quantity)
+        item.quantity = quantity
+        interaction_record(
+            product=product,
+            kind=Interaction.Kind.ADD_TO_CART if delta > 0 else Interaction.Kind.REMOVE_FROM_CART,
+            user=cart.user, session_key="" if cart.user_id else cart.session_key or "",
+            value=abs(delta), source=source, rec_list_id=item.rec_list_id if delta > 0 else None,
+        )
+        Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
+    return item
+
+
+# =====================================================================================
+# --- API: customers synced from another system, profile edits -----------------------
+# Owned by the REST API work (shop/api.py). ``None`` means "leave as it is".
+# =====================================================================================
+def _email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
+    qs = User.objects.filter(email=email)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    return qs.exists()
+
+
+def user_profile_update(
+    *,
+    user: User,
+    email: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    country: str | None = None,
+    interests: Iterable[Category] | None = None,
+    marketing_consent: bool | None = None,
+    consent_source: str = ConsentChange.Source.API,
+) -> User:
+    """Change a customer's profile; a consent change is recorded with ``consent_source``.
+
+    Raises `ValidationFailed` (field ``email``, code ``unique``) when the new email
+    belongs to another account; nothing is written then.
+    """
+    changes: dict[str, str] = {}
+    if email is not None:
+        email = User.objects.normalize_email(email).lower()
+        if email != user.email:
+            if _email_taken(email, exclude_pk=user.pk):
+                raise ValidationFailed([RowError(0, "email", "another account has this email address", "unique")])
+            changes["email"] = email
+    for name, value in (("first_name", first_name), ("last_name", last_name), ("country", country)):
+        if value is not None and value != getattr(user, name):
+            changes[name] = value
+    try:
+        with transaction.atomic():
+            if changes:
+                User.objects.filter(pk=user.pk).update(**changes)
+                for name, value in changes.items():
+                    setattr(user, name, value)
+            if interests is not None:
+                user_interests_set(user=user, categories=interests)
+            if marketing_consent is not None:
+                user_consent_set(user=user, consent=marketing_consent, source=consent_source)
+    except IntegrityError as exc:  # a concurrent sign-up took the email
+        raise ValidationFailed([RowError(0, "email", "another account has this email address", "unique")]) from exc
+    return user
+
+
+def customer_create(
+    *,
+    email: str,
+    external_id: str | None = None,
+    first_name: str = "",
+    last_name: str = "",
+    country: str = "",
+    interests: Iterable[Category] = (),
+    marketing_consent: bool = False,
+    consent_source: str = ConsentChange.Source.API,
+) -> User:
+    """Create a customer account without a password (they can set one by resetting it).
+
+    Raises `ValidationFailed` when the email or the external id is already in use.
+    """
+    email = User.objects.normalize_email(email).lower()
+    errors = []
+    if _email_taken(email):
+        errors.append(RowError(0, "email", "another account has this email address", "unique"))
+    if external_id and User.objects.filter(external_id=external_id).exists():
+        errors.append(RowError(0, "external_id", "another account has this external id", "unique"))
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        return user_register(
+            email=email, password=None, first_name=first_name, last_name=last_name, country=country,
+            interests=interests, marketing_consent=marketing_consent, external_id=external_id or None,
+            consent_source=consent_source,
+        )
+    except IntegrityError as exc:  # lost a race with a concurrent create
+        raise ValidationFailed([RowError(0, "email", "another account has this email or external id", "unique")]) from exc
+
+
+def customer_upsert(
+    *,
+    external_id: str,
+    email: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    country: str | None = None,
+    interests: Iterable[Category] | None = None,
+    marketing_consent: bool | None = None,
+    consent_source: str = ConsentChange.Source.API,
+) -> tuple[User, bool]:
+    """Create or update the customer known as ``external_id`` in another system
+    (idempotent sync). Returns ``(user, created)``. Creating needs an ``email``.
+
+    Only customer accounts are touched: an external id held by a staff account is
+    refused, so that a sync can never change who administers the store.
+    """
+    if not external_id or len(external_id) > 64:
+        raise ValidationFailed([RowError(0, "external_id", "1 to 64 characters", "invalid")])
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(external_id=external_id).first()
+        if user is not None and (user.is_staff or user.is_superuser):
+            raise ValidationFailed([RowError(0, "external_id", "belongs to a staff account", "forbidden")])
+        if user is None:
+            if not email:
+                raise ValidationFailed([RowError(0, "email", "required to create a customer", "required")])
+            return customer_create(
+                email=email, external_id=external_id, first_name=first_name or "", last_name=last_name or "",
+                country=country or "", interests=interests or (), marketing_consent=bool(marketing_consent),
+                consent_source=consent_source,
+            ), True
+        return user_profile_update(
+            user=user, email=email, first_name=first_name, last_name=last_name, country=country,
+            interests=interests, marketing_consent=marketing_consent, consent_source=consent_source,
+        ), False

@@ -1,0 +1,52 @@
+"""Template helpers of the storefront: prices and product pictures."""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.urls import reverse
+
+register = template.Library()
+
+SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
+
+
+@register.filter
+def money(amount, currency: str = "GBP") -> str:
+    """``9.5|money:"GBP"`` -> "£9.50"; an unknown currency is written after the amount."""
+    if amount in (None, ""):
+        return ""
+    value = Decimal(str(amount)).quantize(Decimal("0.01"))
+    text = intcomma(f"{value:.2f}")
+    symbol = SYMBOLS.get(currency or "GBP")
+    return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+@register.filter
+def image_url(product) -> str:
+    """The product's picture: its own image if it has one, else the generated one."""
+    return product.image_url or reverse("shop:product_image", args=[product.pk])
+
+
+_SMALL = {"a", "an", "and", "as", "at", "for", "in", "of", "on", "or", "the", "to", "with"}
+_ALPHA = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+
+
+def _title_word(word: str, first: bool) -> str:
+    if any(ch.isdigit() for ch in word):
+        return word  # sizes and codes: "12PC", "3D", "20CM"
+    lower = word.lower()
+    if not first and lower in _SMALL:
+        return lower
+    return _ALPHA.sub(lambda m: m.group(0)[0].upper() + m.group(0)[1:].lower(), word)
+
+
+@register.filter
+def display_name(name: str) -> str:
+    """Catalogue names are often SHOUTED ("WHITE HANGING HEART T-LIGHT HOLDER"): show
+    them in title case ("White Hanging Heart T-Light Holder"); others stay as written."""
+    if not name or not name.isupper():
+        return name or ""
+    return " ".join(_title_word(w, i == 0) for i, w in enumerate(name.split()))
