@@ -1,0 +1,49 @@
+"""Background jobs of the recommendations app. Thin: take ids, call a service."""
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from . import conf
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="recommendations.model_train", acks_late=True,
+    soft_time_limit=conf.get("TRAIN_SOFT_TIME_LIMIT"), time_limit=conf.get("TRAIN_TIME_LIMIT"),
+)
+def model_train_task(version_id: int) -> str:
+    """Train a queued model version (safe to run twice: a finished one is left alone)."""
+    from . import services
+
+    version = services.model_train(version_id=version_id)
+    return version.status if version is not None else "missing"
+
+
+@shared_task(
+    name="recommendations.train_scheduled", acks_late=True,
+    soft_time_limit=conf.get("TRAIN_SOFT_TIME_LIMIT"), time_limit=conf.get("TRAIN_TIME_LIMIT"),
+)
+def train_scheduled_task(algorithm: str = "auto", params: dict | None = None, slot: str = "default") -> int:
+    """The nightly run (a django-celery-beat PeriodicTask staff edit in admin)."""
+    from . import services
+    from .models import ModelVersion
+
+    version = services.model_version_create(
+        algorithm=algorithm, params=params or {}, slot=slot, trigger=ModelVersion.Trigger.SCHEDULE
+    )
+    services.model_train(version_id=version.pk)
+    return version.pk
+
+
+@shared_task(name="recommendations.model_activate", soft_time_limit=60, time_limit=90)
+def model_activate_task(version_id: int) -> int:
+    """Activate a version from a worker (staff actions may run here)."""
+    from . import services
+    from .models import ModelVersion
+
+    version = ModelVersion.objects.get(pk=version_id)
+    services.model_version_activate(version=version)
+    return version_id
