@@ -68,7 +68,10 @@ def error_body(code: str, message: str, fields: Iterable[dict] = (), **extra) ->
 
 def row_error_field(err: RowError, container: str | None = None) -> dict:
     """A service `RowError` as one entry of ``fields``."""
-    path = f"{container}[{err.index}].{err.field}" if container else err.field
+    if container:
+        path = f"{container}[{err.index}]" + (f".{err.field}" if err.field else "")
+    else:
+        path = err.field or None
     return {"field": path, "code": err.code, "message": err.message, "index": err.index}
 
 

@@ -9,6 +9,8 @@ example each, unless the view documents that status itself:
 * 404 for operations with path parameters,
 * 413 and 415 for operations with a request body,
 * 429 everywhere (throttling).
+
+Serializers nested in views are named after the view (see `AutoSchema.get_serializer_name`).
 """
 from __future__ import annotations
 
@@ -54,6 +56,22 @@ def error_response(code: str, description: str | None = None, example: dict | No
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def get_serializer_name(self, serializer, direction):
+        """Serializers nested in a view (``CustomerApi.InputSerializer``, the style of
+        this project) are named after their view (``CustomerInput``), so that the
+        many nested ``InputSerializer`` classes never collide as components."""
+        name = super().get_serializer_name(serializer, direction)
+        cls = serializer if isinstance(serializer, type) else type(serializer)
+        qualname = cls.__qualname__
+        if "." in qualname and "<locals>" not in qualname:
+            outer = qualname.rsplit(".", 1)[0].split(".")[-1]
+            for suffix in ("ViewSet", "APIView", "Api", "View"):
+                if outer.endswith(suffix) and len(outer) > len(suffix):
+                    outer = outer[: -len(suffix)]
+                    break
+            name = outer + name
+        return name
+
     def _error_codes(self) -> list[str]:
         codes = ["429"]
         method = self.method.upper()
@@ -138,3 +156,17 @@ def describe_api(result, generator, request, public):
     """drf-spectacular post-processing hook: the API's conventions as its description."""
     result.setdefault("info", {})["description"] = API_DESCRIPTION
     return result
+
+
+def paginated(serializer_class, name: str):
+    """The response of a paginated list of ``serializer_class`` (for views that paginate
+    by hand): ``{"count", "next", "previous", "results": [...]}``."""
+    from drf_spectacular.utils import inline_serializer
+    from rest_framework import serializers
+
+    return inline_serializer(name, {
+        "count": serializers.IntegerField(help_text="Results in all pages."),
+        "next": serializers.URLField(allow_null=True, help_text="The next page, null on the last."),
+        "previous": serializers.URLField(allow_null=True),
+        "results": serializer_class(many=True),
+    })

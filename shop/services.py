@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .models import Cart, CartItem, Category, ConsentChange, Interaction, Order, OrderLine, Product, User
@@ -63,9 +63,15 @@ SOURCE_BY_NAME = {label: value for value, label in Interaction.Source.choices}
 
 @dataclass
 class InteractionIn:
-    """One event to record, before validation. Ids are primary keys."""
+    """One event to record, before validation.
 
-    product_id: int
+    The product is named by primary key (``product_id``) or by ``product_sku``; the
+    actor by ``user_id``, by ``user_external_id`` (the customer's id in another system)
+    or, for an anonymous visitor, by ``session_key`` alone. The references are resolved
+    in bulk when the events are validated.
+    """
+
+    product_id: int | None
     kind: int
     user_id: int | None = None
     session_key: str = ""
@@ -75,6 +81,8 @@ class InteractionIn:
     event_id: str | None = None
     delivery_id: int | None = None
     rec_list_id: uuid.UUID | None = None
+    product_sku: str | None = None
+    user_external_id: str | None = None
 
 
 @dataclass
@@ -84,10 +92,31 @@ class BulkResult:
     errors: list[RowError] = field(default_factory=list)
 
 
+_MAX_ID = 2**63 - 1  # bigint primary keys
+
+
+def _is_id(value) -> bool:
+    return type(value) is int and 1 <= value <= _MAX_ID
+
+
 def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]:
     errors: list[RowError] = []
-    if ev.user_id is None and not ev.session_key:
+    if ev.product_id is None and not ev.product_sku:
+        errors.append(RowError(index, "product", "either product_id or product_sku is required", "required"))
+    elif ev.product_id is not None and ev.product_sku:
+        errors.append(RowError(index, "product", "give product_id or product_sku, not both", "ambiguous"))
+    elif ev.product_id is not None and not _is_id(ev.product_id):
+        errors.append(RowError(index, "product", f"not a product id: {ev.product_id!r}", "invalid"))
+    elif ev.product_sku is not None and len(ev.product_sku) > 64:
+        errors.append(RowError(index, "product", "a SKU has at most 64 characters", "max_length"))
+    if ev.user_id is not None and ev.user_external_id:
+        errors.append(RowError(index, "user", "give user_id or user_external_id, not both", "ambiguous"))
+    elif ev.user_id is None and not ev.user_external_id and not ev.session_key:
         errors.append(RowError(index, "user", "either a user or a session_key is required", "required"))
+    elif ev.user_id is not None and not _is_id(ev.user_id):
+        errors.append(RowError(index, "user", f"not a user id: {ev.user_id!r}", "invalid"))
+    elif ev.user_external_id is not None and len(ev.user_external_id) > 64:
+        errors.append(RowError(index, "user", "an external id has at most 64 characters", "max_length"))
     if len(ev.session_key) > 64:
         errors.append(RowError(index, "session_key", "at most 64 characters", "max_length"))
     if ev.kind not in Interaction.Kind.values:
@@ -112,32 +141,110 @@ def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]
             errors.append(RowError(index, "occurred_at", "is in the future", "future"))
     if ev.event_id is not None and not (1 <= len(ev.event_id) <= 64):
         errors.append(RowError(index, "event_id", "1 to 64 characters", "max_length"))
+    if ev.delivery_id is not None and not _is_id(ev.delivery_id):
+        errors.append(RowError(index, "delivery_id", f"not a delivery id: {ev.delivery_id!r}", "invalid"))
     return errors
 
 
-def interactions_validate(*, events: Sequence[InteractionIn]) -> list[RowError]:
-    """Every problem of every event (field checks and unknown ids), in row order."""
+def _events_resolve(events: Sequence[InteractionIn]) -> tuple[list[RowError], list[tuple[int | None, int | None]]]:
+    """Check every event and resolve its product and user references to primary keys.
+
+    Two queries whatever the number of events (products by id or SKU, users by id or
+    external id). Returns the errors in row order and, per event, ``(product_id,
+    user_id)`` (``None`` where unresolved).
+    """
     now = timezone.now()
     errors: list[RowError] = []
+    bad: set[int] = set()
     for i, ev in enumerate(events):
-        errors.extend(_check_event(i, ev, now))
-    product_ids = {ev.product_id for ev in events}
-    user_ids = {ev.user_id for ev in events if ev.user_id is not None}
-    known_products = set(Product.objects.filter(pk__in=product_ids).values_list("pk", flat=True))
-    known_users = set(User.objects.filter(pk__in=user_ids).values_list("pk", flat=True))
-    for i, ev in enumerate(events):
-        if ev.product_id not in known_products:
-            errors.append(RowError(i, "product", f"unknown product {ev.product_id}", "does_not_exist"))
-        if ev.user_id is not None and ev.user_id not in known_users:
-            errors.append(RowError(i, "user", f"unknown user {ev.user_id}", "does_not_exist"))
+        row_errors = _check_event(i, ev, now)
+        if row_errors:
+            errors.extend(row_errors)
+            bad.add(i)
+    ok = [ev for i, ev in enumerate(events) if i not in bad]
+    product_ids = {ev.product_id for ev in ok if ev.product_id is not None}
+    skus = {ev.product_sku for ev in ok if ev.product_sku}
+    user_ids = {ev.user_id for ev in ok if ev.user_id is not None}
+    external_ids = {ev.user_external_id for ev in ok if ev.user_external_id}
+    known_products: set[int] = set()
+    product_by_sku: dict[str, int] = {}
+    if product_ids or skus:
+        where = Q(pk__in=product_ids) if product_ids else Q()
+        if skus:
+            where = (where | Q(sku__in=skus)) if product_ids else Q(sku__in=skus)
+        for pk, sku in Product.objects.filter(where).values_list("pk", "sku"):
+            known_products.add(pk)
+            product_by_sku[sku] = pk
+    known_users: set[int] = set()
+    user_by_external: dict[str, int] = {}
+    if user_ids or external_ids:
+        where = Q(pk__in=user_ids) if user_ids else Q()
+        if external_ids:
+            where = (where | Q(external_id__in=external_ids)) if user_ids else Q(external_id__in=external_ids)
+        for pk, external_id in User.objects.filter(where).values_list("pk", "external_id"):
+            known_users.add(pk)
+            if external_id:
+                user_by_external[external_id] = pk
+    resolved: list[tuple[int | None, int | None]] = []
     seen: dict[str, int] = {}
     for i, ev in enumerate(events):
+        if i in bad:
+            resolved.append((None, None))
+            continue
+        if ev.product_sku:
+            product_id = product_by_sku.get(ev.product_sku)
+            if product_id is None:
+                errors.append(RowError(i, "product", f"unknown product SKU {ev.product_sku!r}", "does_not_exist"))
+        else:
+            product_id = ev.product_id if ev.product_id in known_products else None
+            if product_id is None:
+                errors.append(RowError(i, "product", f"unknown product {ev.product_id}", "does_not_exist"))
+        if ev.user_external_id:
+            user_id = user_by_external.get(ev.user_external_id)
+            if user_id is None:
+                errors.append(RowError(i, "user", f"unknown user external id {ev.user_external_id!r}", "does_not_exist"))
+        elif ev.user_id is not None:
+            user_id = ev.user_id if ev.user_id in known_users else None
+            if user_id is None:
+                errors.append(RowError(i, "user", f"unknown user {ev.user_id}", "does_not_exist"))
+        else:
+            user_id = None
         if ev.event_id:
             if ev.event_id in seen:
                 errors.append(RowError(i, "event_id", f"repeats row {seen[ev.event_id]}'s id in this batch", "duplicate"))
             seen.setdefault(ev.event_id, i)
+        resolved.append((product_id, user_id))
     errors.sort(key=lambda e: e.index)
-    return errors
+    return errors, resolved
+
+
+def interactions_validate(*, events: Sequence[InteractionIn]) -> list[RowError]:
+    """Every problem of every event (field checks and unknown ids), in row order."""
+    return _events_resolve(events)[0]
+
+
+# Column order of the PostgreSQL fast insert below.
+_INSERT_COLUMNS = (
+    ("user_id", "bigint"), ("session_key", "varchar"), ("product_id", "bigint"), ("kind", "smallint"),
+    ("value", "float8"), ("occurred_at", "timestamptz"), ("source", "smallint"), ("event_id", "varchar"),
+    ("delivery_id", "bigint"), ("rec_list_id", "uuid"),
+)
+
+
+def _interactions_insert_pg(columns: list[list]) -> int:
+    """One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (event_id) DO NOTHING``:
+    a single round trip whatever the batch size, no model instances, and the exact
+    number of rows written (a duplicate ``event_id`` -- a retry, even a concurrent one --
+    is skipped by the unique index, not counted)."""
+    from django.db import connection
+
+    table = connection.ops.quote_name(Interaction._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(name) for name, _ in _INSERT_COLUMNS)
+    arrays = ", ".join(f"%s::{sqltype}[]" for _, sqltype in _INSERT_COLUMNS)
+    sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT (event_id) DO NOTHING"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        return cursor.rowcount
 
 
 def interactions_bulk_record(
@@ -149,21 +256,43 @@ def interactions_bulk_record(
     naming every bad row and nothing is written. ``partial=True``: the good rows are
     stored and the result lists the bad ones. Events whose ``event_id`` is already
     stored are skipped and counted as duplicates (a retried batch never doubles).
+
+    Three queries for any batch on PostgreSQL: products, users, one insert.
     """
-    errors = interactions_validate(events=events)
+    errors, resolved = _events_resolve(events)
     if errors and not partial:
         raise ValidationFailed(errors)
     bad = {e.index for e in errors}
     now = timezone.now()
+    good = [(ev, resolved[i]) for i, ev in enumerate(events) if i not in bad]
+    if not good:
+        return BulkResult(created=0, duplicates=0, errors=errors)
+    if connection_is_postgres():
+        created = 0
+        with transaction.atomic():
+            for start in range(0, len(good), batch_size):
+                chunk = good[start : start + batch_size]
+                created += _interactions_insert_pg([
+                    [user_id for _, (_, user_id) in chunk],
+                    [ev.session_key or "" for ev, _ in chunk],
+                    [product_id for _, (product_id, _) in chunk],
+                    [int(ev.kind) for ev, _ in chunk],
+                    [float(ev.value) for ev, _ in chunk],
+                    [ev.occurred_at or now for ev, _ in chunk],
+                    [int(ev.source) for ev, _ in chunk],
+                    [ev.event_id or None for ev, _ in chunk],
+                    [ev.delivery_id for ev, _ in chunk],
+                    [ev.rec_list_id for ev, _ in chunk],
+                ])
+        return BulkResult(created=created, duplicates=len(good) - created, errors=errors)
     rows = [
         Interaction(
-            user_id=ev.user_id, session_key=ev.session_key or "", product_id=ev.product_id,
+            user_id=user_id, session_key=ev.session_key or "", product_id=product_id,
             kind=ev.kind, value=float(ev.value), occurred_at=ev.occurred_at or now,
             source=ev.source, event_id=ev.event_id or None, delivery_id=ev.delivery_id,
             rec_list_id=ev.rec_list_id,
         )
-        for i, ev in enumerate(events)
-        if i not in bad
+        for ev, (product_id, user_id) in good
     ]
     keyed = [r.event_id for r in rows if r.event_id]
     with transaction.atomic():
@@ -174,6 +303,12 @@ def interactions_bulk_record(
         # ignore_conflicts covers a concurrent retry of the same batch racing us.
         Interaction.objects.bulk_create(fresh, batch_size=batch_size, ignore_conflicts=bool(keyed))
     return BulkResult(created=len(fresh), duplicates=len(rows) - len(fresh), errors=errors)
+
+
+def connection_is_postgres() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
 
 
 def interactions_bulk_insert(*, rows: Iterable[Interaction], batch_size: int = 5000) -> int:
