@@ -362,6 +362,7 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     # 6. champion / challenger --------------------------------------------------------------------
     model_version_promote(version=version)
     artifacts_prune(slot=version.slot)
+    version.refresh_from_db(fields=["activation_note"])
     reporter.set(100, version.activation_note or "done", force=True)
 
 

@@ -1,0 +1,408 @@
+"""REST API v1 of the recommendations app: recommendations (for a customer, for me,
+for an anonymous session, similar products, trending), clicks, and model versions
+(list, detail, train, activate).
+
+Thin: parse the query or body with a serializer, call one service or selector,
+present the result. Errors, pagination and throttling follow the API-wide
+conventions of ``shop`` (they apply to every DRF view).
+
+Who may call what:
+
+* ``recommendations/me``: the logged-in shopper (session or token).
+* ``recommendations/users/<id>`` and ``recommendations/session``: staff, or an
+  account holding ``recommendations.view_recommendations`` (an integration's token);
+  a shopper may also ask for their own browser session.
+* ``recommendations/trending`` and ``recommendations/products/<id>/similar``: anyone
+  (they reveal nothing about a person).
+* ``recommendations/clicks``: the shopper who saw the list (account or session).
+* ``models``: staff, or the ``recommendations`` model permissions
+  (view / add = train / change = activate).
+"""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from shop.models import Category, Product, User
+
+from . import selectors, services
+from .artifacts import algorithm_names
+from .models import ModelVersion
+
+VIEW_RECOMMENDATIONS = "recommendations.view_recommendations"
+
+
+# --- permissions -------------------------------------------------------------------------
+def _may_view_anyone(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and (user.is_staff or user.has_perm(VIEW_RECOMMENDATIONS)))
+
+
+class CanViewRecommendations(BasePermission):
+    message = "Recommendations of other shoppers need staff or the recommendations.view_recommendations permission."
+
+    def has_permission(self, request, view) -> bool:
+        return _may_view_anyone(request.user)
+
+
+class ModelVersionPermission(BasePermission):
+    """Staff, or the model permission: view (GET), add (train), change (activate)."""
+
+    message = "Model versions need staff or the matching recommendations.*_modelversion permission."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_active):
+            return False
+        action = getattr(view, "permission_action", "view")
+        return user.is_staff or user.has_perm(f"recommendations.{action}_modelversion")
+
+
+# --- output -------------------------------------------------------------------------------
+class PickProductSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    in_stock = serializers.BooleanField()
+    image_url = serializers.CharField()
+    category = serializers.SerializerMethodField()
+
+    def get_category(self, product) -> dict | None:
+        c = product.category
+        return {"id": c.pk, "name": c.name, "slug": c.slug} if c else None
+
+
+class PickSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    product = PickProductSerializer()
+    score = serializers.FloatField()
+    reason = serializers.CharField(help_text='Human text, e.g. "Because you bought X", "Trending now".')
+    reason_code = serializers.ChoiceField(
+        choices=["history", "session", "similar", "also_bought", "interest", "trending"])
+
+
+class RecommendationListSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="Send it back with clicks (rec_list_id) to attribute them.")
+    context = serializers.CharField()
+    strategy = serializers.CharField(help_text='What produced the list, e.g. "model:ease#12", "fallback:interests", "trending".')
+    model_version_id = serializers.IntegerField(allow_null=True)
+    variant = serializers.CharField(help_text="A/B variant name, empty when no experiment applies.")
+    items = PickSerializer(many=True)
+
+
+def _present(rec) -> dict:
+    return RecommendationListSerializer({
+        "id": rec.id, "context": rec.context, "strategy": rec.strategy,
+        "model_version_id": rec.model_version_id, "variant": rec.variant,
+        "items": [{"rank": i, "product": p.product, "score": p.score, "reason": p.reason, "reason_code": p.reason_code}
+                  for i, p in enumerate(rec.picks, start=1)],
+    }).data
+
+
+# --- input ---------------------------------------------------------------------------------
+class RecommendQuerySerializer(serializers.Serializer):
+    n = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
+    context = serializers.ChoiceField(choices=list(services.CONTEXTS), required=False, default="api")
+    strategy = serializers.CharField(required=False, default="auto", max_length=40,
+                                     help_text='"auto" (active model with fallbacks), an algorithm name, "trending" or "interests".')
+    product_id = serializers.IntegerField(required=False, min_value=1, help_text="The product on screen, if any.")
+    category_id = serializers.IntegerField(required=False, min_value=1, help_text="Only this category (and its children).")
+    exclude = serializers.CharField(required=False, default="", help_text="Comma-separated product ids not to show (e.g. the cart).")
+    record = serializers.BooleanField(required=False, default=True, help_text="Record the list as shown (impression).")
+
+    def validate_strategy(self, value: str) -> str:
+        try:
+            return services.strategy_check(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate_exclude(self, value: str) -> list[int]:
+        out = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            if not part.isdigit() or int(part) < 1:
+                raise serializers.ValidationError(f"not a product id: {part!r}")
+            out.append(int(part))
+        if len(out) > 500:
+            raise serializers.ValidationError("at most 500 ids")
+        return out
+
+    def validate(self, attrs):
+        if "product_id" in attrs:
+            attrs["product"] = Product.objects.select_related("category").filter(pk=attrs["product_id"]).first()
+            if attrs["product"] is None:
+                raise ValidationError({"product_id": [f"unknown product {attrs['product_id']}"]})
+        if "category_id" in attrs:
+            attrs["category"] = Category.objects.filter(pk=attrs["category_id"]).first()
+            if attrs["category"] is None:
+                raise ValidationError({"category_id": [f"unknown category {attrs['category_id']}"]})
+        return attrs
+
+
+RECOMMEND_PARAMETERS = [
+    OpenApiParameter("n", int, description="How many products (1-100, default 10)."),
+    OpenApiParameter("context", str, enum=list(services.CONTEXTS), description='Where the list is shown (default "api").'),
+    OpenApiParameter("strategy", str, description='"auto", an algorithm name, "trending" or "interests".'),
+    OpenApiParameter("product_id", int, description="The product on screen, if any."),
+    OpenApiParameter("category_id", int, description="Only this category and its children."),
+    OpenApiParameter("exclude", str, description="Comma-separated product ids not to show."),
+    OpenApiParameter("record", bool, description="Record the list as shown (default true)."),
+]
+
+
+def _recommend(request, *, user=None, session_key: str = "") -> Response:
+    query = RecommendQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    q = query.validated_data
+    rec = services.recommend_for_user(
+        user=user, session_key=session_key, context=q["context"], n=q["n"], product=q.get("product"),
+        category=q.get("category"), strategy=q["strategy"], exclude_product_ids=q["exclude"],
+        record_impression=q["record"],
+    )
+    return Response(_present(rec))
+
+
+# --- recommendation endpoints -----------------------------------------------------------------
+class MyRecommendationsApi(APIView):
+    """Recommendations for the logged-in shopper, from their history read at call time."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="Recommendations for me", parameters=RECOMMEND_PARAMETERS,
+                   responses=RecommendationListSerializer, tags=["recommendations"])
+    def get(self, request):
+        return _recommend(request, user=request.user, session_key=request.session.session_key or "")
+
+
+class UserRecommendationsApi(APIView):
+    """Recommendations for any customer (staff or ``recommendations.view_recommendations``)."""
+
+    permission_classes = [CanViewRecommendations]
+
+    @extend_schema(summary="Recommendations for a customer", parameters=RECOMMEND_PARAMETERS,
+                   responses=RecommendationListSerializer, tags=["recommendations"])
+    def get(self, request, user_id: int):
+        user = get_object_or_404(User, pk=user_id)
+        return _recommend(request, user=user)
+
+
+class SessionQuerySerializer(serializers.Serializer):
+    session_key = serializers.CharField(min_length=1, max_length=64)
+
+
+class SessionRecommendationsApi(APIView):
+    """Recommendations for an anonymous visitor's session (another storefront asking
+    for its visitor, or a browser asking for its own session)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Recommendations for an anonymous session",
+        parameters=[OpenApiParameter("session_key", str, required=True, description="The visitor's session id."),
+                    *RECOMMEND_PARAMETERS],
+        responses=RecommendationListSerializer, tags=["recommendations"],
+    )
+    def get(self, request):
+        key = SessionQuerySerializer(data=request.query_params)
+        key.is_valid(raise_exception=True)
+        session_key = key.validated_data["session_key"]
+        own = bool(request.session.session_key) and request.session.session_key == session_key
+        if not own and not _may_view_anyone(request.user):
+            self.permission_denied(request, message=CanViewRecommendations.message)
+        return _recommend(request, session_key=session_key)
+
+
+class TrendingQuerySerializer(serializers.Serializer):
+    n = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
+    category_id = serializers.IntegerField(required=False, min_value=1)
+
+
+class TrendingApi(APIView):
+    """What is popular right now (optionally in a category and its children)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(summary="Trending products",
+                   parameters=[OpenApiParameter("n", int), OpenApiParameter("category_id", int)],
+                   responses=RecommendationListSerializer, tags=["recommendations"])
+    def get(self, request):
+        query = TrendingQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        category = None
+        if "category_id" in query.validated_data:
+            category = Category.objects.filter(pk=query.validated_data["category_id"]).first()
+            if category is None:
+                raise ValidationError({"category_id": [f"unknown category {query.validated_data['category_id']}"]})
+        rec = services.trending_products(n=query.validated_data["n"], category=category)
+        return Response(_present(rec))
+
+
+class SimilarQuerySerializer(serializers.Serializer):
+    n = serializers.IntegerField(required=False, default=8, min_value=1, max_value=100)
+    kind = serializers.ChoiceField(choices=["also_bought", "similar"], required=False, default="also_bought")
+
+
+class SimilarProductsApi(APIView):
+    """"Customers also bought" (``kind=also_bought``) or content-similar products
+    (``kind=similar``) for one product; new products get content neighbours."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(summary="Products like this one",
+                   parameters=[OpenApiParameter("n", int), OpenApiParameter("kind", str, enum=["also_bought", "similar"])],
+                   responses=RecommendationListSerializer, tags=["recommendations"])
+    def get(self, request, product_id: int):
+        query = SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        product = get_object_or_404(Product.objects.select_related("category"), pk=product_id, is_active=True)
+        rec = services.similar_products(
+            product=product, n=query.validated_data["n"], kind=query.validated_data["kind"],
+            user=request.user, session_key=request.session.session_key or "",
+        )
+        return Response(_present(rec))
+
+
+class ClickApi(APIView):
+    """Record that the shopper clicked a product of a recommendation list."""
+
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        rec_list_id = serializers.UUIDField()
+        product_id = serializers.IntegerField(min_value=1)
+
+    class OutputSerializer(serializers.Serializer):
+        interaction_id = serializers.IntegerField()
+        rec_list_id = serializers.UUIDField()
+
+    @extend_schema(summary="Record a click on a recommendation", request=InputSerializer,
+                   responses={201: OutputSerializer}, tags=["recommendations"])
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = request.user if request.user.is_authenticated else None
+        session_key = request.session.session_key or ""
+        if user is None and not session_key:
+            request.session.save()
+            session_key = request.session.session_key
+        product = Product.objects.filter(pk=data.validated_data["product_id"]).first()
+        if product is None:
+            raise ValidationError({"product_id": [f"unknown product {data.validated_data['product_id']}"]})
+        try:
+            event = services.click_record(rec_list_id=data.validated_data["rec_list_id"], product=product,
+                                          user=user, session_key=session_key)
+        except ValueError as exc:
+            raise ValidationError({"rec_list_id": [str(exc)]}) from None
+        return Response(self.OutputSerializer({"interaction_id": event.pk, "rec_list_id": event.rec_list_id}).data,
+                        status=status.HTTP_201_CREATED)
+
+
+# --- model versions ----------------------------------------------------------------------------
+class ModelVersionSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text="queued, running, succeeded or failed.")
+    trigger = serializers.CharField(read_only=True, help_text="admin, api, command, schedule or privacy.")
+    tainted = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "algorithm", "requested_algorithm", "params", "slot", "status", "progress", "stage", "error",
+            "trigger", "created_by", "data_since", "data_until", "n_users", "n_items", "n_interactions",
+            "metrics", "timings", "training_seconds", "artifact_size", "is_active", "activated_at",
+            "activation_note", "tainted", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_tainted(self, obj) -> bool:
+        return obj.tainted_at is not None
+
+    def get_created_by(self, obj) -> str | None:
+        return obj.created_by.email if obj.created_by else None
+
+
+class ModelVersionListApi(APIView):
+    permission_classes = [ModelVersionPermission]
+    permission_action = "view"
+
+    @extend_schema(
+        summary="Model versions", tags=["models"],
+        parameters=[OpenApiParameter("slot", str), OpenApiParameter("algorithm", str),
+                    OpenApiParameter("status", str, description="queued, running, succeeded or failed"), OpenApiParameter("page", int)],
+        responses=ModelVersionSerializer(many=True),
+    )
+    def get(self, request):
+        status_ = request.query_params.get("status")
+        if status_ and status_ not in ModelVersion.Status.values:
+            raise ValidationError({"status": [f"unknown status {status_!r}; one of {ModelVersion.Status.values}"]})
+        qs = selectors.model_version_list(slot=request.query_params.get("slot"),
+                                          algorithm=request.query_params.get("algorithm"), status=status_)
+        from shop.pagination import PageNumberPagination
+
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(ModelVersionSerializer(page, many=True).data)
+
+
+class ModelVersionDetailApi(APIView):
+    permission_classes = [ModelVersionPermission]
+    permission_action = "view"
+
+    @extend_schema(summary="One model version (progress, metrics)", tags=["models"], responses=ModelVersionSerializer)
+    def get(self, request, pk: int):
+        return Response(ModelVersionSerializer(get_object_or_404(ModelVersion.objects.select_related("created_by"), pk=pk)).data)
+
+
+class ModelTrainApi(APIView):
+    """Queue a training run; poll the returned version for progress."""
+
+    permission_classes = [ModelVersionPermission]
+    permission_action = "add"
+
+    class InputSerializer(serializers.Serializer):
+        algorithm = serializers.CharField(required=False, default="auto", max_length=40,
+                                          help_text='"auto" (model selection) or an engine algorithm name.')
+        params = serializers.DictField(required=False, default=dict, help_text="Algorithm parameters.")
+        slot = serializers.SlugField(required=False, default="default", max_length=40)
+
+        def validate_algorithm(self, value: str) -> str:
+            if value != "auto" and value not in algorithm_names():
+                raise serializers.ValidationError(f"unknown algorithm {value!r}; use 'auto' or one of {algorithm_names()}")
+            return value
+
+    @extend_schema(summary="Train a model", tags=["models"], request=InputSerializer,
+                   responses={202: ModelVersionSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            version = services.model_version_create(
+                **data.validated_data, trigger=ModelVersion.Trigger.API, created_by=request.user)
+        except services.TrainingError as exc:
+            raise ValidationError({"params": [str(exc)]}) from None
+        services.model_train_enqueue(version=version)
+        return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ModelActivateApi(APIView):
+    """Make a succeeded version the active one of its slot (staff decision)."""
+
+    permission_classes = [ModelVersionPermission]
+    permission_action = "change"
+
+    @extend_schema(summary="Activate a model version", tags=["models"], request=None,
+                   responses={200: ModelVersionSerializer})
+    def post(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            version = services.model_version_activate(version=version, by=request.user)
+        except services.TrainingError as exc:
+            raise ValidationError({"version": [str(exc)]}) from None
+        return Response(ModelVersionSerializer(version).data)
+
