@@ -34,6 +34,7 @@ from rest_framework.views import APIView
 
 from . import services
 from .api_errors import error_body, row_error_field
+from .api_parsers import JSONParser
 from .api_schema import error_response, paginated
 from .models import Category, Interaction, Product, User
 from .pagination import PageNumberPagination
@@ -44,6 +45,12 @@ from .throttling import BulkEventsThrottle
 BATCH_MAX_EVENTS = 1000
 KIND_NAMES = {value: name for name, value in KIND_BY_NAME.items()}
 SOURCE_NAMES = {value: name for name, value in SOURCE_BY_NAME.items()}
+
+
+def query_params(request) -> dict[str, str]:
+    """Query parameters for a filter serializer: a plain dict, so that ``?kind=`` is an
+    empty value to validate (a 400), not silently "no filter" as for HTML forms."""
+    return request.query_params.dict()
 
 
 # =====================================================================================
@@ -80,6 +87,8 @@ class ProductSerializer(serializers.ModelSerializer):
     category = ProductCategorySerializer(allow_null=True, read_only=True)
     in_stock = serializers.BooleanField(read_only=True)
     price = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    image_url = serializers.CharField(read_only=True, help_text="Absolute image URL, or empty when the product "
+                                      "has none (show a placeholder).")
 
     class Meta:
         model = Product
@@ -158,7 +167,7 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
         qs = Product.objects.select_related("category")
         if self.action == "retrieve":
             return qs if self._sees_inactive() else qs.filter(is_active=True)
-        params = ProductFilterSerializer(data=self.request.query_params)
+        params = ProductFilterSerializer(data=query_params(self.request))
         params.is_valid(raise_exception=True)
         f = params.validated_data
         if not f["active"] and not self._sees_inactive():
@@ -255,6 +264,7 @@ class CustomerListCreateApi(APIView):
     are not customers and never appear here.
     """
 
+    parser_classes = [JSONParser]
     permission_classes = [HasModelPermission]
     permission_model = User
 
@@ -265,10 +275,10 @@ class CustomerListCreateApi(APIView):
 
     OutputSerializer = CustomerOutputSerializer
 
-    @extend_schema(summary="List customers", parameters=[CustomerFilterSerializer],
+    @extend_schema(operation_id="customers_list", summary="List customers", parameters=[CustomerFilterSerializer],
                    responses=paginated(CustomerOutputSerializer, "PaginatedCustomerList"), tags=["customers"])
     def get(self, request):
-        params = CustomerFilterSerializer(data=request.query_params)
+        params = CustomerFilterSerializer(data=query_params(request))
         params.is_valid(raise_exception=True)
         f = params.validated_data
         qs = _customers()
@@ -284,7 +294,7 @@ class CustomerListCreateApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
     @extend_schema(
-        summary="Create a customer", request=InputSerializer,
+        operation_id="customers_create", summary="Create a customer", request=InputSerializer,
         responses={201: CustomerOutputSerializer}, tags=["customers"],
         examples=[
             OpenApiExample("new customer", request_only=True, value={
@@ -304,6 +314,7 @@ class CustomerDetailApi(APIView):
     """One customer by Affinity id: read (``shop.view_user``), change
     (``shop.change_user``), forget (``shop.delete_user``: GDPR erasure)."""
 
+    parser_classes = [JSONParser]
     permission_classes = [HasModelPermission]
     permission_model = User
 
@@ -315,11 +326,11 @@ class CustomerDetailApi(APIView):
     def _get(self, pk: int) -> User:
         return get_object_or_404(_customers(), pk=pk)
 
-    @extend_schema(summary="One customer", responses=CustomerOutputSerializer, tags=["customers"])
+    @extend_schema(operation_id="customers_retrieve", summary="One customer", responses=CustomerOutputSerializer, tags=["customers"])
     def get(self, request, pk: int):
         return Response(self.OutputSerializer(self._get(pk)).data)
 
-    @extend_schema(summary="Change a customer", request=InputSerializer, responses=CustomerOutputSerializer,
+    @extend_schema(operation_id="customers_partial_update", summary="Change a customer", request=InputSerializer, responses=CustomerOutputSerializer,
                    tags=["customers"])
     def patch(self, request, pk: int):
         user = self._get(pk)
@@ -328,7 +339,7 @@ class CustomerDetailApi(APIView):
         user = services.user_profile_update(user=user, **data.validated_data)
         return Response(self.OutputSerializer(_customers().get(pk=user.pk)).data)
 
-    @extend_schema(summary="Forget a customer", description="Deletes the account and everything the customer did "
+    @extend_schema(operation_id="customers_destroy", summary="Forget a customer", description="Deletes the account and everything the customer did "
                    "(GDPR erasure); orders stay, anonymised.", responses={204: None}, tags=["customers"])
     def delete(self, request, pk: int):
         services.user_forget(user=self._get(pk))
@@ -340,6 +351,7 @@ class CustomerByExternalIdApi(APIView):
     idempotent: the sync's one call). Creating needs ``shop.add_user``, updating
     ``shop.change_user``; fields left out are left as they are."""
 
+    parser_classes = [JSONParser]
     permission_classes = [HasModelPermission]
     permission_model = User
 
@@ -348,12 +360,12 @@ class CustomerByExternalIdApi(APIView):
 
     OutputSerializer = CustomerOutputSerializer
 
-    @extend_schema(summary="One customer by external id", responses=CustomerOutputSerializer, tags=["customers"])
+    @extend_schema(operation_id="customers_external_retrieve", summary="One customer by external id", responses=CustomerOutputSerializer, tags=["customers"])
     def get(self, request, external_id: str):
         return Response(self.OutputSerializer(get_object_or_404(_customers(), external_id=external_id)).data)
 
     @extend_schema(
-        summary="Create or update a customer by external id", request=InputSerializer,
+        operation_id="customers_external_upsert", summary="Create or update a customer by external id", request=InputSerializer,
         responses={200: CustomerOutputSerializer, 201: CustomerOutputSerializer}, tags=["customers"],
         examples=[OpenApiExample("sync", request_only=True, value={
             "email": "ann@example.com", "first_name": "Ann", "interests": ["kitchen"], "marketing_consent": False})],
@@ -378,6 +390,7 @@ class MeApi(APIView):
     """The logged-in shopper's own profile: read it, change names, country, interests
     and marketing consent. The email address is changed on the store's account page."""
 
+    parser_classes = [JSONParser]
     permission_classes = [IsAuthenticated]
 
     class InputSerializer(_ProfileFields):
@@ -385,13 +398,13 @@ class MeApi(APIView):
 
     OutputSerializer = CustomerOutputSerializer
 
-    @extend_schema(summary="My profile", responses=CustomerOutputSerializer, tags=["me"],
+    @extend_schema(operation_id="me_retrieve", summary="My profile", responses=CustomerOutputSerializer, tags=["me"],
                    examples=[OpenApiExample("profile", response_only=True, value=CUSTOMER_EXAMPLE)])
     def get(self, request):
         return Response(self.OutputSerializer(request.user).data)
 
     @extend_schema(
-        summary="Change my profile", request=InputSerializer, responses=CustomerOutputSerializer, tags=["me"],
+        operation_id="me_partial_update", summary="Change my profile", request=InputSerializer, responses=CustomerOutputSerializer, tags=["me"],
         examples=[OpenApiExample("opt out, new interests", request_only=True,
                                  value={"interests": ["kitchen", "garden"], "marketing_consent": False})],
     )
@@ -587,15 +600,16 @@ class InteractionListCreateApi(APIView):
     """Events. ``GET``: your own events (newest first); someone else's need
     ``shop.view_interaction``. ``POST``: record one event (for many, use the batch)."""
 
+    parser_classes = [JSONParser]
     permission_classes = [IsAuthenticated]
 
     InputSerializer = EventInputSerializer
     OutputSerializer = InteractionOutputSerializer
 
-    @extend_schema(summary="List events", parameters=[InteractionFilterSerializer],
+    @extend_schema(operation_id="interactions_list", summary="List events", parameters=[InteractionFilterSerializer],
                    responses=paginated(InteractionOutputSerializer, "PaginatedInteractionList"), tags=["events"])
     def get(self, request):
-        params = InteractionFilterSerializer(data=request.query_params)
+        params = InteractionFilterSerializer(data=query_params(request))
         params.is_valid(raise_exception=True)
         f = params.validated_data
         qs = Interaction.objects.select_related("product").order_by("-occurred_at", "-id")
@@ -627,7 +641,7 @@ class InteractionListCreateApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
     @extend_schema(
-        summary="Record one event",
+        operation_id="interactions_create", summary="Record one event",
         request=EventInputSerializer,
         responses={
             201: OpenApiResponse(inline_serializer("EventRecorded", {
@@ -692,18 +706,19 @@ class InteractionBatchApi(APIView):
     scope (``interactions_batch``).
     """
 
+    parser_classes = [JSONParser]
     permission_classes = [IsAuthenticated]
     throttle_classes = [BulkEventsThrottle]
 
     class InputSerializer(serializers.Serializer):
-        events = EventInputSerializer(many=True, max_length=BATCH_MAX_EVENTS, min_length=1)
+        events = serializers.ListField(child=EventInputSerializer(), min_length=1, max_length=BATCH_MAX_EVENTS)
         partial = serializers.BooleanField(required=False, default=True,
                                            help_text="false: store all events or none.")
 
     OutputSerializer = BatchReportSerializer
 
     @extend_schema(
-        summary="Record a batch of events",
+        operation_id="interactions_batch_create", summary="Record a batch of events",
         request=InputSerializer,
         responses={
             201: OpenApiResponse(BatchReportSerializer, description="Every event accepted."),

@@ -38,6 +38,7 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -227,6 +228,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
+@csrf_exempt  # a POST to an unknown URL is a 404, not a CSRF failure page
 def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     """The last route under /api/v1/: an unknown API URL is a JSON 404 even with DEBUG on."""
     return page_not_found(request)

@@ -152,9 +152,25 @@ a batch holds at most 1,000 events.
 """
 
 
+# Rules between fields that serializers cannot state: component -> extra JSON schema.
+COMPONENT_RULES = {
+    # an event names its product by id or by SKU
+    "EventInputRequest": {
+        "anyOf": [{"required": ["product_id"]}, {"required": ["product_sku"]}],
+        "additionalProperties": False,  # a misspelt field is an error, not silently ignored
+    },
+    "InteractionBatchInputRequest": {"additionalProperties": False},
+}
+
+
 def describe_api(result, generator, request, public):
-    """drf-spectacular post-processing hook: the API's conventions as its description."""
+    """drf-spectacular post-processing hook: the API's conventions as its description,
+    and the cross-field rules of `COMPONENT_RULES`."""
     result.setdefault("info", {})["description"] = API_DESCRIPTION
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, extra in COMPONENT_RULES.items():
+        if name in schemas:
+            schemas[name].update(extra)
     return result
 
 

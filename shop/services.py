@@ -112,7 +112,7 @@ def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]
     if ev.user_id is not None and ev.user_external_id:
         errors.append(RowError(index, "user", "give user_id or user_external_id, not both", "ambiguous"))
     elif ev.user_id is None and not ev.user_external_id and not ev.session_key:
-        errors.append(RowError(index, "user", "either a user or a session_key is required", "required"))
+        errors.append(RowError(index, "user", "either a user or a session_key is required", "no_actor"))
     elif ev.user_id is not None and not _is_id(ev.user_id):
         errors.append(RowError(index, "user", f"not a user id: {ev.user_id!r}", "invalid"))
     elif ev.user_external_id is not None and len(ev.user_external_id) > 64:
@@ -751,7 +751,7 @@ def customer_upsert(
             raise ValidationFailed([RowError(0, "external_id", "belongs to a staff account", "forbidden")])
         if user is None:
             if not email:
-                raise ValidationFailed([RowError(0, "email", "required to create a customer", "required")])
+                raise ValidationFailed([RowError(0, "email", "required to create a customer", "required_to_create")])
             return customer_create(
                 email=email, external_id=external_id, first_name=first_name or "", last_name=last_name or "",
                 country=country or "", interests=interests or (), marketing_consent=bool(marketing_consent),

@@ -79,7 +79,7 @@ def test_batch_partial_report_and_idempotency(pipeline_api, shopper, other_shopp
         by_row.setdefault(e["index"], set()).add((e["field"], e["code"]))
     assert by_row == {
         1: {("product", "does_not_exist")},
-        3: {("user", "required")},
+        3: {("user", "no_actor")},
         5: {("value", "out_of_range")},
         6: {("product_id", "invalid"), ("occurred_at", "naive_datetime")},
         7: {("events[7]", "invalid")},
