@@ -437,3 +437,141 @@ def model_version_list(*, slot: str | None = None, algorithm: str | None = None,
     if status:
         qs = qs.filter(status=status)
     return qs
+
+
+# --- experiments -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rate:
+    successes: int
+    trials: int
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+def rate_wilson(successes: int, trials: int, *, confidence: float = 0.95) -> Rate:
+    """A proportion with its Wilson score interval (scipy.stats.binomtest)."""
+    if trials <= 0:
+        return Rate(successes, trials, None, None, None)
+    from scipy.stats import binomtest
+
+    ci = binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
+    return Rate(successes, trials, successes / trials, float(ci.low), float(ci.high))
+
+
+def two_proportion_p(a: Rate, b: Rate) -> float | None:
+    """Two-sided p-value that two proportions differ (pooled z-test); None if undefined."""
+    if a.trials == 0 or b.trials == 0:
+        return None
+    from scipy.stats import norm
+
+    pooled = (a.successes + b.successes) / (a.trials + b.trials)
+    se = (pooled * (1 - pooled) * (1 / a.trials + 1 / b.trials)) ** 0.5
+    if se == 0:
+        return None
+    z = (a.successes / a.trials - b.successes / b.trials) / se
+    return float(2 * norm.sf(abs(z)))
+
+
+@dataclass
+class VariantReport:
+    name: str
+    served_by: str
+    weight: int
+    lists: int
+    ctr: Rate
+    conversion: Rate
+    revenue: float
+    ctr_p_vs_control: float | None = None
+    conversion_p_vs_control: float | None = None
+    offline: dict | None = None
+    offline_version: str = ""
+
+    @property
+    def offline_ndcg(self) -> float | None:
+        return (self.offline or {}).get("ndcg@10")
+
+    @property
+    def offline_precision(self) -> float | None:
+        return (self.offline or {}).get("precision@10")
+
+    @property
+    def offline_recall(self) -> float | None:
+        return (self.offline or {}).get("recall@10")
+
+
+def experiment_report(*, experiment) -> list[VariantReport]:
+    """Per variant: lists shown, click-through (lists with at least one click, Wilson
+    95% CI), conversion (lists with an attributed order line), attributed revenue,
+    p-values against the first variant (control), and the offline metrics of the
+    model version serving it. A constant number of queries."""
+    from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
+
+    from shop.models import OrderLine
+
+    from .models import Impression
+
+    lists_qs = Impression.objects.filter(experiment=experiment)
+    shown = dict(lists_qs.values("variant").annotate(n=Count("id")).values_list("variant", "n"))
+    clicked_ids = Interaction.objects.filter(kind=Interaction.Kind.CLICK, rec_list_id__isnull=False).values("rec_list_id")
+    clicked = dict(lists_qs.filter(id__in=clicked_ids).values("variant").annotate(n=Count("id")).values_list("variant", "n"))
+    ordered_ids = OrderLine.objects.filter(rec_list_id__isnull=False).values("rec_list_id")
+    converted = dict(lists_qs.filter(id__in=ordered_ids).values("variant").annotate(n=Count("id")).values_list("variant", "n"))
+    revenue_by_list = (
+        OrderLine.objects.filter(rec_list_id__in=lists_qs.values("id"))
+        .values("rec_list_id")
+        .annotate(amount=Sum(ExpressionWrapper(F("unit_price") * F("quantity"), output_field=DecimalField())))
+    )
+    variant_of = dict(lists_qs.filter(id__in=ordered_ids).values_list("id", "variant"))
+    revenue: dict[str, float] = {}
+    for row in revenue_by_list:
+        name = variant_of.get(row["rec_list_id"])
+        if name is not None:
+            revenue[name] = revenue.get(name, 0.0) + float(row["amount"] or 0)
+    from . import serving, state
+
+    snap = state.snapshot()
+    out: list[VariantReport] = []
+    for v in experiment.variants.select_related("model_version").all():
+        n = shown.get(v.name, 0)
+        version = v.model_version
+        if version is None:
+            try:
+                info = serving._version_for(snap, serving.strategy_check(v.strategy or "auto"))
+            except ValueError:
+                info = None
+            version = ModelVersion.objects.filter(pk=info.id).first() if info else None
+        out.append(VariantReport(
+            name=v.name, served_by=(version.label if v.model_version else f"{v.strategy or 'auto'}"
+                                    + (f" → {version.label}" if version else "")),
+            weight=v.weight, lists=n, ctr=rate_wilson(clicked.get(v.name, 0), n),
+            conversion=rate_wilson(converted.get(v.name, 0), n), revenue=round(revenue.get(v.name, 0.0), 2),
+            offline={k: val for k, val in (version.metrics or {}).items()
+                     if k in ("ndcg@10", "precision@10", "recall@10", "map@10")} if version else None,
+            offline_version=version.label if version else "",
+        ))
+    if out:
+        control = out[0]
+        for r in out[1:]:
+            r.ctr_p_vs_control = two_proportion_p(r.ctr, control.ctr)
+            r.conversion_p_vs_control = two_proportion_p(r.conversion, control.conversion)
+    return out
+
+
+def metrics_series(*, metric: str = "ndcg@10", limit: int = 200):
+    """Succeeded versions' ``metric`` over time, grouped by algorithm (for the chart)."""
+    from .charts import Point
+
+    rows = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.SUCCEEDED, finished_at__isnull=False)
+        .order_by("-finished_at").values_list("id", "algorithm", "slot", "finished_at", "metrics", "is_active")[:limit]
+    )
+    series: dict[str, list] = {}
+    for pk, algorithm, slot, at, metrics, active in rows:
+        value = (metrics or {}).get(metric)
+        if value is None:
+            continue
+        series.setdefault(algorithm, []).append(
+            Point(at=at, value=float(value), label=f"{algorithm}#{pk} ({slot}): {metric} {float(value):.4f}"
+                  + (" — active" if active else ""), active=active))
+    return series

@@ -486,10 +486,11 @@ def recommend_for_user(
     excluded = set(exclude_product_ids)
     if product is not None:
         excluded.add(product.pk)
-    if user_id is not None or session_key:
-        excluded |= selectors.shopper_excluded_products(
-            user_id=user_id, session_key=session_key, history=history, now=now
-        )
+    # kinds excluded for ever (purchases) are read from a customer's whole history; an
+    # anonymous session is short, its recent events are the whole of it
+    excluded |= selectors.shopper_excluded_products(
+        user_id=user_id, session_key="", history=history, now=now
+    )
     category_ids = _descendants(snap, category)
     shopper = _Shopper(user_id, session_key, history, excluded)
     loaded = state.model_get(version) if version is not None else None
@@ -501,7 +502,7 @@ def recommend_for_user(
             (f"fallback:{shopper.code}", _history_category_cands(snap, shopper, n=n, now=now))
         )
     interests: list[int] = []
-    if effective != "trending" and user_id is not None and sum(len(c) for _, c in shopper.levels) < 2 * n:
+    if effective != "trending" and user_id is not None:
         interests = list(User.interests.through.objects.filter(user_id=user_id).values_list("category_id", flat=True))
         shopper.levels.append(("fallback:interests", _interest_cands(snap, interests, n=n)))
     reason = "Popular in {category}" if category is not None else "Trending now"
