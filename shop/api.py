@@ -32,7 +32,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import selectors, services
 from .api_errors import error_body, row_error_field
 from .api_parsers import JSONParser
 from .api_schema import error_response, paginated
@@ -122,8 +122,11 @@ class ProductFilterSerializer(serializers.Serializer):
         help_text="false lists withdrawn products: needs the `shop.view_product` permission (else 403).",
     )
     sku = serializers.CharField(required=False, max_length=64, help_text="Exact SKU.")
-    q = serializers.CharField(required=False, max_length=200, help_text="Search words (name, SKU, description).")
-    ordering = serializers.ChoiceField(choices=list(PRODUCT_ORDERINGS), required=False, default="name")
+    q = serializers.CharField(required=False, max_length=200,
+                              help_text="Search: words in the name, SKU, category or description (the store's "
+                                        "search, prefixes match). Results come best match first.")
+    ordering = serializers.ChoiceField(choices=list(PRODUCT_ORDERINGS), required=False,
+                                       help_text="Default: best match with `q`, else `name`.")
 
     def validate(self, attrs):
         low, high = attrs.get("min_price"), attrs.get("max_price")
@@ -172,7 +175,14 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
         f = params.validated_data
         if not f["active"] and not self._sees_inactive():
             raise PermissionDenied("Listing withdrawn products needs the shop.view_product permission.")
-        qs = qs.filter(is_active=f["active"])
+        searching = bool(f.get("q")) and f["active"]
+        if searching:
+            # The storefront's search (full text, ranked, on PostgreSQL): the same results as the shop.
+            qs = selectors.product_search(query=f["q"])
+        else:
+            qs = qs.filter(is_active=f["active"])
+            for word in selectors.search_terms(f.get("q") or ""):
+                qs = qs.filter(Q(name__icontains=word) | Q(sku__icontains=word) | Q(description__icontains=word))
         if "category" in f:
             qs = qs.filter(category_id__in=_category_and_descendants(f["category"]))
         if "min_price" in f:
@@ -183,13 +193,14 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
             qs = qs.filter(stock__gt=0) if f["in_stock"] else qs.filter(stock=0)
         if f.get("sku"):
             qs = qs.filter(sku=f["sku"])
-        if f.get("q"):
-            for word in f["q"].split()[:8]:
-                qs = qs.filter(Q(name__icontains=word) | Q(sku__icontains=word) | Q(description__icontains=word))
-        return qs.order_by(*PRODUCT_ORDERINGS[f["ordering"]])
+        if searching and "ordering" not in f:
+            return qs  # best match first
+        return qs.order_by(*PRODUCT_ORDERINGS[f.get("ordering", "name")])
 
 
 def _category_and_descendants(category_id: int) -> list[int]:
+    """The category and all below it, from the database (one small query): a category
+    created a moment ago filters correctly, unlike the storefront's cached tree."""
     children: dict[int | None, list[int]] = {}
     for pk, parent_id in Category.objects.values_list("pk", "parent_id"):
         children.setdefault(parent_id, []).append(pk)

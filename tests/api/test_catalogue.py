@@ -51,7 +51,9 @@ def test_filters(api, catalogue):
     assert sorted(skus(api.get("/api/v1/products", {"in_stock": "true"}))) == ["LAMP1", "SPADE"]
     assert skus(api.get("/api/v1/products", {"in_stock": "false"})) == ["CAND1"]
     assert skus(api.get("/api/v1/products", {"sku": "SPADE"})) == ["SPADE"]
-    assert skus(api.get("/api/v1/products", {"q": "lamp"})) == ["LAMP1"]
+    assert skus(api.get("/api/v1/products", {"q": "lamp"})) == ["LAMP1"]  # the withdrawn "Old lamp" is not sold
+    assert skus(api.get("/api/v1/products", {"q": "vanil"})) == ["CAND1"]  # prefixes match
+    assert skus(api.get("/api/v1/products", {"q": "lamp", "max_price": "10"})) == []
     assert skus(api.get("/api/v1/products", {"ordering": "-price"})) == ["LAMP1", "SPADE", "CAND1"]
     assert skus(api.get("/api/v1/products", {"category": 999999})) == []
 
@@ -77,6 +79,7 @@ def test_withdrawn_products_only_with_permission(api, shopper_api, staff_api, ca
     assert_error(shopper_api.get("/api/v1/products", {"active": "false"}), 403, "permission_denied")
     assert staff_api.get(f"/api/v1/products/{old.pk}").json()["is_active"] is False
     assert skus(staff_api.get("/api/v1/products", {"active": "false"})) == ["OLD1"]
+    assert skus(staff_api.get("/api/v1/products", {"active": "false", "q": "lamp"})) == ["OLD1"]
     viewer = token_client(make_user("viewer@x.example", perms=("shop.view_product",)))
     assert skus(viewer.get("/api/v1/products", {"active": "false"})) == ["OLD1"]
 
