@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "campaigns"
+    verbose_name = "Marketing campaigns"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401 - connects the signal receivers

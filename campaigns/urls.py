@@ -1,4 +1,14 @@
-"""Non-API routes of this app (mounted in shop/urls.py)."""
-from django.urls import path  # noqa: F401
+"""Email tracking routes (mounted at /c/ in shop/urls.py) and the email provider's
+webhooks (django-anymail, /c/esp/<provider>/tracking/)."""
+from django.urls import include, path
 
-urlpatterns: list = []
+from . import views
+
+app_name = "campaigns"
+
+urlpatterns = [
+    path("o/<str:token>.gif", views.open_pixel, name="open"),
+    path("k/<str:token>/", views.click, name="click"),
+    path("u/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("esp/", include("anymail.urls")),
+]

@@ -281,3 +281,14 @@ LOGGING = {
 AFFINITY_DEMO_EMAIL_DOMAIN = "customers.affinity.example"
 # Where model artifacts are kept (a folder inside the default storage).
 AFFINITY_ARTIFACT_DIR = "models"
+
+# --- Campaigns (campaigns/conf.py lists every setting and its default) -------------
+# Frequency cap: at most CAP marketing emails per customer per PERIOD_DAYS (0: no cap).
+CAMPAIGNS_FREQUENCY_CAP = env.int("CAMPAIGNS_FREQUENCY_CAP", default=3)
+CAMPAIGNS_FREQUENCY_PERIOD_DAYS = env.int("CAMPAIGNS_FREQUENCY_PERIOD_DAYS", default=7)
+# Sending: rows per claim, rows per task, seconds a dead sender's rows stay claimed.
+CAMPAIGNS_SEND_BATCH_SIZE = env.int("CAMPAIGNS_SEND_BATCH_SIZE", default=100)
+CAMPAIGNS_SEND_CHUNK_SIZE = env.int("CAMPAIGNS_SEND_CHUNK_SIZE", default=1000)
+CAMPAIGNS_SEND_LEASE_SECONDS = env.int("CAMPAIGNS_SEND_LEASE_SECONDS", default=300)
+# Optional mailto address in List-Unsubscribe (the https one-click link is always there).
+CAMPAIGNS_UNSUBSCRIBE_MAILTO = env.str("CAMPAIGNS_UNSUBSCRIBE_MAILTO", default="")

@@ -1,0 +1,476 @@
+"""Staff tools for campaigns: segments with a live count and sample, templates with
+preview and test send, campaigns with actions, live status and a report, deliveries,
+suppressions, tracking events and the embedded outbox. Views here parse the request,
+call one service or selector, and render."""
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from shop.models import User
+
+from . import selectors, services
+from .charts import funnel_svg, progress_svg
+from .models import (
+    Campaign, Conversion, Delivery, EmailTemplate, OutboxMessage, Segment, Suppression, TrackingEvent, Variant,
+)
+from .rendering import TemplateInvalid, sample_context
+from .segments import RuleError, rules_preview
+
+
+def _customer_lookup(query: str) -> User | None:
+    query = (query or "").strip()
+    if not query:
+        return None
+    if query.isdigit():
+        return User.objects.filter(pk=int(query)).first()
+    return User.objects.filter(email=query.lower()).first()
+
+
+def _default_customer() -> User | None:
+    """Someone with a history, so a preview shows real picks."""
+    return (User.objects.filter(is_staff=False, orders__isnull=False).order_by("pk").first()
+            or User.objects.filter(is_staff=False).order_by("pk").first())
+
+
+# --- segments -------------------------------------------------------------------------------
+class SegmentForm(forms.ModelForm):
+    rules = forms.JSONField(widget=forms.Textarea(attrs={"rows": 14, "cols": 90, "class": "vLargeTextField",
+                                                          "spellcheck": "false", "data-segment-rules": "1"}))
+
+    class Meta:
+        model = Segment
+        fields = ("name", "description", "rules")
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
+    list_display = ("name", "description", "updated_at")
+    search_fields = ("name", "description")
+    readonly_fields = ("members",)
+    change_form_template = "admin/campaigns/segment/change_form.html"
+
+    class Media:
+        js = ("campaigns/segment_preview.js",)
+
+    def save_model(self, request, obj: Segment, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="members now")
+    def members(self, obj: Segment) -> str:
+        if not obj.pk:
+            return "—"
+        try:
+            preview = rules_preview(obj.rules, segment_id=obj.pk, sample_size=5)
+        except RuleError as exc:
+            return f"invalid rules: {exc}"
+        return f"{preview.count:,}"
+
+    def get_urls(self):
+        return [path("preview/", self.admin_site.admin_view(self.preview_view), name="campaigns_segment_preview"),
+                *super().get_urls()]
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """POST {"rules": ..., "segment_id": ...} -> {"count", "sample"} or {"errors"}."""
+        if request.method != "POST":
+            return JsonResponse({"errors": ["POST the rules as JSON"]}, status=405)
+        if not self.has_view_permission(request):
+            return JsonResponse({"errors": ["permission denied"]}, status=403)
+        try:
+            body = json.loads(request.body or b"{}")
+            rules = body["rules"]
+            if isinstance(rules, str):
+                rules = json.loads(rules)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JsonResponse({"errors": [f"not valid JSON: {exc}"]}, status=400)
+        segment_id = body.get("segment_id")
+        try:
+            preview = rules_preview(rules, segment_id=int(segment_id) if segment_id else None)
+        except RuleError as exc:
+            return JsonResponse({"errors": exc.messages}, status=400)
+        return JsonResponse({"count": preview.count, "sample": preview.sample})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        extra_context["preview_url"] = reverse("admin:campaigns_segment_preview")
+        extra_context["rule_help"] = Segment._meta.get_field("rules").help_text
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        extra_context["preview_url"] = reverse("admin:campaigns_segment_preview")
+        return super().add_view(request, form_url, extra_context)
+
+
+# --- templates --------------------------------------------------------------------------------
+class PreviewMixin:
+    """A preview of an email for any customer, and a test send to a staff address."""
+
+    preview_title = "Preview"
+
+    def _preview_parts(self, obj) -> tuple[EmailTemplate, Campaign | None]:
+        raise NotImplementedError
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = get_object_or_404(self.model, pk=object_id)
+        if not self.has_view_permission(request, obj):
+            return HttpResponse(status=403)
+        template, campaign = self._preview_parts(obj)
+        query = request.GET.get("customer", "")
+        customer = _customer_lookup(query) if query else _default_customer()
+        variants = list(campaign.variants.all()) if campaign else []
+        variant = next((v for v in variants if str(v.pk) == request.GET.get("variant")), None)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "original": obj,
+            "title": f"{self.preview_title}: {obj}", "customer_query": query or (customer.email if customer else ""),
+            "variants": variants, "variant": variant, "staff_email": request.user.email,
+            "test_send_url": reverse(f"admin:campaigns_{self.model._meta.model_name}_test_send", args=[obj.pk]),
+        }
+        if customer is None:
+            context["error"] = f"No customer {query!r}." if query else "There are no customers yet."
+        else:
+            try:
+                context["preview"] = selectors.email_preview(template=template, user=customer, campaign=campaign,
+                                                             variant=variant)
+                context["customer"] = customer
+            except TemplateInvalid as exc:
+                context["error"] = f"The template does not compile: {exc}"
+            except ValueError as exc:
+                context["error"] = str(exc)
+        return TemplateResponse(request, "admin/campaigns/email_preview.html", context)
+
+    def test_send_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = get_object_or_404(self.model, pk=object_id)
+        back = reverse(f"admin:campaigns_{self.model._meta.model_name}_preview", args=[obj.pk])
+        if request.method != "POST" or not self.has_change_permission(request, obj):
+            return HttpResponseRedirect(back)
+        template, campaign = self._preview_parts(obj)
+        customer = _customer_lookup(request.POST.get("customer", ""))
+        variant = campaign.variants.filter(pk=request.POST.get("variant") or 0).first() if campaign else None
+        query = f"?customer={customer.email}" if customer else ""
+        if customer is None:
+            self.message_user(request, "Choose a customer to send as.", messages.ERROR)
+            return HttpResponseRedirect(back)
+        try:
+            message_id = services.email_test_send(template=template, customer=customer, to=request.POST.get("to", ""),
+                                                  campaign=campaign, variant=variant)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(m for ms in exc.message_dict.values() for m in ms), messages.ERROR)
+        except Exception as exc:  # noqa: BLE001 - show the mail server's answer to staff
+            self.message_user(request, f"Sending failed: {type(exc).__name__}: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, f"Test email sent to {request.POST.get('to')} ({message_id}).",
+                              messages.SUCCESS)
+        return HttpResponseRedirect(back + query)
+
+    def preview_urls(self) -> list:
+        name = self.model._meta.model_name
+        return [
+            path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view),
+                 name=f"campaigns_{name}_preview"),
+            path("<path:object_id>/test-send/", self.admin_site.admin_view(require_POST(self.test_send_view)),
+                 name=f"campaigns_{name}_test_send"),
+        ]
+
+
+class EmailTemplateForm(forms.ModelForm):
+    class Meta:
+        model = EmailTemplate
+        fields = ("name", "subject", "html_body", "text_body")
+        widgets = {
+            "html_body": forms.Textarea(attrs={"rows": 24, "cols": 100, "spellcheck": "false"}),
+            "text_body": forms.Textarea(attrs={"rows": 14, "cols": 100, "spellcheck": "false"}),
+        }
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(PreviewMixin, admin.ModelAdmin):
+    form = EmailTemplateForm
+    list_display = ("name", "subject", "updated_at", "preview_link")
+    search_fields = ("name", "subject")
+    readonly_fields = ("variables",)
+    preview_title = "Preview of template"
+
+    def _preview_parts(self, obj):
+        return obj, None
+
+    def get_urls(self):
+        return [*self.preview_urls(), *super().get_urls()]
+
+    @admin.display(description="preview")
+    def preview_link(self, obj: EmailTemplate) -> str:
+        return format_html('<a href="{}">Preview</a>', reverse("admin:campaigns_emailtemplate_preview", args=[obj.pk]))
+
+    @admin.display(description="variables you can use")
+    def variables(self, obj) -> str:
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(sample_context(), indent=2))
+
+
+# --- campaigns -----------------------------------------------------------------------------------
+class VariantInline(admin.TabularInline):
+    model = Variant
+    extra = 0
+    fields = ("name", "weight", "subject", "strategy")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and (obj is None or obj.started_at is None)
+
+    has_add_permission = has_change_permission
+    has_delete_permission = has_change_permission
+
+
+LOCKED_AFTER_START = ("kind", "segment", "template", "strategy", "n_products", "exclude_purchased",
+                      "exclude_categories", "exclude_recently_sent_days", "holdout_percent", "seed",
+                      "trigger_delay_hours", "inactive_days", "from_email")
+
+
+@admin.register(Campaign)
+class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
+    list_display = ("name", "kind", "status_badge", "segment", "audience_size", "sent_count", "progress",
+                    "scheduled_at", "report_link")
+    list_filter = ("status", "kind")
+    search_fields = ("name",)
+    list_select_related = ("segment", "template")
+    autocomplete_fields = ("segment", "template")
+    filter_horizontal = ("exclude_categories",)
+    inlines = [VariantInline]
+    actions = ["send_or_schedule", "pause", "resume", "cancel"]
+    change_form_template = "admin/campaigns/campaign/change_form.html"
+    preview_title = "Preview of campaign"
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "segment", "template", "from_email")}),
+        ("Recommendations", {"fields": ("strategy", "n_products", "exclude_purchased", "exclude_categories",
+                                        "exclude_recently_sent_days")}),
+        ("When", {"fields": ("scheduled_at", "trigger_delay_hours", "inactive_days")}),
+        ("Measurement and safety", {"fields": ("holdout_percent", "seed", "attribution_window_days",
+                                               "max_error_rate")}),
+        ("State", {"fields": ("status", "status_note", "audience_size", "sent_count", "error_count", "started_at",
+                              "finished_at")}),
+    )
+    readonly_fields = ("status", "status_note", "audience_size", "sent_count", "error_count", "started_at",
+                       "finished_at")
+
+    def _preview_parts(self, obj: Campaign):
+        return obj.template, obj
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.started_at is not None:
+            fields += LOCKED_AFTER_START
+        return fields
+
+    def save_model(self, request, obj: Campaign, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        services.variants_ensure(campaign=form.instance)
+
+    def get_urls(self):
+        return [
+            *self.preview_urls(),
+            path("<path:object_id>/report/", self.admin_site.admin_view(self.report_view),
+                 name="campaigns_campaign_report"),
+            path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),
+                 name="campaigns_campaign_status"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Campaign) -> str:
+        colours = {"running": "#0f6b5c", "paused": "#b7791f", "cancelled": "#9b2c2c", "completed": "#2b6cb0"}
+        return format_html('<strong style="color:{}" title="{}">{}</strong>', colours.get(obj.status, "#555"),
+                           obj.status_note, obj.get_status_display())
+
+    @admin.display(description="progress")
+    def progress(self, obj: Campaign) -> str:
+        if not obj.audience_size:
+            return "—"
+        return progress_svg(min(obj.sent_count, obj.audience_size), obj.audience_size, width=120)
+
+    @admin.display(description="report")
+    def report_link(self, obj: Campaign) -> str:
+        return format_html('<a href="{}">Report</a>', reverse("admin:campaigns_campaign_report", args=[obj.pk]))
+
+    def _act(self, request, queryset: QuerySet[Campaign], verb: str, fn) -> None:
+        done, problems = 0, []
+        for campaign in queryset:
+            try:
+                fn(campaign)
+                done += 1
+            except (services.CampaignStateError, ValidationError) as exc:
+                problems.append(f"{campaign}: {exc}")
+        if done:
+            self.message_user(request, f"{verb} {done} campaign(s).", messages.SUCCESS)
+        for problem in problems:
+            self.message_user(request, problem, messages.ERROR)
+
+    @admin.action(description="Send now, or at their scheduled time")
+    def send_or_schedule(self, request, queryset):
+        self._act(request, queryset, "Scheduled",
+                  lambda c: services.campaign_schedule(campaign=c, at=c.scheduled_at))
+
+    @admin.action(description="Pause")
+    def pause(self, request, queryset):
+        self._act(request, queryset, "Paused",
+                  lambda c: services.campaign_pause(campaign=c, reason=f"Paused by {request.user.email}"))
+
+    @admin.action(description="Resume")
+    def resume(self, request, queryset):
+        self._act(request, queryset, "Resumed", lambda c: services.campaign_resume(campaign=c))
+
+    @admin.action(description="Cancel (no more emails)")
+    def cancel(self, request, queryset):
+        self._act(request, queryset, "Cancelled", lambda c: services.campaign_cancel(campaign=c))
+
+    def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        campaign = get_object_or_404(Campaign, pk=object_id)
+        if not self.has_view_permission(request, campaign):
+            return JsonResponse({}, status=403)
+        return JsonResponse(selectors.campaign_progress(campaign=campaign))
+
+    def report_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        campaign = get_object_or_404(Campaign.objects.select_related("segment", "template"), pk=object_id)
+        if not self.has_view_permission(request, campaign):
+            return HttpResponse(status=403)
+        report = selectors.campaign_report(campaign=campaign)
+        context = {
+            **self.admin_site.each_context(request), "opts": Campaign._meta, "original": campaign,
+            "title": f"Report: {campaign}", "report": report, "chart": funnel_svg(report),
+            "progress": selectors.campaign_progress(campaign=campaign),
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/report.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        campaign = Campaign.objects.filter(pk=object_id).first()
+        if campaign is not None:
+            extra_context["progress"] = selectors.campaign_progress(campaign=campaign)
+            extra_context["status_url"] = reverse("admin:campaigns_campaign_status", args=[campaign.pk])
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+# --- deliveries and what happened to them ---------------------------------------------------------
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TrackingEventInline(admin.TabularInline):
+    model = TrackingEvent
+    extra = 0
+    fields = ("occurred_at", "kind", "product", "detail")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "campaign", "variant", "email", "status", "skip_reason", "is_holdout", "sent_at",
+                    "opened_at", "clicked_at", "attempts")
+    list_filter = ("status", "skip_reason", "is_holdout", "recovered", ("campaign", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("email", "message_id", "trigger_key")
+    list_select_related = ("campaign", "variant")
+    show_full_result_count = False
+    inlines = [TrackingEventInline]
+    raw_id_fields = ("user",)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ("email", "reason", "created_at", "note")
+    list_filter = ("reason",)
+    search_fields = ("email", "note")
+    fields = ("email", "reason", "note")
+    readonly_fields = ()
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("email", "reason") if obj else ()
+
+    def get_changeform_initial_data(self, request):
+        return {"reason": Suppression.Reason.MANUAL}
+
+    def save_model(self, request, obj: Suppression, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = services.suppression_add(email=obj.email, reason=obj.reason,
+                                           note=obj.note or f"added by {request.user.email}")
+        obj.pk = created.pk
+
+
+@admin.register(TrackingEvent)
+class TrackingEventAdmin(ReadOnlyAdmin):
+    list_display = ("occurred_at", "kind", "delivery", "product", "detail")
+    list_filter = ("kind",)
+    list_select_related = ("delivery", "product")
+    show_full_result_count = False
+
+
+@admin.register(Conversion)
+class ConversionAdmin(ReadOnlyAdmin):
+    list_display = ("ordered_at", "order", "revenue", "delivery", "clicked_at")
+    list_select_related = ("delivery", "order")
+    raw_id_fields = ("delivery", "order")
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    """The embedded outbox: every email "sent" without an email server."""
+
+    list_display = ("sent_at", "recipients", "subject")
+    search_fields = ("subject", "message_id", "to")
+    date_hierarchy = "sent_at"
+    show_full_result_count = False
+    fields = ("sent_at", "message_id", "from_email", "to", "subject", "header_list", "rendered", "text_body")
+    readonly_fields = fields
+
+    @admin.display(description="to")
+    def recipients(self, obj: OutboxMessage) -> str:
+        return ", ".join(obj.to)
+
+    @admin.display(description="headers")
+    def header_list(self, obj: OutboxMessage) -> str:
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>",
+                           "\n".join(f"{k}: {v}" for k, v in obj.headers.items()))
+
+    @admin.display(description="HTML (sandboxed)")
+    def rendered(self, obj: OutboxMessage) -> str:
+        if not obj.html:
+            return "—"
+        # srcdoc in a sandbox without allow-scripts / allow-same-origin: the email's
+        # HTML cannot run code or reach this site's cookies.
+        return format_html('<iframe sandbox="" referrerpolicy="no-referrer" srcdoc="{}" title="Email" '
+                           'style="width:100%;max-width:680px;height:720px;border:1px solid #ccc;background:#fff">'
+                           "</iframe>", obj.html)
+
+    @admin.display(description="plain text")
+    def text_body(self, obj: OutboxMessage) -> str:
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.text)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return True

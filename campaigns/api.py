@@ -1,0 +1,306 @@
+"""REST API v1 of the campaigns app, for staff and their integrations: campaigns
+(list, create, detail), schedule / pause / resume / cancel, a preview for a
+customer, and the report; segments and templates to choose from.
+
+Thin: parse with a serializer, call one service or selector, present the result.
+Errors, pagination and throttling follow the API-wide conventions of ``shop``.
+
+Who may call: staff, or an account holding the ``campaigns`` model permission of
+the action (view_campaign for reads, add_campaign to create, change_campaign to
+schedule, pause, resume or cancel).
+"""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from shop.models import Category, User
+
+from . import selectors, services
+from .models import Campaign, EmailTemplate, Segment
+from .rendering import TemplateInvalid
+
+
+class StateConflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The campaign is not in a state that allows this."
+    default_code = "conflict"
+
+
+class CampaignPermission(BasePermission):
+    message = "Campaigns need staff or the matching campaigns.*_campaign permission."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_active):
+            return False
+        action = getattr(view, "permission_action", "view")
+        return user.is_staff or user.has_perm(f"campaigns.{action}_campaign")
+
+
+def _pagination():
+    from shop.pagination import PageNumberPagination
+
+    return PageNumberPagination()
+
+
+# --- output -------------------------------------------------------------------------------
+class VariantSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=32)
+    weight = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+    subject = serializers.CharField(max_length=255, allow_blank=True, default="")
+    strategy = serializers.CharField(max_length=40, allow_blank=True, default="")
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    variants = VariantSerializer(many=True, read_only=True)
+    exclude_category_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = ("id", "name", "kind", "status", "status_note", "segment", "template", "from_email", "strategy",
+                  "n_products", "exclude_purchased", "exclude_category_ids", "exclude_recently_sent_days",
+                  "scheduled_at", "trigger_delay_hours", "inactive_days", "holdout_percent", "seed",
+                  "attribution_window_days", "max_error_rate", "audience_size", "sent_count", "error_count",
+                  "created_at", "started_at", "finished_at", "variants")
+        read_only_fields = fields
+
+    def get_exclude_category_ids(self, obj: Campaign) -> list[int]:
+        return sorted(c.pk for c in obj.exclude_categories.all())
+
+
+def _campaigns():
+    return Campaign.objects.prefetch_related("variants", "exclude_categories")
+
+
+# --- campaigns ------------------------------------------------------------------------------
+class CampaignListApi(APIView):
+    permission_classes = [CampaignPermission]
+
+    @property
+    def permission_action(self) -> str:
+        return "add" if self.request.method == "POST" else "view"
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        kind = serializers.ChoiceField(choices=Campaign.Kind.choices, default=Campaign.Kind.ONE_OFF)
+        segment = serializers.PrimaryKeyRelatedField(queryset=Segment.objects.all(), required=False, allow_null=True)
+        template = serializers.PrimaryKeyRelatedField(queryset=EmailTemplate.objects.all())
+        from_email = serializers.CharField(max_length=255, allow_blank=True, default="")
+        strategy = serializers.CharField(max_length=40, default="auto")
+        n_products = serializers.IntegerField(min_value=1, max_value=24, default=6)
+        exclude_purchased = serializers.BooleanField(default=True)
+        exclude_category_ids = serializers.PrimaryKeyRelatedField(queryset=Category.objects.all(), many=True,
+                                                                  default=list)
+        exclude_recently_sent_days = serializers.IntegerField(min_value=0, max_value=365, default=0)
+        scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+        trigger_delay_hours = serializers.IntegerField(min_value=0, max_value=24 * 90, default=0)
+        inactive_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True,
+                                                 default=None)
+        holdout_percent = serializers.IntegerField(min_value=0, max_value=90, default=0)
+        seed = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True,
+                                        default=None)
+        attribution_window_days = serializers.IntegerField(min_value=1, max_value=90, default=5)
+        max_error_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.2)
+        variants = VariantSerializer(many=True, default=list)
+
+    @extend_schema(summary="Campaigns", tags=["campaigns"],
+                   parameters=[OpenApiParameter("status", str, description="draft, scheduled, running, paused, "
+                                                                           "completed or cancelled"),
+                               OpenApiParameter("page", int)],
+                   responses=CampaignSerializer(many=True))
+    def get(self, request):
+        qs = _campaigns()
+        status_ = request.query_params.get("status")
+        if status_:
+            if status_ not in Campaign.Status.values:
+                raise ValidationError({"status": [f"unknown status {status_!r}; one of {Campaign.Status.values}"]})
+            qs = qs.filter(status=status_)
+        paginator = _pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(CampaignSerializer(page, many=True).data)
+
+    @extend_schema(summary="Create a campaign (a draft: schedule it to send)", tags=["campaigns"],
+                   request=InputSerializer, responses={201: CampaignSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        campaign = services.campaign_create(
+            name=d["name"], kind=d["kind"], segment=d.get("segment"), template=d["template"],
+            from_email=d["from_email"], strategy=d["strategy"], n_products=d["n_products"],
+            exclude_purchased=d["exclude_purchased"], exclude_category_ids=[c.pk for c in d["exclude_category_ids"]],
+            exclude_recently_sent_days=d["exclude_recently_sent_days"], scheduled_at=d["scheduled_at"],
+            trigger_delay_hours=d["trigger_delay_hours"], inactive_days=d["inactive_days"],
+            holdout_percent=d["holdout_percent"], seed=d["seed"],
+            attribution_window_days=d["attribution_window_days"], max_error_rate=d["max_error_rate"],
+            variants=[dict(v) for v in d["variants"]], created_by=request.user,
+        )
+        return Response(CampaignSerializer(_campaigns().get(pk=campaign.pk)).data, status=201)
+
+
+class CampaignDetailApi(APIView):
+    permission_classes = [CampaignPermission]
+    permission_action = "view"
+
+    @extend_schema(summary="One campaign", tags=["campaigns"], responses=CampaignSerializer)
+    def get(self, request, pk: int):
+        return Response(CampaignSerializer(get_object_or_404(_campaigns(), pk=pk)).data)
+
+
+class _CampaignActionApi(APIView):
+    permission_classes = [CampaignPermission]
+    permission_action = "change"
+
+    def act(self, campaign: Campaign, request) -> Campaign:
+        raise NotImplementedError
+
+    def post(self, request, pk: int):
+        campaign = get_object_or_404(Campaign, pk=pk)
+        try:
+            campaign = self.act(campaign, request)
+        except services.CampaignStateError as exc:
+            raise StateConflict(str(exc)) from exc
+        return Response(CampaignSerializer(_campaigns().get(pk=campaign.pk)).data)
+
+
+class CampaignScheduleApi(_CampaignActionApi):
+    class InputSerializer(serializers.Serializer):
+        at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                       help_text="When to send (with a timezone); empty: now.")
+
+    @extend_schema(summary="Schedule a campaign (now or at a time)", tags=["campaigns"], request=InputSerializer,
+                   responses=CampaignSerializer)
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def act(self, campaign, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return services.campaign_schedule(campaign=campaign, at=data.validated_data["at"])
+
+
+class CampaignPauseApi(_CampaignActionApi):
+    @extend_schema(summary="Pause a campaign", tags=["campaigns"], request=None, responses=CampaignSerializer)
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def act(self, campaign, request):
+        return services.campaign_pause(campaign=campaign, reason=f"Paused through the API by {request.user.email}")
+
+
+class CampaignResumeApi(_CampaignActionApi):
+    @extend_schema(summary="Resume a paused campaign", tags=["campaigns"], request=None, responses=CampaignSerializer)
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def act(self, campaign, request):
+        return services.campaign_resume(campaign=campaign)
+
+
+class CampaignCancelApi(_CampaignActionApi):
+    @extend_schema(summary="Cancel a campaign (no more emails)", tags=["campaigns"], request=None,
+                   responses=CampaignSerializer)
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def act(self, campaign, request):
+        return services.campaign_cancel(campaign=campaign)
+
+
+class CampaignPreviewApi(APIView):
+    permission_classes = [CampaignPermission]
+    permission_action = "view"
+
+    class OutputSerializer(serializers.Serializer):
+        customer = serializers.EmailField(source="customer_email")
+        strategy = serializers.CharField()
+        subject = serializers.CharField()
+        text = serializers.CharField()
+        html = serializers.CharField()
+        products = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        summary="Preview the campaign's email for a customer (their recommendations now)", tags=["campaigns"],
+        parameters=[OpenApiParameter("customer", str, required=True, description="Customer id or email"),
+                    OpenApiParameter("variant", int, description="Variant id (default: the campaign's settings)")],
+        responses=OutputSerializer,
+    )
+    def get(self, request, pk: int):
+        campaign = get_object_or_404(Campaign.objects.select_related("template"), pk=pk)
+        raw = (request.query_params.get("customer") or "").strip()
+        if not raw:
+            raise ValidationError({"customer": ["required: a customer id or email"]})
+        customer = (User.objects.filter(pk=int(raw)) if raw.isdigit() else User.objects.filter(email=raw.lower())).first()
+        if customer is None:
+            raise ValidationError({"customer": [f"no customer {raw!r}"]})
+        variant = None
+        if request.query_params.get("variant"):
+            variant = campaign.variants.filter(pk=request.query_params["variant"]).first() \
+                if request.query_params["variant"].isdigit() else None
+            if variant is None:
+                raise ValidationError({"variant": [f"not a variant of campaign {campaign.pk}"]})
+        try:
+            preview = selectors.email_preview(template=campaign.template, user=customer, campaign=campaign,
+                                              variant=variant)
+        except TemplateInvalid as exc:
+            raise DjangoValidationError(exc.errors) from exc
+        return Response(self.OutputSerializer(preview).data)
+
+
+class CampaignReportApi(APIView):
+    permission_classes = [CampaignPermission]
+    permission_action = "view"
+
+    @extend_schema(summary="Report: funnel, revenue and uplift per variant and holdout", tags=["campaigns"],
+                   responses={200: dict})
+    def get(self, request, pk: int):
+        campaign = get_object_or_404(Campaign, pk=pk)
+        report = selectors.campaign_report(campaign=campaign)
+        return Response({**selectors.report_as_dict(report), "progress": selectors.campaign_progress(campaign=campaign)})
+
+
+# --- what a campaign is made of ----------------------------------------------------------------
+class SegmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Segment
+        fields = ("id", "name", "description", "rules", "updated_at")
+        read_only_fields = fields
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EmailTemplate
+        fields = ("id", "name", "subject", "updated_at")
+        read_only_fields = fields
+
+
+class SegmentListApi(APIView):
+    permission_classes = [CampaignPermission]
+    permission_action = "view"
+
+    @extend_schema(summary="Segments", tags=["campaigns"], parameters=[OpenApiParameter("page", int)],
+                   responses=SegmentSerializer(many=True))
+    def get(self, request):
+        paginator = _pagination()
+        page = paginator.paginate_queryset(Segment.objects.all(), request, view=self)
+        return paginator.get_paginated_response(SegmentSerializer(page, many=True).data)
+
+
+class TemplateListApi(APIView):
+    permission_classes = [CampaignPermission]
+    permission_action = "view"
+
+    @extend_schema(summary="Email templates", tags=["campaigns"], parameters=[OpenApiParameter("page", int)],
+                   responses=TemplateSerializer(many=True))
+    def get(self, request):
+        paginator = _pagination()
+        page = paginator.paginate_queryset(EmailTemplate.objects.all(), request, view=self)
+        return paginator.get_paginated_response(TemplateSerializer(page, many=True).data)

@@ -1,0 +1,39 @@
+"""Settings of the campaigns app, with their defaults.
+
+Each can be set in Django settings as ``CAMPAIGNS_<NAME>`` (shop/settings.py reads
+the ones operators change from the environment). Read through `get` at call time,
+so tests can override them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Frequency cap: at most CAP marketing emails per customer per PERIOD_DAYS (0: off).
+    "FREQUENCY_CAP": 3,
+    "FREQUENCY_PERIOD_DAYS": 7,
+    # Sending: rows claimed per transaction, rows per send task, lease of a claim.
+    "SEND_BATCH_SIZE": 100,
+    "SEND_CHUNK_SIZE": 1000,
+    "SEND_LEASE_SECONDS": 300,
+    "SEND_MAX_ATTEMPTS": 5,
+    "RETRY_BASE_SECONDS": 30,
+    "RETRY_MAX_SECONDS": 3600,
+    # Error-rate pause needs at least this many attempts before it judges.
+    "ERROR_RATE_MIN_ATTEMPTS": 20,
+    # A running campaign whose senders made no progress for this long is picked up again.
+    "STALE_SECONDS": None,  # None: the lease
+    # Triggered campaigns look back this far for events they have not handled.
+    "TRIGGER_LOOKBACK_DAYS": 7,
+    # A mailto address for List-Unsubscribe (blank: https one-click only).
+    "UNSUBSCRIBE_MAILTO": "",
+}
+
+
+def get(name: str) -> Any:
+    value = getattr(settings, f"CAMPAIGNS_{name}", DEFAULTS[name])
+    if name == "STALE_SECONDS" and value is None:
+        return get("SEND_LEASE_SECONDS")
+    return value

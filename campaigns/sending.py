@@ -1,0 +1,580 @@
+"""Sending a campaign's deliveries: every recipient at most once, and everyone left
+after a crash still once.
+
+The protocol, per batch of rows within a send task's id range:
+
+1. **Claim** (one transaction). Take up to ``SEND_BATCH_SIZE`` open rows: pending rows
+   that are due, and ``sending`` rows whose lease has expired (their sender died).
+   PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite: a conditional UPDATE
+   that only takes rows still claimable. In the same transaction each row is checked
+   *now*, at send time: the customer is active, has marketing consent, the address
+   is not suppressed, and the frequency cap (at most N marketing emails per customer
+   per period; on PostgreSQL serialised per customer with an advisory lock, so two
+   campaigns cannot both take a customer's last slot). Failing rows become
+   ``skipped`` with the reason; holdout rows that pass become ``withheld``; the rest
+   become ``sending`` under a lease (owner id + expiry) with their Message-ID fixed
+   and stored *before* anything is sent.
+2. **Prepare.** Batched recommendations for the rows that have none yet; the product
+   snapshot is stored on the rows; each email is rendered. Consent and suppression
+   are read once more just before sending (an unsubscribe a moment ago still counts).
+3. **Send** over ONE connection of Django's email backend (SMTP by default,
+   django-anymail by configuration). After each accepted message, one small UPDATE
+   (``WHERE lease_owner = me``) marks it ``sent``. The only in-doubt window is
+   between the server accepting a message and that UPDATE committing: about one
+   database round trip. With the outbox backend the send and the mark are one
+   transaction, so there is no window at all.
+4. **Errors.** Transient errors (disconnects, timeouts, 4xx) put the row back to
+   pending with exponential backoff, until ``SEND_MAX_ATTEMPTS``; permanent ones (5xx)
+   fail the row, and a refused recipient is suppressed as a hard bounce. A rejected
+   login pauses the campaign. When the share of failed attempts passes the
+   campaign's ``max_error_rate`` the campaign pauses itself.
+5. **Recovery.** A sender that dies leaves its rows ``sending``; when the lease
+   expires another sender reclaims them and sends them with the SAME Message-ID and
+   products (``recovered`` is set). All but at most one of them (per dead sender) had
+   never been sent; the one that was in flight, if the server had accepted it, is
+   a duplicate transmission of an identical message that mail systems deduplicate
+   by Message-ID. Senders renew their lease while they work, so a slow sender's
+   rows are never taken from under it.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import smtplib
+import socket
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.mail import get_connection
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from shop.models import Product, User
+
+from . import conf, recs, tokens
+from .models import Campaign, Delivery, Suppression
+from .rendering import (
+    CompiledEmail, TemplateInvalid, customer_context, email_compile, email_render, message_build,
+    message_id_make, price_display,
+)
+
+logger = logging.getLogger(__name__)
+S = Delivery.Status
+_ADVISORY_NAMESPACE = 0x0AFF  # first key of pg_advisory_xact_lock(int, int): "frequency cap"
+
+
+# --- error classes ----------------------------------------------------------------------------
+class _Fatal(Exception):
+    """The email backend refuses us as a whole (credentials, configuration): pause."""
+
+
+def classify(exc: BaseException) -> tuple[str, bool]:
+    """(kind, hard_bounce): kind is "transient", "permanent" or "fatal"."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError | ImproperlyConfigured):
+        return "fatal", False
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        if codes and all(500 <= c < 600 for c in codes):
+            return "permanent", True
+        return "transient", False
+    if isinstance(exc, smtplib.SMTPResponseException):  # sender refused, data error, ...
+        return ("permanent" if 500 <= exc.smtp_code < 600 else "transient"), False
+    if isinstance(exc, smtplib.SMTPServerDisconnected | socket.timeout | ConnectionError | OSError):
+        return "transient", False
+    try:
+        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+    except ImportError:  # pragma: no cover - anymail is a dependency
+        AnymailAPIError = AnymailRecipientsRefused = ()  # type: ignore[assignment]  # noqa: N806
+    if AnymailRecipientsRefused and isinstance(exc, AnymailRecipientsRefused):
+        return "permanent", True
+    if AnymailAPIError and isinstance(exc, AnymailAPIError):
+        status = getattr(exc, "status_code", None)
+        if status in (401, 403):
+            return "fatal", False
+        if status is not None and 400 <= status < 500 and status != 429:
+            return "permanent", False
+        return "transient", False
+    return "transient", False
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped."""
+    base = conf.get("RETRY_BASE_SECONDS")
+    delay = min(conf.get("RETRY_MAX_SECONDS"), base * 2 ** max(0, attempt - 1))
+    return delay * random.uniform(0.8, 1.2)
+
+
+@dataclass
+class SendStats:
+    claimed: int = 0
+    sent: int = 0
+    withheld: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retried: int = 0
+    retry_in: float | None = None
+    stopped: str = ""
+    skip_reasons: dict = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class _Prepared:
+    delivery: Delivery
+    message: object
+
+
+class Sender:
+    """Sends the open deliveries of one campaign within an id range (one task)."""
+
+    def __init__(self, *, campaign_id: int, min_id: int, max_id: int, batch_size: int | None = None,
+                 connection=None):
+        self.campaign_id = campaign_id
+        self.min_id, self.max_id = min_id, max_id
+        self.batch_size = batch_size or conf.get("SEND_BATCH_SIZE")
+        self.lease_seconds = conf.get("SEND_LEASE_SECONDS")
+        self.owner = uuid.uuid4()
+        self.connection = connection
+        self._own_connection = connection is None
+        self._opened = False
+        self.in_flight: int | None = None
+        self.lease_deadline = 0.0
+        self.stats = SendStats()
+        self._compiled: dict[tuple, CompiledEmail] = {}
+        self._excluded_categories: frozenset[int] | None = None
+
+    # --- the loop -----------------------------------------------------------------------
+    def run(self) -> SendStats:
+        try:
+            while True:
+                campaign = Campaign.objects.select_related("template").get(pk=self.campaign_id)
+                if campaign.status != Campaign.Status.RUNNING:
+                    self.stats.stopped = f"campaign {campaign.get_status_display().lower()}"
+                    break
+                claimed, any_rows = self.claim(campaign)
+                if not any_rows:
+                    break
+                if claimed:
+                    prepared = self.prepare(campaign, claimed)
+                    batch_errors_before = self.stats.failed + self.stats.retried
+                    sent_before = self.stats.sent
+                    if prepared:
+                        self.send(campaign, prepared)
+                    self.after_batch(campaign, sent=self.stats.sent - sent_before,
+                                     errors=self.stats.failed + self.stats.retried - batch_errors_before)
+                if self.stats.stopped:
+                    break
+        finally:
+            self.release()
+            self.close()
+        return self.stats
+
+    # --- 1. claim -------------------------------------------------------------------------
+    def _claimable(self, now) -> Q:
+        return (Q(status=S.PENDING, next_attempt_at__lte=now)
+                | Q(status=S.SENDING, lease_expires_at__lt=now))
+
+    def claim(self, campaign: Campaign) -> tuple[list[Delivery], bool]:
+        """Claim and check a batch. Returns (rows to send now, whether any row was taken)."""
+        now = timezone.now()
+        lease_until = now + timedelta(seconds=self.lease_seconds)
+        base = Delivery.objects.filter(campaign_id=self.campaign_id, pk__gte=self.min_id, pk__lte=self.max_id)
+        fields = ("pk", "user_id", "status", "is_holdout", "message_id", "email", "attempts", "variant_id",
+                  "products", "context", "trigger_key", "campaign_id")
+        with transaction.atomic():
+            if db_connection.vendor == "postgresql":
+                rows = list(base.filter(self._claimable(now)).select_for_update(skip_locked=True, of=("self",))
+                            .order_by("pk").only(*fields)[:self.batch_size])
+            else:
+                candidates = list(base.filter(self._claimable(now)).order_by("pk")
+                                  .values_list("pk", flat=True)[:self.batch_size])
+                # The conditional UPDATE takes only rows that are still claimable.
+                base.filter(pk__in=candidates).filter(self._claimable(now)).update(
+                    lease_owner=self.owner, lease_expires_at=lease_until, status=S.SENDING
+                )
+                rows = list(Delivery.objects.filter(pk__in=candidates, lease_owner=self.owner, status=S.SENDING)
+                            .order_by("pk").only(*fields))
+            if not rows:
+                return [], False
+            self.stats.claimed += len(rows)
+            to_send = self._check_and_lease(campaign, rows, now, lease_until)
+        self.lease_deadline = time.monotonic() + self.lease_seconds
+        return to_send, True
+
+    def _check_and_lease(self, campaign: Campaign, rows: list[Delivery], now, lease_until) -> list[Delivery]:
+        user_ids = sorted({r.user_id for r in rows if r.user_id is not None})
+        cap = conf.get("FREQUENCY_CAP")
+        if cap and user_ids and db_connection.vendor == "postgresql":
+            with db_connection.cursor() as cur:  # serialise cap decisions per customer (sorted: no deadlock)
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(%s, (u %% 2147483647)::int) "
+                    "FROM unnest(%s::bigint[]) AS u ORDER BY u",
+                    [_ADVISORY_NAMESPACE, user_ids],
+                )
+        users = {u[0]: u for u in User.objects.filter(pk__in=user_ids).values_list(
+            "pk", "email", "is_active", "marketing_consent")}
+        emails = {u[1].lower() for u in users.values()}
+        suppressed = set(Suppression.objects.filter(email__in=emails).values_list("email", flat=True))
+        counts: dict[int, int] = defaultdict(int)
+        if cap and user_ids:
+            since = now - timedelta(days=conf.get("FREQUENCY_PERIOD_DAYS"))
+            recent = (Delivery.objects.filter(user_id__in=user_ids)
+                      .exclude(pk__in=[r.pk for r in rows])
+                      .filter(Q(status=S.SENT, sent_at__gte=since) | Q(status=S.SENDING))
+                      .values("user_id").annotate(n=Count("pk")).values_list("user_id", "n"))
+            counts.update(dict(recent))
+        skipped: dict[str, list[int]] = defaultdict(list)
+        withheld: list[int] = []
+        to_send: list[Delivery] = []
+        for row in rows:
+            user = users.get(row.user_id)
+            if user is None or not user[2]:
+                reason = Delivery.SkipReason.INACTIVE
+            elif not user[3]:
+                reason = Delivery.SkipReason.NO_CONSENT
+            elif user[1].lower() in suppressed:
+                reason = Delivery.SkipReason.SUPPRESSED
+            elif cap and counts[row.user_id] >= cap:
+                reason = Delivery.SkipReason.FREQUENCY_CAP
+            else:
+                reason = None
+            if reason is not None:
+                skipped[reason].append(row.pk)
+                continue
+            if row.is_holdout:
+                withheld.append(row.pk)
+                continue
+            counts[row.user_id] += 1
+            row.recovered = bool(row.message_id)  # begun before: resend the same message
+            row.message_id = row.message_id or message_id_make(row.pk)
+            row.email = row.email if row.recovered and row.email else user[1]
+            row.status = S.SENDING
+            row.lease_owner, row.lease_expires_at = self.owner, lease_until
+            row.attempts += 1
+            to_send.append(row)
+        cleared = {"lease_owner": None, "lease_expires_at": None}
+        for reason, ids in skipped.items():
+            Delivery.objects.filter(pk__in=ids).update(status=S.SKIPPED, skip_reason=reason, processed_at=now,
+                                                       **cleared)
+            self.stats.skipped += len(ids)
+            self.stats.skip_reasons[reason] += len(ids)
+        if withheld:
+            Delivery.objects.filter(pk__in=withheld).update(status=S.WITHHELD, processed_at=now, **cleared)
+            self.stats.withheld += len(withheld)
+        if to_send:
+            Delivery.objects.bulk_update(
+                to_send, ["status", "lease_owner", "lease_expires_at", "message_id", "email", "attempts", "recovered"]
+            )
+        return to_send
+
+    # --- 2. prepare -----------------------------------------------------------------------------
+    def _compiled_for(self, campaign: Campaign, subject: str) -> CompiledEmail:
+        t = campaign.template
+        key = (t.pk, t.updated_at, subject)
+        if key not in self._compiled:
+            self._compiled[key] = email_compile(subject=subject or t.subject, html_body=t.html_body,
+                                                text_body=t.text_body)
+        return self._compiled[key]
+
+    def _strategy(self, campaign: Campaign, variant) -> str:
+        strategy = (variant.strategy if variant and variant.strategy else "") or campaign.strategy or recs.AUTO
+        if campaign.kind == Campaign.Kind.WELCOME and strategy == recs.AUTO:
+            return "interests"  # a new customer: their stated interests
+        return strategy
+
+    def _recently_sent_products(self, campaign: Campaign, user_ids: list[int]) -> dict[int, set[int]]:
+        days = campaign.exclude_recently_sent_days
+        if not days or not user_ids:
+            return {}
+        since = timezone.now() - timedelta(days=days)
+        out: dict[int, set[int]] = defaultdict(set)
+        for user_id, products in Delivery.objects.filter(user_id__in=user_ids, status=S.SENT,
+                                                         sent_at__gte=since).values_list("user_id", "products"):
+            out[user_id].update(p["id"] for p in products or ())
+        return out
+
+    def prepare(self, campaign: Campaign, rows: list[Delivery]) -> list[_Prepared]:
+        variants = {v.pk: v for v in campaign.variants.all()}
+        if self._excluded_categories is None:
+            self._excluded_categories = frozenset(campaign.exclude_categories.values_list("pk", flat=True))
+        exclusions = recs.Exclusions(category_ids=self._excluded_categories,
+                                     exclude_purchased=campaign.exclude_purchased)
+        need = [r for r in rows if not r.products]
+        recently = self._recently_sent_products(campaign, [r.user_id for r in need])
+        by_strategy: dict[str, list[Delivery]] = defaultdict(list)
+        for row in need:
+            by_strategy[self._strategy(campaign, variants.get(row.variant_id))].append(row)
+        try:
+            for strategy, group in by_strategy.items():
+                excluded = {r.user_id: set(r.context.get("product_ids", ())) | recently.get(r.user_id, set())
+                            for r in group}
+                picks = recs.picks_for_users(user_ids=[r.user_id for r in group], strategy=strategy,
+                                             n=campaign.n_products, exclusions=exclusions, excluded_by_user=excluded)
+                for row in group:
+                    row.products = picks.get(row.user_id, [])
+                    row.strategy = strategy
+        except ValueError as exc:  # an unknown strategy: nothing this campaign sends can be right
+            self.pause(campaign, f"recommendations refused the strategy: {exc}")
+            return []
+        if need:
+            Delivery.objects.bulk_update(need, ["products", "strategy"])
+        # Cart / order items shown next to the recommendations (triggered campaigns).
+        item_ids = {pid for r in rows for pid in r.context.get("product_ids", ())}
+        items = {p.pk: p for p in Product.objects.filter(pk__in=item_ids).select_related("category")} if item_ids else {}
+        no_products = [r.pk for r in rows if not r.products and not r.context.get("product_ids")]
+        if no_products:
+            self._skip(no_products, Delivery.SkipReason.NO_PRODUCTS)
+        rows = [r for r in rows if r.pk not in set(no_products)]
+        rows = self._recheck(rows)
+        users = {u["pk"]: u for u in User.objects.filter(pk__in=[r.user_id for r in rows]).values(
+            "pk", "first_name", "last_name", "email")}
+        prepared = []
+        for row in rows:
+            variant = variants.get(row.variant_id)
+            try:
+                compiled = self._compiled_for(campaign, variant.subject if variant else "")
+            except TemplateInvalid as exc:
+                self.pause(campaign, f"the template does not compile: {exc}")
+                return []
+            user = users.get(row.user_id) or {"first_name": "", "last_name": "", "email": row.email}
+            context = email_context(user=user, products=row.products, kind=campaign.kind,
+                                    campaign_name=campaign.name, delivery_id=row.pk, context_data=row.context,
+                                    items=items)
+            rendered = email_render(compiled, context, open_pixel_url=tokens.open_url(row.pk))
+            message = message_build(to=row.email, rendered=rendered, message_id=row.message_id,
+                                    unsubscribe_url=context["unsubscribe_url"], delivery_id=row.pk,
+                                    from_email=campaign.from_email)
+            prepared.append(_Prepared(delivery=row, message=message))
+        return prepared
+
+    def _recheck(self, rows: list[Delivery]) -> list[Delivery]:
+        """Consent and suppression read again right before sending."""
+        if not rows:
+            return rows
+        consent = dict(User.objects.filter(pk__in=[r.user_id for r in rows]).values_list("pk", "marketing_consent"))
+        suppressed = set(Suppression.objects.filter(email__in=[r.email.lower() for r in rows])
+                         .values_list("email", flat=True))
+        keep, no_consent, blocked = [], [], []
+        for row in rows:
+            if not consent.get(row.user_id):
+                no_consent.append(row.pk)
+            elif row.email.lower() in suppressed:
+                blocked.append(row.pk)
+            else:
+                keep.append(row)
+        if no_consent:
+            self._skip(no_consent, Delivery.SkipReason.NO_CONSENT)
+        if blocked:
+            self._skip(blocked, Delivery.SkipReason.SUPPRESSED)
+        return keep
+
+    def _skip(self, ids: list[int], reason: str) -> None:
+        Delivery.objects.filter(pk__in=ids, lease_owner=self.owner).update(
+            status=S.SKIPPED, skip_reason=reason, processed_at=timezone.now(), lease_owner=None,
+            lease_expires_at=None,
+        )
+        self.stats.skipped += len(ids)
+        self.stats.skip_reasons[reason] += len(ids)
+
+    # --- 3. send ----------------------------------------------------------------------------------
+    def open(self) -> None:
+        if self.connection is None:
+            self.connection = get_connection(fail_silently=False)
+        if not self._opened:
+            self.connection.open()
+            self._opened = True
+
+    def close(self) -> None:
+        if self.connection is not None and self._opened:
+            try:
+                self.connection.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                logger.debug("closing the email connection failed", exc_info=True)
+            self._opened = False
+        if self._own_connection:
+            self.connection = None
+
+    def renew_lease(self) -> None:
+        if time.monotonic() < self.lease_deadline - self.lease_seconds / 3:
+            return
+        Delivery.objects.filter(lease_owner=self.owner, status=S.SENDING).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=self.lease_seconds)
+        )
+        self.lease_deadline = time.monotonic() + self.lease_seconds
+
+    def send(self, campaign: Campaign, prepared: list[_Prepared]) -> None:
+        for index, item in enumerate(prepared):
+            row = item.delivery
+            self.renew_lease()
+            try:
+                self.open()
+                transactional = getattr(self.connection, "transactional", False)
+                self.in_flight = row.pk
+                if transactional:
+                    with transaction.atomic():
+                        sent = self.connection.send_messages([item.message])
+                        self.mark_sent(row, sent)
+                else:
+                    sent = self.connection.send_messages([item.message])
+                    # --- in-doubt window: accepted by the server, not yet marked ---
+                    self.mark_sent(row, sent)
+                self.in_flight = None
+            except Exception as exc:  # noqa: BLE001 - every error is classified below
+                self.in_flight = None
+                kind, hard_bounce = classify(exc)
+                if kind == "fatal":
+                    self.put_back([row.pk], error=f"{type(exc).__name__}: {exc}")
+                    self.pause(campaign, f"the email backend refused us: {type(exc).__name__}: {exc}")
+                    return
+                self.failed(row, exc, permanent=kind == "permanent", hard_bounce=hard_bounce)
+                if kind == "transient":
+                    self.close()  # the connection may be broken: reconnect for the next one
+                    if isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
+                        try:
+                            self.open()
+                        except Exception as again:  # noqa: BLE001 - the server is gone for now
+                            rest = [p.delivery.pk for p in prepared[index + 1:]]
+                            self.put_back(rest, error=f"cannot reconnect: {type(again).__name__}: {again}",
+                                          delay=backoff_seconds(1))
+                            self.stats.stopped = "email server unreachable"
+                            return
+
+    def mark_sent(self, row: Delivery, sent: int) -> None:
+        if not sent:
+            raise smtplib.SMTPDataError(554, b"the email backend sent nothing")
+        now = timezone.now()
+        marked = Delivery.objects.filter(pk=row.pk, lease_owner=self.owner).update(
+            status=S.SENT, sent_at=now, processed_at=now, lease_owner=None, lease_expires_at=None, last_error=""
+        )
+        if not marked:  # cannot happen while the lease is renewed; loud if it does
+            logger.error("delivery %s was sent but its lease had been taken over", row.pk)
+        self.stats.sent += 1
+
+    def failed(self, row: Delivery, exc: BaseException, *, permanent: bool, hard_bounce: bool) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if not permanent and row.attempts < conf.get("SEND_MAX_ATTEMPTS"):
+            delay = backoff_seconds(row.attempts)
+            Delivery.objects.filter(pk=row.pk, lease_owner=self.owner).update(
+                status=S.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error,
+                lease_owner=None, lease_expires_at=None,
+            )
+            self.stats.retried += 1
+            self.stats.retry_in = min(delay, self.stats.retry_in or delay)
+            logger.warning("delivery %s: transient error, retry in %.0fs: %s", row.pk, delay, error)
+            return
+        Delivery.objects.filter(pk=row.pk, lease_owner=self.owner).update(
+            status=S.FAILED, processed_at=timezone.now(), last_error=error, lease_owner=None, lease_expires_at=None
+        )
+        self.stats.failed += 1
+        logger.warning("delivery %s failed: %s", row.pk, error)
+        if hard_bounce and row.email:
+            from .services import suppression_add
+
+            suppression_add(email=row.email, reason=Suppression.Reason.BOUNCED, delivery=row,
+                            note=f"refused by the mail server: {error}"[:500])
+
+    def put_back(self, ids: list[int], *, error: str = "", delay: float = 0.0) -> None:
+        """Rows claimed but not attempted go back to pending (the claim is undone)."""
+        if not ids:
+            return
+        Delivery.objects.filter(pk__in=ids, lease_owner=self.owner, status=S.SENDING).update(
+            status=S.PENDING, lease_owner=None, lease_expires_at=None, attempts=F("attempts") - 1,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error[:2000],
+        )
+        if delay:
+            self.stats.retry_in = min(delay, self.stats.retry_in or delay)
+
+    def release(self) -> None:
+        """On the way out (done, paused, error, time limit): undo the claim of rows not
+        attempted. The row in flight, if any, keeps its lease: whether the server took
+        it is unknown, so it is resent (same Message-ID) only after the lease expires."""
+        rows = Delivery.objects.filter(lease_owner=self.owner, status=S.SENDING)
+        if self.in_flight is not None:
+            rows = rows.exclude(pk=self.in_flight)
+        try:
+            rows.update(status=S.PENDING, lease_owner=None, lease_expires_at=None, attempts=F("attempts") - 1)
+        except Exception:  # noqa: BLE001 - the database is gone: the leases expire on their own
+            logger.exception("could not release claimed deliveries; their leases will expire")
+
+    # --- 4. after a batch ------------------------------------------------------------------------
+    def after_batch(self, campaign: Campaign, *, sent: int, errors: int) -> None:
+        Campaign.objects.filter(pk=campaign.pk).update(
+            sent_count=F("sent_count") + sent, error_count=F("error_count") + errors, heartbeat_at=timezone.now()
+        )
+        if not errors:
+            return
+        sent_total, error_total = Campaign.objects.filter(pk=campaign.pk).values_list(
+            "sent_count", "error_count").get()
+        attempts = sent_total + error_total
+        if attempts >= conf.get("ERROR_RATE_MIN_ATTEMPTS") and error_total / attempts > campaign.max_error_rate:
+            self.pause(campaign, f"error rate {error_total / attempts:.0%} of {attempts} attempts is above "
+                                 f"{campaign.max_error_rate:.0%}; last error: see failed deliveries")
+
+    def pause(self, campaign: Campaign, reason: str) -> None:
+        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
+            status=Campaign.Status.PAUSED, status_note=reason[:500]
+        )
+        self.stats.stopped = reason
+        logger.error("campaign %s paused: %s", campaign.pk, reason)
+
+
+# --- the email's context -------------------------------------------------------------------------
+def _item_context(product: Product, quantity: int | None = None) -> dict:
+    snapshot = recs.product_snapshot(product)
+    out = recs.product_context(snapshot, delivery_id=None)
+    if quantity is not None:
+        out["quantity"] = quantity
+    return out
+
+
+def email_context(*, user: dict, products: list[dict], kind: str = Campaign.Kind.ONE_OFF, campaign_name: str = "",
+                  delivery_id: int | None = None, context_data: dict | None = None,
+                  items: dict[int, Product] | None = None) -> dict:
+    """The safe context of one email: plain values and signed links only. Without a
+    delivery (previews, test sends) links are untracked."""
+    context_data = context_data or {}
+    items = items or {}
+    product_ctx = [recs.product_context(p, delivery_id=delivery_id) for p in products]
+    item_ctx = []
+    for pid in context_data.get("product_ids", ()):
+        product = items.get(pid)
+        if product is None:
+            continue
+        item = _item_context(product)
+        if delivery_id is not None:
+            item["url"] = tokens.click_url(delivery_id, product_id=pid)
+        item_ctx.append(item)
+    customer = customer_context(first_name=user.get("first_name", ""), last_name=user.get("last_name", ""),
+                                email=user.get("email", ""))
+    home = tokens.home_path()
+    order = {}
+    if context_data.get("order_id"):
+        total, currency = context_data.get("order_total", "0"), context_data.get("currency", "GBP")
+        order = {"number": str(context_data.get("order_number", ""))[:8], "total": total,
+                 "total_display": price_display(total, currency)}
+    return {
+        "customer": customer,
+        "greeting_name": customer["first_name"] or "there",
+        "products": product_ctx,
+        "cart_items": item_ctx if kind == Campaign.Kind.ABANDONED_CART else [],
+        "order_items": item_ctx if kind == Campaign.Kind.POST_PURCHASE else [],
+        "order": order,
+        "campaign": {"name": campaign_name},
+        "unsubscribe_url": tokens.unsubscribe_url(delivery_id) if delivery_id is not None
+        else tokens.absolute("/c/u/preview-only/"),
+        "preferences_url": tokens.preferences_url(),
+        "shop_url": tokens.click_url(delivery_id, path=home) if delivery_id is not None else tokens.absolute(home),
+        "site_url": tokens.absolute(""),
+    }
+
+
+def deliveries_send_range(*, campaign_id: int, min_id: int, max_id: int, batch_size: int | None = None,
+                          connection=None) -> SendStats:
+    """Send the open deliveries of a campaign with ids in [min_id, max_id]."""
+    return Sender(campaign_id=campaign_id, min_id=min_id, max_id=max_id, batch_size=batch_size,
+                  connection=connection).run()
