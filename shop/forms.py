@@ -27,7 +27,7 @@ class SignupForm(forms.Form):
                                  widget=forms.TextInput(attrs={"autocomplete": "given-name"}))
     password1 = forms.CharField(label="Password", strip=False,
                                 widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-                                help_text=password_validation.password_validators_help_text_html())
+                                help_text="At least 8 characters, not all numbers, not a common password.")
     password2 = forms.CharField(label="Password again", strip=False,
                                 widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
     interests = InterestsField(label="What do you like?",

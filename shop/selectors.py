@@ -62,6 +62,16 @@ def category_nodes() -> list[CategoryNode]:
     return nodes
 
 
+def category_by_slug(*, slug: str) -> CategoryNode | None:
+    """A category by slug from the cached tree; a category added since the cache was
+    filled is found in the database (and refreshes the cache)."""
+    node = next((c for c in category_nodes() if c.slug == slug), None)
+    if node is None and Category.objects.filter(slug=slug).exists():
+        cache.delete(CATEGORY_CACHE_KEY)
+        node = next((c for c in category_nodes() if c.slug == slug), None)
+    return node
+
+
 def category_top_level() -> list[CategoryNode]:
     return [c for c in category_nodes() if c.parent_id is None]
 
@@ -134,6 +144,7 @@ def product_browse(
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_WEB_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)  # phrases, -exclusions, "or"
 SEARCH_MAX_TERMS = 8
 
 
@@ -169,8 +180,9 @@ def product_search(*, query: str, category_ids: Iterable[int] | None = None,
             + SearchVector("category__name", weight="B", config="english")
             + SearchVector("description", weight="C", config="english")
         )
-        prefix = SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="english")
-        search = SearchQuery(query[:200], search_type="websearch", config="english") | prefix
+        search = SearchQuery(query[:200], search_type="websearch", config="english")
+        if not _WEB_SYNTAX.search(query):  # plain words: also match them as prefixes
+            search |= SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="english")
         return (
             qs.annotate(document=vector, rank=SearchRank(vector, search))
             .filter(document=search)
@@ -218,6 +230,15 @@ def recently_viewed(*, user: User | None = None, session_key: str = "", n: int =
         return []
     products = product_list().in_bulk(ids)
     return [products[i] for i in ids if i in products]
+
+
+def click_exists(*, rec_list_id, product: Product, user: User | None = None, session_key: str = "") -> bool:
+    """Whether this shopper already clicked this product in this recommendation list."""
+    actor = _actor_filter(user=user, session_key=session_key)
+    if actor is None:
+        return False
+    return Interaction.objects.filter(
+        actor, rec_list_id=rec_list_id, product=product, kind=Interaction.Kind.CLICK).exists()
 
 
 # --- carts ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ recommendations read them.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import uuid
@@ -71,15 +70,14 @@ def _next_url(request: HttpRequest, default: str) -> str:
     return default
 
 
-def _record(request: HttpRequest, *, product: Product, kind: int, rec_list_id: uuid.UUID | None = None,
-            event_id: str | None = None) -> None:
+def _record(request: HttpRequest, *, product: Product, kind: int, rec_list_id: uuid.UUID | None = None) -> None:
     """Record a shopper's event. A failure is logged, never shown: the page matters more."""
     who = _shopper(request)
     if who["user"] is None and not who["session_key"]:
         who["session_key"] = _session_key(request, create=True)
     try:
         services.interaction_record(product=product, kind=kind, rec_list_id=rec_list_id,
-                                    event_id=event_id, source=Interaction.Source.WEB, **who)
+                                    source=Interaction.Source.WEB, **who)
     except Exception:  # noqa: BLE001 - an event must never break the page
         logger.exception("could not record %s of product %s", Interaction.Kind(kind).label, product.pk)
 
@@ -105,6 +103,22 @@ class Shelf:
     subtitle: str = ""
 
 
+def _click_recorded(*, rec_list_id: uuid.UUID, product: Product, who: dict) -> bool:
+    """Record the click on a recommended product (once per list, product and shopper:
+    a reload is not a second click). False if the list did not show the product."""
+    if selectors.click_exists(rec_list_id=rec_list_id, product=product, **who):
+        return True
+    try:
+        _recs().click_record(rec_list_id=rec_list_id, product=product, source=Interaction.Source.WEB, **who)
+    except ValueError as exc:  # an unknown list, or one that did not show this product
+        logger.info("click not recorded: %s", exc)
+        return False
+    except Exception:  # noqa: BLE001 - an event must never break the page
+        logger.exception("could not record the click on product %s from list %s", product.pk, rec_list_id)
+        return False
+    return True
+
+
 def _recs():
     from recommendations import services as rec_services  # the serving contract
 
@@ -128,6 +142,20 @@ def _shelf(key: str, title: str, call: str, *, subtitle: str = "", **kwargs) -> 
         key=key, title=title, subtitle=subtitle, list_id=rec_list.id, strategy=rec_list.strategy,
         items=[ShelfItem(product=p.product, reason=p.reason, reason_code=p.reason_code) for p in rec_list.picks],
     )
+
+
+def _without(shelf: Shelf | None, product_ids: set[int], *, at_least: int = 3) -> Shelf | None:
+    """The shelf minus products the page already shows (or the shopper just saw);
+    None if too little is left to be worth a row.
+
+    `similar_products` takes no exclusions, so its list may hold a product shown
+    elsewhere on the page; dropping it here keeps the page free of repeats (the
+    list's impression then names a product or two that was not displayed).
+    """
+    if shelf is None:
+        return None
+    shelf.items = [it for it in shelf.items if it.product.pk not in product_ids]
+    return shelf if len(shelf.items) >= at_least else None
 
 
 def _plain_shelf(key: str, title: str, products: list[Product], subtitle: str = "") -> Shelf | None:
@@ -157,6 +185,7 @@ def home(request: HttpRequest) -> HttpResponse:
         if because is None:
             because = _shelf("because-viewed", f"Because you viewed {display_name(last.name)}", "similar_products",
                              product=last, kind="similar", n=SHELF_SIZE, **who)
+        because = _without(because, {p.pk for p in viewed})
         if because:
             shelves.append(because)
     trending = _shelf("trending", "Trending now", "trending_products", n=SHELF_SIZE,
@@ -175,7 +204,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def category(request: HttpRequest, slug: str) -> HttpResponse:
-    node = next((c for c in selectors.category_nodes() if c.slug == slug), None)
+    node = selectors.category_by_slug(slug=slug)
     if node is None:
         raise Http404("No such category.")
     cat = Category(id=node.id, name=node.name, slug=node.slug, colour=node.colour, parent_id=node.parent_id)
@@ -216,14 +245,6 @@ def search(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _click_event_id(rec_list_id: uuid.UUID, product_id: int, who: dict) -> str:
-    """The same click (list, product, shopper) is stored once, however often the
-    link is reloaded."""
-    actor = f"u{who['user'].pk}" if who["user"] else f"s{who['session_key']}"
-    digest = hashlib.sha1(f"{rec_list_id}|{product_id}|{actor}".encode()).hexdigest()
-    return f"click-{digest}"
-
-
 @require_GET
 def product(request: HttpRequest, slug: str) -> HttpResponse:
     item = selectors.product_get_for_page(slug=slug)
@@ -233,14 +254,15 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
     if not request.user.is_authenticated:
         _session_key(request, create=True)
     who = _shopper(request)
-    if rec_list_id is not None:
-        _record(request, product=item, kind=Interaction.Kind.CLICK, rec_list_id=rec_list_id,
-                event_id=_click_event_id(rec_list_id, item.pk, who))
+    if rec_list_id is not None and not _click_recorded(rec_list_id=rec_list_id, product=item, who=who):
+        rec_list_id = None  # not a list that showed this product: no attribution
     _record(request, product=item, kind=Interaction.Kind.VIEW, rec_list_id=rec_list_id)
     also = _shelf("also-bought", "Customers also bought", "similar_products",
                   product=item, kind="also_bought", n=SHELF_SIZE, **who)
     similar = _shelf("similar", "Similar products", "similar_products",
                      product=item, kind="similar", n=SHELF_SIZE, **who)
+    if also is not None:  # without a model both lists may fall back to the same products
+        similar = _without(similar, {it.product.pk for it in also.items})
     return render(request, "shop/product.html", {
         "product": item,
         "breadcrumbs": selectors.category_path(category_id=item.category_id) if item.category_id else [],

@@ -50,3 +50,33 @@ def display_name(name: str) -> str:
     if not name or not name.isupper():
         return name or ""
     return " ".join(_title_word(w, i == 0) for i, w in enumerate(name.split()))
+
+
+def _shouting(token: str) -> bool:
+    letters = [ch for ch in token if ch.isalpha()]
+    return bool(letters) and all(ch.isupper() for ch in letters)
+
+
+@register.filter
+def display_text(text: str) -> str:
+    """Soften SHOUTED catalogue names inside a sentence ("Because you viewed WHITE
+    HANGING HEART" -> "Because you viewed White Hanging Heart")."""
+    if not text:
+        return ""
+    tokens = text.split(" ")
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        if _shouting(tokens[i]):
+            j = i
+            while j < len(tokens) and (_shouting(tokens[j]) or (tokens[j] and tokens[j].isdigit())):
+                j += 1
+            run = " ".join(tokens[i:j])
+            if sum(ch.isalpha() for ch in run) >= 3:
+                run = display_name(run)
+            out.append(run)
+            i = j
+        else:
+            out.append(tokens[i])
+            i += 1
+    return " ".join(out)

@@ -1,0 +1,112 @@
+"""Browser tests: real headless Chromium (Debian's, or CHROMIUM_PATH) driven by
+Playwright, against the app served by pytest-django's ``live_server`` on the test
+database. Screenshots of every step go to ``test-artifacts/e2e/`` (gitignored)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests
+# make to set up data and check results are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def chromium_path() -> str | None:
+    path = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    return shutil.which(path)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    path = chromium_path()
+    if path is None:
+        pytest.skip(f"Chromium not found at {os.environ.get('CHROMIUM_PATH') or '/usr/bin/chromium'} "
+                    "(set CHROMIUM_PATH or install Debian's chromium): browser tests skipped")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Shots:
+    """Numbered full-page screenshots of one test's steps."""
+
+    def __init__(self, page, name: str, *, full_page: bool = True):
+        self.page, self.n, self.full_page = page, 0, full_page
+        self.dir = ARTIFACTS / re.sub(r"[^\w-]+", "_", name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, step: str, *, full_page: bool | None = None) -> Path:
+        full_page = self.full_page if full_page is None else full_page
+        self.n += 1
+        slug = re.sub(r"[^\w-]+", "-", step)
+        path = self.dir / f"{self.n:02d}-{slug}.png"
+        if full_page:  # from the top, so the sticky header is where it belongs
+            self.page.evaluate("window.scrollTo(0, 0)")
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+
+def _new_page(browser, live_server, request, **context_args):
+    context = browser.new_context(base_url=live_server.url, accept_downloads=True, locale="en-GB",
+                                  **context_args)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    # Everything the store needs is served by the store: fail on any other request.
+    outside: list[str] = []
+
+    def guard(route):
+        url = route.request.url
+        if url.startswith(live_server.url) or url.startswith("data:"):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page.route("**/*", guard)
+    return context, page, errors, outside
+
+
+@pytest.fixture
+def page(browser, live_server, request, transactional_db):
+    context, page, errors, outside = _new_page(browser, live_server, request,
+                                               viewport={"width": 1280, "height": 900})
+    page.shots = Shots(page, request.node.name)
+    yield page
+    context.close()
+    assert not outside, f"the page tried to reach the network: {outside}"
+    assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.fixture
+def phone_page(browser, live_server, request, transactional_db):
+    context, page, errors, outside = _new_page(
+        browser, live_server, request, viewport={"width": 390, "height": 844}, device_scale_factor=2,
+        is_mobile=True, has_touch=True)
+    page.shots = Shots(page, request.node.name, full_page=False)  # what the phone's screen shows
+    yield page
+    context.close()
+    assert not outside, f"the page tried to reach the network: {outside}"
+    assert not errors, f"browser console errors: {errors}"
