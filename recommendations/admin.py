@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from . import selectors, services
 from .artifacts import algorithm_names
@@ -151,24 +151,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
         metrics = {k: v for k, v in (obj.metrics or {}).items() if not isinstance(v, (list, dict))}
         if not metrics:
             return "–"
-        rows = "".join(
-            format_html("<tr><th>{}</th><td>{}</td></tr>", k, f"{v:.4f}" if isinstance(v, float) else v)
-            for k, v in sorted(metrics.items()))
-        return format_html("<table>{}</table>", format_html(rows))
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
+                                ((k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in sorted(metrics.items())))
+        return format_html("<table>{}</table>", rows)
 
     @admin.display(description="model selection")
     def selection_table(self, obj):
         rows = (obj.metrics or {}).get("selection") or []
         if not rows:
             return "–"
-        body = "".join(
-            format_html("<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        r.get("algorithm"), json.dumps(r.get("params", {}), sort_keys=True)[:160], r.get("status"),
-                        f"{r['ndcg']:.4f}" if isinstance(r.get("ndcg"), float) else r.get("reason", ""),
-                        f"{r['train_seconds']:.1f}" if isinstance(r.get("train_seconds"), float) else "")
-            for r in rows)
+        body = format_html_join(
+            "", "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r.get("algorithm"), json.dumps(r.get("params", {}), sort_keys=True)[:160], r.get("status"),
+              f"{r['ndcg']:.4f}" if isinstance(r.get("ndcg"), float) else r.get("reason", ""),
+              f"{r['train_seconds']:.1f}" if isinstance(r.get("train_seconds"), float) else "") for r in rows))
         return format_html("<table><tr><th>algorithm</th><th>params</th><th>status</th><th>NDCG@10 on validation"
-                           "</th><th>fit s</th></tr>{}</table>", format_html(body))
+                           "</th><th>fit s</th></tr>{}</table>", body)
 
     # --- actions
     @admin.action(description="Activate the selected version (its slot's active model)")
