@@ -156,6 +156,11 @@ def _claim(version_id: int) -> ModelVersion | None:
             return None
         if version.status == ModelVersion.Status.RUNNING:
             logger.warning("model version %s was interrupted; starting it over", version_id)
+            if version.artifact:  # written before the interruption: the new run writes its own
+                name = version.artifact.name
+                transaction.on_commit(lambda: _delete_artifact(name))
+                version.artifact = ""
+                version.save(update_fields=["artifact"])
         version.status = ModelVersion.Status.RUNNING
         version.started_at = timezone.now()
         version.progress, version.stage, version.error = 0, "starting", ""
@@ -350,7 +355,7 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     total = time.perf_counter() - clock
     timings["total"] = total
     ModelVersion.objects.filter(pk=version.pk).update(
-        algorithm=algorithm, params=model.get_params(), status=ModelVersion.Status.SUCCEEDED,
+        algorithm=algorithm, params=model.get_params(),
         progress=97, stage="deciding activation", metrics=metrics,
         timings={k_: round(v, 3) for k_, v in timings.items()}, training_seconds=round(total, 3),
         artifact=stored, artifact_size=size, n_users=int(full.n_users), n_items=int(full.n_items),
@@ -360,10 +365,11 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     version.refresh_from_db()
 
     # 6. champion / challenger --------------------------------------------------------------------
-    model_version_promote(version=version)
+    model_version_promote(version=version, finish=True)
     artifacts_prune(slot=version.slot)
     version.refresh_from_db(fields=["activation_note"])
-    reporter.set(100, version.activation_note or "done", force=True)
+    if reporter.callback:
+        reporter.callback(100, version.activation_note or "done")
 
 
 def _merge_items(ids, texts, categories, event_items):
@@ -425,11 +431,17 @@ def _beats(challenger: ModelVersion, champion: ModelVersion | None) -> tuple[boo
     return False, f"kept {champion.label}: NDCG@10 {new:.4f} does not beat its {old:.4f}"
 
 
-def model_version_promote(*, version: ModelVersion) -> bool:
+def model_version_promote(*, version: ModelVersion, finish: bool = False) -> bool:
     """Champion/challenger: activate ``version`` if it beats the slot's active one.
-    A version that read data before a customer was forgotten is never activated."""
+    With ``finish`` (the end of a run) the version is marked succeeded in the same
+    transaction, so nobody sees a success that is not yet activated. A version that
+    read data before a customer was forgotten is never activated."""
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if finish and version.status == ModelVersion.Status.RUNNING:
+            version.status = ModelVersion.Status.SUCCEEDED
+            version.progress, version.stage = 100, "done"
+            version.save(update_fields=["status", "progress", "stage"])
         if version.status != ModelVersion.Status.SUCCEEDED or version.tainted_at is not None:
             return False
         if version.data_read_at and ForgottenUser.objects.filter(
