@@ -774,12 +774,13 @@ class InteractionBatchApi(APIView):
             raise ValidationError({"events": [serializers.ErrorDetail(
                 f"at most {BATCH_MAX_EVENTS} events per request, not {len(events_raw)}", code="max_length")]})
 
-        for_anyone = can_act_for_others(request.user, Interaction, "add")
+        actor = request.user
+        for_anyone = can_act_for_others(actor, Interaction, "add")
         parsed: list[InteractionIn] = []
         positions: list[int] = []  # request index of each parsed event
         errors: list[RowError] = []
         for i, raw in enumerate(events_raw):
-            event, row_errors = parse_event(i, raw, actor=request.user, for_anyone=for_anyone)
+            event, row_errors = parse_event(i, raw, actor=actor, for_anyone=for_anyone)
             if row_errors:
                 errors.extend(row_errors)
             else:

@@ -93,6 +93,9 @@ class BulkResult:
 
 
 _MAX_ID = 2**63 - 1  # bigint primary keys
+_KINDS = frozenset(Interaction.Kind.values)  # (the enums' .values builds a new list at each access)
+_SOURCES = frozenset(Interaction.Source.values)
+_FUTURE_SLACK = timedelta(minutes=5)
 
 
 def _is_id(value) -> bool:
@@ -119,9 +122,9 @@ def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]
         errors.append(RowError(index, "user", "an external id has at most 64 characters", "max_length"))
     if len(ev.session_key) > 64:
         errors.append(RowError(index, "session_key", "at most 64 characters", "max_length"))
-    if ev.kind not in Interaction.Kind.values:
+    if ev.kind not in _KINDS:
         errors.append(RowError(index, "kind", f"unknown kind {ev.kind!r}; one of {sorted(KIND_BY_NAME)}", "invalid_choice"))
-    if ev.source not in Interaction.Source.values:
+    if ev.source not in _SOURCES:
         errors.append(RowError(index, "source", f"unknown source {ev.source!r}", "invalid_choice"))
     try:
         value = float(ev.value)
@@ -137,13 +140,35 @@ def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]
     if ev.occurred_at is not None:
         if timezone.is_naive(ev.occurred_at):
             errors.append(RowError(index, "occurred_at", "needs a timezone", "naive_datetime"))
-        elif ev.occurred_at > now + timedelta(minutes=5):
+        elif ev.occurred_at > now + _FUTURE_SLACK:
             errors.append(RowError(index, "occurred_at", "is in the future", "future"))
     if ev.event_id is not None and not (1 <= len(ev.event_id) <= 64):
         errors.append(RowError(index, "event_id", "1 to 64 characters", "max_length"))
     if ev.delivery_id is not None and not _is_id(ev.delivery_id):
         errors.append(RowError(index, "delivery_id", f"not a delivery id: {ev.delivery_id!r}", "invalid"))
     return errors
+
+
+def _pairs_by_id_or_key(model, key: str, ids: set[int], keys: set[str]) -> list[tuple[int, str | None]]:
+    """``(pk, key)`` of the rows whose primary key is in ``ids`` or whose ``key`` field
+    is in ``keys``, in one query (none when both are empty). On PostgreSQL the sets go
+    as two array parameters (``= ANY(...)``) rather than a placeholder per value: a
+    batch of 1,000 events is a short statement to send, parse and plan."""
+    if not ids and not keys:
+        return []
+    if connection_is_postgres():
+        from django.db import connection
+
+        qn = connection.ops.quote_name
+        table, pk, column = qn(model._meta.db_table), qn(model._meta.pk.column), qn(model._meta.get_field(key).column)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {pk}, {column} FROM {table} WHERE {pk} = ANY(%s::bigint[]) OR {column} = ANY(%s::varchar[])",
+                [list(ids), list(keys)],
+            )
+            return cursor.fetchall()
+    where = Q(pk__in=ids) | Q(**{f"{key}__in": keys})
+    return list(model.objects.filter(where).values_list("pk", key))
 
 
 def _events_resolve(events: Sequence[InteractionIn]) -> tuple[list[RowError], list[tuple[int | None, int | None]]]:
@@ -168,23 +193,15 @@ def _events_resolve(events: Sequence[InteractionIn]) -> tuple[list[RowError], li
     external_ids = {ev.user_external_id for ev in ok if ev.user_external_id}
     known_products: set[int] = set()
     product_by_sku: dict[str, int] = {}
-    if product_ids or skus:
-        where = Q(pk__in=product_ids) if product_ids else Q()
-        if skus:
-            where = (where | Q(sku__in=skus)) if product_ids else Q(sku__in=skus)
-        for pk, sku in Product.objects.filter(where).values_list("pk", "sku"):
-            known_products.add(pk)
-            product_by_sku[sku] = pk
+    for pk, sku in _pairs_by_id_or_key(Product, "sku", product_ids, skus):
+        known_products.add(pk)
+        product_by_sku[sku] = pk
     known_users: set[int] = set()
     user_by_external: dict[str, int] = {}
-    if user_ids or external_ids:
-        where = Q(pk__in=user_ids) if user_ids else Q()
-        if external_ids:
-            where = (where | Q(external_id__in=external_ids)) if user_ids else Q(external_id__in=external_ids)
-        for pk, external_id in User.objects.filter(where).values_list("pk", "external_id"):
-            known_users.add(pk)
-            if external_id:
-                user_by_external[external_id] = pk
+    for pk, external_id in _pairs_by_id_or_key(User, "external_id", user_ids, external_ids):
+        known_users.add(pk)
+        if external_id:
+            user_by_external[external_id] = pk
     resolved: list[tuple[int | None, int | None]] = []
     seen: dict[str, int] = {}
     for i, ev in enumerate(events):
