@@ -95,7 +95,7 @@ def template_errors(*, subject: str | None = None, html_body: str | None = None,
             continue
         try:
             template = _compile(source, engine)
-            output = template.render(Context(context))
+            output = template.render(Context(context, autoescape=engine is _HTML_ENGINE))
         except ValueError as exc:
             errors[field] = [str(exc)]
             continue
@@ -134,9 +134,9 @@ def _one_line(text: str) -> str:
 
 
 def email_render(compiled: CompiledEmail, context: dict, *, open_pixel_url: str = "") -> RenderedEmail:
-    ctx = Context(context)
-    subject = _one_line(compiled.subject.render(ctx))[:998]
-    text = compiled.text.render(Context(context))
+    # A Context escapes unless told otherwise, whatever the engine says: only HTML is HTML.
+    subject = _one_line(compiled.subject.render(Context(context, autoescape=False)))[:998]
+    text = compiled.text.render(Context(context, autoescape=False))
     html = compiled.html.render(Context(context, autoescape=True))
     if open_pixel_url:
         pixel = (f'<img src="{open_pixel_url}" width="1" height="1" alt="" '
