@@ -153,15 +153,29 @@ def search_terms(query: str) -> list[str]:
     return _WORD.findall(query.lower())[:SEARCH_MAX_TERMS]
 
 
+def _search_document():
+    """The product's search document. ``shop/migrations/0002_product_search_index``
+    indexes exactly this expression (GIN): change both together."""
+    from django.contrib.postgres.search import SearchVector
+
+    return (
+        SearchVector("name", weight="A", config="english")
+        + SearchVector("sku", weight="A", config="simple")
+        + SearchVector("description", weight="C", config="english")
+    )
+
+
 def product_search(*, query: str, category_ids: Iterable[int] | None = None,
                    in_stock: bool = False) -> QuerySet[Product]:
     """Active products matching ``query``, best first.
 
-    On PostgreSQL: full-text search over name (weight A), SKU (A), category (B) and
-    description (C), ranked with ``SearchRank``; every word also matches as a prefix
-    ("lant" finds "lantern"), and ``websearch`` syntax ("quoted phrases", -exclusion)
-    works. Elsewhere (SQLite): every word must occur in the name, SKU or description.
-    An empty query matches nothing.
+    On PostgreSQL: full-text search (``SearchVector``/``SearchQuery``/``SearchRank``)
+    over name and SKU (weight A) and description (C), using the GIN index on that
+    document; products of a category whose name matches come after (a category
+    match ranks like a weak name match). Plain words also match as prefixes ("lant"
+    finds "lantern"); ``websearch`` syntax ("quoted phrases", -exclusion, or)
+    works. Elsewhere (SQLite): every word must occur in the name, SKU, description
+    or category name. An empty query matches nothing.
     """
     terms = search_terms(query)
     qs = product_list()
@@ -173,23 +187,37 @@ def product_search(*, query: str, category_ids: Iterable[int] | None = None,
         return qs.none()
     if settings.DATABASE_IS_POSTGRES:
         from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+        from django.db.models import Case, FloatField, Value, When
 
-        vector = (
-            SearchVector("name", weight="A", config="english")
-            + SearchVector("sku", weight="A", config="simple")
-            + SearchVector("category__name", weight="B", config="english")
-            + SearchVector("description", weight="C", config="english")
-        )
         search = SearchQuery(query[:200], search_type="websearch", config="english")
         if not _WEB_SYNTAX.search(query):  # plain words: also match them as prefixes
             search |= SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="english")
+        # Categories are few: match their names apart (one small query), so the
+        # product document stays on the product table and its index serves.
+        category_hits = list(
+            Category.objects.annotate(document=SearchVector("name", config="english"))
+            .filter(document=search).values_list("id", flat=True)
+        )
+        document = _search_document()
+        matches = Q(document=search)
+        boost = Value(0.0)
+        if category_hits:
+            hit_ids = [i for cid in category_hits for i in category_descendant_ids(category_id=cid)]
+            matches |= Q(category_id__in=hit_ids)
+            boost = Case(When(category_id__in=hit_ids, then=Value(0.2)), default=Value(0.0),
+                         output_field=FloatField())
         return (
-            qs.annotate(document=vector, rank=SearchRank(vector, search))
-            .filter(document=search)
+            qs.annotate(document=document)
+            .filter(matches)
+            .annotate(rank=SearchRank(document, search) + boost)
             .order_by("-rank", "name", "id")
         )
+    nodes = category_nodes()
     for term in terms:
-        qs = qs.filter(Q(name__icontains=term) | Q(sku__icontains=term) | Q(description__icontains=term))
+        in_categories = [i for c in nodes if term in c.name.lower()
+                         for i in category_descendant_ids(category_id=c.id)]
+        qs = qs.filter(Q(name__icontains=term) | Q(sku__icontains=term) | Q(description__icontains=term)
+                       | Q(category_id__in=in_categories))
     return qs.order_by("name", "id")
 
 

@@ -89,6 +89,35 @@ def test_product_search_both_engines(tree, settings, postgres):
     assert list(selectors.product_search(query="lantern", in_stock=True, category_ids=[tree["garden"].pk])) == [mug]
 
 
+def test_search_finds_products_of_a_matching_category_after_name_matches(tree, settings):
+    lamp = ProductFactory(name="DESK LAMP", category=tree["candles"], description="")
+    pillar = ProductFactory(name="PILLAR CANDLE", category=tree["candles"], description="")
+    ProductFactory(name="SPADE", category=tree["garden"], description="")
+    found = list(selectors.product_search(query="candle"))  # the "Candles" category holds the lamp
+    assert found == ([pillar, lamp] if settings.DATABASE_IS_POSTGRES else [lamp, pillar])  # ranked / by name
+    assert set(selectors.product_search(query="lights")) == {lamp, pillar}  # subcategories of Lights too
+
+
+def test_postgres_search_uses_its_index(tree, settings):
+    if not settings.DATABASE_IS_POSTGRES:
+        pytest.skip("full-text search needs PostgreSQL")
+    from django.db import connection
+
+    from django.contrib.postgres.search import SearchQuery
+
+    from shop.models import Product
+
+    # The document the search filters on is the expression the migration indexed.
+    qs = Product.objects.annotate(document=selectors._search_document()).filter(
+        document=SearchQuery("heart", config="english"))
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test table: use an index if one fits
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "product_search_document" in plan, plan
+
+
 def test_postgres_search_understands_web_syntax_and_stems(tree, settings):
     if not settings.DATABASE_IS_POSTGRES:
         pytest.skip("full-text search needs PostgreSQL")

@@ -214,6 +214,7 @@ def test_search_empty_query_and_odd_characters(client, catalogue):
 
 
 def test_search_query_count(client, catalogue, django_assert_max_num_queries):
+    # matching categories, count, page of products (+ the category tree on a cold cache)
     with django_assert_max_num_queries(4):
         assert client.get(reverse("shop:search"), {"q": "candle"}).status_code == 200
 
