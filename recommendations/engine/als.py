@@ -13,13 +13,14 @@ Fold-in (scoring a history row for any user, known or not):
   with confidences ``C = alpha * weighting(h)`` on the history items (``p = 1``
   there) and 1 elsewhere (``p = 0``) — exactly one ALS user step, so a training
   user's folded-in factors match the trained ones up to ALS convergence.
-* **BPR** has no closed form for a user step. Its fold-in is the same ridge
-  regression on the item factors (without the item-bias column), with
-  ``fold_in_regularization``; the solution is rescaled to the median norm of the
-  trained user factors so that it is on the scale the item biases were learned
-  with, and scores are ``Y x + item_bias`` (an empty history is ranked by the
-  item biases alone). Fast (one small solve per row) and
-  close in ranking to the trained factors for training users.
+* **BPR** has no closed form for a user step (and a least-squares step against
+  BPR's item factors ranks poorly). Its fold-in encodes a history as the weighted
+  mean of *item embeddings in user space* — item ``i``'s embedding is the mean of
+  the trained factors of the users who bought it — rescaled to the median norm of
+  the trained user factors (the scale the item biases were learnt with); scores
+  are ``Y x + item_bias`` (an empty history is ranked by the item biases alone).
+  One sparse-dense product per row; on real data it ranks at least as well as
+  the trained factors of the same users.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import scipy.sparse as sp
 
 from .base import Progress, Recommender, SideData
 from .threads import blas_single_thread
-from .weighting import WEIGHTING_MODES, RowWeighting
+from .weighting import WEIGHTING_DEFAULTS, weighting_from_params
 
 __all__ = ["ALSRecommender", "BPRRecommender", "least_squares_fold_in"]
 
@@ -79,11 +80,7 @@ class _ImplicitBase(Recommender):
         self._require(p["iterations"] >= 1, f"iterations must be >= 1, got {p['iterations']}")
         self._require(p["regularization"] >= 0, "regularization must be >= 0")
         self._require(p["num_threads"] >= 0, "num_threads must be >= 0 (0 = all cores)")
-        self._require(
-            p["weighting"] in WEIGHTING_MODES,
-            f"weighting must be one of {WEIGHTING_MODES}, got {p['weighting']!r}",
-        )
-        self._weighting = RowWeighting(p["weighting"], k1=p["bm25_k1"], b=p["bm25_b"])
+        self._weighting = weighting_from_params(p)
 
     def _callback(self, progress: Progress):  # noqa: ANN202 - implicit's callback type
         iterations = self.params["iterations"]
@@ -107,8 +104,7 @@ class ALSRecommender(_ImplicitBase):
         "use_cg": True,
         "random_state": 0,
         "num_threads": 0,
-        "bm25_k1": 1.2,
-        "bm25_b": 0.75,
+        **WEIGHTING_DEFAULTS,
     }
 
     def _check_params(self) -> None:
@@ -168,28 +164,25 @@ class ALSRecommender(_ImplicitBase):
 
 
 class BPRRecommender(_ImplicitBase):
-    """Bayesian Personalised Ranking (``implicit.cpu.bpr``), ridge fold-in."""
+    """Bayesian Personalised Ranking (``implicit.cpu.bpr``), item-embedding fold-in."""
 
     name = "bpr"
     defaults = {
         "factors": 64,
-        "learning_rate": 0.05,
-        "regularization": 0.01,
-        "iterations": 100,
-        "fold_in_regularization": 0.1,
+        "learning_rate": 0.01,
+        "regularization": 0.001,
+        "iterations": 200,
         "weighting": "binary",
         "verify_negative_samples": True,
         "random_state": 0,
         "num_threads": 0,
-        "bm25_k1": 1.2,
-        "bm25_b": 0.75,
+        **WEIGHTING_DEFAULTS,
     }
 
     def _check_params(self) -> None:
         self._check_common()
         p = self.params
         self._require(p["learning_rate"] > 0, "learning_rate must be > 0")
-        self._require(p["fold_in_regularization"] > 0, "fold_in_regularization must be > 0")
 
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -212,19 +205,29 @@ class BPRRecommender(_ImplicitBase):
         self.item_factors = np.ascontiguousarray(factors[:, :-1])
         self.item_bias = np.ascontiguousarray(factors[:, -1])
         self.user_factors = np.ascontiguousarray(model.user_factors[:, :-1], dtype=np.float32)
-        norms = np.linalg.norm(self.user_factors[np.diff(user_items.indptr) > 0], axis=1)
+        """Trained factors of the training rows (kept in memory only, not saved)."""
+        active = np.diff(weighted.indptr) > 0
+        norms = np.linalg.norm(self.user_factors[active], axis=1)
         self.user_norm = np.float32(np.median(norms) if norms.size else 1.0)
+        buyers = np.asarray(weighted.sum(axis=0), dtype=np.float64).ravel()
+        embedding = np.asarray(weighted.T @ self.user_factors, dtype=np.float64)
+        embedding /= np.maximum(buyers, 1e-12)[:, None]
+        self.item_embedding = embedding.astype(np.float32)
+
+    def user_factors_for(self, history: sp.spmatrix) -> np.ndarray:
+        """Folded-in user factors (rows, factors) for history rows."""
+        return self._fold_in(self._weighting.transform(self._check_history(history)))
+
+    def _fold_in(self, weighted: sp.csr_matrix) -> np.ndarray:
+        users = np.asarray(weighted @ self.item_embedding, dtype=np.float64)
+        norms = np.linalg.norm(users, axis=1, keepdims=True)
+        scale = np.where(norms > 0, self.user_norm / np.maximum(norms, 1e-12), 0.0)
+        return (users * scale).astype(np.float32)
 
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
-        weighted = self._weighting.transform(history)
-        users = least_squares_fold_in(
-            weighted, self.item_factors, self.params["fold_in_regularization"]
-        )
-        norms = np.linalg.norm(users, axis=1, keepdims=True)
-        users = np.where(norms > 0, users * (self.user_norm / np.maximum(norms, 1e-12)), 0.0)
-        scores = users.astype(np.float32) @ self.item_factors.T
+        users = self._fold_in(self._weighting.transform(history))
         # an empty history keeps x = 0 and is ranked by the learnt item biases
-        return scores + self.item_bias[None, :]
+        return users @ self.item_factors.T + self.item_bias[None, :]
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return _cosine_rows(self.item_factors, items)
@@ -233,6 +236,7 @@ class BPRRecommender(_ImplicitBase):
         return {
             "item_factors": self.item_factors,
             "item_bias": self.item_bias,
+            "item_embedding": self.item_embedding,
             "user_norm": np.asarray(self.user_norm, dtype=np.float32),
             **self._weighting.state(),
         }
@@ -240,5 +244,6 @@ class BPRRecommender(_ImplicitBase):
     def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.item_factors = np.asarray(arrays["item_factors"], dtype=np.float32)
         self.item_bias = np.asarray(arrays["item_bias"], dtype=np.float32)
+        self.item_embedding = np.asarray(arrays["item_embedding"], dtype=np.float32)
         self.user_norm = np.float32(arrays["user_norm"])
         self._weighting.set_state(arrays)

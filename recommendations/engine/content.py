@@ -27,7 +27,7 @@ from sklearn.preprocessing import normalize
 from ._arrays import csr_from_state, csr_state, topk_similarity
 from .base import Progress, Recommender, SideData
 from .errors import EngineError
-from .weighting import WEIGHTING_MODES, RowWeighting
+from .weighting import weighting_from_params
 
 __all__ = ["ContentRecommender"]
 
@@ -53,11 +53,7 @@ class ContentRecommender(Recommender):
         self._require(p["min_df"] >= 1, "min_df must be >= 1")
         self._require(p["max_features"] >= 1, "max_features must be >= 1")
         self._require(0 <= p["category_weight"] <= 1, "category_weight must be in [0, 1]")
-        self._require(
-            p["weighting"] in WEIGHTING_MODES and p["weighting"] != "bm25",
-            f"weighting must be 'none', 'binary' or 'log', got {p['weighting']!r}",
-        )
-        self._weighting = RowWeighting(p["weighting"])
+        self._weighting = weighting_from_params(p, allowed=("none", "binary", "log"))
         self.terms = np.zeros(0, dtype=str)
         self.idf = np.zeros(0, dtype=np.float32)
         self.categories = np.zeros(0, dtype=np.int64)

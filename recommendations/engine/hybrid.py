@@ -46,7 +46,7 @@ from .popularity import TrendingRecommender
 __all__ = ["DEFAULT_CONTENT_GRID", "DEFAULT_TRENDING_GRID", "HybridRecommender"]
 
 DEFAULT_TRENDING_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0)
-DEFAULT_CONTENT_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.4)
+DEFAULT_CONTENT_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.7, 1.0)
 
 _NOT_CF = ("hybrid", "content")
 

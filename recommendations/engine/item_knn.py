@@ -8,7 +8,9 @@ Fitting computes, for every item ``j``, its ``k`` most similar items ``i``::
 over the item columns ``x`` of the (weighted) users x items matrix, and keeps them
 as a sparse items x items matrix ``W`` (row ``j`` = the neighbours of ``j``). A
 history row ``h`` (weighted the same way) is scored ``h @ W``: every item the
-shopper touched votes for its neighbours with its similarity. Scoring one row costs
+shopper touched votes for its neighbours with its similarity (``history_weighting``
+may weight history rows differently from the training rows, e.g. BM25 for the
+similarities but each history item counting once). Scoring one row costs
 ``O(|h| * k)``; there is no per-user state, so fold-in is exact.
 """
 
@@ -21,7 +23,7 @@ import scipy.sparse as sp
 
 from ._arrays import csr_from_state, csr_state, topk_similarity
 from .base import Progress, Recommender, SideData
-from .weighting import WEIGHTING_MODES, RowWeighting
+from .weighting import WEIGHTING_DEFAULTS, weighting_from_params
 
 __all__ = ["ItemKNNBM25Recommender", "ItemKNNRecommender"]
 
@@ -35,8 +37,8 @@ class ItemKNNRecommender(Recommender):
         "shrink": 0.0,
         "similarity": "cosine",
         "weighting": "none",
-        "bm25_k1": 1.2,
-        "bm25_b": 0.75,
+        "history_weighting": "same",
+        **WEIGHTING_DEFAULTS,
     }
 
     def _check_params(self) -> None:
@@ -47,14 +49,15 @@ class ItemKNNRecommender(Recommender):
             p["similarity"] in ("cosine", "dot"),
             f"similarity must be 'cosine' or 'dot', got {p['similarity']!r}",
         )
-        self._require(
-            p["weighting"] in WEIGHTING_MODES,
-            f"weighting must be one of {WEIGHTING_MODES}, got {p['weighting']!r}",
-        )
-        self._weighting = RowWeighting(p["weighting"], k1=p["bm25_k1"], b=p["bm25_b"])
+        self._weighting = weighting_from_params(p)
+        if p["history_weighting"] == "same":
+            self._history_weighting = self._weighting
+        else:
+            self._history_weighting = weighting_from_params(p, "history_weighting")
 
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
         weighted = self._weighting.fit(user_items).transform(user_items)
+        self._history_weighting.fit(user_items)
         item_users = weighted.T.tocsr()
         right = weighted.tocsc()
         denominator = None
@@ -74,18 +77,25 @@ class ItemKNNRecommender(Recommender):
         )
 
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
-        weighted = self._weighting.transform(history)
+        weighted = self._history_weighting.transform(history)
         return np.asarray((weighted @ self.similarity).todense(), dtype=np.float32)
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return np.asarray(self.similarity[items].todense(), dtype=np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {**csr_state("similarity", self.similarity), **self._weighting.state()}
+        return {
+            **csr_state("similarity", self.similarity),
+            **self._weighting.state(),
+            **{f"history_{k}": v for k, v in self._history_weighting.state().items()},
+        }
 
     def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.similarity = csr_from_state("similarity", arrays)
         self._weighting.set_state(arrays)
+        self._history_weighting.set_state(
+            {k[len("history_") :]: v for k, v in arrays.items() if k.startswith("history_")}
+        )
 
 
 class ItemKNNBM25Recommender(ItemKNNRecommender):
@@ -96,4 +106,9 @@ class ItemKNNBM25Recommender(ItemKNNRecommender):
     """
 
     name = "item_knn_bm25"
-    defaults = {**ItemKNNRecommender.defaults, "similarity": "dot", "weighting": "bm25"}
+    defaults = {
+        **ItemKNNRecommender.defaults,
+        "similarity": "dot",
+        "weighting": "bm25",
+        "history_weighting": "binary",
+    }

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg
 
 from .base import Progress, Recommender, SideData
-from .weighting import WEIGHTING_MODES, RowWeighting
+from .weighting import WEIGHTING_DEFAULTS, weighting_from_params
 
 __all__ = ["SVDRecommender"]
 
@@ -38,8 +38,7 @@ class SVDRecommender(Recommender):
         "weighting": "none",
         "item_norm_exponent": 0.0,
         "random_state": 0,
-        "bm25_k1": 1.2,
-        "bm25_b": 0.75,
+        **WEIGHTING_DEFAULTS,
     }
 
     def _check_params(self) -> None:
@@ -49,11 +48,7 @@ class SVDRecommender(Recommender):
             0.0 <= p["item_norm_exponent"] <= 1.0,
             f"item_norm_exponent must be in [0, 1], got {p['item_norm_exponent']}",
         )
-        self._require(
-            p["weighting"] in WEIGHTING_MODES,
-            f"weighting must be one of {WEIGHTING_MODES}, got {p['weighting']!r}",
-        )
-        self._weighting = RowWeighting(p["weighting"], k1=p["bm25_k1"], b=p["bm25_b"])
+        self._weighting = weighting_from_params(p)
 
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
         weighted = self._weighting.fit(user_items).transform(user_items).astype(np.float64)
