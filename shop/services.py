@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -600,6 +601,153 @@ def carts_expire(*, days: int = 30) -> int:
 
 
 # =====================================================================================
+# --- bulk writes for importers and seeders (fast path) ------------------------------
+# Owned by the data-import work (import_online_retail, import_interactions,
+# seed_synthetic). Rows are plain tuples that the caller has already validated; the
+# database constraints still hold them to the rules. PostgreSQL gets them through
+# COPY (psycopg 3 ``cursor.copy``), SQLite through one prepared ``executemany`` on
+# the raw connection. Both run inside the caller's transaction.
+# =====================================================================================
+SQLITE_BULK_CACHE_KIB = 256 * 1024
+INTERACTION_COPY_FIELDS = ("user_id", "session_key", "product_id", "kind", "value", "occurred_at", "source")
+
+
+def _sqlite_adapter(field_obj):
+    """How one column's Python value becomes what Django itself would store in SQLite."""
+    from django.db import models as m
+
+    if isinstance(field_obj, m.DateTimeField):
+        from datetime import timezone as dt_timezone
+
+        utc = dt_timezone.utc
+
+        def adapt_dt(v):
+            # Django stores a SQLite datetime as str() of the naive UTC value.
+            if v is None:
+                return None
+            if v.tzinfo is not utc:
+                if v.tzinfo is None or v.utcoffset() is None:
+                    raise ValueError(f"naive datetime {v!r} for {field_obj.name}")
+                v = v.astimezone(utc)
+            return str(v)[:-6]  # drop "+00:00"
+
+        return adapt_dt
+    if isinstance(field_obj, m.DecimalField):
+        return lambda v: None if v is None else str(v)
+    if isinstance(field_obj, m.UUIDField):
+        return lambda v: None if v is None else (v.hex if isinstance(v, uuid.UUID) else uuid.UUID(str(v)).hex)
+    if isinstance(field_obj, m.BooleanField):
+        return lambda v: None if v is None else int(bool(v))
+    if isinstance(field_obj, m.JSONField):
+        import json
+
+        return lambda v: json.dumps(v)
+    return None
+
+
+def _pg_adapter(field_obj):
+    from django.db import models as m
+
+    if isinstance(field_obj, m.JSONField):
+        from psycopg.types.json import Jsonb
+
+        return Jsonb
+    if isinstance(field_obj, m.DateTimeField):
+        def check_aware(v):
+            if v is not None and (v.tzinfo is None or v.utcoffset() is None):
+                raise ValueError(f"naive datetime {v!r} for {field_obj.name}")
+            return v
+
+        return check_aware
+    return None
+
+
+def rows_bulk_insert(*, model, fields: Sequence[str], rows: Iterable[Sequence], using: str = "default") -> int:
+    """Insert many rows of ``model`` given as tuples in the order of ``fields``
+    (attribute names, e.g. ``user_id``). No model instances, no ids returned: the
+    fast path for large trusted imports. Every column not named gets NULL, so name
+    every NOT NULL column. ``Interaction`` rows go through `interactions_bulk_copy`.
+    Returns the number of rows written."""
+    from django.db import connections
+
+    if model is Interaction and tuple(fields) != INTERACTION_COPY_FIELDS:
+        raise ValueError("Interaction rows are written with interactions_bulk_copy")
+    conn = connections[using]
+    meta = model._meta
+    field_objs = [meta.get_field(f) for f in fields]  # get_field knows attnames ("user_id") too
+    columns = [f.column for f in field_objs]
+    table = conn.ops.quote_name(meta.db_table)
+    col_sql = ", ".join(conn.ops.quote_name(c) for c in columns)
+    conn.ensure_connection()
+    vendor = conn.vendor
+    adapters = [(_pg_adapter if vendor == "postgresql" else _sqlite_adapter)(f) for f in field_objs]
+    if any(adapters):
+        pairs = list(enumerate(adapters))
+        needs = [(i, a) for i, a in pairs if a is not None]
+
+        def adapt(row):
+            row = list(row)
+            for i, a in needs:
+                row[i] = a(row[i])
+            return row
+
+        rows = map(adapt, rows)
+    count = 0
+    if vendor == "postgresql":
+        raw = conn.connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {table} ({col_sql}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+        return count
+    if vendor == "sqlite":
+        sql = f"INSERT INTO {table} ({col_sql}) VALUES ({', '.join('?' * len(columns))})"
+        cur = conn.connection.cursor()
+        # A bigger page cache for this connection (the default is 2 MB): inserting
+        # millions of rows updates every index of the table, and misses dominate.
+        if cur.execute("PRAGMA cache_size").fetchone()[0] > -SQLITE_BULK_CACHE_KIB:
+            cur.execute(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}")
+        try:
+            batch: list = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= 10_000:
+                    cur.executemany(sql, batch)
+                    count += len(batch)
+                    batch.clear()
+            if batch:
+                cur.executemany(sql, batch)
+                count += len(batch)
+        finally:
+            cur.close()
+        return count
+    objs = (model(**dict(zip(fields, row))) for row in rows)  # other backends: the ORM
+    created = 0
+    batch_objs: list = []
+    for obj in objs:
+        batch_objs.append(obj)
+        if len(batch_objs) >= 2000:
+            model.objects.using(using).bulk_create(batch_objs)
+            created += len(batch_objs)
+            batch_objs.clear()
+    if batch_objs:
+        model.objects.using(using).bulk_create(batch_objs)
+        created += len(batch_objs)
+    return created
+
+
+def interactions_bulk_copy(*, rows: Iterable[tuple], using: str = "default") -> int:
+    """Store pre-validated interactions given as tuples
+    ``(user_id, session_key, product_id, kind, value, occurred_at, source)`` as fast as
+    the database takes them (COPY on PostgreSQL). ``session_key`` is "" for customers,
+    ``occurred_at`` timezone-aware. The database's constraints (an actor, a known
+    kind, ratings 0..5, existing user and product) still reject a bad row, and then
+    the caller's transaction rolls back. Returns the count."""
+    return rows_bulk_insert(model=Interaction, fields=INTERACTION_COPY_FIELDS, rows=rows, using=using)
+
+
+# =====================================================================================
 # --- storefront: account and cart edits of the shopper pages ------------------------
 # Owned by the storefront work (shop/views.py). Same rules as above: keyword-only,
 # validated, events recorded through `interaction_record`.
@@ -778,3 +926,76 @@ def customer_upsert(
             user=user, email=email, first_name=first_name, last_name=last_name, country=country,
             interests=interests, marketing_consent=marketing_consent, consent_source=consent_source,
         ), False
+
+
+def _table_rows_estimate(conn, table: str) -> int:
+    with conn.cursor() as cur:
+        if conn.vendor == "postgresql":
+            cur.execute("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+            row = cur.fetchone()
+            estimate = int(row[0]) if row else 0
+            if estimate == 0:  # never analysed: count (the table is new or small)
+                cur.execute(f"SELECT count(*) FROM {conn.ops.quote_name(table)}")
+                estimate = int(cur.fetchone()[0])
+            return estimate
+        cur.execute(f"SELECT count(*) FROM {conn.ops.quote_name(table)}")
+        return int(cur.fetchone()[0])
+
+
+@contextmanager
+def tables_bulk_load(*, models: Sequence, expected_rows: int, using: str = "default") -> Iterator[bool]:
+    """Make a large load into (nearly) empty tables fast: drop the secondary indexes
+    (and, on PostgreSQL, the foreign keys) of ``models``' tables, let the caller
+    insert, then rebuild them exactly as they were (their definitions are read from
+    the database catalogue) and re-validate the foreign keys.
+
+    Only when ``expected_rows`` is at least 100,000 and larger than what the tables
+    hold (an initial import or seed); otherwise it does nothing. Must run inside one
+    transaction (``transaction.atomic``): the drop, the load and the rebuild commit
+    together or not at all. While it runs, the tables are locked for other writers
+    (and on PostgreSQL for readers too). Yields whether the fast path is on."""
+    from django.db import connections
+
+    conn = connections[using]
+    if not conn.in_atomic_block:
+        raise RuntimeError("tables_bulk_load must run inside transaction.atomic()")
+    tables = [m._meta.db_table for m in models]
+    existing = sum(_table_rows_estimate(conn, t) for t in tables)
+    if expected_rows < 100_000 or existing > expected_rows or conn.vendor not in {"postgresql", "sqlite"}:
+        yield False
+        return
+    recreate: list[str] = []
+    with conn.cursor() as cur:
+        for table in tables:
+            if conn.vendor == "postgresql":
+                cur.execute(
+                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE conrelid = %s::regclass AND contype = 'f'", [table])
+                for name, definition in cur.fetchall():
+                    recreate.append(f"ALTER TABLE {conn.ops.quote_name(table)} ADD CONSTRAINT "
+                                    f"{conn.ops.quote_name(name)} {definition}")
+                    cur.execute(f"ALTER TABLE {conn.ops.quote_name(table)} DROP CONSTRAINT {conn.ops.quote_name(name)}")
+                cur.execute(
+                    "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+                    "JOIN pg_class i ON i.oid = x.indexrelid "
+                    "WHERE x.indrelid = %s::regclass AND NOT x.indisunique AND NOT x.indisprimary "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)", [table])
+                for name, definition in cur.fetchall():
+                    recreate.insert(0, definition)  # indexes before the foreign keys that use them
+                    cur.execute(f"DROP INDEX {conn.ops.quote_name(name)}")
+            else:
+                cur.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s "
+                            "AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%%'", [table])
+                for name, definition in cur.fetchall():
+                    recreate.append(definition)
+                    cur.execute(f"DROP INDEX {conn.ops.quote_name(name)}")
+    logger.info("bulk load into %s: %d indexes/constraints deferred", ", ".join(tables), len(recreate))
+    yield True
+    with conn.cursor() as cur:
+        if conn.vendor == "postgresql":
+            cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for statement in recreate:
+            cur.execute(statement)
+        if conn.vendor == "postgresql":
+            for table in tables:
+                cur.execute(f"ANALYZE {conn.ops.quote_name(table)}")
