@@ -122,11 +122,12 @@ def _read_postgresql(where: str, params: list, progress: Progress | None) -> lis
                 ext = int.from_bytes(pending[15:19], "big")
                 del pending[: _PG_HEADER + ext]
                 header_seen = True
-            whole = len(pending) // size
-            if whole and len(pending) >= (1 << 22):
-                records = np.frombuffer(bytes(pending[: whole * size]), dtype=_PG_RECORD)
-                del pending[: whole * size]
+            if len(pending) >= (1 << 23):
+                whole = len(pending) // size
+                records = np.frombuffer(pending, dtype=_PG_RECORD, count=whole)
                 chunks.append(_columns(records))
+                del records  # release the buffer before resizing it
+                del pending[: whole * size]
                 rows += whole
                 if progress and estimate:
                     progress(min(rows / estimate, 0.99))
@@ -136,7 +137,7 @@ def _read_postgresql(where: str, params: list, progress: Progress | None) -> lis
     if len(pending) % size:
         raise RuntimeError(f"COPY BINARY stream ended mid-record ({len(pending)} bytes left)")
     if pending:
-        chunks.append(_columns(np.frombuffer(bytes(pending), dtype=_PG_RECORD)))
+        chunks.append(_columns(np.frombuffer(pending, dtype=_PG_RECORD)))
     return chunks
 
 

@@ -247,6 +247,31 @@ def _cutoff(times: np.ndarray) -> float:
     return cutoff
 
 
+def _evaluation_sample(events: selectors.Events, train: np.ndarray, test: np.ndarray, seed: int = 0):
+    """The events the holdout model learns from and is judged on, bounded so that
+    evaluating costs a fraction of the final fit: at most ``TRAIN_EVAL_MAX_USERS``
+    test users (random), and the training events of those users plus of random
+    other users up to ``TRAIN_EVAL_MAX_INTERACTIONS`` in all. Below the bounds
+    (e.g. the Online Retail demo store) everything is used."""
+    max_users = int(conf.get("TRAIN_EVAL_MAX_USERS"))
+    max_events = int(conf.get("TRAIN_EVAL_MAX_INTERACTIONS"))
+    rng = np.random.default_rng(seed)
+    test_users = np.unique(events.users[test])
+    if test_users.size > max_users:
+        test_users = np.sort(rng.choice(test_users, size=max_users, replace=False))
+        test = test & np.isin(events.users, test_users)
+    if int(train.sum()) <= max_events:
+        return train, test
+    train_users, counts = np.unique(events.users[train], return_counts=True)
+    chosen = np.isin(train_users, test_users)
+    budget = max_events - int(counts[chosen].sum())
+    others = np.flatnonzero(~chosen)
+    rng.shuffle(others)
+    fits = others[np.cumsum(counts[others]) <= max(budget, 0)]
+    chosen[fits] = True
+    return train & np.isin(events.users, train_users[chosen]), test
+
+
 def _sample_rows(test, limit: int, seed: int = 0):
     rows = np.flatnonzero(np.diff(test.user_items.indptr) > 0)
     if rows.size <= limit:
@@ -316,12 +341,13 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
                            new_pairs_only=True)
     metrics: dict[str, Any] = {}
     selection_rows: list[dict] = []
-    train_mask = split.train
-    if split.test.any() and train_mask.any():
+    train_mask, test_mask = _evaluation_sample(events, split.train, split.test)
+    if test_mask.any() and train_mask.any():
         train = _matrix(data, train_mask, now=cutoff)
-        test = _relevant_matrix(data, split.test, user_ids=train.user_ids)
-        test_rows = _sample_rows(test, int(conf.get("TRAIN_EVAL_MAX_USERS")))
+        test = _relevant_matrix(data, test_mask, user_ids=train.user_ids)
+        test_rows = test.user_items
         side_train = _side(data, train_mask, cutoff)
+        metrics["eval_train_interactions"] = int(train_mask.sum())
         if algorithm == "auto":
             algorithm, params, selection_rows = _select(data, train_mask, cutoff, params, reporter)
         model = engine_base.algorithm_build(algorithm, **params)
