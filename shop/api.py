@@ -43,6 +43,9 @@ from .services import KIND_BY_NAME, SOURCE_BY_NAME, InteractionIn, RowError
 from .throttling import BulkEventsThrottle
 
 BATCH_MAX_EVENTS = 1000
+EVENT_KIND_CHOICES = sorted(KIND_BY_NAME)
+EVENT_SOURCE_CHOICES = sorted(SOURCE_BY_NAME)
+EVENT_STATUS_CHOICES = ["created", "duplicate"]
 KIND_NAMES = {value: name for name, value in KIND_BY_NAME.items()}
 SOURCE_NAMES = {value: name for name, value in SOURCE_BY_NAME.items()}
 
@@ -451,13 +454,13 @@ class EventInputSerializer(serializers.Serializer):
     session_key = serializers.CharField(required=False, min_length=1, max_length=64,
                                         help_text="…or, for an anonymous visitor, their session id. "
                                                   "A shopper's own events need none of these.")
-    kind = serializers.ChoiceField(choices=sorted(KIND_BY_NAME), help_text="What happened.")
+    kind = serializers.ChoiceField(choices=EVENT_KIND_CHOICES, help_text="What happened.")
     value = serializers.FloatField(required=False, default=1.0, min_value=0,
                                    help_text="Quantity for purchases, stars (0-5) for ratings; default 1.")
     occurred_at = serializers.DateTimeField(
         required=False, help_text="ISO 8601 with a timezone (`2024-05-01T10:00:00Z`); default: now. "
                                   "Not more than 5 minutes in the future.")
-    source = serializers.ChoiceField(choices=sorted(SOURCE_BY_NAME), required=False, default="api")
+    source = serializers.ChoiceField(choices=EVENT_SOURCE_CHOICES, required=False, default="api")
     rec_list_id = serializers.UUIDField(required=False, allow_null=True,
                                         help_text="Id of the recommendation list the product was shown in.")
     delivery_id = serializers.IntegerField(required=False, allow_null=True, min_value=1,
@@ -596,7 +599,7 @@ class InteractionFilterSerializer(serializers.Serializer):
     user_external_id = serializers.CharField(required=False, max_length=64)
     session_key = serializers.CharField(required=False, max_length=64)
     product_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    kind = serializers.ChoiceField(choices=sorted(KIND_BY_NAME), required=False)
+    kind = serializers.ChoiceField(choices=EVENT_KIND_CHOICES, required=False)
     since = serializers.DateTimeField(required=False, help_text="occurred_at >= since (ISO 8601).")
     until = serializers.DateTimeField(required=False, help_text="occurred_at < until (ISO 8601).")
 
@@ -656,11 +659,11 @@ class InteractionListCreateApi(APIView):
         request=EventInputSerializer,
         responses={
             201: OpenApiResponse(inline_serializer("EventRecorded", {
-                "status": serializers.ChoiceField(choices=["created", "duplicate"]),
+                "status": serializers.ChoiceField(choices=EVENT_STATUS_CHOICES),
                 "event_id": serializers.CharField(allow_null=True),
             }), description="Stored."),
             200: OpenApiResponse(inline_serializer("EventDuplicate", {
-                "status": serializers.ChoiceField(choices=["created", "duplicate"]),
+                "status": serializers.ChoiceField(choices=EVENT_STATUS_CHOICES),
                 "event_id": serializers.CharField(allow_null=True),
             }), description="An event with this `event_id` was already stored: nothing new was written."),
         },

@@ -188,11 +188,14 @@ class Interaction(models.Model):
         EMAIL = 3, "email"
         IMPORT = 4, "import"
 
+    # The foreign keys get no index of their own: interaction_user_time and
+    # interaction_product_kind lead with them. Every index is paid for on each insert,
+    # and this is the table the event stream writes to.
     user = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.CASCADE, related_name="interactions"
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="interactions", db_index=False
     )
     session_key = models.CharField(max_length=64, blank=True, default="")
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="interactions")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="interactions", db_index=False)
     kind = models.PositiveSmallIntegerField(choices=Kind.choices)
     value = models.FloatField(default=1.0, help_text="Quantity for purchases, stars for ratings.")
     occurred_at = models.DateTimeField(default=timezone.now)
@@ -200,8 +203,8 @@ class Interaction(models.Model):
     # References for attribution. Plain ids: shop does not depend on the other apps.
     delivery_id = models.BigIntegerField(null=True, blank=True, help_text="campaigns.Delivery id")
     rec_list_id = models.UUIDField(null=True, blank=True, help_text="Id of the recommendation list shown")
-    event_id = models.CharField(
-        max_length=64, null=True, blank=True, unique=True,
+    event_id = models.CharField(  # unique when given: constraint interaction_event_id_unique
+        max_length=64, null=True, blank=True,
         help_text="Client-chosen idempotency key: an event with a known id is not stored twice.",
     )
 
@@ -217,14 +220,19 @@ class Interaction(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind=6) | (Q(value__gte=0) & Q(value__lte=5)), name="interaction_rating_0_5"
             ),
+            # Partial: the many events without a client id cost the index nothing.
+            models.UniqueConstraint(
+                fields=["event_id"], condition=Q(event_id__isnull=False), name="interaction_event_id_unique"
+            ),
         ]
         indexes = [
             models.Index(fields=["user", "-occurred_at"], name="interaction_user_time"),
             models.Index(fields=["session_key", "-occurred_at"], name="interaction_session_time"),
             models.Index(fields=["product", "kind"], name="interaction_product_kind"),
             models.Index(fields=["occurred_at"], name="interaction_time"),
-            models.Index(fields=["rec_list_id"], name="interaction_rec_list"),
-            models.Index(fields=["delivery_id"], name="interaction_delivery"),
+            # Partial: most events come from no recommendation list and no email.
+            models.Index(fields=["rec_list_id"], name="interaction_rec_list", condition=Q(rec_list_id__isnull=False)),
+            models.Index(fields=["delivery_id"], name="interaction_delivery", condition=Q(delivery_id__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -259,7 +259,8 @@ def _interactions_insert_pg(columns: list[list]) -> int:
     table = connection.ops.quote_name(Interaction._meta.db_table)
     names = ", ".join(connection.ops.quote_name(name) for name, _ in _INSERT_COLUMNS)
     arrays = ", ".join(f"%s::{sqltype}[]" for _, sqltype in _INSERT_COLUMNS)
-    sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT (event_id) DO NOTHING"
+    sql = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
+           "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING")  # the partial unique constraint
     with connection.cursor() as cursor:
         cursor.execute(sql, columns)
         return cursor.rowcount

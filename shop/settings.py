@@ -241,6 +241,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "shop.api_schema.describe_api",
     ],
+    "ENUM_NAME_OVERRIDES": {
+        "EventKindEnum": "shop.api.EVENT_KIND_CHOICES",
+        "EventStatusEnum": "shop.api.EVENT_STATUS_CHOICES",
+        "EventSourceEnum": "shop.api.EVENT_SOURCE_CHOICES",
+    },
 }
 
 # --- Security (production) ------------------------------------------------------
