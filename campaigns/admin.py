@@ -400,8 +400,18 @@ class DeliveryAdmin(ReadOnlyAdmin):
         return False
 
 
+class SuppressionForm(forms.ModelForm):
+    class Meta:
+        model = Suppression
+        fields = ("email", "reason", "note")
+
+    def clean_email(self) -> str:
+        return self.cleaned_data["email"].strip().lower()
+
+
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
+    form = SuppressionForm
     list_display = ("email", "reason", "created_at", "note")
     list_filter = ("reason",)
     search_fields = ("email", "note")

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from shop.api_schema import error_response, paginated
 from shop.models import Category, User
 
 from . import selectors, services
@@ -48,6 +49,21 @@ def _pagination():
     from shop.pagination import PageNumberPagination
 
     return PageNumberPagination()
+
+
+class PageParams(serializers.Serializer):
+    page = serializers.IntegerField(required=False, min_value=1, help_text="Page number, from 1.")
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=100, help_text="1 to 100 (default 20).")
+
+
+class CampaignListParams(PageParams):
+    status = serializers.ChoiceField(choices=Campaign.Status.choices, required=False)
+
+
+class PreviewParams(serializers.Serializer):
+    customer = serializers.CharField(max_length=254, help_text="The customer's id or email address.")
+    variant = serializers.IntegerField(required=False, min_value=1, help_text="A variant id of this campaign "
+                                                                              "(default: the campaign's settings).")
 
 
 # --- output -------------------------------------------------------------------------------
@@ -111,18 +127,14 @@ class CampaignListApi(APIView):
         max_error_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.2)
         variants = VariantSerializer(many=True, default=list)
 
-    @extend_schema(summary="Campaigns", tags=["campaigns"],
-                   parameters=[OpenApiParameter("status", str, description="draft, scheduled, running, paused, "
-                                                                           "completed or cancelled"),
-                               OpenApiParameter("page", int)],
-                   responses=CampaignSerializer(many=True))
+    @extend_schema(summary="Campaigns", tags=["campaigns"], parameters=[CampaignListParams],
+                   responses=paginated(CampaignSerializer, "PaginatedCampaignList"))
     def get(self, request):
+        params = CampaignListParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
         qs = _campaigns()
-        status_ = request.query_params.get("status")
-        if status_:
-            if status_ not in Campaign.Status.values:
-                raise ValidationError({"status": [f"unknown status {status_!r}; one of {Campaign.Status.values}"]})
-            qs = qs.filter(status=status_)
+        if params.validated_data.get("status"):
+            qs = qs.filter(status=params.validated_data["status"])
         paginator = _pagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(CampaignSerializer(page, many=True).data)
@@ -155,6 +167,11 @@ class CampaignDetailApi(APIView):
         return Response(CampaignSerializer(get_object_or_404(_campaigns(), pk=pk)).data)
 
 
+CONFLICT = error_response("409", "The campaign's state does not allow this (e.g. resuming a running campaign).",
+                          {"error": {"code": "conflict", "message": "a running campaign cannot be resumed",
+                                     "fields": []}})
+
+
 class _CampaignActionApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "change"
@@ -177,7 +194,7 @@ class CampaignScheduleApi(_CampaignActionApi):
                                        help_text="When to send (with a timezone); empty: now.")
 
     @extend_schema(summary="Schedule a campaign (now or at a time)", tags=["campaigns"], request=InputSerializer,
-                   responses=CampaignSerializer)
+                   responses={200: CampaignSerializer, 409: CONFLICT})
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -188,7 +205,8 @@ class CampaignScheduleApi(_CampaignActionApi):
 
 
 class CampaignPauseApi(_CampaignActionApi):
-    @extend_schema(summary="Pause a campaign", tags=["campaigns"], request=None, responses=CampaignSerializer)
+    @extend_schema(summary="Pause a campaign", tags=["campaigns"], request=None,
+                   responses={200: CampaignSerializer, 409: CONFLICT})
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -197,7 +215,8 @@ class CampaignPauseApi(_CampaignActionApi):
 
 
 class CampaignResumeApi(_CampaignActionApi):
-    @extend_schema(summary="Resume a paused campaign", tags=["campaigns"], request=None, responses=CampaignSerializer)
+    @extend_schema(summary="Resume a paused campaign", tags=["campaigns"], request=None,
+                   responses={200: CampaignSerializer, 409: CONFLICT})
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -207,7 +226,7 @@ class CampaignResumeApi(_CampaignActionApi):
 
 class CampaignCancelApi(_CampaignActionApi):
     @extend_schema(summary="Cancel a campaign (no more emails)", tags=["campaigns"], request=None,
-                   responses=CampaignSerializer)
+                   responses={200: CampaignSerializer, 409: CONFLICT})
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -227,24 +246,19 @@ class CampaignPreviewApi(APIView):
         html = serializers.CharField()
         products = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(
-        summary="Preview the campaign's email for a customer (their recommendations now)", tags=["campaigns"],
-        parameters=[OpenApiParameter("customer", str, required=True, description="Customer id or email"),
-                    OpenApiParameter("variant", int, description="Variant id (default: the campaign's settings)")],
-        responses=OutputSerializer,
-    )
+    @extend_schema(summary="Preview the campaign's email for a customer (their recommendations now)",
+                   tags=["campaigns"], parameters=[PreviewParams], responses=OutputSerializer)
     def get(self, request, pk: int):
         campaign = get_object_or_404(Campaign.objects.select_related("template"), pk=pk)
-        raw = (request.query_params.get("customer") or "").strip()
-        if not raw:
-            raise ValidationError({"customer": ["required: a customer id or email"]})
+        params = PreviewParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        raw = params.validated_data["customer"].strip()
         customer = (User.objects.filter(pk=int(raw)) if raw.isdigit() else User.objects.filter(email=raw.lower())).first()
         if customer is None:
             raise ValidationError({"customer": [f"no customer {raw!r}"]})
         variant = None
-        if request.query_params.get("variant"):
-            variant = campaign.variants.filter(pk=request.query_params["variant"]).first() \
-                if request.query_params["variant"].isdigit() else None
+        if params.validated_data.get("variant"):
+            variant = campaign.variants.filter(pk=params.validated_data["variant"]).first()
             if variant is None:
                 raise ValidationError({"variant": [f"not a variant of campaign {campaign.pk}"]})
         try:
@@ -255,16 +269,71 @@ class CampaignPreviewApi(APIView):
         return Response(self.OutputSerializer(preview).data)
 
 
+class UpliftSerializer(serializers.Serializer):
+    treated_rate = serializers.FloatField()
+    control_rate = serializers.FloatField()
+    difference = serializers.FloatField(help_text="treated rate - control rate")
+    relative = serializers.FloatField(allow_null=True, help_text="difference / control rate")
+    ci_low = serializers.FloatField()
+    ci_high = serializers.FloatField()
+    z = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True, help_text="two-sided, two-proportion z-test")
+    fisher_p = serializers.FloatField(allow_null=True, help_text="two-sided, Fisher's exact test")
+    confidence = serializers.FloatField()
+    significant = serializers.BooleanField()
+
+
+class ReportGroupSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    variant_id = serializers.IntegerField(allow_null=True)
+    is_holdout = serializers.BooleanField()
+    audience = serializers.IntegerField()
+    sent = serializers.IntegerField()
+    withheld = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    open = serializers.IntegerField(help_text="Waiting or being sent.")
+    opened = serializers.IntegerField()
+    clicked = serializers.IntegerField()
+    converted = serializers.IntegerField(help_text="Emails with an order within the window after a click.")
+    revenue = serializers.CharField(help_text="Of the attributed orders (decimal as a string).")
+    unsubscribed = serializers.IntegerField()
+    ordered = serializers.IntegerField(help_text="Reached customers who ordered within the window (for uplift).")
+    reached = serializers.IntegerField(help_text="Sent; for the holdout: withheld.")
+    order_rate = serializers.FloatField()
+    uplift = UpliftSerializer(allow_null=True)
+    compared_with = serializers.CharField()
+
+
+class ProgressSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    audience = serializers.IntegerField()
+    done = serializers.IntegerField()
+    percent = serializers.FloatField()
+
+
+class ReportSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    status = serializers.CharField()
+    attribution_window_days = serializers.IntegerField()
+    groups = ReportGroupSerializer(many=True)
+    total = ReportGroupSerializer()
+    overall_uplift = UpliftSerializer(allow_null=True)
+    skip_reasons = serializers.DictField(child=serializers.IntegerField())
+    progress = ProgressSerializer()
+
+
 class CampaignReportApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
     @extend_schema(summary="Report: funnel, revenue and uplift per variant and holdout", tags=["campaigns"],
-                   responses={200: dict})
+                   responses=ReportSerializer)
     def get(self, request, pk: int):
         campaign = get_object_or_404(Campaign, pk=pk)
         report = selectors.campaign_report(campaign=campaign)
-        return Response({**selectors.report_as_dict(report), "progress": selectors.campaign_progress(campaign=campaign)})
+        data = {**selectors.report_as_dict(report), "progress": selectors.campaign_progress(campaign=campaign)}
+        return Response(ReportSerializer(data).data)
 
 
 # --- what a campaign is made of ----------------------------------------------------------------
@@ -286,9 +355,10 @@ class SegmentListApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(summary="Segments", tags=["campaigns"], parameters=[OpenApiParameter("page", int)],
-                   responses=SegmentSerializer(many=True))
+    @extend_schema(summary="Segments", tags=["campaigns"], parameters=[PageParams],
+                   responses=paginated(SegmentSerializer, "PaginatedSegmentList"))
     def get(self, request):
+        PageParams(data=request.query_params).is_valid(raise_exception=True)
         paginator = _pagination()
         page = paginator.paginate_queryset(Segment.objects.all(), request, view=self)
         return paginator.get_paginated_response(SegmentSerializer(page, many=True).data)
@@ -298,9 +368,10 @@ class TemplateListApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(summary="Email templates", tags=["campaigns"], parameters=[OpenApiParameter("page", int)],
-                   responses=TemplateSerializer(many=True))
+    @extend_schema(summary="Email templates", tags=["campaigns"], parameters=[PageParams],
+                   responses=paginated(TemplateSerializer, "PaginatedEmailTemplateList"))
     def get(self, request):
+        PageParams(data=request.query_params).is_valid(raise_exception=True)
         paginator = _pagination()
         page = paginator.paginate_queryset(EmailTemplate.objects.all(), request, view=self)
         return paginator.get_paginated_response(TemplateSerializer(page, many=True).data)
