@@ -272,7 +272,7 @@ class TestContent(RecommenderContract):
 
 class TestALS(RecommenderContract):
     name = "als"
-    params = {"factors": 2, "regularization": 0.1, "iterations": 30}
+    params = {"factors": 2, "regularization": 0.1, "iterations": 30, "num_threads": 1}
 
 
 class TestBPR(RecommenderContract):

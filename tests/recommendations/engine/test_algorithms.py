@@ -1,0 +1,231 @@
+"""Algorithm-specific checks against formulas computed by hand / in plain numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from threadpoolctl import threadpool_info
+
+from recommendations.engine import (
+    EngineError,
+    SideData,
+    TooManyItemsError,
+    algorithm_build,
+    blas_single_thread,
+)
+from recommendations.engine.weighting import RowWeighting
+
+from .conftest import groups_matrix, groups_side
+
+
+def random_matrix(users: int = 40, items: int = 15, density: float = 0.3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((users, items)) < density) * rng.integers(1, 4, (users, items))
+    dense[np.arange(users), rng.integers(0, items, users)] = 1  # nobody empty
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+# --------------------------------------------------------------------------- EASE
+def test_ease_matches_the_closed_form_and_folds_in_exactly() -> None:
+    matrix = random_matrix()
+    model = algorithm_build("ease", lam=5.0, weighting="none").fit(matrix)
+    x = matrix.toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + 5.0 * np.eye(x.shape[1]))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    np.testing.assert_allclose(model.weights, b, rtol=1e-4, atol=1e-6)
+    trained = x @ b  # the training users' scores
+    for user in (0, 17, 39):  # fold-in of a single history row is the same computation
+        np.testing.assert_allclose(model.score(matrix[user])[0], trained[user], rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_ease_refuses_too_many_items_with_a_clear_message() -> None:
+    with pytest.raises(TooManyItemsError, match="15 items exceed max_items=10"):
+        algorithm_build("ease", max_items=10).fit(random_matrix())
+
+
+def test_ease_top_k_keeps_the_largest_weights() -> None:
+    matrix = random_matrix()
+    dense = algorithm_build("ease", lam=5.0).fit(matrix)
+    sparse = algorithm_build("ease", lam=5.0, top_k=4).fit(matrix)
+    assert sp.issparse(sparse.weights) and np.all(np.diff(sparse.weights.indptr) <= 4)
+    row = dense.weights[3]
+    kept = sparse.weights[3].toarray().ravel()
+    assert set(np.flatnonzero(kept)) == set(np.argsort(-np.abs(row))[:4])
+
+
+def test_ease_history_weighting_differs_from_training_weighting() -> None:
+    matrix = random_matrix()
+    binary = algorithm_build("ease", lam=5.0, weighting="none", history_weighting="binary")
+    binary.fit(matrix)
+    ones = matrix.copy()
+    ones.data[:] = 1.0
+    np.testing.assert_allclose(binary.score(matrix), ones.toarray() @ binary.weights, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- item kNN
+def test_item_knn_cosine_is_the_classic_formula() -> None:
+    matrix = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]], np.float32))
+    model = algorithm_build("item_knn", k=5).fit(matrix)
+    x = matrix.toarray()
+    norms = np.linalg.norm(x, axis=0)
+    cosine = (x.T @ x) / np.outer(norms, norms)
+    np.fill_diagonal(cosine, 0.0)
+    np.testing.assert_allclose(model.similarity.toarray(), cosine, rtol=1e-6)
+    # scores: every history item votes for its neighbours with its similarity
+    np.testing.assert_allclose(model.score(matrix), x @ cosine, rtol=1e-6)
+    shrunk = algorithm_build("item_knn", k=5, shrink=1.0).fit(matrix)
+    np.testing.assert_allclose(shrunk.similarity[0, 1], 2 / (3 + 1.0), rtol=1e-6)
+
+
+def test_item_knn_keeps_k_neighbours_per_item() -> None:
+    model = algorithm_build("item_knn", k=2).fit(random_matrix())
+    assert np.all(np.diff(model.similarity.indptr) <= 2)
+    assert model.similarity.diagonal().max() == 0.0
+
+
+def test_bm25_weights_by_hand() -> None:
+    # item lengths 2 and 1 (avg 1.5); user 0 has 2 items (df 2), user 1 has 1
+    matrix = sp.csr_matrix(np.array([[1, 1], [1, 0]], np.float32))
+    weighting = RowWeighting("bm25", k1=1.2, b=0.75).fit(matrix)
+    out = weighting.transform(matrix).toarray()
+    norm = 1 - 0.75 + 0.75 * np.array([2, 1]) / 1.5
+    idf = np.log1p((2 - np.array([2, 1]) + 0.5) / (np.array([2, 1]) + 0.5))
+    expected = 2.2 / (1.2 * norm[None, :] + 1.0) * idf[:, None]
+    expected[1, 1] = 0.0
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_weighting_modes() -> None:
+    matrix = sp.csr_matrix(np.array([[0, 3.0], [1.0, 0]], np.float32))
+    assert RowWeighting("binary").transform(matrix).toarray().tolist() == [[0, 1], [1, 0]]
+    np.testing.assert_allclose(RowWeighting("log").transform(matrix).data, np.log1p([3, 1]))
+    np.testing.assert_allclose(
+        RowWeighting("confidence", alpha=2.0).transform(matrix).data, [7.0, 3.0]
+    )
+    with pytest.raises(EngineError, match="weighting must be one of"):
+        algorithm_build("ease", weighting="sqrt")
+
+
+# --------------------------------------------------------------------------- ALS / BPR
+def test_als_fold_in_matches_trained_user_factors() -> None:
+    matrix = random_matrix(users=60, items=20, seed=3)
+    model = algorithm_build(
+        "als", factors=4, regularization=0.1, iterations=50, use_cg=False, num_threads=1
+    ).fit(matrix)
+    folded = model.user_factors_for(matrix)
+    # the trained user factors are the last ALS user step (items moved once after it)
+    trained_scores = model.user_factors @ model.item_factors.T
+    folded_scores = folded @ model.item_factors.T
+    assert np.abs(folded_scores - trained_scores).max() < 0.05 * np.abs(trained_scores).max()
+    np.testing.assert_allclose(model.score(matrix), folded_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_als_runs_with_blas_limited_and_restores_it() -> None:
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    with blas_single_thread():
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before
+    import implicit.utils
+
+    implicit.utils._checked_blas_config = False  # implicit checks (and warns) once
+    with _no_blas_warning():
+        algorithm_build("als", factors=2, iterations=2).fit(groups_matrix())
+    assert implicit.utils._checked_blas_config
+    assert blas_threads() == before
+
+
+class _no_blas_warning:
+    """Context manager failing if implicit warns about a multi-threaded BLAS."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catcher = warnings.catch_warnings(record=True)
+        self._records = self._catcher.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc):
+        self._catcher.__exit__(*exc)
+        assert not [r for r in self._records if "threads" in str(r.message)]
+        return False
+
+
+def test_bpr_folds_in_training_users_close_to_their_trained_ranking() -> None:
+    matrix = groups_matrix()
+    model = algorithm_build("bpr", factors=4, iterations=300, learning_rate=0.05,
+                            num_threads=1).fit(matrix)
+    trained = model.user_factors @ model.item_factors.T + model.item_bias
+    trained[matrix.nonzero()] = -np.inf
+    folded_top = model.recommend(matrix, n=1)[0][:, 0]
+    np.testing.assert_array_equal(folded_top, trained.argmax(axis=1))
+
+
+# --------------------------------------------------------------------------- SVD
+def test_svd_reconstructs_training_rows() -> None:
+    matrix = random_matrix(users=30, items=12, seed=1)
+    model = algorithm_build("svd", factors=3, weighting="none").fit(matrix)
+    u, s, vt = np.linalg.svd(matrix.toarray().astype(np.float64), full_matrices=False)
+    reconstruction = (u[:, :3] * s[:3]) @ vt[:3]
+    np.testing.assert_allclose(model.score(matrix), reconstruction, rtol=1e-4, atol=1e-4)
+
+
+def test_svd_uses_svds_on_larger_matrices_and_is_reproducible() -> None:
+    matrix = random_matrix(users=200, items=120, density=0.05, seed=2)
+    first = algorithm_build("svd", factors=8).fit(matrix).score(matrix[:5])
+    second = algorithm_build("svd", factors=8).fit(matrix).score(matrix[:5])
+    np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
+    u, s, vt = np.linalg.svd(matrix.toarray().astype(np.float64), full_matrices=False)
+    np.testing.assert_allclose(first, (u[:5, :8] * s[:8]) @ vt[:8], atol=1e-3)
+
+
+# --------------------------------------------------------------------------- content
+def test_content_similarity_profiles_and_interests() -> None:
+    side = groups_side()
+    model = algorithm_build("content").fit(groups_matrix(), side)
+    ids, scores = model.similar_items([0], n=4)
+    assert set(ids[0].tolist()) == {1, 2, 3, 4} and np.all(scores > 0.5)
+    by_text = model.score_text(["a ceramic mug for the kitchen"])
+    assert by_text[0, 5:].min() > by_text[0, :5].max()
+    by_category = model.score_categories([[1], [2, 99], []])
+    assert by_category[0, :5].min() > by_category[0, 5:].max()
+    assert by_category[1, 5:].min() > by_category[1, :5].max()
+    assert np.all(by_category[2] == 0)  # no known interest: no signal
+
+
+def test_content_needs_side_text_or_categories() -> None:
+    with pytest.raises(EngineError, match="side"):
+        algorithm_build("content").fit(groups_matrix(), SideData(item_recent=np.ones(10)))
+    categories_only = algorithm_build("content").fit(
+        groups_matrix(), SideData(item_category=np.array([1] * 5 + [-1] * 5))
+    )
+    assert categories_only.similar_items([0], n=9)[0][0].tolist()[:4] == [1, 2, 3, 4]
+    assert categories_only.similar_items([7], n=3)[0][0].tolist() == [-1, -1, -1]
+
+
+def test_side_data_is_validated() -> None:
+    with pytest.raises(EngineError, match="item_text has 2 entries for 10 items"):
+        algorithm_build("content").fit(groups_matrix(), SideData(item_text=["a", "b"]))
+    with pytest.raises(EngineError, match="item_recent contains NaN"):
+        algorithm_build("trending").fit(
+            groups_matrix(), SideData(item_recent=np.full(10, np.nan))
+        )
+
+
+# --------------------------------------------------------------------------- registry
+def test_algorithm_build_names_unknown_algorithms_and_bad_values() -> None:
+    with pytest.raises(EngineError, match="unknown algorithm 'slim'"):
+        algorithm_build("slim")
+    with pytest.raises(EngineError, match="'lam' must be a number"):
+        algorithm_build("ease", lam="big")
+    with pytest.raises(EngineError, match="lam must be > 0"):
+        algorithm_build("ease", lam=-1)
+    with pytest.raises(EngineError, match="'k' must be an integer"):
+        algorithm_build("item_knn", k=2.5)
+    assert algorithm_build("item_knn", k=20.0).get_params()["k"] == 20
