@@ -12,10 +12,15 @@ from .models import Category, User
 
 
 class InterestsField(forms.ModelMultipleChoiceField):
+    """Categories a customer likes: the ones that hold products (the leaves of the
+    tree), shown grouped under their parents. Recommendations match interests to
+    products' own categories, so a leaf is what makes an interest useful."""
+
     widget = forms.CheckboxSelectMultiple
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("queryset", Category.objects.filter(parent__isnull=True).order_by("position", "name"))
+        kwargs.setdefault("queryset", Category.objects.filter(children__isnull=True).select_related("parent")
+                          .order_by("parent__position", "parent__name", "position", "name"))
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 

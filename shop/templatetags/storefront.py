@@ -4,9 +4,10 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from functools import cache
+
 from django import template
-from django.contrib.humanize.templatetags.humanize import intcomma
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 register = template.Library()
 
@@ -19,15 +20,34 @@ def money(amount, currency: str = "GBP") -> str:
     if amount in (None, ""):
         return ""
     value = Decimal(str(amount)).quantize(Decimal("0.01"))
-    text = intcomma(f"{value:.2f}")
+    text = f"{value:,.2f}"
     symbol = SYMBOLS.get(currency or "GBP")
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+@cache
+def _around(name: str, prefix: str) -> tuple[str, str]:
+    """What a route's URL has before and after its one argument (reversed once per
+    script prefix: pages link dozens of products, and ``reverse`` is not free)."""
+    marker = "0"
+    url = reverse(name, args=[marker])
+    head, _, tail = url.rpartition(marker)
+    return head, tail
+
+
+@register.filter
+def product_url(product) -> str:
+    head, tail = _around("shop:product", get_script_prefix())
+    return f"{head}{product.slug}{tail}"
 
 
 @register.filter
 def image_url(product) -> str:
     """The product's picture: its own image if it has one, else the generated one."""
-    return product.image_url or reverse("shop:product_image", args=[product.pk])
+    if product.image_url:
+        return product.image_url
+    head, tail = _around("shop:product_image", get_script_prefix())
+    return f"{head}{product.pk}{tail}"
 
 
 _SMALL = {"a", "an", "and", "as", "at", "for", "in", "of", "on", "or", "the", "to", "with"}

@@ -473,14 +473,20 @@ def test_preferences_turn_marketing_off_and_change_interests(client, catalogue):
     client.force_login(user)
     page = client.get(reverse("shop:preferences")).content.decode()
     assert re.search(r'<input type="checkbox" name="marketing_consent"[^>]*checked', page)
+    # "Lights" holds no products itself (only its subcategory "Candles" does): not offered
     r = client.post(reverse("shop:preferences"), {"interests": [catalogue["lights"].pk]})
+    assert r.status_code == 200 and f"{catalogue['lights'].pk} is not one of the available choices" in r.content.decode()
+    assert user.consent_changes.count() == 0
+    r = client.post(reverse("shop:preferences"), {"interests": [catalogue["candles"].pk]})
     assert r.status_code == 302
     user.refresh_from_db()
     assert not user.marketing_consent
     assert list(user.consent_changes.values_list("consent", "source")) == [(False, ConsentChange.Source.PREFERENCES)]
-    assert list(user.interests.all()) == [catalogue["lights"]]
-    assert "Your preferences are saved." in client.get(reverse("shop:preferences")).content.decode()
-    client.post(reverse("shop:preferences"), {"interests": [catalogue["lights"].pk]})  # unchanged
+    assert list(user.interests.all()) == [catalogue["candles"]]
+    page = client.get(reverse("shop:preferences")).content.decode()
+    assert "Your preferences are saved." in page
+    assert re.search(r'<p class="choice-group-title">Lights</p>', page)  # leaves grouped under their parent
+    client.post(reverse("shop:preferences"), {"interests": [catalogue["candles"].pk]})  # unchanged
     assert user.consent_changes.count() == 1
 
 
