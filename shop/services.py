@@ -150,6 +150,20 @@ def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]
     return errors
 
 
+def _pg_cursor():
+    """A cursor of Django's connection that binds parameters on the server, in binary.
+
+    Django's PostgreSQL backend binds on the client by default: every array parameter
+    becomes a quoted SQL literal, about 5x the CPU of psycopg's binary encoding for a
+    1,000-event batch. Wrapped by Django as usual (query logging and counting, error
+    translation), in the same connection and transaction."""
+    import psycopg
+    from django.db import connection
+
+    connection.ensure_connection()
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+
+
 def _pairs_by_id_or_key(model, key: str, ids: set[int], keys: set[str]) -> list[tuple[int, str | None]]:
     """``(pk, key)`` of the rows whose primary key is in ``ids`` or whose ``key`` field
     is in ``keys``, in one query (none when both are empty). On PostgreSQL the sets go
@@ -162,9 +176,9 @@ def _pairs_by_id_or_key(model, key: str, ids: set[int], keys: set[str]) -> list[
 
         qn = connection.ops.quote_name
         table, pk, column = qn(model._meta.db_table), qn(model._meta.pk.column), qn(model._meta.get_field(key).column)
-        with connection.cursor() as cursor:
+        with _pg_cursor() as cursor:
             cursor.execute(
-                f"SELECT {pk}, {column} FROM {table} WHERE {pk} = ANY(%s::bigint[]) OR {column} = ANY(%s::varchar[])",
+                f"SELECT {pk}, {column} FROM {table} WHERE {pk} = ANY(%b::bigint[]) OR {column} = ANY(%b::varchar[])",
                 [list(ids), list(keys)],
             )
             return cursor.fetchall()
@@ -258,10 +272,10 @@ def _interactions_insert_pg(columns: list[list]) -> int:
 
     table = connection.ops.quote_name(Interaction._meta.db_table)
     names = ", ".join(connection.ops.quote_name(name) for name, _ in _INSERT_COLUMNS)
-    arrays = ", ".join(f"%s::{sqltype}[]" for _, sqltype in _INSERT_COLUMNS)
+    arrays = ", ".join(f"%b::{sqltype}[]" for _, sqltype in _INSERT_COLUMNS)
     sql = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
            "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING")  # the partial unique constraint
-    with connection.cursor() as cursor:
+    with _pg_cursor() as cursor:
         cursor.execute(sql, columns)
         return cursor.rowcount
 
@@ -967,6 +981,11 @@ def tables_bulk_load(*, models: Sequence, expected_rows: int, using: str = "defa
         return
     recreate: list[str] = []
     with conn.cursor() as cur:
+        if conn.vendor == "postgresql":
+            # Check the deferred foreign keys of rows written earlier in this transaction
+            # now: PostgreSQL refuses to alter a table with pending trigger events.
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cur.execute("SET CONSTRAINTS ALL DEFERRED")
         for table in tables:
             if conn.vendor == "postgresql":
                 cur.execute(
