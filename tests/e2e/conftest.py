@@ -110,3 +110,45 @@ def phone_page(browser, live_server, request, transactional_db):
     context.close()
     assert not outside, f"the page tried to reach the network: {outside}"
     assert not errors, f"browser console errors: {errors}"
+
+
+# WCAG 2 contrast of every visible text on a plain background (texts over images or
+# gradients are skipped: their backgrounds cannot be read from styles).
+_CONTRAST_JS = r"""
+() => {
+  const parse = c => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const bad = [], seen = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const text = walker.currentNode, el = text.parentElement;
+    if (!text.textContent.trim() || seen.has(el)) continue;
+    seen.add(el);
+    if (el.closest('[aria-hidden="true"], .disabled, svg')) continue;
+    const st = getComputedStyle(el), box = el.getBoundingClientRect();
+    if (st.visibility === 'hidden' || box.width < 2 || box.height < 2) continue;
+    let node = el, bg = null, image = false;
+    while (node) { const s = getComputedStyle(node);
+      if (s.backgroundImage !== 'none') { image = true; break; }
+      const c = parse(s.backgroundColor); if (c && c.a > 0.9) { bg = c; break; }
+      node = node.parentElement; }
+    if (image) continue;
+    bg = bg || {r: 255, g: 255, b: 255};
+    const fg = parse(st.color); if (!fg) continue;
+    const l1 = lum(fg), l2 = lum(bg), ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight) >= 700;
+    const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+    if (ratio < need - 0.01) bad.push(`${el.tagName}.${el.className} "${text.textContent.trim().slice(0, 40)}" ${ratio.toFixed(2)} < ${need}`);
+  }
+  return bad;
+}
+"""
+
+
+def assert_contrast(page) -> None:
+    """Fail if a visible text is below WCAG AA contrast on its background."""
+    bad = page.evaluate(_CONTRAST_JS)
+    assert not bad, f"{page.url}: texts below WCAG AA contrast: {bad}"

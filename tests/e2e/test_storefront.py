@@ -13,6 +13,7 @@ from django.core.cache import cache
 
 from shop import selectors
 from shop.models import ConsentChange, Interaction, Order, OrderLine, Product, User
+from tests.e2e.conftest import assert_contrast
 from tests.factories import CategoryFactory, ProductFactory, UserFactory, interaction_make
 
 pytestmark = [pytest.mark.e2e]
@@ -74,6 +75,7 @@ def test_a_shoppers_journey(page, live_server, store):
     trending_names = set(Product.objects.filter(pk__in=trending[:4]).values_list("name", flat=True))
     assert trending_names <= set(NAMES["lights"][:4] + NAMES["garden"][:2])
     assert page.locator('img[src^="/img/p/"]').first.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert_contrast(page)
     shot("new-visitor-sees-trending")
 
     # 2. They sign up, choosing interests and marketing consent.
@@ -84,6 +86,7 @@ def test_a_shoppers_journey(page, live_server, store):
     page.get_by_label("Password again").fill(PASSWORD)
     page.get_by_label("Kitchen").check()
     page.get_by_label(re.compile("Email me offers")).check()
+    assert_contrast(page)
     shot("sign-up-form")
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url(live_server.url + "/")
@@ -102,6 +105,7 @@ def test_a_shoppers_journey(page, live_server, store):
     page.keyboard.press("Enter")  # the disclosure works from the keyboard
     assert why.get_attribute("open") is not None
     assert why.locator("p").inner_text().strip() == "Matches your interest in Kitchen"
+    assert_contrast(page)
     shot("signed-up-picks-from-interests")
 
     # 3. They open a trending product from its list (a click, attributed to the list) ...
@@ -111,6 +115,7 @@ def test_a_shoppers_journey(page, live_server, store):
     clicked = Product.objects.get(pk=int(page.locator("article.product").get_attribute("data-product-id")))
     click = Interaction.objects.get(kind=Interaction.Kind.CLICK, user=user)
     assert str(click.rec_list_id) == list_id and click.product == clicked
+    assert_contrast(page)
     shot("product-page-from-a-recommendation")
     # ... and look at a couple of garden products from the category page.
     page.get_by_role("navigation", name="Categories").get_by_role("link", name="Garden").click()
@@ -137,6 +142,7 @@ def test_a_shoppers_journey(page, live_server, store):
     page.get_by_role("button", name="Add to cart").click()
     assert page.get_by_test_id("cart-count").inner_text().startswith("2")
     page.get_by_test_id("cart-link").click()
+    assert_contrast(page)
     shot("cart")
     page.get_by_role("link", name="Check out").click()
     shot("checkout")
@@ -172,6 +178,7 @@ def test_a_shoppers_journey(page, live_server, store):
     assert [(c["consent"], c["source"]) for c in data["consent_history"]] == [(True, "signup"), (False, "preferences")]
     assert data["orders"][0]["lines"][0]["quantity"] == 2
     assert {"view", "click", "add to cart", "purchase"} <= {i["kind"] for i in data["interactions"]}
+    assert_contrast(page)
     shot("your-data")
 
     # 8. Delete the account; the same login no longer works.
@@ -232,4 +239,5 @@ def test_phone_visitor_keeps_the_cart_when_logging_in_and_uses_the_keyboard(phon
     page.goto("/category/kitchen/?min_price=4&max_price=12&sort=price_desc")
     prices = [Decimal(t.replace("£", "")) for t in page.locator("section.listing-results .price").all_inner_texts()]
     assert prices and prices == sorted(prices, reverse=True) and all(Decimal(4) <= p <= Decimal(12) for p in prices)
+    assert_contrast(page)
     shot("phone-category-filtered")
