@@ -112,3 +112,56 @@ def test_x_forwarded_for_does_not_dodge_the_anonymous_limit(settings):
                                "DEFAULT_THROTTLE_RATES": {"anon": "1/min", "user": "off", "interactions_batch": "off"}}
     assert APIClient().get("/api/v1/products", HTTP_X_FORWARDED_FOR="1.1.1.1").status_code == 200
     assert_error(APIClient().get("/api/v1/products", HTTP_X_FORWARDED_FOR="2.2.2.2"), 429)
+
+
+# --- click tracking in emails (campaigns' /c/k/<token>/) ------------------------------------
+def _off_site(response) -> bool:
+    from urllib.parse import urlsplit
+
+    if not 300 <= response.status_code < 400:
+        return False
+    target = urlsplit(response["Location"])
+    return bool(target.scheme or target.netloc) or response["Location"].startswith(("//", "/\\"))
+
+
+def test_click_links_in_a_sent_email_never_redirect_off_site(client, mailoutbox):
+    """Black box: take the tracking links from an email as sent, tamper with them the
+    way an attacker would, and check no answer sends the browser to another host."""
+    import base64
+    import json
+    import re
+
+    from campaigns import sending
+    from campaigns.models import Delivery
+    from tests.campaigns.conftest import build_store, default_template, launch, make_campaign, make_customers
+
+    build_store()
+    make_customers(1)
+    campaign = launch(make_campaign(default_template(), strategy="trending", exclude_purchased=False))
+    sending.deliveries_send_range(campaign_id=campaign.pk, min_id=0, max_id=2**62)
+    delivery = Delivery.objects.get()
+    assert len(mailoutbox) == 1
+    email = mailoutbox[0]
+    body = email.body + "".join(str(content) for content, _ in getattr(email, "alternatives", []))
+    links = sorted(set(re.findall(r"/c/k/([^/\"'\s<>]+)/", body)))
+    assert links, body[:500]
+
+    for token in links:
+        genuine = client.get(f"/c/k/{token}/")
+        assert genuine.status_code == 302 and not _off_site(genuine), genuine.get("Location")
+        payload_b64, _, signature = token.partition(":")
+        evil = base64.urlsafe_b64encode(json.dumps(
+            {"d": delivery.pk, "u": "https://evil.example/login"}, separators=(",", ":")).encode()).decode().rstrip("=")
+        attempts = [
+            f"/c/k/{token}/?next=https://evil.example/",         # extra parameters are ignored
+            f"/c/k/{evil}:{signature}/",                           # payload swapped, signature kept
+            f"/c/k/{evil}/",                                       # no signature at all
+            f"/c/k/{token[:-3]}xyz/",                              # signature altered
+            "/c/k/https:%2F%2Fevil.example/",                      # a URL instead of a token
+            "/c/k/%2F%2Fevil.example/",
+        ]
+        for url in attempts:
+            response = client.get(url)
+            assert not _off_site(response), (url, response.status_code, response.get("Location"))
+            if "?next=" not in url:
+                assert response.status_code in (400, 404), (url, response.status_code)
