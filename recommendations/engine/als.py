@@ -38,17 +38,22 @@ __all__ = ["ALSRecommender", "BPRRecommender", "least_squares_fold_in"]
 
 
 def least_squares_fold_in(
-    history: sp.csr_matrix, item_factors: np.ndarray, regularization: float
+    history: sp.csr_matrix,
+    item_factors: np.ndarray,
+    regularization: float,
+    gram: np.ndarray | None = None,
 ) -> np.ndarray:
     """User factors for confidence rows ``history`` (implicit-ALS user step).
 
     ``history`` holds confidences ``c > 0`` of the positive items; every other item
-    has confidence 1 and preference 0. Returns float32 (rows, factors); an empty
-    row gives zeros.
+    has confidence 1 and preference 0. ``gram`` may pass a precomputed
+    ``Y^T Y + regularization * I`` (float64). Returns float32 (rows, factors); an
+    empty row gives zeros.
     """
-    y = np.asarray(item_factors, dtype=np.float64)
+    y = np.asarray(item_factors, dtype=np.float64)  # no copy when already float64
     n_factors = y.shape[1]
-    gram = y.T @ y + regularization * np.eye(n_factors)
+    if gram is None:
+        gram = y.T @ y + regularization * np.eye(n_factors)
     out = np.zeros((history.shape[0], n_factors), dtype=np.float64)
     indptr, indices, data = history.indptr, history.indices, history.data
     for row in range(history.shape[0]):
@@ -134,21 +139,37 @@ class ALSRecommender(_ImplicitBase):
                 calculate_training_loss=False,
             )
             model.fit(confidence, show_progress=False, callback=self._callback(progress))
-        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self._set_item_factors(model.item_factors)
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         """Trained factors of the training rows (kept in memory only, not saved)."""
+
+    def _set_item_factors(self, factors: np.ndarray) -> None:
+        self.item_factors = np.ascontiguousarray(factors, dtype=np.float32)
+        self._item_factors64 = self.item_factors.astype(np.float64)
+        self._gram_cache: np.ndarray | None = None
+
+    def _gram(self) -> np.ndarray:
+        """``Y^T Y + reg * I`` in float64, computed once per fitted/loaded model."""
+        if getattr(self, "_gram_cache", None) is None:
+            y = self.item_factors.astype(np.float64)
+            self._gram_cache = y.T @ y + self.params["regularization"] * np.eye(y.shape[1])
+        return self._gram_cache
 
     def user_factors_for(self, history: sp.spmatrix) -> np.ndarray:
         """Folded-in user factors (rows, factors) for history rows."""
         return least_squares_fold_in(
             self._confidence(self._check_history(history)),
-            self.item_factors,
+            self._item_factors64,
             self.params["regularization"],
+            self._gram(),
         )
 
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
         users = least_squares_fold_in(
-            self._confidence(history), self.item_factors, self.params["regularization"]
+            self._confidence(history),
+            self._item_factors64,
+            self.params["regularization"],
+            self._gram(),
         )
         return users @ self.item_factors.T
 
@@ -159,7 +180,7 @@ class ALSRecommender(_ImplicitBase):
         return {"item_factors": self.item_factors, **self._weighting.state()}
 
     def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.item_factors = np.asarray(arrays["item_factors"], dtype=np.float32)
+        self._set_item_factors(arrays["item_factors"])
         self._weighting.set_state(arrays)
 
 

@@ -478,10 +478,13 @@ def from_arrays(arrays: Mapping[str, np.ndarray]) -> Recommender:
 def load(file: str | IO[bytes]) -> Recommender:
     """Load a saved model (``np.load(..., allow_pickle=False)``)."""
     try:
-        with np.load(file, allow_pickle=False) as archive:
+        archive = np.load(file, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise EngineError("not a model artifact: expected an .npz archive")
+        with archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, EngineError):
-            raise
+    except EngineError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:  # not a zip, truncated, pickled content
         raise EngineError(f"cannot read model artifact: {exc}") from exc
     return from_arrays(arrays)

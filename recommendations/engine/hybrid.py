@@ -91,7 +91,8 @@ class HybridRecommender(Recommender):
     # ------------------------------------------------------------ fit
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
         p = self.params
-        assert isinstance(progress, _ProgressReporter)
+        if not isinstance(progress, _ProgressReporter):
+            progress = _ProgressReporter(progress)
         given = getattr(self, "_given_cf", None)
         if given is not None:
             self.cf_model = given
@@ -108,6 +109,15 @@ class HybridRecommender(Recommender):
             warm = np.bincount(user_items.indices, minlength=user_items.shape[1]) > 0
             if p["cold_neighbours"] and warm.any() and not warm.all():
                 self.cold_map = self._cold_map(warm)
+        self._prepare_cold()
+
+    def _prepare_cold(self) -> None:
+        """Cache the cold items that receive propagated scores and their columns."""
+        self._cold_targets = np.zeros(0, dtype=np.int64)
+        self._cold_columns: sp.csc_matrix | None = None
+        if self.cold_map is not None and self.cold_map.nnz:
+            self._cold_targets = np.unique(self.cold_map.indices).astype(np.int64)
+            self._cold_columns = self.cold_map[:, self._cold_targets].tocsc()
 
     def fit_with_cf(
         self,
@@ -151,15 +161,16 @@ class HybridRecommender(Recommender):
     # ------------------------------------------------------------ scoring
     def _cf_scores(self, history: sp.csr_matrix) -> np.ndarray:
         cf = row_normalise_max(self.cf_model._score(history))
-        if self.cold_map is not None and self.cold_map.nnz:
-            targets = np.unique(self.cold_map.indices)  # the cold items that get a score
-            propagated = np.asarray(cf @ self.cold_map[:, targets], dtype=np.float32)
-            cf[:, targets] = np.float32(self.params["cold_discount"]) * propagated
+        if self._cold_columns is not None:
+            propagated = np.asarray(cf @ self._cold_columns, dtype=np.float32)
+            cf[:, self._cold_targets] = np.float32(self.params["cold_discount"]) * propagated
         return cf
 
-    def components(self, history: sp.csr_matrix) -> dict[str, np.ndarray]:
+    def components(self, history: sp.spmatrix) -> dict[str, np.ndarray]:
         """The normalised component scores (``cf``, ``content`` if any, ``trending``)."""
-        history = self._check_history(history)
+        return self._components(self._check_history(history))
+
+    def _components(self, history: sp.csr_matrix) -> dict[str, np.ndarray]:
         parts = {"cf": self._cf_scores(history)}
         if self.content_model is not None:
             parts["content"] = row_normalise_max(self.content_model._score(history))
@@ -185,7 +196,7 @@ class HybridRecommender(Recommender):
 
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
         p = self.params
-        parts = self.components(history)
+        parts = self._components(history)
         return self._blend(parts, p["w_content"], p["w_trending"])
 
     def score_interests(
@@ -279,7 +290,7 @@ class HybridRecommender(Recommender):
         for start in range(0, users.size, batch_rows):
             rows = users[start : start + batch_rows]
             block = history[rows]
-            parts = self.components(block)
+            parts = self._components(block)
             seen = block.nonzero()
             for index, (w_content, w_trending) in enumerate(grid):
                 scores = self._blend(parts, w_content, w_trending, w_cf=1.0)
@@ -328,3 +339,4 @@ class HybridRecommender(Recommender):
                 raise EngineError("hybrid artifact: content component has the wrong type")
             self.content_model = model
         self.cold_map = csr_from_state("cold_map", arrays) if "cold_map_shape" in arrays else None
+        self._prepare_cold()

@@ -76,7 +76,9 @@ class SVDRecommender(Recommender):
         self.singular_values = singular.astype(np.float32)
 
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
-        weighted = self._weighting.transform(history) @ sp.diags(self.item_scale)
+        weighted = self._weighting.transform(history)
+        if self.params["item_norm_exponent"] > 0:
+            weighted.data *= self.item_scale[weighted.indices]
         latent = np.asarray(weighted @ self.item_factors, dtype=np.float32)
         return latent @ self.item_factors.T
 

@@ -229,3 +229,27 @@ def test_algorithm_build_names_unknown_algorithms_and_bad_values() -> None:
     with pytest.raises(EngineError, match="'k' must be an integer"):
         algorithm_build("item_knn", k=2.5)
     assert algorithm_build("item_knn", k=20.0).get_params()["k"] == 20
+
+
+def test_load_rejects_what_is_not_a_model_artifact(tmp_path) -> None:
+    import io
+
+    from recommendations.engine import load
+
+    with pytest.raises(EngineError, match="cannot read model artifact"):
+        load(io.BytesIO(b"certainly not a zip file"))
+    npy = io.BytesIO()
+    np.save(npy, np.arange(3))
+    npy.seek(0)
+    with pytest.raises(EngineError, match="expected an .npz"):
+        load(npy)
+    pickled = io.BytesIO()
+    np.savez(pickled, algorithm=np.array("ease"), params=np.array([{"lam": 1}], dtype=object))
+    pickled.seek(0)
+    with pytest.raises(EngineError, match="cannot read model artifact"):
+        load(pickled)
+    other = io.BytesIO()
+    np.savez(other, algorithm=np.array("slim"))
+    other.seek(0)
+    with pytest.raises(EngineError, match="unknown algorithm 'slim'"):
+        load(other)
