@@ -367,6 +367,16 @@ def test_login_keeps_the_anonymous_cart_and_history(client, catalogue):
     assert 'data-testid="cart-count">2' in client.get("/").content.decode()
 
 
+def test_logout_is_a_post_and_ends_the_session(client, catalogue):
+    client.force_login(UserFactory())
+    assert "Log out" in client.get("/").content.decode()
+    assert client.get(reverse("shop:logout")).status_code == 405  # no logging out by a link or an <img>
+    r = client.post(reverse("shop:logout"))
+    assert r.status_code == 302 and r.url == reverse("shop:home")
+    assert "_auth_user_id" not in client.session
+    assert "Log in" in client.get("/").content.decode()
+
+
 def test_login_form_reports_a_wrong_password(client, catalogue):
     UserFactory(email="kim@example.com")
     r = client.post(reverse("shop:login"), {"username": "kim@example.com", "password": "nope"})
