@@ -201,3 +201,52 @@ def customers_ensure(*, customers: list[NewCustomer], batch_size: int = 2000) ->
         created += len(rows)
         consents += len(changes)
     return ids, created, consents
+
+
+class ModelRows:
+    """Full rows of a model's table for `shop.services.rows_bulk_insert` from the few
+    values a loader knows: every other column gets the model field's default (called
+    per row when it is callable, e.g. ``uuid4``), ``now`` for ``auto_now`` fields, or
+    NULL when nullable. A column with none of these must be given."""
+
+    def __init__(self, model, given: list[str]):
+        from django.utils import timezone as tz
+
+        now = tz.now()
+        self.fields: list[str] = []
+        template: list = []
+        self.callables: list[tuple[int, object]] = []
+        positions: dict[str, int] = {}
+        for f in model._meta.concrete_fields:
+            if f.primary_key and f.attname not in given:
+                continue
+            i = len(self.fields)
+            self.fields.append(f.attname)
+            positions[f.attname] = i
+            if f.attname in given:
+                template.append(None)
+            elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                template.append(now)
+            elif f.has_default():
+                if callable(f.default):
+                    self.callables.append((i, f.default))
+                    template.append(None)
+                else:
+                    template.append(f.get_default())
+            elif f.null or f.get_default() is not None:  # "" for text fields, as the ORM does
+                template.append(f.get_default())
+            else:
+                raise ValueError(f"{model.__name__}.{f.name} has no default: give it a value")
+        unknown = set(given) - set(positions)
+        if unknown:
+            raise ValueError(f"{model.__name__} has no column(s) {sorted(unknown)}")
+        self.template = template
+        self.given_positions = [positions[g] for g in given]
+
+    def expand(self, values) -> list:
+        row = self.template.copy()
+        for i, v in zip(self.given_positions, values):
+            row[i] = v
+        for i, fn in self.callables:
+            row[i] = fn()
+        return row

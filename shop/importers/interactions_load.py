@@ -1,0 +1,166 @@
+"""Load an interactions file from any shop (the ``import_interactions`` work).
+
+All or nothing: a first pass validates every row and collects the customers and
+products it names; if any row is bad, `InteractionsFileRejected` lists them (line
+and reason) and nothing is written. Otherwise one transaction creates the unknown
+customers (by external id) and products (by SKU, as placeholders "Product <sku>",
+active, price 0) and streams the events into the database through
+`shop.services.interactions_bulk_copy`.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.text import slugify
+
+from shop.models import Interaction
+from shop.services import interactions_bulk_copy, tables_bulk_load
+
+from . import interactions_file as ifile
+from .common import NewCustomer, NewProduct, ProgressFactory, customers_ensure, no_progress, products_ensure
+
+KIND_NAMES = {v: k for k, v in ifile.KINDS.items()}
+
+
+class InteractionsFileRejected(ValueError):
+    """The file has bad rows; nothing was written. ``problems`` holds the first ones
+    (line and reason, in file order), ``total`` how many there are in all."""
+
+    def __init__(self, problems: list[ifile.RowProblem], total: int, rows: int):
+        self.problems, self.total, self.rows = problems, total, rows
+        super().__init__(f"{total:,} of {rows:,} rows are invalid; first: {problems[0]}")
+
+
+@dataclass
+class InteractionsImportReport:
+    rows: int = 0
+    created: dict = field(default_factory=lambda: {"customers": 0, "products": 0, "interactions": 0})
+    by_kind: dict = field(default_factory=dict)
+    existing_customers: int = 0
+    existing_products: int = 0
+    bulk_load: bool = False
+    timings: dict = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.by_kind.items()))
+        return [
+            f"Rows: {self.rows:,} ({kinds})",
+            f"Created: customers {self.created['customers']:,}, products {self.created['products']:,} "
+            f"(placeholders), interactions {self.created['interactions']:,}",
+            f"Already known: customers {self.existing_customers:,}, products {self.existing_products:,}",
+            "Time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
+            + (" (indexes rebuilt after the load)" if self.bulk_load else ""),
+        ]
+
+
+def placeholder_email(external_id: str) -> str:
+    """A unique address on the reserved demo domain for a customer known only by id."""
+    slug = slugify(external_id)[:40] or "customer"
+    if slug != external_id.lower():
+        slug = f"{slug}-{zlib.crc32(external_id.encode()):08x}"
+    return f"imported-{slug}@{settings.AFFINITY_DEMO_EMAIL_DOMAIN}"
+
+
+def interactions_file_import(
+    *, path: Path | str, delimiter: str | None = None, mapping: str | dict | None = None,
+    timestamp_unit: str = "s", default_kind: str = "purchase", default_value: float = 1.0,
+    keep_problems: int = 1000, progress: ProgressFactory = no_progress,
+) -> InteractionsImportReport:
+    """Validate the whole file, then write all of it in one transaction, or nothing.
+
+    Raises `ifile.FileProblem` when the file cannot be read as mapped, and
+    `InteractionsFileRejected` when any row is invalid."""
+    path = Path(path)
+    if not path.is_file():
+        raise ifile.FileProblem(f"{path} does not exist or is not a file")
+    fields = mapping if isinstance(mapping, dict) else ifile.parse_mapping(mapping)
+    kind = ifile.kind_parse(default_kind)
+    if kind is None:
+        raise ifile.FileProblem(f"default kind {default_kind!r} is not one of {', '.join(ifile.KINDS)}")
+    reader = ifile.FileReader(path, ifile.delimiter_for(path, delimiter), fields)
+    stamp = ifile.TimestampParser(ZoneInfo(settings.TIME_ZONE), timestamp_unit)
+    report = InteractionsImportReport()
+    clock = time.monotonic()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        report.timings[phase] = now - clock
+        clock = now
+
+    # --- pass 1: validate everything --------------------------------------------------------
+    problems: list[ifile.RowProblem] = []
+    bad = 0
+    users: dict[str, None] = {}
+    items: dict[str, None] = {}
+    by_kind: dict[int, int] = {}
+    bar = progress(total=None, desc="validate", unit="rows")
+    rows = reader.rows()
+    next(rows)  # the header (checked against the mapping)
+    columns = reader.columns
+    for line, raw in rows:
+        report.rows += 1
+        if report.rows % 50_000 == 0:
+            bar.update(50_000)
+        event = ifile.parse_event(raw, columns, stamp, kind, default_value)
+        if isinstance(event, list):
+            bad += 1
+            if len(problems) < keep_problems:
+                problems.append(ifile.RowProblem(line, "; ".join(event)))
+            continue
+        users[event.user] = None
+        items[event.item] = None
+        by_kind[event.kind] = by_kind.get(event.kind, 0) + 1
+    bar.update(report.rows % 50_000)
+    bar.close()
+    if bad:
+        raise InteractionsFileRejected(problems, bad, report.rows)
+    if report.rows == 0:
+        raise ifile.FileProblem(f"{path} has a header but no rows")
+    report.by_kind = {KIND_NAMES[k]: n for k, n in by_kind.items()}
+    lap("validate")
+
+    # --- pass 2: write, all in one transaction -------------------------------------------------
+    with transaction.atomic():
+        user_ids, created, _ = customers_ensure(customers=[
+            NewCustomer(external_id=u, email=placeholder_email(u)) for u in users
+        ])
+        report.created["customers"] = created
+        report.existing_customers = len(users) - created
+        product_ids, created = products_ensure(products=[
+            NewProduct(sku=i, name=f"Product {i}", price=0, attributes={"placeholder": True}) for i in items
+        ])
+        report.created["products"] = created
+        report.existing_products = len(items) - created
+        del users, items
+        lap("customers and products")
+        source = Interaction.Source.IMPORT
+        bar = progress(total=report.rows, desc="import", unit="rows")
+
+        def events():
+            n = 0
+            rows = reader.rows()
+            next(rows)
+            for _line, raw in rows:
+                ev = ifile.parse_event(raw, columns, stamp, kind, default_value)
+                n += 1
+                if n == 50_000:
+                    bar.update(n)
+                    n = 0
+                yield (user_ids[ev.user], "", product_ids[ev.item], ev.kind, ev.value, ev.occurred_at, source)
+            bar.update(n)
+
+        with tables_bulk_load(models=[Interaction], expected_rows=report.rows) as report.bulk_load:
+            report.created["interactions"] = interactions_bulk_copy(rows=events())
+            lap("interactions")
+        bar.close()
+        if report.bulk_load:
+            lap("index rebuild")
+    lap("commit")
+    return report
