@@ -119,9 +119,8 @@ def check_user_items(user_items: object, *, what: str = "user_items") -> sp.csr_
             raise EngineError(f"{what} must be 2-D, got shape {user_items.shape}")
         matrix = sp.csr_matrix(user_items.astype(np.float32))
     else:
-        raise EngineError(
-            f"{what} must be a scipy.sparse matrix or a numpy array, got {type(user_items).__name__}"
-        )
+        kind = type(user_items).__name__
+        raise EngineError(f"{what} must be a scipy.sparse matrix or a numpy array, got {kind}")
     matrix.sum_duplicates()
     if matrix.nnz and not np.all(np.isfinite(matrix.data)):
         bad = int((~np.isfinite(matrix.data)).sum())
@@ -381,7 +380,8 @@ class Recommender(ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` most similar item columns to each given item column (itself excluded).
 
-        Only items with a positive similarity are listed. Returns ``(ids int64 (len(items), n), scores float32)`` padded like ``recommend``.
+        Only items with a positive similarity are listed. Returns
+        ``(ids int64 (len(items), n), scores float32)``, padded like ``recommend``.
         """
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise EngineError(f"n must be a non-negative integer, got {n!r}")

@@ -221,7 +221,9 @@ def event_weights(
             )
         weights = base[pos]
 
-    mode_codes = {mode: [int(k) for k, m in value_modes.items() if m == mode] for mode in _VALUE_MODES}
+    mode_codes = {
+        mode: [int(k) for k, m in value_modes.items() if m == mode] for mode in _VALUE_MODES
+    }
     if mode_codes["quantity"]:
         mask = np.isin(kinds, mode_codes["quantity"])
         quantity = np.clip(values[mask], 1.0, quantity_cap)
