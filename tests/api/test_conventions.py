@@ -84,3 +84,80 @@ def test_docs_load_nothing_from_a_cdn(api):
     external = [u for u in urls if re.match(r"^(https?:)?//", u)]
     assert not external, external
     assert any("swagger-ui" in u for u in urls)
+
+
+def test_event_parser_and_its_documentation_agree():
+    """`parse_event` (the fast path) accepts exactly the fields the schema documents."""
+    from shop.api import EVENT_FIELDS, EventInputSerializer
+
+    assert set(EventInputSerializer().fields) == set(EVENT_FIELDS)
+
+
+def test_every_operation_documents_its_errors_and_my_writes_have_examples(api):
+    schema = api.get("/api/v1/schema/?format=json").json()
+    operations = [(path, method, op) for path, item in schema["paths"].items()
+                  for method, op in item.items() if method in {"get", "post", "put", "patch", "delete"}]
+    assert len(operations) >= 15
+    for path, method, op in operations:
+        codes = set(op["responses"])
+        assert {"401", "403", "429"} <= codes, (method, path, codes)
+        if method in {"post", "put", "patch"}:
+            assert {"400", "413", "415"} <= codes, (method, path, codes)
+        if "{" in path:
+            assert "404" in codes, (method, path, codes)
+        for code in codes - {"200", "201", "202", "204"}:
+            if code.startswith(("4", "5")):
+                content = op["responses"][code]["content"]["application/json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (method, path, code)
+    mine = {("post", "/api/v1/interactions"), ("post", "/api/v1/interactions/batch"), ("post", "/api/v1/customers"),
+            ("put", "/api/v1/customers/external/{external_id}"), ("patch", "/api/v1/me")}
+    for method, path in mine:
+        body = schema["paths"][path][method]["requestBody"]["content"]
+        assert list(body) == ["application/json"]
+        assert body["application/json"].get("examples"), (method, path)
+
+
+def test_unhandled_error_in_a_view_is_a_json_500(monkeypatch, staff_user):
+    from rest_framework.authtoken.models import Token
+
+    from shop import services
+
+    def broken(**kwargs):
+        raise RuntimeError("database password is hunter2")
+
+    monkeypatch.setattr(services, "interactions_bulk_record", broken)
+    client = Client(raise_request_exception=False,
+                    HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    from tests.factories import ProductFactory
+
+    response = client.post("/api/v1/interactions/batch",
+                           {"events": [{"product_id": ProductFactory().pk, "session_key": "s", "kind": "view"}]},
+                           content_type="application/json")
+    err = assert_error(response, 500, "server_error")
+    assert "hunter2" not in response.content.decode()
+    assert err["fields"] == []
+
+
+def test_a_body_over_the_limit_is_refused_without_a_content_length(settings):
+    """Chunked uploads carry no Content-Length: the parser stops reading at the limit."""
+    import io
+
+    from shop.api_errors import PayloadTooLarge
+    from shop.api_parsers import JSONParser
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+
+    class Req:
+        META: dict = {}
+
+    with pytest.raises(PayloadTooLarge):
+        JSONParser().parse(io.BytesIO(b'{"events": [' + b"1," * 200 + b"1]}"), parser_context={"request": Req()})
+    assert JSONParser().parse(io.BytesIO(b'{"events": []}'), parser_context={"request": Req()}) == {"events": []}
+
+
+def test_methods_not_allowed_are_405_with_the_shape(api):
+    assert_error(api.put("/api/v1/categories", {}, format="json"), 405, "method_not_allowed")
+
+
+def test_not_acceptable_is_406_with_the_shape(api):
+    assert_error(api.get("/api/v1/products", HTTP_ACCEPT="application/xml"), 406, "not_acceptable")

@@ -154,3 +154,35 @@ def test_me_validation(shopper_api):
                                          format="json"), 400)
     assert {f["field"] for f in err["fields"]} == {"interests", "marketing_consent"}
     assert_error(shopper_api.delete("/api/v1/me"), 405, "method_not_allowed")
+
+
+def test_customer_list_pagination(crm_api):
+    for i in range(5):
+        make_user(f"p{i}@example.com")
+    page = crm_api.get("/api/v1/customers", {"page_size": 2, "page": 2}).json()
+    assert page["count"] >= 5 and len(page["results"]) == 2 and page["previous"] and page["next"]
+    assert_error(crm_api.get("/api/v1/customers", {"page": 99}), 400, "validation_error")
+    assert_error(crm_api.get("/api/v1/customers", {"email": ""}), 400, "validation_error")
+
+
+def test_token_admin_masks_keys_and_shows_the_new_one_once(staff_client, staff_user, crm_user):
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=crm_user)
+    listing = staff_client.get("/admin/authtoken/tokenproxy/")
+    assert listing.status_code == 200
+    html = listing.content.decode()
+    assert token.key not in html and token.key[:6] in html and "crm@integrations.example" in html
+    page = staff_client.get(f"/admin/authtoken/tokenproxy/{crm_user.pk}/change/")
+    assert token.key in page.content.decode() and "shop.change_user" in page.content.decode()
+    created = staff_client.post("/admin/authtoken/tokenproxy/add/", {"user": staff_user.pk}, follow=True)
+    new_key = Token.objects.get(user=staff_user).key
+    assert new_key in created.content.decode()  # shown in the success message
+    # revoking = deleting: the token stops working at once
+    staff_client.post(f"/admin/authtoken/tokenproxy/{crm_user.pk}/delete/", {"post": "yes"})
+    assert not Token.objects.filter(key=token.key).exists()
+    from rest_framework.test import APIClient
+
+    revoked = APIClient()
+    revoked.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert_error(revoked.get("/api/v1/me"), 401, "authentication_failed")

@@ -25,7 +25,7 @@ from tests.factories import CategoryFactory, ProductFactory
 
 from .conftest import make_user
 
-MAX_EXAMPLES = 6
+MAX_EXAMPLES = 8
 
 CONFIG = SchemathesisConfig.from_dict({
     "seed": 20240501,
