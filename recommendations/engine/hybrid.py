@@ -213,9 +213,9 @@ class HybridRecommender(Recommender):
         similarity to the interest profile to the usual blend.
         """
         history = self._check_history(history)
-        scores = self._score(history)
         if self.content_model is None:
             raise EngineError("hybrid: no content model (fitted without side text/categories)")
+        scores = self._score(history)
         rows = history.shape[0]
         profile = sp.csr_matrix((rows, self.content_model.item_features.shape[1]), dtype=np.float32)
         if texts is not None:
