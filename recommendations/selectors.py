@@ -285,24 +285,6 @@ class HistoryEvent:
     category_id: int | None
 
 
-def shopper_history(*, user_id: int | None, session_key: str = "", limit: int = 200) -> list[HistoryEvent]:
-    """A shopper's most recent events, newest first: the customer's, plus their
-    current anonymous session's not yet adopted (one query)."""
-    actor = Q()
-    if user_id is not None:
-        actor |= Q(user_id=user_id)
-    if session_key:
-        actor |= Q(session_key=session_key, user__isnull=True)
-    if not actor:
-        return []
-    rows = (
-        Interaction.objects.filter(actor)
-        .order_by("-occurred_at")
-        .values_list("product_id", "kind", "value", "occurred_at", "product__category_id")[:limit]
-    )
-    return [HistoryEvent(p, k, v, t.timestamp(), c) for p, k, v, t, c in rows]
-
-
 def shopper_excluded_products(
     *, user_id: int | None, session_key: str = "", history: Sequence[HistoryEvent] = (), now: float
 ) -> set[int]:
@@ -320,6 +302,77 @@ def shopper_excluded_products(
             Interaction.objects.filter(actor, kind__in=forever).values_list("product_id", flat=True).distinct()
         )
     return excluded
+
+
+@dataclass
+class ShopperState:
+    """What serving needs to know about a shopper, read at call time."""
+
+    history: list[HistoryEvent]  # newest first
+    bought: set[int]  # products of the kinds excluded for ever (whole history)
+    interests: list[int]  # stated interest categories
+    epoch: int | None = None  # the serving epoch, read in the same round trip (``with_epoch``)
+
+
+def shopper_state(
+    *, user_id: int | None, session_key: str = "", limit: int = 200, forever_kinds: Sequence[int] = (),
+    with_interests: bool = True, with_epoch: bool = False,
+) -> ShopperState:
+    """The recent history, the products bought (or of other kinds excluded for
+    ever) and the interests of a shopper — and, ``with_epoch``, the serving epoch.
+    One round trip on PostgreSQL (a UNION ALL of the reads), one query per read
+    elsewhere."""
+    from django.db.models import DateTimeField, FloatField, IntegerField, Value
+
+    from shop.models import User
+
+    from .models import ServingState
+
+    actor = Q()
+    if user_id is not None:
+        actor |= Q(user_id=user_id)
+    if session_key:
+        actor |= Q(session_key=session_key, user__isnull=True)
+    if not actor:
+        return ShopperState([], set(), [], None)
+    forever = list(forever_kinds) if user_id is not None else []
+    want_interests = with_interests and user_id is not None
+    history_qs = (
+        Interaction.objects.filter(actor).order_by("-occurred_at")
+        .annotate(part=Value(0, output_field=IntegerField()))
+        .values_list("part", "product_id", "kind", "value", "occurred_at", "product__category_id")[:limit]
+    )
+    bought_qs = (
+        Interaction.objects.filter(user_id=user_id, kind__in=forever)
+        .annotate(part=Value(1, output_field=IntegerField()), no_category=Value(None, output_field=IntegerField()))
+        .values_list("part", "product_id", "kind", "value", "occurred_at", "no_category")[:5000]
+    )
+    interests_qs = (
+        User.interests.through.objects.filter(user_id=user_id)
+        .annotate(part=Value(2, output_field=IntegerField()), no_product=Value(None, output_field=IntegerField()),
+                  no_kind=Value(0, output_field=IntegerField()), no_value=Value(0.0, output_field=FloatField()),
+                  no_time=Value(None, output_field=DateTimeField()))
+        .values_list("part", "no_product", "no_kind", "no_value", "no_time", "category_id")
+    )
+    epoch_qs = (
+        ServingState.objects.filter(pk=1)
+        .annotate(part=Value(3, output_field=IntegerField()), no_kind=Value(0, output_field=IntegerField()),
+                  no_value=Value(0.0, output_field=FloatField()), no_time=Value(None, output_field=DateTimeField()),
+                  no_category=Value(None, output_field=IntegerField()))
+        .values_list("part", "epoch", "no_kind", "no_value", "no_time", "no_category")
+    )
+    parts = ([history_qs] + ([bought_qs] if forever else []) + ([interests_qs] if want_interests else [])
+             + ([epoch_qs] if with_epoch else []))
+    if connection.features.supports_slicing_ordering_in_compound:
+        rows = list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
+    else:
+        rows = [row for qs in parts for row in qs]
+    history = [HistoryEvent(p, k, v, t.timestamp(), c) for part, p, k, v, t, c in rows if part == 0]
+    history.sort(key=lambda e: -e.at)
+    bought = {p for part, p, *_ in rows if part == 1}
+    interests = [c for part, _, _, _, _, c in rows if part == 2]
+    epoch = next((int(p) for part, p, *_ in rows if part == 3), 0) if with_epoch else None
+    return ShopperState(history, bought, interests, epoch)
 
 
 def users_histories(*, user_ids: Sequence[int], limit: int = 200) -> dict[int, list[HistoryEvent]]:

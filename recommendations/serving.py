@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from django.core.cache import cache
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from shop.models import Category, Interaction, Product, User
 
@@ -343,7 +343,7 @@ def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]
 def _fill(
     shopper_levels: list[tuple[str, list[_Cand]]], products: dict[int, Product], *, n: int,
     excluded: set[int], category_ids: set[int] | None,
-) -> tuple[list[tuple[_Cand, Product]], str]:
+) -> tuple[list[tuple[_Cand, Product]], str, int]:
     """Take candidates level by level: servable, not excluded, not twice, at most
     MAX_PER_CATEGORY per category (relaxed only if the list would be short)."""
     cap = int(conf.get("RECOMMEND_MAX_PER_CATEGORY")) or n
@@ -373,11 +373,12 @@ def _fill(
             per_category[product.category_id] += 1
             chosen.append((cand, product))
             strategy = strategy or label
+    strict = len(chosen)
     for cand, product in deferred:  # diversity relaxed: better n picks than fewer
         if len(chosen) >= n:
             break
         chosen.append((cand, product))
-    return chosen, strategy
+    return chosen, strategy, strict
 
 
 def _pick(cand: _Cand, product: Product, names: dict[int, str]) -> Pick:
@@ -390,16 +391,77 @@ def _pick(cand: _Cand, product: Product, names: dict[int, str]) -> Pick:
 
 
 def _record(rec: RecommendationList, *, user_id: int | None, session_key: str, experiment_id: int | None) -> None:
+    """Store the list as shown: one row, one round trip. On PostgreSQL outside a
+    transaction it commits with ``synchronous_commit`` off for this transaction only
+    (an impression is analytics: a crash may lose the last fraction of a second of
+    them, never an order), so the page does not wait for the WAL flush."""
+    row = Impression(
+        id=rec.id, user_id=user_id, session_key=(session_key or "")[:64], context=rec.context,
+        strategy=rec.strategy[:80], model_version_id=rec.model_version_id, experiment_id=experiment_id,
+        variant=rec.variant, product_ids=[p.product.pk for p in rec.picks],
+        reason_codes=[p.reason_code for p in rec.picks],
+    )
     try:
-        with transaction.atomic():
-            Impression.objects.create(
-                id=rec.id, user_id=user_id, session_key=session_key or "", context=rec.context,
-                strategy=rec.strategy[:80], model_version_id=rec.model_version_id, experiment_id=experiment_id,
-                variant=rec.variant, product_ids=[p.product.pk for p in rec.picks],
-                reason_codes=[p.reason_code for p in rec.picks],
-            )
+        if _fast_insert_ok():
+            _insert_async_commit(row)
+        else:
+            with transaction.atomic():
+                row.save(force_insert=True)
     except DatabaseError:  # an impression lost must not cost the shopper their page
         logger.exception("could not record impression %s", rec.id)
+
+
+def _fast_insert_ok() -> bool:
+    return (
+        connection.vendor == "postgresql" and not connection.in_atomic_block
+        and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
+    )
+
+
+def _insert_async_commit(row: Impression) -> None:
+    fields = [f for f in Impression._meta.concrete_fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    table = connection.ops.quote_name(Impression._meta.db_table)
+    statement = (f"BEGIN; SET LOCAL synchronous_commit TO OFF; INSERT INTO {table} ({columns}) "
+                 f"VALUES ({', '.join(['%s'] * len(fields))}); COMMIT")
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(statement, values)
+        except DatabaseError:
+            cursor.execute("ROLLBACK")  # leave the connection usable
+            raise
+
+
+def _choose(
+    levels: list[tuple[str, list[_Cand]]], *, n: int, excluded: set[int], category_ids: set[int] | None,
+) -> tuple[list[tuple[_Cand, Product]], str, dict[int, Product]]:
+    """Fetch the candidates most likely to be shown (the first 3n+10 of the first
+    level, 2n of the others, and the products explanations name) in one query,
+    then fill the list; only if filters and diversity leave it short are the
+    remaining candidates fetched too (a second query)."""
+    wanted: set[int] = set()
+    rest: set[int] = set()
+    for index, (_, cands) in enumerate(levels):
+        budget = 3 * n + 10 if index == 0 else 2 * n
+        taken = 0
+        for c in cands:
+            if c.product_id in excluded:
+                continue
+            if taken < budget:
+                wanted.add(c.product_id)
+                taken += 1
+            else:
+                rest.add(c.product_id)
+            if c.anchor_id and "{name}" in c.reason:
+                wanted.add(c.anchor_id)
+    products = _fetch(wanted)
+    chosen, produced, strict = _fill(levels, products, n=n, excluded=excluded, category_ids=category_ids)
+    rest -= wanted
+    if strict < n and rest:
+        products.update(_fetch(rest))
+        chosen, produced, strict = _fill(levels, products, n=n, excluded=excluded, category_ids=category_ids)
+    return chosen, produced, products
 
 
 def _fetch(ids: Iterable[int]) -> dict[int, Product]:
@@ -459,7 +521,13 @@ def recommend_for_user(
     requested = strategy_check(strategy)
     session_key = session_key or ""
     user_id = _user_id(user)
-    snap = state.snapshot()
+    rules = conf.get("RECOMMEND_EXCLUDE_KINDS") or {}
+    # one round trip: recent events, what they bought, their interests, the serving epoch
+    known = selectors.shopper_state(
+        user_id=user_id, session_key=session_key, limit=int(conf.get("RECOMMEND_HISTORY_LIMIT")),
+        forever_kinds=[int(k) for k, days in rules.items() if days is None], with_epoch=True,
+    )
+    snap = state.snapshot(epoch=known.epoch)
     experiment = variant = None
     if requested == "auto":
         experiment, variant = _assign(snap, context, user_id, session_key)
@@ -475,22 +543,15 @@ def recommend_for_user(
     else:
         version = _version_for(snap, requested)
     now = time.time()
-    if effective in SPECIAL_STRATEGIES and effective != "auto":
-        history: list[HistoryEvent] = []
-    else:
-        history = selectors.shopper_history(
-            user_id=user_id, session_key=session_key, limit=int(conf.get("RECOMMEND_HISTORY_LIMIT"))
-        )
+    history = known.history if effective not in ("trending", "interests") else []
     if product is not None:  # the product on screen is the freshest signal
         history.insert(0, HistoryEvent(product.pk, Interaction.Kind.VIEW, 1.0, now, product.category_id))
-    excluded = set(exclude_product_ids)
+    excluded = set(exclude_product_ids) | known.bought
     if product is not None:
         excluded.add(product.pk)
-    # kinds excluded for ever (purchases) are read from a customer's whole history; an
-    # anonymous session is short, its recent events are the whole of it
-    excluded |= selectors.shopper_excluded_products(
-        user_id=user_id, session_key="", history=history, now=now
-    )
+    # kinds excluded for a while (just viewed...) come from the recent events; for an
+    # anonymous session, short by nature, the recent events are all of it
+    excluded |= selectors.shopper_excluded_products(user_id=None, history=known.history, now=now)
     category_ids = _descendants(snap, category)
     shopper = _Shopper(user_id, session_key, history, excluded)
     loaded = state.model_get(version) if version is not None else None
@@ -501,17 +562,12 @@ def recommend_for_user(
         shopper.levels.append(
             (f"fallback:{shopper.code}", _history_category_cands(snap, shopper, n=n, now=now))
         )
-    interests: list[int] = []
-    if effective != "trending" and user_id is not None:
-        interests = list(User.interests.through.objects.filter(user_id=user_id).values_list("category_id", flat=True))
-        shopper.levels.append(("fallback:interests", _interest_cands(snap, interests, n=n)))
+    if known.interests and effective != "trending":
+        shopper.levels.append(("fallback:interests", _interest_cands(snap, known.interests, n=n)))
     reason = "Popular in {category}" if category is not None else "Trending now"
     shopper.levels.append(("trending", _trending_cands(snap, n=n, code="trending", reason=reason,
                                                        categories=category_ids)))
-    wanted = {c.product_id for _, cands in shopper.levels for c in cands}
-    wanted |= {c.anchor_id for _, cands in shopper.levels for c in cands if c.anchor_id and "{name}" in c.reason}
-    products = _fetch(wanted)
-    chosen, produced = _fill(shopper.levels, products, n=n, excluded=excluded, category_ids=category_ids)
+    chosen, produced, products = _choose(shopper.levels, n=n, excluded=excluded, category_ids=category_ids)
     if len(chosen) < n and category_ids is not None:
         # a quiet category: newest products in it, no trending signal needed
         extra = (
@@ -631,10 +687,7 @@ def similar_products(
         levels.append(("fallback:category", _trending_cands(
             snap, n=n, code="similar", reason="More in {category}", categories={product.category_id})))
     levels.append(("trending", _trending_cands(snap, n=n, code="trending", reason="Trending now")))
-    wanted = {c.product_id for _, cs in levels for c in cs}
-    products = _fetch(wanted)
-    products.setdefault(product.pk, product)
-    chosen, produced = _fill(levels, products, n=n, excluded=excluded, category_ids=None)
+    chosen, produced, _ = _choose(levels, n=n, excluded=excluded, category_ids=None)
     picks = [_pick(c, p, {product.pk: product.name}) for c, p in chosen]
     produced = produced or "trending"
     rec = RecommendationList(
@@ -654,8 +707,7 @@ def trending_products(*, n: int = 10, category: Category | None = None, record_i
     reason = "Popular in {category}" if category is not None else "Trending now"
     cands = _trending_cands(snap, n=n, code="trending", reason=reason, categories=category_ids)
     levels = [("trending", cands)]
-    products = _fetch(c.product_id for c in cands)
-    chosen, _ = _fill(levels, products, n=n, excluded=set(), category_ids=category_ids)
+    chosen, _, _ = _choose(levels, n=n, excluded=set(), category_ids=category_ids)
     if len(chosen) < n and category_ids is not None:
         extra = (
             Product.objects.select_related("category")
@@ -730,6 +782,6 @@ def recommend_for_users_batch(
     names = {pid: p.name for pid, p in products.items()}
     out: dict[int, list[Pick]] = {}
     for s in shoppers:
-        chosen, _ = _fill(s.levels, products, n=n, excluded=s.excluded, category_ids=None)
+        chosen, _, _ = _fill(s.levels, products, n=n, excluded=s.excluded, category_ids=None)
         out[s.user_id] = [_pick(c, p, names) for c, p in chosen]
     return out

@@ -117,14 +117,17 @@ def _load(epoch: int) -> Snapshot:
     return Snapshot(epoch=epoch, active=active, experiments=experiments, checked_at=time.monotonic())
 
 
-def snapshot() -> Snapshot:
-    """The current view of active versions and experiments (refreshed on epoch change)."""
+def snapshot(*, epoch: int | None = None) -> Snapshot:
+    """The current view of active versions and experiments (refreshed on epoch
+    change). ``epoch``: the caller already read it (in the same round trip as
+    something else), so it is not read again."""
     global _snapshot
     ttl = float(conf.get("SERVING_STATE_TTL"))
     current = _snapshot
-    if current is not None and ttl > 0 and time.monotonic() - current.checked_at < ttl:
+    if epoch is None and current is not None and ttl > 0 and time.monotonic() - current.checked_at < ttl:
         return current
-    epoch = epoch_read()
+    if epoch is None:
+        epoch = epoch_read()
     with _lock:
         current = _snapshot
         if current is not None and current.epoch == epoch:

@@ -1,0 +1,233 @@
+#!/usr/bin/env python
+"""Serving (EVALUATION.md section 3).
+
+gunicorn (3 sync workers) in front of PostgreSQL with 100,000 products, 100,000
+customers and 2,000,000 interactions (``manage.py seed_synthetic``) and an active
+model; ``wrk`` on loopback, 32 connections, 30 s, random customers:
+
+* the recommendations endpoint ``GET /api/v1/recommendations/users/<id>?n=10`` —
+  the real path: history read, fold-in scoring, filters, diversity, explanations,
+  and the impression INSERT of every list;
+* in the same run, the floor: ``GET /api/v1/products/<id>``, a DRF endpoint that
+  reads one product by primary key and returns it.
+
+Both with the same token header (the same authentication query). Reports
+requests/s, p50/p95/p99 and errors, the median over the runs, and the ratios
+against the goal: p99 <= 50 ms, zero errors, >= half the floor's throughput.
+
+    .venv/bin/python bench/serve.py                 # 3 runs of 30 s each, writes bench/RESULTS.md
+    .venv/bin/python bench/serve.py --runs 1 --duration 10 --no-write
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._rec_common import ROOT, database_ensure, machine, median, results_section_write, seed  # noqa: E402
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/affinity_bench_serve"
+
+LUA = """
+local ids = {%(ids)s}
+local prefix, suffix, token = "%(prefix)s", "%(suffix)s", "%(token)s"
+local counter = 0
+setup = function(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+end
+init = function(args)
+  math.randomseed(os.time() * 1000 + seed)
+end
+request = function()
+  local id = ids[math.random(#ids)]
+  return wrk.format("GET", prefix .. id .. suffix, {["Authorization"] = "Token " .. token, ["Accept"] = "application/json"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "duration_s": %%.3f, "p50_ms": %%.3f, "p95_ms": %%.3f, "p99_ms": %%.3f, "max_ms": %%.3f, '
+    .. '"connect": %%d, "read": %%d, "write": %%d, "status": %%d, "timeout": %%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
+    latency:percentile(99) / 1e3, latency.max / 1e3, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk(url: str, script: Path, *, connections: int, duration: int, threads: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    result["rps"] = result["requests"] / result["duration_s"]
+    result["errors"] = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return result
+
+
+def script_write(directory: Path, name: str, *, ids: list[int], prefix: str, suffix: str, token: str) -> Path:
+    path = directory / f"{name}.lua"
+    path.write_text(LUA % {"ids": ",".join(map(str, ids)), "prefix": prefix, "suffix": suffix, "token": token})
+    return path
+
+
+def prepare(args) -> tuple[list[int], list[int], str, str]:
+    """Active model, a staff token, and the ids to request (in this process)."""
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    import django
+
+    django.setup()
+    from rest_framework.authtoken.models import Token
+
+    from recommendations import services
+    from recommendations.models import ModelVersion
+    from shop.models import Product, User
+
+    if not ModelVersion.objects.filter(is_active=True, slot="default").exists():
+        print(f"training {args.algorithm} for the benchmark (not timed) ...", flush=True)
+        version = services.model_version_create(algorithm=args.algorithm, params=json.loads(args.params))
+        version = services.model_train(version_id=version.pk)
+        if version.status != "succeeded":
+            sys.exit(f"training failed: {version.error}")
+        if not version.is_active:
+            services.model_version_activate(version=version)
+    active = ModelVersion.objects.get(is_active=True, slot="default")
+    print(f"serving {active.label}", flush=True)
+    staff, _ = User.objects.get_or_create(email="bench-serve@affinity.example",
+                                          defaults={"is_staff": True, "is_superuser": True})
+    token, _ = Token.objects.get_or_create(user=staff)
+    rng = random.Random(1)
+    user_ids = list(User.objects.filter(is_staff=False).values_list("id", flat=True))
+    product_ids = list(Product.objects.filter(is_active=True).values_list("id", flat=True))
+    return rng.sample(user_ids, min(20_000, len(user_ids))), rng.sample(product_ids, min(20_000, len(product_ids))), \
+        token.key, active.label
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"))
+    parser.add_argument("--interactions", type=int, default=2_000_000)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--algorithm", default="als")
+    parser.add_argument("--params", default='{"factors": 64, "iterations": 15}')
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    database_ensure(args.database_url)
+    seed(args.database_url, users=args.users, products=args.products, interactions=args.interactions)
+    started = machine()
+    user_ids, product_ids, token, label = prepare(args)
+
+    port = free_port()
+    env = {
+        **os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url, "DEBUG": "false",
+        "DJANGO_ENV": "development", "API_THROTTLE_ANON": "off", "API_THROTTLE_USER": "off",
+        "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "shop.wsgi:application", "-w", str(args.workers), "-b",
+         f"127.0.0.1:{port}", "--worker-class", "sync", "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health/live", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or gunicorn.poll() is not None:
+                    sys.exit("gunicorn did not start")
+                time.sleep(0.5)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            rec = script_write(tmp, "rec", ids=user_ids, prefix="/api/v1/recommendations/users/", suffix="?n=10",
+                               token=token)
+            floor = script_write(tmp, "floor", ids=product_ids, prefix="/api/v1/products/", suffix="", token=token)
+            # correctness first: one request each must succeed
+            for path in (f"/api/v1/recommendations/users/{user_ids[0]}?n=10", f"/api/v1/products/{product_ids[0]}"):
+                request = urllib.request.Request(base + path, headers={"Authorization": f"Token {token}"})
+                body = json.loads(urllib.request.urlopen(request, timeout=30).read())
+                assert body.get("items") or body.get("id"), body
+            print("warming up (every worker loads the model) ...", flush=True)
+            wrk(base, rec, connections=args.connections, duration=8, threads=args.threads)
+            wrk(base, floor, connections=args.connections, duration=4, threads=args.threads)
+            results: dict[str, list[dict]] = {"recommendations": [], "floor": []}
+            for run in range(1, args.runs + 1):
+                for name, script in (("recommendations", rec), ("floor", floor)):
+                    r = wrk(base, script, connections=args.connections, duration=args.duration, threads=args.threads)
+                    results[name].append(r)
+                    print(f"run {run} {name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms,"
+                          f" p99 {r['p99_ms']:.1f} ms, errors {r['errors']}", flush=True)
+    finally:
+        os.killpg(gunicorn.pid, signal.SIGTERM)
+        try:
+            gunicorn.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(gunicorn.pid, signal.SIGKILL)
+
+    med = {name: {k: median([r[k] for r in rs]) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")}
+           for name, rs in results.items()}
+    errors = {name: sum(r["errors"] for r in rs) for name, rs in results.items()}
+    share = med["recommendations"]["rps"] / med["floor"]["rps"]
+    p99 = med["recommendations"]["p99_ms"]
+    lines = ["| run | endpoint | requests/s | p50 (ms) | p95 (ms) | p99 (ms) | errors |", "|---|---|---|---|---|---|---|"]
+    for run in range(args.runs):
+        for name in ("recommendations", "floor"):
+            r = results[name][run]
+            lines.append(f"| {run + 1} | {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+                         f"{r['p99_ms']:.1f} | {r['errors']} |")
+    for name in ("recommendations", "floor"):
+        m = med[name]
+        lines.append(f"| **median** | **{name}** | **{m['rps']:.0f}** | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | "
+                     f"**{m['p99_ms']:.1f}** | {errors[name]} |")
+    body = f"""
+`bench/serve.py` — gunicorn ({args.workers} sync workers) + PostgreSQL, {args.products:,} products, {args.users:,}
+customers, {args.interactions:,} interactions (`manage.py seed_synthetic`), active model `{label}`; `wrk`
+{args.connections} connections, {args.threads} threads, {args.duration} s per run, {args.runs} runs alternating the two
+endpoints, random customers / products; {started}. "recommendations" is
+`GET /api/v1/recommendations/users/<id>?n=10` (history read, fold-in scoring, filters, diversity, explanations and
+the impression INSERT of every list); "floor" is `GET /api/v1/products/<id>` (one product by primary key), both with
+the same token header.
+
+{chr(10).join(lines)}
+
+- throughput: recommendations / floor = **{share:.2f}** (goal ≥ 0.5: **{'met' if share >= 0.5 else 'NOT met'}**).
+- p99 of recommendations: **{p99:.1f} ms** (goal ≤ 50 ms: **{'met' if p99 <= 50 else 'NOT met'}**).
+- errors: {errors['recommendations']} (recommendations), {errors['floor']} (floor) (goal: zero: \
+**{'met' if errors['recommendations'] == 0 else 'NOT met'}**).
+"""
+    print(body)
+    if not args.no_write:
+        results_section_write("Serving", body)
+
+
+if __name__ == "__main__":
+    main()
