@@ -697,16 +697,24 @@ def rows_bulk_insert(*, model, fields: Sequence[str], rows: Iterable[Sequence], 
     vendor = conn.vendor
     adapters = [(_pg_adapter if vendor == "postgresql" else _sqlite_adapter)(f) for f in field_objs]
     if any(adapters):
-        pairs = list(enumerate(adapters))
-        needs = [(i, a) for i, a in pairs if a is not None]
+        needs = [(i, a) for i, a in enumerate(adapters) if a is not None]
+        if len(needs) == 1:  # the common case (a time column): no per-row list
+            (k, one), = needs
+            rows = (r[:k] + (one(r[k]),) + r[k + 1:] if type(r) is tuple else
+                    (*r[:k], one(r[k]), *r[k + 1:]) for r in rows)
+        else:
+            def adapt(row):
+                row = list(row)
+                for i, a in needs:
+                    row[i] = a(row[i])
+                return row
 
-        def adapt(row):
-            row = list(row)
-            for i, a in needs:
-                row[i] = a(row[i])
-            return row
+            rows = map(adapt, rows)
+    with conn.wrap_database_errors:  # IntegrityError & co. as Django raises them
+        return _rows_write(conn, model, vendor, table, col_sql, len(columns), fields, rows, using)
 
-        rows = map(adapt, rows)
+
+def _rows_write(conn, model, vendor, table, col_sql, width, fields, rows, using) -> int:
     count = 0
     if vendor == "postgresql":
         raw = conn.connection
@@ -717,7 +725,7 @@ def rows_bulk_insert(*, model, fields: Sequence[str], rows: Iterable[Sequence], 
                     count += 1
         return count
     if vendor == "sqlite":
-        sql = f"INSERT INTO {table} ({col_sql}) VALUES ({', '.join('?' * len(columns))})"
+        sql = f"INSERT INTO {table} ({col_sql}) VALUES ({', '.join('?' * width)})"
         cur = conn.connection.cursor()
         # A bigger page cache for this connection (the default is 2 MB): inserting
         # millions of rows updates every index of the table, and misses dominate.
@@ -1010,7 +1018,11 @@ def tables_bulk_load(*, models: Sequence, expected_rows: int, using: str = "defa
                     recreate.append(definition)
                     cur.execute(f"DROP INDEX {conn.ops.quote_name(name)}")
     logger.info("bulk load into %s: %d indexes/constraints deferred", ", ".join(tables), len(recreate))
-    yield True
+    try:
+        yield True
+    except BaseException:
+        transaction.set_rollback(True, using=using)  # the dropped indexes come back with the rollback
+        raise
     with conn.cursor() as cur:
         if conn.vendor == "postgresql":
             cur.execute("SET LOCAL maintenance_work_mem = '256MB'")

@@ -36,8 +36,11 @@ def _case_word(word: str, first: bool) -> str:
     if word in _ACRONYMS:
         return word
     if any(c.isdigit() for c in word):
-        # "60CM" -> "60cm", "12PC" -> "12pc"; letters first ("A4", "B52") stay upper.
-        return word.lower() if word[0].isdigit() else word
+        # "60CM" -> "60cm", "12PC" -> "12pc", "OF4" -> "of4"; "A4", "B52" stay upper.
+        letters = word.rstrip("0123456789")
+        if word[0].isdigit() or (not first and letters in _SMALL_WORDS):
+            return word.lower()
+        return word
     if not first and word in _SMALL_WORDS:
         return word.lower()
     if word == "I":
@@ -67,7 +70,7 @@ def title_case(text: str) -> str:
             out.append(token)
             if "(" in token or ":" in token:
                 first = True  # "(Set of 4)": a new phrase starts
-    return "".join(out)
+    return re.sub(r"\s+([,.])", r"\1", "".join(out))  # "CRAFT , LITTLE" -> "Craft, Little"
 
 
 def match_text(name: str) -> str:

@@ -1,0 +1,213 @@
+"""import_interactions: any shop's CSV/TSV history, all or nothing."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from io import StringIO
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from shop.importers import interactions_file as ifile
+from shop.importers.interactions_load import InteractionsFileRejected, interactions_file_import
+from shop.models import Interaction, Product, User
+from tests.factories import ProductFactory, UserFactory
+
+DATA = Path(__file__).parent / "data"
+SHOP = DATA / "interactions_shop.csv"
+BAD = DATA / "interactions_bad.csv"
+MAP = "user=customer_id,item=sku,value=qty,timestamp=ts,kind=event"
+UTC = timezone.utc
+LONDON = ZoneInfo("Europe/London")
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("import_interactions", *args, "--no-progress", stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def counts() -> tuple[int, int, int]:
+    return User.objects.count(), Product.objects.count(), Interaction.objects.count()
+
+
+# --- pure parsing ------------------------------------------------------------------------------
+def test_parse_mapping():
+    assert ifile.parse_mapping(MAP) == {"user": "customer_id", "item": "sku", "value": "qty", "timestamp": "ts",
+                                        "kind": "event"}
+    assert ifile.parse_mapping("") == {}
+    with pytest.raises(ifile.FileProblem, match="field 'colour' is unknown"):
+        ifile.parse_mapping("colour=c")
+    with pytest.raises(ifile.FileProblem, match="not field=column"):
+        ifile.parse_mapping("user")
+    with pytest.raises(ifile.FileProblem, match="twice"):
+        ifile.parse_mapping("user=a,user=b")
+
+
+def test_delimiter_for():
+    assert ifile.delimiter_for(Path("x.tsv"), None) == "\t"
+    assert ifile.delimiter_for(Path("x.csv"), None) == ","
+    assert ifile.delimiter_for(Path("x.csv"), r"\t") == "\t"
+    assert ifile.delimiter_for(Path("x.txt"), ";") == ";"
+    with pytest.raises(ifile.FileProblem, match="one character"):
+        ifile.delimiter_for(Path("x.csv"), ";;")
+
+
+@pytest.mark.parametrize("text, kind", [("view", 1), ("VIEW", 1), ("add-to-cart", 3), ("Add to cart", 3),
+                                        ("addtocart", 3), ("transaction", 5), ("purchase", 5), ("5", 5),
+                                        ("rating", 6), ("wishlist", 7), ("teleport", None), ("9", None)])
+def test_kind_parse(text, kind):
+    assert ifile.kind_parse(text) == kind
+
+
+def test_timestamps():
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    parse = ifile.TimestampParser(LONDON, "s", now=now)
+    assert parse("2024-03-01T10:00:00") == datetime(2024, 3, 1, 10, tzinfo=UTC)  # GMT
+    assert parse("2024-05-01 10:00:00") == datetime(2024, 5, 1, 9, tzinfo=UTC)  # naive: London, BST
+    assert parse("2024-05-01T10:00:00Z") == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert parse("2024-05-01T10:00:00+02:00") == datetime(2024, 5, 1, 8, tzinfo=UTC)
+    assert parse("1709287200") == datetime(2024, 3, 1, 10, tzinfo=UTC)
+    assert parse("1709287200.5") == datetime(2024, 3, 1, 10, 0, 0, 500000, tzinfo=UTC)
+    assert parse("yesterday") == "timestamp 'yesterday' is not ISO 8601 or unix seconds"
+    assert parse("2024-07-01T00:00:00") == "timestamp '2024-07-01T00:00:00' is in the future"
+    assert parse("") == "timestamp is empty"
+    ms = ifile.TimestampParser(LONDON, "ms", now=now)
+    assert ms("1709287200000") == datetime(2024, 3, 1, 10, tzinfo=UTC)
+    assert ms("soon") == "timestamp 'soon' is not ISO 8601 or unix milliseconds"
+
+
+def test_parse_event_lists_every_problem_of_a_row():
+    cols = {"user": 0, "item": 1, "value": 2, "timestamp": 3, "kind": 4}
+    stamp = ifile.TimestampParser(UTC, "s", now=datetime(2024, 6, 1, tzinfo=UTC))
+    ok = ifile.parse_event(["u", "p", "2", "2024-01-01T00:00:00", "purchase"], cols, stamp, 5, 1.0)
+    assert ok == ifile.EventRow("u", "p", 5, 2.0, datetime(2024, 1, 1, tzinfo=UTC))
+    bad = ifile.parse_event(["", "p" * 65, "x", "nope", "teleport"], cols, stamp, 5, 1.0)
+    assert bad == ["user is empty", "item 'pppppppppppppppppppp'... is longer than 64 characters",
+                   "kind 'teleport' is not one of view, click, add_to_cart, remove_from_cart, purchase, rating, "
+                   "wishlist", "value 'x' is not a number", "timestamp 'nope' is not ISO 8601 or unix seconds"]
+    assert ifile.parse_event(["u", "p", "7", "2024-01-01", "rating"], cols, stamp, 5, 1.0) == [
+        "rating '7' is not between 0 and 5"]
+    assert ifile.parse_event(["u", "p", "-1", "2024-01-01", "view"], cols, stamp, 5, 1.0) == ["value '-1' is negative"]
+    assert ifile.parse_event(["u", "p", "inf", "2024-01-01", "view"], cols, stamp, 5, 1.0) == [
+        "value 'inf' is not a finite number"]
+    assert ifile.parse_event(["u", "p"], cols, stamp, 5, 1.0) == ["2 fields, the mapped columns need 5"]
+    # Empty optional cells take the defaults.
+    assert ifile.parse_event(["u", "p", "", "2024-01-01", ""], cols, stamp, 1, 1.0).kind == 1
+
+
+# --- the import --------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_import_with_mapping_creates_unknown_customers_and_products():
+    known_user = UserFactory(external_id="known-7")
+    known_product = ProductFactory(sku="SKU-KNOWN", name="Real Name", price=5)
+    out, _ = run(str(SHOP), "--map", MAP)
+    assert "interactions 6" in out and "customers 3" in out and "products 3" in out
+    assert User.objects.filter(external_id__in=["c-100", "c-200", "c-300"]).count() == 3
+    assert User.objects.filter(external_id="known-7").count() == 1
+    new = User.objects.get(external_id="c-100")
+    assert new.email.endswith("@customers.affinity.example") and not new.marketing_consent
+    assert not new.has_usable_password() and not new.consent_changes.exists()
+    placeholder = Product.objects.get(sku="SKU-1")
+    assert placeholder.name == "Product SKU-1" and placeholder.price == 0 and placeholder.is_active
+    assert Product.objects.get(sku="SKU-KNOWN").name == "Real Name"  # existing products untouched
+    rows = {(i.user.external_id, i.product.sku): (i.kind, i.value, i.occurred_at, i.source)
+            for i in Interaction.objects.select_related("user", "product")}
+    assert rows == {
+        ("c-100", "SKU-1"): (Interaction.Kind.PURCHASE, 2.0, datetime(2024, 3, 1, 10, tzinfo=UTC), 4),
+        ("c-100", "SKU-2"): (Interaction.Kind.VIEW, 1.0, datetime(2024, 3, 1, 9, 58, tzinfo=UTC), 4),
+        ("c-200", "SKU-1"): (Interaction.Kind.ADD_TO_CART, 1.0, datetime(2024, 3, 1, 10, tzinfo=UTC), 4),
+        ("c-200", "SKU-3"): (Interaction.Kind.RATING, 4.5, datetime(2024, 7, 1, 11, tzinfo=UTC), 4),  # BST
+        ("c-300", "SKU-2"): (Interaction.Kind.ADD_TO_CART, 1.0, datetime(2024, 3, 2, 7, tzinfo=UTC), 4),
+        ("known-7", "SKU-KNOWN"): (Interaction.Kind.PURCHASE, 3.0, datetime(2024, 3, 3, 10, tzinfo=UTC), 4),
+    }
+    assert Interaction.objects.get(user=known_user, product=known_product)
+
+
+@pytest.mark.django_db
+def test_tsv_with_default_columns_and_defaults():
+    run(str(DATA / "interactions_default_columns.tsv"))
+    assert Interaction.objects.count() == 3
+    assert set(Interaction.objects.values_list("kind", "value")) == {(Interaction.Kind.PURCHASE, 1.0)}
+    assert Interaction.objects.filter(user__external_id="u2").get().occurred_at == datetime(2024, 1, 5, 10, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_retailrocket_style_millisecond_timestamps_and_event_names():
+    run(str(DATA / "interactions_retailrocket.csv"), "--map", "user=visitorid,item=itemid,kind=event",
+        "--timestamp-unit", "ms")
+    kinds = dict(Interaction.objects.values_list("product__sku", "kind"))
+    assert kinds == {"355908": Interaction.Kind.VIEW, "248676": Interaction.Kind.ADD_TO_CART,
+                     "15335": Interaction.Kind.PURCHASE}
+    assert Interaction.objects.get(product__sku="355908").occurred_at == datetime(
+        2015, 6, 2, 5, 2, 12, 117000, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_a_bad_row_rejects_the_whole_file_naming_its_line():
+    UserFactory(external_id="c1")
+    before = counts()
+    with pytest.raises(CommandError, match="18 of 59 rows are invalid") as exc:
+        run(str(BAD), "--map", MAP, "--show-errors", "3")
+    assert "Nothing was imported" in str(exc.value)
+    assert counts() == before  # all or nothing: not even the customers and products
+
+
+@pytest.mark.django_db
+def test_rejected_file_lists_bad_rows_in_order_and_caps_the_list():
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_interactions", str(BAD), "--map", MAP, "--show-errors", "3", "--no-progress",
+                     stdout=StringIO(), stderr=err)
+    lines = err.getvalue().splitlines()
+    assert lines[0] == "line 17: timestamp 'yesterday' is not ISO 8601 or unix seconds"
+    assert lines[1] == ("line 30: item is empty; kind 'teleport' is not one of view, click, add_to_cart, "
+                        "remove_from_cart, purchase, rating, wishlist; value 'abc' is not a number")
+    assert lines[2] == "line 45: value '-45' is negative"
+    assert lines[3] == "... and 15 more bad rows"
+    with pytest.raises(InteractionsFileRejected) as exc:
+        interactions_file_import(path=BAD, mapping=MAP)
+    assert exc.value.total == 18 and [p.line for p in exc.value.problems] == [17, 30, *range(45, 61)]
+
+
+@pytest.mark.django_db
+def test_file_level_problems(tmp_path):
+    with pytest.raises(CommandError, match=r"column 'cust' \(user\) is not in the header: 'customer_id', 'sku'"):
+        run(str(SHOP), "--map", "user=cust")
+    with pytest.raises(CommandError, match=r"no column for 'user' is not in the header.*--map user=<column>"):
+        run(str(SHOP))
+    with pytest.raises(CommandError, match="does not exist"):
+        run(str(tmp_path / "nope.csv"))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(CommandError, match="is empty"):
+        run(str(empty))
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("user,item,timestamp\n")
+    with pytest.raises(CommandError, match="no rows"):
+        run(str(header_only))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("user,item,timestamp\nJos\xe9,p,2024-01-01\n".encode("latin-1"))
+    with pytest.raises(CommandError, match="not UTF-8"):
+        run(str(latin))
+    with pytest.raises(CommandError, match="default kind 'teleport'"):
+        run(str(SHOP), "--map", MAP, "--default-kind", "teleport")
+    assert counts() == (0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_import_of_many_rows_uses_one_batch_path(tmp_path):
+    """A few thousand rows, several customers and products: counts add up exactly."""
+    path = tmp_path / "many.csv"
+    with path.open("w") as fh:
+        fh.write("u,i,t,k\n")
+        for n in range(5000):
+            fh.write(f"u{n % 97},p{n % 211},{1700000000 + n},{'view' if n % 3 else 'purchase'}\n")
+    report = interactions_file_import(path=path, mapping="user=u,item=i,timestamp=t,kind=k")
+    assert report.rows == 5000 and report.created == {"customers": 97, "products": 211, "interactions": 5000}
+    assert report.by_kind == {"view": 3333, "purchase": 1667}
+    assert Interaction.objects.filter(kind=Interaction.Kind.PURCHASE).count() == 1667
+    assert Interaction.objects.filter(user__external_id="u5", product__sku="p5").count() == len(
+        [n for n in range(5000) if n % 97 == 5 and n % 211 == 5])
