@@ -282,7 +282,9 @@ class Delivery(models.Model):
     OPEN_STATUSES = (Status.PENDING, Status.SENDING)
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
-    variant = models.ForeignKey(Variant, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries")
+    # Variants cannot be deleted once a campaign has started (admin); deleting a
+    # campaign takes its variants and deliveries with it.
+    variant = models.ForeignKey(Variant, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     # A forgotten customer's deliveries stay (reports) without the person.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"

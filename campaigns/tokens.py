@@ -8,7 +8,12 @@ this site again before redirecting.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -26,15 +31,38 @@ class BadToken(ValueError):
 
 
 def _signer(salt: str) -> signing.Signer:
+    """Verification: Django's signer (it also accepts SECRET_KEY_FALLBACKS)."""
     return signing.Signer(salt=salt, algorithm="sha256")
 
 
+@lru_cache(maxsize=16)
+def _mac(salt: str, secret: str) -> hmac.HMAC:
+    # Exactly django.utils.crypto.salted_hmac(salt + "signer", ..., secret, "sha256"),
+    # with the derived key computed once instead of per token.
+    key = hashlib.sha256(f"{salt}signer".encode() + secret.encode()).digest()
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def _sign(value: str, salt: str) -> str:
+    """What ``_signer(salt).sign(value)`` returns, several times faster (an email
+    carries a dozen signed links)."""
+    mac = _mac(salt, settings.SECRET_KEY).copy()
+    mac.update(value.encode())
+    return f"{value}:{base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode()}"
+
+
+def _sign_object(obj, salt: str) -> str:
+    """What ``_signer(salt).sign_object(obj)`` returns (JSON, base64, uncompressed)."""
+    data = json.dumps(obj, separators=(",", ":")).encode("latin-1")
+    return _sign(base64.urlsafe_b64encode(data).rstrip(b"=").decode(), salt)
+
+
 def open_token(delivery_id: int) -> str:
-    return _signer(SALT_OPEN).sign(str(int(delivery_id)))
+    return _sign(str(int(delivery_id)), SALT_OPEN)
 
 
 def unsubscribe_token(delivery_id: int) -> str:
-    return _signer(SALT_UNSUBSCRIBE).sign(str(int(delivery_id)))
+    return _sign(str(int(delivery_id)), SALT_UNSUBSCRIBE)
 
 
 def click_token(delivery_id: int, *, product_id: int | None = None, path: str | None = None) -> str:
@@ -47,7 +75,7 @@ def click_token(delivery_id: int, *, product_id: int | None = None, path: str | 
         if not is_local_path(path):
             raise ValueError(f"not a path on this site: {path!r}")
         payload["u"] = path
-    return _signer(SALT_CLICK).sign_object(payload, compress=False)
+    return _sign_object(payload, SALT_CLICK)
 
 
 def _read_id(token: str, salt: str) -> int:
@@ -109,7 +137,27 @@ def absolute(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
+_MARK = "0x0TOKEN0x0"
+
+
+@lru_cache(maxsize=64)
+def _pattern(name: str, arg: str) -> str | None:
+    """The path of route ``name`` with a marker where its one argument goes (reverse
+    costs ~0.1 ms; an email has a dozen links). None if the store has no such route."""
+    try:
+        return reverse(name, kwargs={arg: _MARK})
+    except NoReverseMatch:
+        try:  # routes whose argument is an int
+            return reverse(name, kwargs={arg: 987654321}).replace("987654321", _MARK)
+        except NoReverseMatch:
+            return None
+
+
 def _reverse(name: str, **kwargs) -> str | None:
+    if len(kwargs) == 1:
+        (arg, value), = kwargs.items()
+        pattern = _pattern(name, arg)
+        return pattern.replace(_MARK, str(value)) if pattern else None
     try:
         return reverse(name, kwargs=kwargs or None)
     except NoReverseMatch:
@@ -131,16 +179,16 @@ def product_image_url(*, product_id: int, image_url: str = "") -> str:
 
 
 def open_url(delivery_id: int) -> str:
-    return absolute(reverse("campaigns:open", kwargs={"token": open_token(delivery_id)}))
+    return absolute(_reverse("campaigns:open", token=open_token(delivery_id)))
 
 
 def click_url(delivery_id: int, *, product_id: int | None = None, path: str | None = None) -> str:
     token = click_token(delivery_id, product_id=product_id, path=path)
-    return absolute(reverse("campaigns:click", kwargs={"token": token}))
+    return absolute(_reverse("campaigns:click", token=token))
 
 
 def unsubscribe_url(delivery_id: int) -> str:
-    return absolute(reverse("campaigns:unsubscribe", kwargs={"token": unsubscribe_token(delivery_id)}))
+    return absolute(_reverse("campaigns:unsubscribe", token=unsubscribe_token(delivery_id)))
 
 
 def preferences_url() -> str:
