@@ -251,7 +251,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
     change_form_template = "admin/campaigns/campaign/change_form.html"
     preview_title = "Preview of campaign"
     fieldsets = (
-        (None, {"fields": ("name", "kind", "segment", "template", "from_email")}),
+        (None, {"fields": ("name", "kind", "segment", "audience_now", "template", "from_email")}),
         ("Recommendations", {"fields": ("strategy", "n_products", "exclude_purchased", "exclude_categories",
                                         "exclude_recently_sent_days")}),
         ("When", {"fields": ("scheduled_at", "trigger_delay_hours", "inactive_days")}),
@@ -261,7 +261,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
                               "finished_at")}),
     )
     readonly_fields = ("status", "status_note", "audience_size", "sent_count", "error_count", "started_at",
-                       "finished_at")
+                       "finished_at", "audience_now")
 
     def _preview_parts(self, obj: Campaign):
         return obj.template, obj
@@ -290,6 +290,23 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
                  name="campaigns_campaign_status"),
             *super().get_urls(),
         ]
+
+    @admin.display(description="audience now")
+    def audience_now(self, obj: Campaign) -> str:
+        """Before sending: who the segment holds now with consent and not suppressed
+        (checked again when each email goes)."""
+        if obj is None or obj.pk is None or obj.segment_id is None:
+            return "—"
+        if obj.started_at is not None and obj.kind == Campaign.Kind.ONE_OFF:
+            return f"{obj.audience_size:,} (built when it started)"
+        try:
+            qs = services.audience_queryset(campaign=obj)
+            count = qs.count()
+            sample = list(qs.order_by("pk").values_list("email", flat=True)[:5])
+        except Exception as exc:  # noqa: BLE001 - a broken segment must not break the page
+            return f"cannot evaluate the segment: {exc}"
+        return format_html("<strong>{}</strong> customer(s) with consent, not suppressed. First: {}",
+                           f"{count:,}", ", ".join(sample) or "—")
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Campaign) -> str:
@@ -348,6 +365,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
         campaign = get_object_or_404(Campaign.objects.select_related("segment", "template"), pk=object_id)
         if not self.has_view_permission(request, campaign):
             return HttpResponse(status=403)
+        services.conversions_attribute()  # incremental: orders since the last tick count at once
         report = selectors.campaign_report(campaign=campaign)
         context = {
             **self.admin_site.each_context(request), "opts": Campaign._meta, "original": campaign,

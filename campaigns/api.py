@@ -331,6 +331,7 @@ class CampaignReportApi(APIView):
                    responses=ReportSerializer)
     def get(self, request, pk: int):
         campaign = get_object_or_404(Campaign, pk=pk)
+        services.conversions_attribute()  # incremental and idempotent: the report is current
         report = selectors.campaign_report(campaign=campaign)
         data = {**selectors.report_as_dict(report), "progress": selectors.campaign_progress(campaign=campaign)}
         return Response(ReportSerializer(data).data)
