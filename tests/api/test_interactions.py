@@ -232,3 +232,43 @@ def test_batch_of_1000_query_count(pipeline_api, pipeline_user, shopper, product
         response = pipeline_api.post(BATCH, body, content_type="application/json")
     assert response.status_code == 201, response.json()
     assert Interaction.objects.count() == 1000
+
+
+# --- the event parser's fast path agrees with the careful one ----------------------------
+from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st  # noqa: E402
+
+_values = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-3, max_value=2**64), st.floats(allow_nan=True),
+    st.text(max_size=70), st.sampled_from(["view", "purchase", "api", "web", "2024-05-01T10:00:00Z",
+                                           "2024-05-01T10:00:00", "2024-05-01T10:00:00+02:00",
+                                           "6f1c2e7a-0000-4000-8000-000000000001", "crm-ann", ""]),
+    st.lists(st.integers(), max_size=2),
+)
+_events = st.dictionaries(
+    st.sampled_from(sorted(__import__("shop.api", fromlist=["EVENT_FIELDS"]).EVENT_FIELDS) + ["colour"]),
+    _values, max_size=8,
+)
+
+
+class _Actor:
+    pk = 7
+    external_id = "crm-ann"
+
+
+@hsettings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=_events, for_anyone=st.booleans())
+@example(raw={"kind": "view", "product_id": 5, "occurred_at": "2024-05-01T10:00:00Z", "event_id": "e",
+              "user_external_id": "crm-ann", "value": 2, "rec_list_id": "6f1c2e7a-0000-4000-8000-000000000001"},
+         for_anyone=False)
+@example(raw={"kind": "rating", "product_sku": "S", "session_key": "s", "value": 4.5, "source": "web",
+              "delivery_id": 3}, for_anyone=True)
+@example(raw={"kind": "view", "product_id": 5, "user_id": 8}, for_anyone=False)
+def test_fast_and_careful_event_parsing_agree(raw, for_anyone):
+    from shop.api import _parse_event_careful, _parse_event_fast
+
+    fast = _parse_event_fast(raw, _Actor, for_anyone)
+    careful, errors = _parse_event_careful(0, raw, actor=_Actor, for_anyone=for_anyone)
+    assert (fast is None) == bool(errors), (raw, errors)
+    assert fast == careful
+    if fast is not None and not for_anyone:
+        assert fast.user_id == _Actor.pk and fast.user_external_id is None
