@@ -98,12 +98,22 @@ class RecommendationListSerializer(serializers.Serializer):
 
 
 def _present(rec) -> dict:
-    return RecommendationListSerializer({
-        "id": rec.id, "context": rec.context, "strategy": rec.strategy,
-        "model_version_id": rec.model_version_id, "variant": rec.variant,
-        "items": [{"rank": i, "product": p.product, "score": p.score, "reason": p.reason, "reason_code": p.reason_code}
-                  for i, p in enumerate(rec.picks, start=1)],
-    }).data
+    """The list as JSON (built directly: the serializers above document it; this is
+    the hot path, and DRF's field machinery costs more than the scoring)."""
+    items = []
+    for rank, pick in enumerate(rec.picks, start=1):
+        p, c = pick.product, pick.product.category
+        items.append({
+            "rank": rank,
+            "product": {
+                "id": p.pk, "sku": p.sku, "name": p.name, "slug": p.slug, "price": f"{p.price:.2f}",
+                "currency": p.currency, "in_stock": p.stock > 0, "image_url": p.image_url,
+                "category": {"id": c.pk, "name": c.name, "slug": c.slug} if c is not None else None,
+            },
+            "score": pick.score, "reason": pick.reason, "reason_code": pick.reason_code,
+        })
+    return {"id": str(rec.id), "context": rec.context, "strategy": rec.strategy,
+            "model_version_id": rec.model_version_id, "variant": rec.variant, "items": items}
 
 
 # --- input ---------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
     regularization = float(model.params["regularization"])
     gram = y.T @ y + regularization * np.eye(y.shape[1])
 
-    def score(history: sp.csr_matrix) -> np.ndarray:
+    def fold_in(history: sp.csr_matrix) -> np.ndarray:
         confidence = model._confidence(history)
         users = np.zeros((confidence.shape[0], y.shape[1]), dtype=np.float64)
         indptr, indices, data = confidence.indptr, confidence.indices, confidence.data
@@ -156,9 +156,17 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
             yu = y[indices[start:stop]]
             c = data[start:stop].astype(np.float64)
             users[row] = np.linalg.solve(gram + (yu.T * (c - 1.0)) @ yu, yu.T @ c)
-        return users.astype(np.float32) @ model.item_factors.T
+        return users.astype(np.float32)
 
-    model._score = score  # instance attribute: this loaded copy only
+    def score(history: sp.csr_matrix) -> np.ndarray:
+        return fold_in(history) @ model.item_factors.T
+
+    def score_columns(history: sp.spmatrix, columns: np.ndarray) -> np.ndarray:
+        """Scores of only ``columns`` (explanations need a handful, not the catalogue)."""
+        return fold_in(model._check_history(history)) @ model.item_factors[columns].T
+
+    model._score = score  # instance attributes: this loaded copy only
+    model.score_columns = score_columns
 
 
 def artifact_write(

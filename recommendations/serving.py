@@ -47,6 +47,8 @@ from .selectors import HistoryEvent, TrendingItem
 logger = logging.getLogger(__name__)
 
 CONTEXTS = ("home", "product", "category", "cart", "email", "api")
+# Not loaded with the picks' products (no list shows them; reading one costs a query).
+DEFERRED_PRODUCT_FIELDS = ("description", "attributes", "updated_at")
 SPECIAL_STRATEGIES = ("auto", "trending", "interests")
 MAX_N = 100
 
@@ -325,16 +327,15 @@ def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]
     cols = np.fromiter((c for a in anchors for c, _, _ in a), np.int64, total)
     one_hot = sp.csr_matrix((np.ones(total, np.float32), (np.arange(total), cols)),
                             shape=(total, loaded.model.n_items))
+    score_columns = getattr(loaded.model, "score_columns", None)  # factor models: only the candidates
     pos = 0
-    step = 256
-    scores_parts = []
-    for s in range(0, total, step):
-        block = loaded.model.score(one_hot[s : s + step])
-        scores_parts.append(block)
-    scores = np.concatenate(scores_parts) if len(scores_parts) > 1 else scores_parts[0]
     for row, count in enumerate(counts):
         cand = np.where(ids[row] >= 0, ids[row], 0)
-        out.append(scores[pos : pos + count][:, cand])
+        rows = one_hot[pos : pos + count]
+        if score_columns is not None:
+            out.append(score_columns(rows, cand))
+        else:
+            out.append(loaded.model.score(rows)[:, cand])
         pos += count
     return out
 
@@ -436,25 +437,23 @@ def _insert_async_commit(row: Impression) -> None:
 def _choose(
     levels: list[tuple[str, list[_Cand]]], *, n: int, excluded: set[int], category_ids: set[int] | None,
 ) -> tuple[list[tuple[_Cand, Product]], str, dict[int, Product]]:
-    """Fetch the candidates most likely to be shown (the first 3n+10 of the first
-    level, 2n of the others, and the products explanations name) in one query,
+    """Fetch the candidates most likely to be shown (the first 2n+10, level by
+    level, and the products their explanations name) in one query,
     then fill the list; only if filters and diversity leave it short are the
     remaining candidates fetched too (a second query)."""
     wanted: set[int] = set()
     rest: set[int] = set()
-    for index, (_, cands) in enumerate(levels):
-        budget = 3 * n + 10 if index == 0 else 2 * n
-        taken = 0
+    budget = 2 * n + 10
+    for _, cands in levels:
         for c in cands:
-            if c.product_id in excluded:
+            if c.product_id in excluded or c.product_id in wanted:
                 continue
-            if taken < budget:
+            if len(wanted) < budget:
                 wanted.add(c.product_id)
-                taken += 1
+                if c.anchor_id and "{name}" in c.reason:
+                    wanted.add(c.anchor_id)
             else:
                 rest.add(c.product_id)
-            if c.anchor_id and "{name}" in c.reason:
-                wanted.add(c.anchor_id)
     products = _fetch(wanted)
     chosen, produced, strict = _fill(levels, products, n=n, excluded=excluded, category_ids=category_ids)
     rest -= wanted
@@ -465,10 +464,18 @@ def _choose(
 
 
 def _fetch(ids: Iterable[int]) -> dict[int, Product]:
+    """Products by id, each with its category attached (as ``select_related`` would)
+    from a per-process category cache refreshed every five minutes — categories
+    are few and rarely change, products are many and change (stock) all the time."""
     ids = set(ids)
     if not ids:
         return {}
-    return {p.pk: p for p in Product.objects.select_related("category").filter(pk__in=ids)}
+    products = list(Product.objects.filter(pk__in=ids).order_by().defer(*DEFERRED_PRODUCT_FIELDS))
+    wanted = {p.category_id for p in products if p.category_id is not None}
+    categories = state.categories(wanted)
+    for p in products:
+        p._state.fields_cache["category"] = categories.get(p.category_id) if p.category_id is not None else None
+    return {p.pk: p for p in products}
 
 
 def _descendants(snap: state.Snapshot, category: Category | None) -> set[int] | None:

@@ -167,9 +167,28 @@ def model_get(info: VersionInfo) -> LoadedModel | None:
     return loaded
 
 
+_categories: dict[int, object] = {}
+_categories_loaded = [0.0]
+
+
+def categories(wanted: set[int]) -> dict:
+    """Category instances by id, cached in the process for five minutes (reloaded
+    at once when one of ``wanted`` is missing)."""
+    from shop.models import Category
+
+    with _lock:
+        if time.monotonic() - _categories_loaded[0] > 300 or not wanted <= _categories.keys():
+            _categories.clear()
+            _categories.update((c.pk, c) for c in Category.objects.order_by())
+            _categories_loaded[0] = time.monotonic()
+        return _categories
+
+
 def reset() -> None:
     """Drop everything cached in this process (tests, after a fork)."""
     global _snapshot
     with _lock:
         _snapshot = None
         _models.clear()
+        _categories.clear()
+        _categories_loaded[0] = 0.0

@@ -80,8 +80,10 @@ class ContentRecommender(Recommender):
     def _text_block(self, texts: Sequence[str]) -> sp.csr_matrix:
         if self.terms.size == 0:
             return sp.csr_matrix((len(texts), 0), dtype=np.float32)
-        vocabulary = {term: index for index, term in enumerate(self.terms.tolist())}
-        counts = self._vectorizer(vocabulary).transform(list(texts))
+        if getattr(self, "_fixed_vectorizer", None) is None:  # built once per model
+            vocabulary = {term: index for index, term in enumerate(self.terms.tolist())}
+            self._fixed_vectorizer = self._vectorizer(vocabulary)
+        counts = self._fixed_vectorizer.transform(list(texts))
         return normalize(self._tfidf(counts), norm="l2", axis=1)
 
     def _category_block(self, categories: Sequence[Sequence[int]] | np.ndarray) -> sp.csr_matrix:
@@ -120,6 +122,7 @@ class ContentRecommender(Recommender):
                 "content: needs side data (side.item_text and/or side.item_category)"
             )
         n_items = user_items.shape[1]
+        self._fixed_vectorizer: CountVectorizer | None = None
         self._weighting.fit(user_items)
         if side.item_text is not None:
             vectorizer = self._vectorizer()
@@ -215,6 +218,7 @@ class ContentRecommender(Recommender):
 
     def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.terms = np.asarray(arrays["terms"], dtype=str)
+        self._fixed_vectorizer = None
         self.idf = np.asarray(arrays["idf"], dtype=np.float32)
         self.categories = np.asarray(arrays["categories"], dtype=np.int64)
         self.item_features = csr_from_state("item_features", arrays).astype(np.float32)

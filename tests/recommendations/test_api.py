@@ -205,3 +205,19 @@ def test_model_versions_list_detail_train_activate(store, trained, staff, monkey
     assert activated.status_code == 200 and activated.json()["is_active"]
     assert ModelVersion.objects.get(pk=trained.pk).is_active is False
     assert api.post(f"{BASE}/models/999999/activate").status_code == 404
+
+
+def test_the_fast_presenter_matches_the_documented_serializer(store, trained):
+    import json
+
+    from recommendations import services
+    from recommendations.api import RecommendationListSerializer, _present
+
+    rec = services.recommend_for_user(user=store.customers[0], n=5, record_impression=False)
+    documented = RecommendationListSerializer({
+        "id": rec.id, "context": rec.context, "strategy": rec.strategy, "model_version_id": rec.model_version_id,
+        "variant": rec.variant,
+        "items": [{"rank": i, "product": p.product, "score": p.score, "reason": p.reason, "reason_code": p.reason_code}
+                  for i, p in enumerate(rec.picks, start=1)],
+    }).data
+    assert json.loads(json.dumps(_present(rec))) == json.loads(json.dumps(documented))
