@@ -47,15 +47,32 @@ def counts(url: str) -> dict[str, int]:
         }
 
 
-def seed(url: str, *, users: int, products: int, interactions: int) -> None:
-    """Fill the database with the synthetic store (``manage.py seed_synthetic``)
-    unless it already holds a store of that size."""
+def database_drop(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to drop {name!r}: benchmark databases have 'bench' in their name")
+    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(url: str, *, users: int, products: int, interactions: int, seed_value: int = 0) -> None:
+    """Fill the benchmark database with the synthetic store (``manage.py
+    seed_synthetic``) unless it already holds one of that size; a store of another
+    size is dropped first (the database is the benchmark's own)."""
     have = counts(url)
-    if have["shop_interaction"] >= interactions * 0.98 and have["shop_product"] >= products * 0.98:
+    if (have["shop_product"] == products and have["shop_interaction"] >= interactions * 0.95
+            and have["shop_user"] >= users):
         print(f"database already seeded: {have}")
         return
-    manage("seed_synthetic", "--users", str(users), "--products", str(products),
-           "--interactions", str(interactions), "--reset", env={"DATABASE_URL": url})
+    if have["shop_product"] or have["shop_interaction"]:
+        print(f"database holds another store ({have}): recreating it")
+        database_drop(url)
+        database_ensure(url)
+    manage("seed_synthetic", "--users", str(users), "--products", str(products), "--interactions",
+           str(interactions), "--seed", str(seed_value), env={"DATABASE_URL": url})
     print(f"seeded: {counts(url)}")
 
 

@@ -67,6 +67,7 @@ _PG_RECORD = np.dtype([
     ("l_time", ">i4"), ("time", ">f8"),
 ])
 _PG_HEADER = 19  # "PGCOPY\n\377\r\n\0" + flags (4) + header extension length (4)
+COPY_CHUNK_BYTES = 1 << 23  # parse the stream into numpy arrays every 8 MB
 
 
 def _where(since: datetime | None, until: datetime | None, kinds: Sequence[int]) -> tuple[str, list]:
@@ -83,23 +84,10 @@ def _where(since: datetime | None, until: datetime | None, kinds: Sequence[int])
     return " AND ".join(clauses), params
 
 
-def _estimated_rows(table: str) -> int:
-    try:
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
-                row = cursor.fetchone()
-                return max(int(row[0]), 0) if row else 0
-    except Exception:  # noqa: BLE001 - only an estimate for the progress bar
-        return 0
-    return 0
-
-
 def _read_postgresql(where: str, params: list, progress: Progress | None) -> list[np.ndarray]:
     from psycopg import sql
 
     table = Interaction._meta.db_table
-    estimate = _estimated_rows(table)
     query_text = (
         f'COPY (SELECT user_id, product_id, kind, value, EXTRACT(EPOCH FROM occurred_at)::float8 '
         f'FROM "{table}" WHERE {where.replace("%s", "{}")}) TO STDOUT (FORMAT BINARY)'
@@ -122,15 +110,15 @@ def _read_postgresql(where: str, params: list, progress: Progress | None) -> lis
                 ext = int.from_bytes(pending[15:19], "big")
                 del pending[: _PG_HEADER + ext]
                 header_seen = True
-            if len(pending) >= (1 << 23):
+            if len(pending) >= COPY_CHUNK_BYTES:
                 whole = len(pending) // size
                 records = np.frombuffer(pending, dtype=_PG_RECORD, count=whole)
                 chunks.append(_columns(records))
                 del records  # release the buffer before resizing it
                 del pending[: whole * size]
                 rows += whole
-                if progress and estimate:
-                    progress(min(rows / estimate, 0.99))
+                # no progress callback here: it may write to the database, and this
+                # connection is busy streaming the COPY until the loop ends
     # the rest, minus the 2-byte trailer (-1)
     if len(pending) >= 2 and bytes(pending[-2:]) == b"\xff\xff":
         del pending[-2:]

@@ -41,6 +41,16 @@ def test_events_read_matches_the_orm_exactly(store):
     assert events.users.dtype == np.int64 and events.times.dtype == np.float64
 
 
+def test_events_read_in_small_chunks_with_a_progress_callback_that_queries(store, monkeypatch):
+    """The stream is parsed chunk by chunk; a progress callback that touches the
+    database (the training's does) must not deadlock the connection streaming it."""
+    monkeypatch.setattr(selectors, "COPY_CHUNK_BYTES", 512)
+    seen = []
+    events = selectors.interaction_events_read(progress=lambda f: seen.append((f, ModelVersion.objects.count())))
+    assert len(events) == Interaction.objects.filter(user__isnull=False).count()
+    assert seen and seen[-1][0] == 1.0
+
+
 def test_events_read_window_and_kinds(store):
     since = timezone.now() - timedelta(days=10)
     events = selectors.interaction_events_read(since=since, kinds=[Interaction.Kind.PURCHASE])
