@@ -40,7 +40,7 @@ from django.utils import timezone
 from . import conf, selectors, state
 from .artifacts import ArtifactMeta, algorithm_names, artifact_write, kind_weights_parse
 from .engine import base as engine_base
-from .engine.evaluation import evaluate, temporal_split
+from .engine.evaluation import Split, evaluate
 from .engine.matrix import matrix_build, recent_popularity
 from .models import DEFAULT_SLOT, ForgottenUser, ModelVersion
 
@@ -247,6 +247,24 @@ def _cutoff(times: np.ndarray) -> float:
     return cutoff
 
 
+def holdout_split(events: selectors.Events, *, cutoff: float) -> Split:
+    """``engine.evaluation.temporal_split(..., known_only=True, new_pairs_only=True)``
+    computed with integer keys instead of structured arrays (the same masks, a test
+    checks it; ~10x faster on a million events, which matters for the training budget)."""
+    train = events.times < cutoff
+    users, user_index = np.unique(events.users, return_inverse=True)
+    items, item_index = np.unique(events.items, return_inverse=True)
+    seen_user = np.zeros(users.size, dtype=bool)
+    seen_user[user_index[train]] = True
+    seen_item = np.zeros(items.size, dtype=bool)
+    seen_item[item_index[train]] = True
+    test = ~train & seen_user[user_index] & seen_item[item_index]
+    if test.any():
+        pair = user_index.astype(np.int64) * items.size + item_index
+        test &= ~np.isin(pair, np.unique(pair[train]))
+    return Split(train=train, test=test)
+
+
 def _evaluation_sample(events: selectors.Events, train: np.ndarray, test: np.ndarray, seed: int = 0):
     """The events the holdout model learns from and is judged on, bounded so that
     evaluating costs a fraction of the final fit: at most ``TRAIN_EVAL_MAX_USERS``
@@ -337,8 +355,7 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     # 3. holdout evaluation -----------------------------------------------------------------
     tic = time.perf_counter()
     cutoff = _cutoff(events.times)
-    split = temporal_split(events.users, events.items, events.times, cutoff=cutoff, known_only=True,
-                           new_pairs_only=True)
+    split = holdout_split(events, cutoff=cutoff)
     metrics: dict[str, Any] = {}
     selection_rows: list[dict] = []
     train_mask, test_mask = _evaluation_sample(events, split.train, split.test)
@@ -355,7 +372,10 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
                                                                          f"fitting {algorithm} on the training part"))
         reporter.set(50, "scoring the holdout")
         if np.diff(test_rows.indptr).any():
-            metrics = _metrics(evaluate(model, train, test_rows, k=k), k)
+            users = int((np.diff(test_rows.indptr) > 0).sum())
+            # coverage/novelty/diversity cost more than the accuracy metrics on big catalogues
+            beyond = users * train.n_items <= 20_000_000
+            metrics = _metrics(evaluate(model, train, test_rows, k=k, beyond_accuracy=beyond), k)
         metrics["holdout_cutoff"] = datetime.fromtimestamp(cutoff, tz=dt_timezone.utc).isoformat()
         del model, train, test
     elif algorithm == "auto":

@@ -229,3 +229,16 @@ def test_new_products_and_customers_after_training_are_served(store, trained):
     rec = services.recommend_for_user(user=newcomer, n=4)
     assert rec.strategy.startswith("model:")
     assert len(rec.picks) == 4
+
+
+def test_holdout_split_matches_the_engines_temporal_split(store):
+    from recommendations.engine.evaluation import temporal_split
+    from recommendations.training import holdout_split
+
+    events = selectors.interaction_events_read()
+    for cutoff in (np.quantile(events.times, 0.5), np.quantile(events.times, 0.9), events.times.max() + 1):
+        ours = holdout_split(events, cutoff=float(cutoff))
+        engine = temporal_split(events.users, events.items, events.times, cutoff=float(cutoff),
+                                known_only=True, new_pairs_only=True)
+        assert (ours.train == engine.train).all() and (ours.test == engine.test).all()
+    assert ours.test.sum() == 0  # nothing after the newest event
