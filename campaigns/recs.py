@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from shop.models import Product, User
 
@@ -107,7 +108,18 @@ def product_context(snapshot: dict, *, delivery_id: int | None) -> dict:
     return {
         "name": snapshot["name"], "price": snapshot["price"], "currency": snapshot["currency"],
         "price_display": price_display(snapshot["price"], snapshot["currency"]),
-        "image_url": tokens.product_image_url(product_id=snapshot["id"], image_url=snapshot.get("image_url", "")),
+        "image_url": _image_url(snapshot["id"], snapshot.get("image_url", "")),
         "url": url, "reason": snapshot.get("reason", ""), "reason_code": snapshot.get("reason_code", ""),
         "category": snapshot.get("category", ""),
     }
+
+
+@lru_cache(maxsize=4096)
+def _image_url_cached(product_id: int, image_url: str, site: str) -> str:
+    return tokens.product_image_url(product_id=product_id, image_url=image_url)
+
+
+def _image_url(product_id: int, image_url: str) -> str:
+    from django.conf import settings
+
+    return _image_url_cached(product_id, image_url, settings.SITE_URL)

@@ -24,10 +24,11 @@ from email.utils import make_msgid, parseaddr
 from functools import lru_cache
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.template import Context, Engine, Template, TemplateSyntaxError
 from django.template.defaulttags import DebugNode
 from django.template.loader_tags import ExtendsNode, IncludeNode
+
+from .mime import CampaignEmail
 
 LIBRARIES = {"humanize": "django.contrib.humanize.templatetags.humanize"}
 _HTML_ENGINE = Engine(loaders=[], libraries=LIBRARIES, autoescape=True, debug=True, string_if_invalid="")
@@ -147,6 +148,7 @@ def email_render(compiled: CompiledEmail, context: dict, *, open_pixel_url: str 
 
 
 # --- context ------------------------------------------------------------------------------
+@lru_cache(maxsize=4096)
 def price_display(price, currency: str) -> str:
     amount = Decimal(str(price)).quantize(Decimal("0.01"))
     symbol = CURRENCY_SYMBOLS.get(currency)
@@ -208,7 +210,7 @@ def list_unsubscribe_header(*, https_url: str, delivery_id: int) -> str:
 
 def message_build(*, to: str, rendered: RenderedEmail, message_id: str, unsubscribe_url: str,
                   delivery_id: int | None = None, from_email: str = "", connection=None,
-                  extra_headers: dict | None = None) -> EmailMultiAlternatives:
+                  extra_headers: dict | None = None) -> CampaignEmail:
     """A multipart/alternative email (text, then HTML) with Message-ID and the
     one-click unsubscribe headers."""
     headers = {
@@ -219,7 +221,7 @@ def message_build(*, to: str, rendered: RenderedEmail, message_id: str, unsubscr
     if delivery_id is not None:
         headers["X-Affinity-Delivery"] = str(delivery_id)
     headers.update(extra_headers or {})
-    msg = EmailMultiAlternatives(
+    msg = CampaignEmail(
         subject=rendered.subject, body=rendered.text, from_email=from_email or settings.DEFAULT_FROM_EMAIL,
         to=[to], headers=headers, connection=connection,
     )

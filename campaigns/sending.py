@@ -53,7 +53,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import get_connection
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from shop.models import Product, User
@@ -71,8 +71,8 @@ _ADVISORY_NAMESPACE = 0x0AFF  # first key of pg_advisory_xact_lock(int, int): "f
 
 
 # --- error classes ----------------------------------------------------------------------------
-class _Fatal(Exception):
-    """The email backend refuses us as a whole (credentials, configuration): pause."""
+class _StrategyRefused(Exception):
+    """The recommendations service refused the campaign's strategy."""
 
 
 def classify(exc: BaseException) -> tuple[str, bool]:
@@ -148,6 +148,7 @@ class Sender:
         self.stats = SendStats()
         self._compiled: dict[tuple, CompiledEmail] = {}
         self._excluded_categories: frozenset[int] | None = None
+        self._variant_cache: dict | None = None
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> SendStats:
@@ -224,8 +225,17 @@ class Sender:
                             .order_by("pk").only(*fields))
             if not rows:
                 return [], False
-            self.stats.claimed += len(rows)
-            to_send = self._check_and_lease(campaign, rows, now, lease_until)
+            try:
+                to_send = self._check_and_lease(campaign, rows, now, lease_until)
+            except _StrategyRefused as exc:
+                refused = str(exc)
+                transaction.set_rollback(True)  # the claim is undone: nothing changed
+            else:
+                refused = ""
+                self.stats.claimed += len(rows)
+        if refused:  # an unknown strategy: nothing this campaign sends can be right
+            self.pause(campaign, f"recommendations refused the strategy: {refused}")
+            return [], True
         self.lease_deadline = time.monotonic() + self.lease_seconds
         return to_send, True
 
@@ -280,6 +290,13 @@ class Sender:
             row.lease_owner, row.lease_expires_at = self.owner, lease_until
             row.attempts += 1
             to_send.append(row)
+        # The products, before anything is sent (a row begun before keeps its own).
+        self._recommend(campaign, [r for r in to_send if not r.products])
+        for row in to_send:
+            if not row.products and not row.context.get("product_ids"):
+                skipped[Delivery.SkipReason.NO_PRODUCTS].append(row.pk)
+        no_products = set(skipped.get(Delivery.SkipReason.NO_PRODUCTS, ()))
+        to_send = [r for r in to_send if r.pk not in no_products]
         cleared = {"lease_owner": None, "lease_expires_at": None}
         for reason, ids in skipped.items():
             Delivery.objects.filter(pk__in=ids).update(status=S.SKIPPED, skip_reason=reason, processed_at=now,
@@ -290,13 +307,7 @@ class Sender:
             Delivery.objects.filter(pk__in=withheld).update(status=S.WITHHELD, processed_at=now, **cleared)
             self.stats.withheld += len(withheld)
         if to_send:
-            Delivery.objects.filter(pk__in=[r.pk for r in to_send]).update(
-                status=S.SENDING, lease_owner=self.owner, lease_expires_at=lease_until, attempts=F("attempts") + 1,
-                # (the old value: a row that already holds a Message-ID was begun before)
-                recovered=ExpressionWrapper(~Q(message_id=""), output_field=BooleanField()),
-            )
-            rows_update(columns=(("message_id", "text"), ("email", "text")),
-                        rows=[(r.pk, r.message_id, r.email) for r in to_send])
+            claim_rows(rows=to_send, owner=self.owner, lease_until=lease_until)
         return to_send
 
     # --- 2. prepare -----------------------------------------------------------------------------
@@ -325,16 +336,24 @@ class Sender:
             out[user_id].update(p["id"] for p in products or ())
         return out
 
-    def prepare(self, campaign: Campaign, rows: list[Delivery]) -> list[_Prepared]:
-        variants = {v.pk: v for v in campaign.variants.all()}
+    def _variants(self, campaign: Campaign) -> dict:
+        if self._variant_cache is None:
+            self._variant_cache = {v.pk: v for v in campaign.variants.all()}
+        return self._variant_cache
+
+    def _recommend(self, campaign: Campaign, rows: list[Delivery]) -> None:
+        """Each row's products: batched per strategy, with the campaign's exclusions
+        and the row's own (cart or order items, products emailed recently)."""
+        if not rows:
+            return
+        variants = self._variants(campaign)
         if self._excluded_categories is None:
             self._excluded_categories = frozenset(campaign.exclude_categories.values_list("pk", flat=True))
         exclusions = recs.Exclusions(category_ids=self._excluded_categories,
                                      exclude_purchased=campaign.exclude_purchased)
-        need = [r for r in rows if not r.products]
-        recently = self._recently_sent_products(campaign, [r.user_id for r in need])
+        recently = self._recently_sent_products(campaign, [r.user_id for r in rows])
         by_strategy: dict[str, list[Delivery]] = defaultdict(list)
-        for row in need:
+        for row in rows:
             by_strategy[self._strategy(campaign, variants.get(row.variant_id))].append(row)
         try:
             for strategy, group in by_strategy.items():
@@ -345,19 +364,14 @@ class Sender:
                 for row in group:
                     row.products = picks.get(row.user_id, [])
                     row.strategy = strategy
-        except ValueError as exc:  # an unknown strategy: nothing this campaign sends can be right
-            self.pause(campaign, f"recommendations refused the strategy: {exc}")
-            return []
-        if need:
-            rows_update(columns=(("products", "jsonb"), ("strategy", "text")),
-                        rows=[(r.pk, json.dumps(r.products), r.strategy) for r in need])
+        except ValueError as exc:
+            raise _StrategyRefused(str(exc)) from exc
+
+    def prepare(self, campaign: Campaign, rows: list[Delivery]) -> list[_Prepared]:
+        variants = self._variants(campaign)
         # Cart / order items shown next to the recommendations (triggered campaigns).
         item_ids = {pid for r in rows for pid in r.context.get("product_ids", ())}
         items = {p.pk: p for p in Product.objects.filter(pk__in=item_ids).select_related("category")} if item_ids else {}
-        no_products = [r.pk for r in rows if not r.products and not r.context.get("product_ids")]
-        if no_products:
-            self._skip(no_products, Delivery.SkipReason.NO_PRODUCTS)
-        rows = [r for r in rows if r.pk not in set(no_products)]
         rows = self._recheck(rows)
         users = {u["pk"]: u for u in User.objects.filter(pk__in=[r.user_id for r in rows]).values(
             "pk", "first_name", "last_name", "email")}
@@ -551,6 +565,8 @@ class Sender:
 # --- fast writes on the hot path ---------------------------------------------------------------------
 # The ORM's bulk_update (CASE WHEN per row) and per-call query compilation cost more
 # than sending an email; these two statements are written out once, for both backends.
+# A row is written three times in its life: created, claimed (with its Message-ID and
+# products), sent.
 def _db_value(field_name: str, value):
     return Delivery._meta.get_field(field_name).get_db_prep_value(value, db_connection, prepared=False)
 
@@ -568,27 +584,30 @@ def mark_sent(*, delivery_id: int, owner: uuid.UUID) -> int:
         return cursor.rowcount
 
 
-def rows_update(*, columns: tuple[tuple[str, str], ...], rows: list[tuple]) -> None:
-    """Set per-row values of ``columns`` ((name, "text" | "jsonb")) on deliveries given
-    as ``(id, value, ...)`` tuples, in one statement (PostgreSQL: UPDATE ... FROM
-    unnest(arrays); SQLite: one prepared statement for all rows)."""
-    if not rows:
-        return
+def claim_rows(*, rows: list[Delivery], owner: uuid.UUID, lease_until) -> None:
+    """Lease checked rows to ``owner`` with their Message-ID, address and product
+    snapshot, in one statement. ``recovered`` marks rows that already had a
+    Message-ID (begun by a sender that died)."""
     table = db_connection.ops.quote_name(Delivery._meta.db_table)
-    names = [db_connection.ops.quote_name(c) for c, _ in columns]
+    lease = [S.SENDING, _db_value("lease_owner", owner), _db_value("lease_expires_at", lease_until)]
+    values = [(r.pk, r.message_id, r.email, json.dumps(r.products), r.strategy or "") for r in rows]
     with db_connection.cursor() as cursor:
         if db_connection.vendor == "postgresql":
-            sets = ", ".join(f"{n} = v.c{i}{'::jsonb' if kind == 'jsonb' else ''}"
-                             for i, (n, (_, kind)) in enumerate(zip(names, columns, strict=True)))
-            arrays = ", ".join(["%s::bigint[]"] + ["%s::text[]"] * len(columns))
-            aliases = ", ".join(["id"] + [f"c{i}" for i in range(len(columns))])
             cursor.execute(
-                f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS v({aliases}) WHERE t.id = v.id",
-                [list(col) for col in zip(*rows, strict=True)],
+                f"UPDATE {table} AS t SET status = %s, lease_owner = %s, lease_expires_at = %s, "
+                "attempts = t.attempts + 1, recovered = (t.message_id <> ''), "
+                "message_id = v.mid, email = v.email, products = v.products::jsonb, strategy = v.strategy "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                "AS v(id, mid, email, products, strategy) WHERE t.id = v.id",
+                [*lease, *[list(col) for col in zip(*values, strict=True)]],
             )
-        else:
-            sets = ", ".join(f"{n} = %s" for n in names)
-            cursor.executemany(f"UPDATE {table} SET {sets} WHERE id = %s", [(*r[1:], r[0]) for r in rows])
+        else:  # SQLite evaluates every SET expression on the old row, as PostgreSQL does
+            cursor.executemany(
+                f"UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
+                "attempts = attempts + 1, recovered = (message_id <> ''), "
+                "message_id = %s, email = %s, products = %s, strategy = %s WHERE id = %s",
+                [(*lease, mid, email, products, strategy, pk) for pk, mid, email, products, strategy in values],
+            )
 
 
 # --- the email's context -------------------------------------------------------------------------
