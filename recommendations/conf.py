@@ -36,11 +36,13 @@ DEFAULTS: dict[str, Any] = {
     "TRAIN_HALF_LIFE_DAYS": None,
     "TRAIN_KIND_WEIGHTS": None,  # None: the engine's DEFAULT_KIND_WEIGHTS
     "TRAIN_EVAL_K": 10,
-    # The holdout model is fitted on at most this many training events (whole users,
-    # the evaluated ones first) and judged on at most this many users, so evaluation
-    # costs a fraction of the final fit on large stores.
-    "TRAIN_EVAL_MAX_USERS": 5_000,
-    "TRAIN_EVAL_MAX_INTERACTIONS": 400_000,
+    # The holdout model is fitted on a sample of the training events — whole users,
+    # the evaluated ones first — of max(TRAIN_EVAL_MIN_INTERACTIONS, TRAIN_EVAL_FRACTION
+    # of all events), and judged on at most TRAIN_EVAL_MAX_USERS users: evaluating
+    # costs about a quarter of the final fit on large stores, everything on small ones.
+    "TRAIN_EVAL_MAX_USERS": 4_000,
+    "TRAIN_EVAL_MIN_INTERACTIONS": 250_000,
+    "TRAIN_EVAL_FRACTION": 0.25,
     "TRAIN_SELECTION_BUDGET_S": 600,
     "TRAIN_SOFT_TIME_LIMIT": 3 * 60 * 60,
     "TRAIN_TIME_LIMIT": 3 * 60 * 60 + 300,

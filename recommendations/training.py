@@ -269,10 +269,11 @@ def _evaluation_sample(events: selectors.Events, train: np.ndarray, test: np.nda
     """The events the holdout model learns from and is judged on, bounded so that
     evaluating costs a fraction of the final fit: at most ``TRAIN_EVAL_MAX_USERS``
     test users (random), and the training events of those users plus of random
-    other users up to ``TRAIN_EVAL_MAX_INTERACTIONS`` in all. Below the bounds
-    (e.g. the Online Retail demo store) everything is used."""
+    other users up to max(``TRAIN_EVAL_MIN_INTERACTIONS``, ``TRAIN_EVAL_FRACTION`` of
+    all events) in all. Below the bounds everything is used."""
     max_users = int(conf.get("TRAIN_EVAL_MAX_USERS"))
-    max_events = int(conf.get("TRAIN_EVAL_MAX_INTERACTIONS"))
+    max_events = max(int(conf.get("TRAIN_EVAL_MIN_INTERACTIONS")),
+                     int(float(conf.get("TRAIN_EVAL_FRACTION")) * len(events)))
     rng = np.random.default_rng(seed)
     test_users = np.unique(events.users[test])
     if test_users.size > max_users:
@@ -364,7 +365,6 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
         test = _relevant_matrix(data, test_mask, user_ids=train.user_ids)
         test_rows = test.user_items
         side_train = _side(data, train_mask, cutoff)
-        metrics["eval_train_interactions"] = int(train_mask.sum())
         if algorithm == "auto":
             algorithm, params, selection_rows = _select(data, train_mask, cutoff, params, reporter)
         model = engine_base.algorithm_build(algorithm, **params)
@@ -376,6 +376,7 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
             # coverage/novelty/diversity cost more than the accuracy metrics on big catalogues
             beyond = users * train.n_items <= 20_000_000
             metrics = _metrics(evaluate(model, train, test_rows, k=k, beyond_accuracy=beyond), k)
+        metrics["eval_train_interactions"] = int(train_mask.sum())
         metrics["holdout_cutoff"] = datetime.fromtimestamp(cutoff, tz=dt_timezone.utc).isoformat()
         del model, train, test
     elif algorithm == "auto":

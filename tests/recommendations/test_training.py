@@ -242,3 +242,15 @@ def test_holdout_split_matches_the_engines_temporal_split(store):
                                 known_only=True, new_pairs_only=True)
         assert (ours.train == engine.train).all() and (ours.test == engine.test).all()
     assert ours.test.sum() == 0  # nothing after the newest event
+
+
+def test_the_holdout_evaluation_is_bounded_on_big_stores(store, settings):
+    settings.AFFINITY_TRAIN_EVAL_MAX_USERS = 6
+    settings.AFFINITY_TRAIN_EVAL_MIN_INTERACTIONS = 120
+    settings.AFFINITY_TRAIN_EVAL_FRACTION = 0.0
+    version = train("item_knn", {"k": 20})
+    assert version.status == "succeeded", version.error
+    assert version.metrics["eval_users"] <= 6
+    per_user = Interaction.objects.filter(user__isnull=False).count() / len(store.customers)
+    assert version.metrics["eval_train_interactions"] <= 120 + 6 * per_user * 2
+    assert version.n_interactions == Interaction.objects.filter(user__isnull=False).count()  # the final fit: all
