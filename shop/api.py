@@ -68,9 +68,24 @@ class CategorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+CATEGORY_EXAMPLE = {"id": 3, "name": "Candles & lights", "slug": "candles-lights", "parent_id": None,
+                    "description": "", "colour": "#5b6c8f", "position": 0}
+PRODUCT_EXAMPLE = {
+    "id": 12, "sku": "85123A", "name": "White hanging heart t-light holder",
+    "slug": "white-hanging-heart-t-light-holder-85123a", "description": "",
+    "category": {"id": 3, "name": "Candles & lights", "slug": "candles-lights"},
+    "price": "2.55", "currency": "GBP", "stock": 40, "in_stock": True, "is_active": True,
+    "attributes": {}, "image_url": "", "created_at": "2024-05-01T10:00:00Z", "updated_at": "2024-05-01T10:00:00Z",
+}
+
+
 @extend_schema_view(
-    list=extend_schema(summary="List categories", description="All categories, in display order.", tags=["catalogue"]),
-    retrieve=extend_schema(summary="One category", tags=["catalogue"]),
+    list=extend_schema(summary="List categories", description="All categories, in display order.", tags=["catalogue"],
+                       examples=[OpenApiExample("categories", response_only=True, value={
+                           "count": 2, "next": None, "previous": None, "results": [CATEGORY_EXAMPLE, {
+                               **CATEGORY_EXAMPLE, "id": 4, "name": "Tea lights", "slug": "tea-lights", "parent_id": 3}]})]),
+    retrieve=extend_schema(summary="One category", tags=["catalogue"],
+                           examples=[OpenApiExample("category", response_only=True, value=CATEGORY_EXAMPLE)]),
 )
 class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
     """The category tree, flat (``parent_id`` links a category to its parent)."""
@@ -146,18 +161,12 @@ class ProductFilterSerializer(serializers.Serializer):
         examples=[OpenApiExample(
             "a page of products",
             response_only=True,
-            value={"count": 1, "next": None, "previous": None, "results": [{
-                "id": 12, "sku": "85123A", "name": "White hanging heart t-light holder",
-                "slug": "white-hanging-heart-t-light-holder-85123a", "description": "",
-                "category": {"id": 3, "name": "Candles & lights", "slug": "candles-lights"},
-                "price": "2.55", "currency": "GBP", "stock": 40, "in_stock": True, "is_active": True,
-                "attributes": {}, "image_url": "", "created_at": "2024-05-01T10:00:00Z",
-                "updated_at": "2024-05-01T10:00:00Z",
-            }]},
+            value={"count": 1, "next": None, "previous": None, "results": [PRODUCT_EXAMPLE]},
         )],
     ),
     retrieve=extend_schema(summary="One product", description="Withdrawn products are a 404 unless you hold "
-                           "the `shop.view_product` permission.", tags=["catalogue"]),
+                           "the `shop.view_product` permission.", tags=["catalogue"],
+                           examples=[OpenApiExample("product", response_only=True, value=PRODUCT_EXAMPLE)]),
 )
 class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     """The catalogue. Anyone may read it; withdrawn products only with permission."""
@@ -290,6 +299,8 @@ class CustomerListCreateApi(APIView):
     OutputSerializer = CustomerOutputSerializer
 
     @extend_schema(operation_id="customers_list", summary="List customers", parameters=[CustomerFilterSerializer],
+                   examples=[OpenApiExample("customers", response_only=True, value={
+                       "count": 1, "next": None, "previous": None, "results": [CUSTOMER_EXAMPLE]})],
                    responses=paginated(CustomerOutputSerializer, "PaginatedCustomerList"), tags=["customers"])
     def get(self, request):
         params = CustomerFilterSerializer(data=query_params(request))
@@ -340,11 +351,15 @@ class CustomerDetailApi(APIView):
     def _get(self, pk: int) -> User:
         return get_object_or_404(_customers(), pk=pk)
 
-    @extend_schema(operation_id="customers_retrieve", summary="One customer", responses=CustomerOutputSerializer, tags=["customers"])
+    @extend_schema(operation_id="customers_retrieve", summary="One customer", responses=CustomerOutputSerializer,
+                   tags=["customers"], examples=[OpenApiExample("customer", response_only=True, value=CUSTOMER_EXAMPLE)])
     def get(self, request, pk: int):
         return Response(self.OutputSerializer(self._get(pk)).data)
 
-    @extend_schema(operation_id="customers_partial_update", summary="Change a customer", request=InputSerializer, responses=CustomerOutputSerializer,
+    @extend_schema(operation_id="customers_partial_update", summary="Change a customer", request=InputSerializer,
+                   responses=CustomerOutputSerializer,
+                   examples=[OpenApiExample("new country", request_only=True, value={"country": "France"}),
+                             OpenApiExample("changed", response_only=True, value={**CUSTOMER_EXAMPLE, "country": "France"})],
                    tags=["customers"])
     def patch(self, request, pk: int):
         user = self._get(pk)
@@ -374,15 +389,21 @@ class CustomerByExternalIdApi(APIView):
 
     OutputSerializer = CustomerOutputSerializer
 
-    @extend_schema(operation_id="customers_external_retrieve", summary="One customer by external id", responses=CustomerOutputSerializer, tags=["customers"])
+    @extend_schema(operation_id="customers_external_retrieve", summary="One customer by external id",
+                   responses=CustomerOutputSerializer, tags=["customers"],
+                   examples=[OpenApiExample("customer", response_only=True, value=CUSTOMER_EXAMPLE)])
     def get(self, request, external_id: str):
         return Response(self.OutputSerializer(get_object_or_404(_customers(), external_id=external_id)).data)
 
     @extend_schema(
         operation_id="customers_external_upsert", summary="Create or update a customer by external id", request=InputSerializer,
         responses={200: CustomerOutputSerializer, 201: CustomerOutputSerializer}, tags=["customers"],
-        examples=[OpenApiExample("sync", request_only=True, value={
-            "email": "ann@example.com", "first_name": "Ann", "interests": ["kitchen"], "marketing_consent": False})],
+        examples=[
+            OpenApiExample("sync", request_only=True, value={
+                "email": "ann@example.com", "first_name": "Ann", "interests": ["kitchen"], "marketing_consent": False}),
+            OpenApiExample("updated", response_only=True, status_codes=["200"], value=CUSTOMER_EXAMPLE),
+            OpenApiExample("created", response_only=True, status_codes=["201"], value=CUSTOMER_EXAMPLE),
+        ],
     )
     def put(self, request, external_id: str):
         data = self.InputSerializer(data=request.data)
@@ -420,7 +441,9 @@ class MeApi(APIView):
     @extend_schema(
         operation_id="me_partial_update", summary="Change my profile", request=InputSerializer, responses=CustomerOutputSerializer, tags=["me"],
         examples=[OpenApiExample("opt out, new interests", request_only=True,
-                                 value={"interests": ["kitchen", "garden"], "marketing_consent": False})],
+                                 value={"interests": ["kitchen", "garden"], "marketing_consent": False}),
+                  OpenApiExample("changed", response_only=True, value={
+                      **CUSTOMER_EXAMPLE, "interests": ["garden", "kitchen"], "marketing_consent": False})],
     )
     def patch(self, request):
         data = self.InputSerializer(data=request.data, partial=True)
@@ -692,6 +715,12 @@ class InteractionListCreateApi(APIView):
     OutputSerializer = InteractionOutputSerializer
 
     @extend_schema(operation_id="interactions_list", summary="List events", parameters=[InteractionFilterSerializer],
+                   examples=[OpenApiExample("events", response_only=True, value={
+                       "count": 1, "next": None, "previous": None, "results": [{
+                           "id": 981, "event_id": "9f1c2e7a-0001", "product_id": 12, "product_sku": "85123A",
+                           "user_id": 42, "session_key": "", "kind": "purchase", "value": 2.0,
+                           "occurred_at": "2024-05-01T10:00:00Z", "source": "api", "rec_list_id": None,
+                           "delivery_id": None}]})],
                    responses=paginated(InteractionOutputSerializer, "PaginatedInteractionList"), tags=["events"])
     def get(self, request):
         params = InteractionFilterSerializer(data=query_params(request))
@@ -739,7 +768,13 @@ class InteractionListCreateApi(APIView):
             }), description="An event with this `event_id` was already stored: nothing new was written."),
         },
         tags=["events"],
-        examples=[OpenApiExample("a purchase", request_only=True, value=EVENT_EXAMPLE)],
+        examples=[
+            OpenApiExample("a purchase", request_only=True, value=EVENT_EXAMPLE),
+            OpenApiExample("stored", response_only=True, status_codes=["201"],
+                           value={"status": "created", "event_id": "9f1c2e7a-0001"}),
+            OpenApiExample("sent before", response_only=True, status_codes=["200"],
+                           value={"status": "duplicate", "event_id": "9f1c2e7a-0001"}),
+        ],
     )
     def post(self, request):
         for_anyone = can_act_for_others(request.user, Interaction, "add")

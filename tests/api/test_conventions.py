@@ -115,6 +115,14 @@ def test_every_operation_documents_its_errors_and_my_writes_have_examples(api):
         body = schema["paths"][path][method]["requestBody"]["content"]
         assert list(body) == ["application/json"]
         assert body["application/json"].get("examples"), (method, path)
+    store = [(path, method, op) for path, method, op in operations
+             if any(path.startswith(f"/api/v1/{p}") for p in ("products", "categories", "customers", "me", "interactions"))]
+    assert len(store) == 16
+    for path, method, op in store:
+        assert op.get("summary"), (method, path)
+        ok = [code for code in op["responses"] if code.startswith("2") and code != "204"]
+        assert ok or method == "delete", (method, path)
+        assert all(op["responses"][c]["content"]["application/json"].get("examples") for c in ok), (method, path)
 
 
 def test_unhandled_error_in_a_view_is_a_json_500(monkeypatch, staff_user):
@@ -161,3 +169,19 @@ def test_methods_not_allowed_are_405_with_the_shape(api):
 
 def test_not_acceptable_is_406_with_the_shape(api):
     assert_error(api.get("/api/v1/products", HTTP_ACCEPT="application/xml"), 406, "not_acceptable")
+
+
+def test_django_level_handlers_answer_json_under_api_only(rf):
+    from shop import api_errors
+
+    for handler, status, code in [(api_errors.server_error, 500, "server_error"),
+                                  (api_errors.permission_denied, 403, "permission_denied"),
+                                  (api_errors.bad_request, 400, "bad_request"),
+                                  (api_errors.page_not_found, 404, "not_found")]:
+        args = () if handler is api_errors.server_error else (Exception("internal detail"),)
+        api = handler(rf.get("/api/v1/anything"), *args)
+        assert api.status_code == status and api["Content-Type"] == "application/json"
+        body = __import__("json").loads(api.content)
+        assert body["error"]["code"] == code and "internal detail" not in api.content.decode()
+        page = handler(rf.get("/shop/anything"), *args)
+        assert page.status_code == status and page["Content-Type"].startswith("text/html")
