@@ -245,6 +245,8 @@ SPECTACULAR_SETTINGS = {
         "EventKindEnum": "shop.api.EVENT_KIND_CHOICES",
         "EventStatusEnum": "shop.api.EVENT_STATUS_CHOICES",
         "EventSourceEnum": "shop.api.EVENT_SOURCE_CHOICES",
+        # Another app's field also named "kind": a clear name, not a hashed suffix.
+        "CampaignKindEnum": "campaigns.models.Campaign.Kind",
     },
 }
 
