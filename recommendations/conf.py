@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     # the evaluated ones first — of max(TRAIN_EVAL_MIN_INTERACTIONS, TRAIN_EVAL_FRACTION
     # of all events), and judged on at most TRAIN_EVAL_MAX_USERS users: evaluating
     # costs about a quarter of the final fit on large stores, everything on small ones.
-    "TRAIN_EVAL_MAX_USERS": 4_000,
+    "TRAIN_EVAL_MAX_USERS": 3_000,
     "TRAIN_EVAL_MIN_INTERACTIONS": 250_000,
     "TRAIN_EVAL_FRACTION": 0.25,
     "TRAIN_SELECTION_BUDGET_S": 600,

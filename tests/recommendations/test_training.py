@@ -242,6 +242,12 @@ def test_holdout_split_matches_the_engines_temporal_split(store):
                                 known_only=True, new_pairs_only=True)
         assert (ours.train == engine.train).all() and (ours.test == engine.test).all()
     assert ours.test.sum() == 0  # nothing after the newest event
+    sparse = selectors.Events(events.users * 10**9, events.items, events.kinds, events.values, events.times)
+    cutoff = float(np.quantile(events.times, 0.8))
+    ours = holdout_split(sparse, cutoff=cutoff)  # ids far apart: the np.unique path
+    engine = temporal_split(sparse.users, sparse.items, sparse.times, cutoff=cutoff, known_only=True,
+                            new_pairs_only=True)
+    assert (ours.test == engine.test).all() and ours.test.any()
 
 
 def test_the_holdout_evaluation_is_bounded_on_big_stores(store, settings):
