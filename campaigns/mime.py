@@ -25,7 +25,6 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import ADDRESS_HEADERS, BadHeaderError, sanitize_address
 
 MAX_LINE = 998
-_EOL = re.compile(rb"\r\n|\r|\n")
 # "Name <local@domain>" or "local@domain" in plain ASCII: no quoting or encoding needed.
 _PLAIN_ADDRESS = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9 '-]*[A-Za-z0-9] <[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+>"
                             r"|[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+)$")
@@ -54,11 +53,17 @@ def _header(name: str, value: str) -> str:
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
 
+def _crlf(data: bytes) -> bytes:
+    """Every line ending as CRLF (three C-level replaces: far cheaper than a regex
+    substitution with one match per line)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
 def _part(content: str, subtype: str) -> bytes:
-    data = _EOL.sub(b"\r\n", content.encode("utf-8"))
+    data = _crlf(content.encode("utf-8"))
     if any(len(line) > MAX_LINE for line in data.split(b"\r\n")):
         encoding = "quoted-printable"
-        payload = _EOL.sub(b"\r\n", _QP.body_encode(content).encode("ascii"))
+        payload = _crlf(_QP.body_encode(content).encode("ascii"))
     else:
         encoding = "7bit" if data.isascii() else "8bit"
         payload = data

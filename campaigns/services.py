@@ -28,7 +28,7 @@ from . import conf
 from .models import (
     Campaign, Conversion, Delivery, EmailTemplate, Segment, Suppression, TrackingEvent, Variant,
 )
-from .segments import segment_queryset
+from .segments import RuleError, segment_queryset
 
 logger = logging.getLogger(__name__)
 Status = Campaign.Status
@@ -258,7 +258,11 @@ def campaign_launch(*, campaign_id: int, chunk_size: int = 5000) -> int:
         return 0
     variants_ensure(campaign=campaign)
     assigner = Assigner.for_campaign(campaign)
-    users = audience_queryset(campaign=campaign).order_by("pk").values_list("pk", "email")
+    try:
+        users = audience_queryset(campaign=campaign).order_by("pk").values_list("pk", "email")
+    except RuleError as exc:  # e.g. a category named by the segment was deleted since
+        campaign_pause(campaign=campaign, reason=f"the segment's rules are invalid: {exc}")
+        return 0
     built = 0
     batch: list[Delivery] = []
 
@@ -391,22 +395,27 @@ def triggers_evaluate(*, campaign: Campaign, now: datetime | None = None) -> int
     variants_ensure(campaign=campaign)
     assigner = Assigner.for_campaign(campaign)
     now = now or timezone.now()
+    events = [e for e in events if e.user_id in allowed]
+    handled = set(Delivery.objects.filter(campaign=campaign, user_id__in={e.user_id for e in events},
+                                          trigger_key__in={e.key for e in events})
+                  .values_list("user_id", "trigger_key"))
     rows = []
     for event in events:
-        if event.user_id not in allowed:
+        if (event.user_id, event.key) in handled:
             continue
+        handled.add((event.user_id, event.key))
         is_holdout, variant_id = assigner.assign(event.user_id)
         rows.append(Delivery(campaign=campaign, user_id=event.user_id, trigger_key=event.key,
                              email=allowed[event.user_id], is_holdout=is_holdout, variant_id=variant_id,
                              context=event.context, next_attempt_at=now))
+    if not rows:
+        return 0
     with transaction.atomic():
-        before = Delivery.objects.filter(campaign=campaign).count()
+        # A concurrent evaluation may have created some of them: the constraint drops those.
         Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-        after = Delivery.objects.filter(campaign=campaign).count()
-        created = after - before
-        if created:
-            Campaign.objects.filter(pk=campaign.pk).update(audience_size=after)
-            deliveries_fan_out(campaign_id=campaign.pk)
+        Campaign.objects.filter(pk=campaign.pk).update(audience_size=F("audience_size") + len(rows))
+        deliveries_fan_out(campaign_id=campaign.pk)
+    created = len(rows)
     if created:
         logger.info("campaign %s: %d new triggered deliveries", campaign.pk, created)
     return created

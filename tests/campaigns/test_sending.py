@@ -267,3 +267,17 @@ def test_campaign_pauses_itself_when_the_error_rate_passes_its_threshold(store, 
     assert "error rate" in campaign.status_note
     assert stats.failed == 25  # stopped after the first batch that crossed the threshold
     assert Delivery.objects.filter(status=S.PENDING).count() == 35
+
+
+def test_a_segment_that_became_invalid_pauses_the_launch(store, template):
+    from campaigns.models import Segment
+
+    make_customers(2)
+    segment = make_segment({"rule": "bought_category", "category": "kitchen"}, name="kitchen buyers")
+    campaign = make_campaign(template, segment=segment)
+    Segment.objects.filter(pk=segment.pk).update(rules={"rule": "bought_category", "category": "gone"})
+    services.campaign_schedule(campaign=campaign)
+    assert services.campaign_launch(campaign_id=campaign.pk) == 0
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED and "unknown category 'gone'" in campaign.status_note
+    assert not Delivery.objects.exists()
