@@ -84,7 +84,8 @@ class SegmentAdmin(admin.ModelAdmin):
                 *super().get_urls()]
 
     def preview_view(self, request: HttpRequest) -> JsonResponse:
-        """POST {"rules": ..., "segment_id": ...} -> {"count", "sample"} or {"errors"}."""
+        """POST {"rules": ..., "segment_id": ...} -> {"count", "sample"}, or {"errors"}
+        naming what is wrong with the rules (the form refuses them on save too)."""
         if request.method != "POST":
             return JsonResponse({"errors": ["POST the rules as JSON"]}, status=405)
         if not self.has_view_permission(request):
@@ -99,8 +100,8 @@ class SegmentAdmin(admin.ModelAdmin):
         segment_id = body.get("segment_id")
         try:
             preview = rules_preview(rules, segment_id=int(segment_id) if segment_id else None)
-        except RuleError as exc:
-            return JsonResponse({"errors": exc.messages}, status=400)
+        except RuleError as exc:  # an answer about the rules, not a failed request
+            return JsonResponse({"errors": exc.messages})
         return JsonResponse({"count": preview.count, "sample": preview.sample})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -493,7 +494,7 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
         # srcdoc in a sandbox without allow-scripts / allow-same-origin: the email's
         # HTML cannot run code or reach this site's cookies.
         return format_html('<iframe sandbox="" referrerpolicy="no-referrer" srcdoc="{}" title="Email" '
-                           'style="width:100%;max-width:680px;height:720px;border:1px solid #ccc;background:#fff">'
+                           'style="width:640px;max-width:100%;height:720px;border:1px solid #ccc;background:#fff">'
                            "</iframe>", obj.html)
 
     @admin.display(description="plain text")

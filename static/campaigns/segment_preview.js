@@ -53,7 +53,7 @@
         headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
         body: JSON.stringify({rules: rules, segment_id: box.dataset.segmentId || null})
       }).then(function (r) { return r.json().then(function (d) { return [r.ok, d]; }); })
-        .then(function (res) { if (mine === seq) { render(box, res[1], res[0]); } })
+        .then(function (res) { if (mine === seq) { render(box, res[1], res[0] && !res[1].errors); } })
         .catch(function (e) { render(box, {errors: [String(e)]}, false); })
         .finally(function () { box.removeAttribute("aria-busy"); });
     }
