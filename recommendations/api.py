@@ -198,7 +198,7 @@ class UserRecommendationsApi(APIView):
     @extend_schema(summary="Recommendations for a customer", parameters=RECOMMEND_PARAMETERS,
                    responses=RecommendationListSerializer, tags=["recommendations"])
     def get(self, request, user_id: int):
-        user = get_object_or_404(User, pk=user_id)
+        user = get_object_or_404(User.objects.only("id", "is_active"), pk=user_id)
         return _recommend(request, user=user)
 
 

@@ -94,6 +94,7 @@ class _Cand:
     reason: str = ""  # may contain {name} (the anchor) or {category}
     anchor_id: int | None = None  # explaining product (history item, the viewed product)
     anchor_kind: int | None = None
+    category_id: int | None = None  # when known before fetching (model columns, trending)
 
 
 @dataclass
@@ -213,7 +214,8 @@ def _trending_cands(snap, *, n: int, code: str, reason: str, categories: set[int
         if categories is not None and item.category_id not in categories:
             continue
         score = item.score * (weights.get(item.category_id, 1.0) if weights else 1.0)
-        out.append(_Cand(item.product_id, score, code, reason, anchor_id=item.category_id))
+        out.append(_Cand(item.product_id, score, code, reason, anchor_id=item.category_id,
+                         category_id=item.category_id))
         if weights is None and len(out) >= limit:
             break
     if weights:
@@ -311,9 +313,14 @@ def _model_cands(
                         _, anchor_id, anchor_kind = anchors[pos][best]
                 reason = _BECAUSE.get(anchor_kind, _BECAUSE[Interaction.Kind.VIEW]) if anchor_id is not None else "Based on your recent activity"
                 cands.append(_Cand(int(loaded.item_ids[col]), float(scores[pos, j]), shopper.code, reason,
-                                   anchor_id, anchor_kind))
+                                   anchor_id, anchor_kind, _category_of(loaded, col)))
             if cands:
                 shopper.levels.append((label, cands))
+
+
+def _category_of(loaded: LoadedModel, col: int) -> int | None:
+    category = int(loaded.item_category[col]) if col < loaded.item_category.size else -1
+    return category if category >= 0 else None
 
 
 def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]], ids: np.ndarray) -> list[np.ndarray]:
@@ -437,19 +444,25 @@ def _insert_async_commit(row: Impression) -> None:
 def _choose(
     levels: list[tuple[str, list[_Cand]]], *, n: int, excluded: set[int], category_ids: set[int] | None,
 ) -> tuple[list[tuple[_Cand, Product]], str, dict[int, Product]]:
-    """Fetch the candidates most likely to be shown (the first 2n+10, level by
-    level, and the products their explanations name) in one query,
+    """Fetch the candidates most likely to be shown (the first 1.5n (at least n+5),
+    level by level, and the products their explanations name) in one query,
     then fill the list; only if filters and diversity leave it short are the
     remaining candidates fetched too (a second query)."""
     wanted: set[int] = set()
     rest: set[int] = set()
-    budget = 2 * n + 10
+    budget = n + max(5, n // 2)
+    cap = n if category_ids is not None else (int(conf.get("RECOMMEND_MAX_PER_CATEGORY")) or n)
+    per_category: Counter = Counter()
     for _, cands in levels:
         for c in cands:
             if c.product_id in excluded or c.product_id in wanted:
                 continue
-            if len(wanted) < budget:
+            # the category cap applied already here, where the category is known, so
+            # that the one fetch brings a diverse enough set
+            if len(wanted) < budget and (c.category_id is None or per_category[c.category_id] < cap):
                 wanted.add(c.product_id)
+                if c.category_id is not None:
+                    per_category[c.category_id] += 1
                 if c.anchor_id and "{name}" in c.reason:
                     wanted.add(c.anchor_id)
             else:
@@ -635,7 +648,8 @@ def _content_cands(snap, product: Product, *, n: int) -> tuple[str, list[_Cand]]
 
         ids, scores = top_n(model.score_profiles(profile), k)
     cands = [
-        _Cand(int(loaded.item_ids[c]), float(s), "similar", "Similar to {name}", product.pk)
+        _Cand(int(loaded.item_ids[c]), float(s), "similar", "Similar to {name}", product.pk,
+              category_id=_category_of(loaded, c))
         for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if c >= 0 and s > 0
     ]
     return f"model:{loaded.label}", cands
@@ -676,7 +690,7 @@ def similar_products(
             ids, scores = loaded.model.similar_items([col], n=k)
             levels.append((f"model:{loaded.label}", [
                 _Cand(int(loaded.item_ids[c]), float(s), "also_bought", "Customers who bought {name} also bought this",
-                      product.pk)
+                      product.pk, category_id=_category_of(loaded, c))
                 for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if c >= 0
             ]))
             version_id = loaded.version_id
