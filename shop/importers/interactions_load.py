@@ -70,10 +70,13 @@ def placeholder_email(external_id: str) -> str:
 def interactions_file_import(
     *, path: Path | str, delimiter: str | None = None, mapping: str | dict | None = None,
     timestamp_unit: str = "s", default_kind: str = "purchase", default_value: float = 1.0,
-    keep_problems: int = 1000, progress: ProgressFactory = no_progress,
+    keep_problems: int = 1000, defer_indexes: bool = True, progress: ProgressFactory = no_progress,
 ) -> InteractionsImportReport:
     """Validate the whole file, then write all of it in one transaction, or nothing.
 
+    With ``defer_indexes`` (default) a load larger than the interactions table takes
+    the fast path of `shop.services.tables_bulk_load`, which locks the table until
+    the import commits; pass False to import into a store that is serving shoppers.
     Raises `ifile.FileProblem` when the file cannot be read as mapped, and
     `InteractionsFileRejected` when any row is invalid."""
     path = Path(path)
@@ -156,7 +159,8 @@ def interactions_file_import(
                 yield (user_ids[ev.user], "", product_ids[ev.item], ev.kind, ev.value, ev.occurred_at, source)
             bar.update(n)
 
-        with tables_bulk_load(models=[Interaction], expected_rows=report.rows) as report.bulk_load:
+        expected = report.rows if defer_indexes else 0  # 0: never worth deferring
+        with tables_bulk_load(models=[Interaction], expected_rows=expected) as report.bulk_load:
             report.created["interactions"] = interactions_bulk_copy(rows=events())
             lap("interactions")
         bar.close()

@@ -1,13 +1,16 @@
 """Load the UCI Online Retail file into the store (the ``import_online_retail`` work).
 
-Two streaming passes over the file. The first (`OnlineRetailScan`) classifies rows
-and builds the catalogue and customer list, which are written by natural key
-(SKU, customer external id). The second groups sale rows by invoice and writes, per
-batch of invoices and in one transaction each: the orders (external id = InvoiceNo),
-their lines, and the shopper's events — the purchases and the generated browsing
-around them — through `shop.services.interactions_bulk_copy`. An invoice whose
-order already exists is skipped whole, so re-running the import writes nothing, and
-an interrupted import resumes where it stopped.
+Pass 1 streams the file once (`OnlineRetailScan`): it classifies every row and
+builds the catalogue and the customer list, which are written by natural key (SKU,
+customer external id; existing rows are left as they are). Pass 2 groups the sale
+rows by invoice (kept in memory from pass 1 up to `MAX_KEPT_SALE_ROWS`, else read
+from the file again) and writes, in batches of invoices, the orders (external id =
+InvoiceNo), their lines and the shopper's events — the purchases and the generated
+browsing around them — through `shop.services.interactions_bulk_copy`. Pass 2 is one
+transaction: an interrupted import leaves no half-imported orders, and a re-run
+skips every invoice whose order exists, so running it twice writes nothing. A first
+import into empty tables rebuilds the interaction indexes once at the end
+(`shop.services.tables_bulk_load`) instead of maintaining them row by row.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import accumulate
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -33,6 +37,9 @@ from .common import (
 )
 
 DEFAULT_FILE = Path(settings.BASE_DIR) / "data" / "online_retail.csv.xz"
+# Parsed sale rows kept between the passes (about 130 bytes each, their strings shared):
+# the bundled file's 528k take ~70 MB. A larger file is read a second time instead.
+MAX_KEPT_SALE_ROWS = 2_000_000
 KIND_NAMES = {orr.VIEW: "view", orr.ADD_TO_CART: "add_to_cart", orr.PURCHASE: "purchase"}
 
 
@@ -139,12 +146,18 @@ def online_retail_import(
     # --- pass 1: scan -------------------------------------------------------------------
     scan = orr.OnlineRetailScan()
     bar = progress(total=limit, desc="scan", unit="rows")
+    kept: list[orr.Row] | None = []  # the parsed sales, while they fit in memory
     for n, (line, fields) in enumerate(orr.read_rows(path, limit=limit), 1):
-        scan.add(line, fields)
+        row = scan.add(line, fields)
+        if row is not None and kept is not None:
+            kept.append(row)
+            if len(kept) > MAX_KEPT_SALE_ROWS:
+                kept = None  # a very large file: pass 2 reads it again instead
         if n % 20_000 == 0:
             bar.update(20_000)
     bar.update(scan.rows % 20_000)
     bar.close()
+    sales = scan.sale_rows
     specs, customers, services = scan.finish()
     lap("scan")
 
@@ -193,8 +206,10 @@ def online_retail_import(
     expected = int(scan.sale_rows * 4.6 * (len(invoices) - known) / max(1, len(invoices)))
     with transaction.atomic():
         with tables_bulk_load(models=[Interaction, OrderLine], expected_rows=expected) as report.bulk_load:
-            _load_invoices(path, limit, scan, services, report, product_ids, user_ids, spec_by_sku, related,
+            rows = kept if kept is not None else _sale_rows(path, limit)
+            _load_invoices(rows, sales, scan, services, report, product_ids, user_ids, spec_by_sku, related,
                            batch_invoices, progress)
+            del kept, rows
             lap("orders and events")
         if report.bulk_load:
             lap("index rebuild")
@@ -218,32 +233,39 @@ def online_retail_import(
     return report
 
 
-def _load_invoices(path, limit, scan, services, report, product_ids, user_ids, spec_by_sku, related,
-                   batch_invoices, progress) -> None:
-    """Pass 2: group the sale rows by invoice and write them in batches."""
-    open_invoices: dict[str, dict] = {}
-    batch: list[tuple[str, dict]] = []
-    last_line = scan.invoice_last_line
-    bar = progress(total=scan.rows, desc="import", unit="rows")
-    pending = 0
+def _sale_rows(path: Path, limit: int | None) -> Iterator[orr.Row]:
+    """The sale rows of the file, read and parsed again (pass 2 of a very large file)."""
     for line, fields in orr.read_rows(path, limit=limit):
-        pending += 1
-        if pending == 20_000:
-            bar.update(pending)
-            pending = 0
-        if not fields or fields[0].strip() not in last_line:
-            continue  # an invoice without any sale: nothing to write
         try:
             row = orr.parse_row(fields, line)
         except orr.MalformedRow:
             continue  # counted in pass 1
-        if orr.skip_reason(row) is not None or row.code in services:
-            if line == last_line.get(row.invoice) and row.invoice in open_invoices:
-                batch.append((row.invoice, open_invoices.pop(row.invoice)))
+        if orr.skip_reason(row) is None:
+            yield row
+
+
+def _load_invoices(rows, total, scan, services, report, product_ids, user_ids, spec_by_sku, related,
+                   batch_invoices, progress) -> None:
+    """Pass 2: group the sale rows by invoice and write them in batches of invoices.
+    An invoice is complete at its last sale row (its rows need not be adjacent)."""
+    open_invoices: dict[str, dict] = {}
+    batch: list[tuple[str, dict]] = []
+    last_line = scan.invoice_last_line
+    bar = progress(total=total, desc="import", unit="rows")
+    pending = 0
+    for row in rows:
+        pending += 1
+        if pending == 20_000:
+            bar.update(pending)
+            pending = 0
+        invoice = row.invoice
+        if row.code in services:  # a service line: no order line, but it may end its invoice
+            if row.line == last_line[invoice] and invoice in open_invoices:
+                batch.append((invoice, open_invoices.pop(invoice)))
             continue
-        inv = open_invoices.get(row.invoice)
+        inv = open_invoices.get(invoice)
         if inv is None:
-            inv = open_invoices[row.invoice] = {
+            inv = open_invoices[invoice] = {
                 "customer": row.customer_id, "country": row.country, "at": row.invoiced_at, "lines": {},
             }
         lines = inv["lines"]
@@ -253,8 +275,8 @@ def _load_invoices(path, limit, scan, services, report, product_ids, user_ids, s
             lines[k] += row.quantity
         else:
             lines[k] = row.quantity
-        if line == last_line[row.invoice]:
-            batch.append((row.invoice, open_invoices.pop(row.invoice)))
+        if row.line == last_line[invoice]:
+            batch.append((invoice, open_invoices.pop(invoice)))
             if len(batch) >= batch_invoices:
                 _write_invoices(batch, report, product_ids, user_ids, spec_by_sku, related)
                 bar.set_postfix_str(f"{report.created['orders']:,} orders", refresh=False)

@@ -211,3 +211,23 @@ def test_import_of_many_rows_uses_one_batch_path(tmp_path):
     assert Interaction.objects.filter(kind=Interaction.Kind.PURCHASE).count() == 1667
     assert Interaction.objects.filter(user__external_id="u5", product__sku="p5").count() == len(
         [n for n in range(5000) if n % 97 == 5 and n % 211 == 5])
+
+
+@pytest.mark.django_db
+def test_keep_indexes_never_takes_the_locking_bulk_path(monkeypatch):
+    """--keep-indexes: the import asks the bulk loader for nothing (expected rows 0),
+    so a live store's interactions table is never locked by an index rebuild."""
+    from shop.importers import interactions_load
+
+    asked = []
+    real = interactions_load.tables_bulk_load
+
+    def spy(*, models, expected_rows):
+        asked.append(expected_rows)
+        return real(models=models, expected_rows=expected_rows)
+
+    monkeypatch.setattr(interactions_load, "tables_bulk_load", spy)
+    run(str(SHOP), "--map", MAP, "--keep-indexes")
+    run(str(SHOP), "--map", MAP)
+    assert asked == [0, 6]
+    assert Interaction.objects.count() == 12  # a second import of the same file adds its rows again

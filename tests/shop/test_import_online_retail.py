@@ -292,6 +292,18 @@ def test_quirks_file_orders_lines_and_interactions():
 
 
 @pytest.mark.django_db
+def test_a_file_too_big_to_keep_in_memory_is_read_twice_with_the_same_result(monkeypatch):
+    from shop.importers import online_retail_load
+
+    monkeypatch.setattr(online_retail_load, "MAX_KEPT_SALE_ROWS", 3)  # pass 2 re-reads the file
+    report = online_retail_import(path=QUIRKS)
+    assert (report.created["orders"], report.created["order lines"], report.created["purchase"]) == (10, 15, 15)
+    assert report.merged_duplicate_lines == 1
+    assert sorted(Order.objects.get(external_id="536800").lines.values_list("product__sku", flat=True)) == [
+        "21730", "22961"]
+
+
+@pytest.mark.django_db
 def test_second_run_creates_nothing_and_changes_nothing():
     run()
     before = {m.__name__: m.objects.count() for m in (Product, Category, User, ConsentChange, Order, OrderLine,

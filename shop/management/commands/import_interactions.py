@@ -27,6 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--timestamp-unit", choices=["s", "ms"], default="s",
                             help="unit of numeric timestamps: unix seconds (default) or milliseconds")
         parser.add_argument("--show-errors", type=int, default=50, help="how many bad rows to list (default 50)")
+        parser.add_argument("--keep-indexes", action="store_true",
+                            help="never drop and rebuild the interactions indexes (slower for a big file into "
+                                 "a small table, but the table stays usable by the running store meanwhile)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
@@ -35,7 +38,8 @@ class Command(BaseCommand):
             report = interactions_file_import(
                 path=options["file"], delimiter=options["delimiter"], mapping=options["mapping"],
                 default_kind=options["default_kind"], timestamp_unit=options["timestamp_unit"],
-                keep_problems=max(options["show_errors"], 0), progress=progress,
+                keep_problems=max(options["show_errors"], 0), defer_indexes=not options["keep_indexes"],
+                progress=progress,
             )
         except FileProblem as exc:
             raise CommandError(f"{exc}. Nothing was imported.") from exc
