@@ -101,6 +101,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and (obj.is_active or obj.status == ModelVersion.Status.RUNNING):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj) -> None:
+        services.model_version_delete(version=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for version in queryset:
+            try:
+                services.model_version_delete(version=version)
+            except services.TrainingError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+
     # --- columns
     @admin.display(description="version", ordering="id")
     def label_column(self, obj):

@@ -36,6 +36,7 @@ from .training import (
     model_version_activate,
     model_version_create,
     model_version_deactivate,
+    model_version_delete,
     model_version_promote,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "model_version_activate",
     "model_version_create",
     "model_version_deactivate",
+    "model_version_delete",
     "model_version_promote",
     "recommend_for_user",
     "recommend_for_users_batch",

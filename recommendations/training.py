@@ -562,6 +562,24 @@ def model_version_deactivate(*, version: ModelVersion) -> ModelVersion:
     return version
 
 
+def model_version_delete(*, version: ModelVersion) -> None:
+    """Delete a version and its artifact; refused while it serves, trains, or an
+    experiment uses it."""
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.is_active:
+            raise TrainingError(f"{version.label} is active: activate another version (or deactivate it) first")
+        if version.status == ModelVersion.Status.RUNNING:
+            raise TrainingError(f"{version.label} is training: wait until it finishes")
+        if version.variants.exists():
+            raise TrainingError(f"{version.label} serves an experiment variant")
+        name = version.artifact.name if version.artifact else ""
+        version.delete()
+        state.epoch_bump()
+        if name:
+            transaction.on_commit(lambda: _delete_artifact(name))
+
+
 def _taint(version: ModelVersion, why: str) -> None:
     name = version.artifact.name if version.artifact else ""
     ModelVersion.objects.filter(pk=version.pk).update(

@@ -93,3 +93,22 @@ def test_experiment_report_with_confidence_intervals(staff_client, store, traine
     assert response.status_code == 200 and "<svg" in html and "95% Wilson interval" in html
     assert f"{trained.ndcg:.4f}" in html
     assert Interaction.objects.filter(kind=Interaction.Kind.CLICK).count() == clicks
+
+
+def test_deleting_versions(staff_client, store, trained, django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    old = services.model_train(version_id=services.model_version_create(algorithm="popularity").pk)
+    assert not old.is_active
+    url = reverse("admin:recommendations_modelversion_changelist")
+    # a selection with the active version is refused as a whole
+    staff_client.post(url, {"action": "delete_selected", "_selected_action": [old.pk, trained.pk], "post": "yes"})
+    assert ModelVersion.objects.filter(pk__in=[old.pk, trained.pk]).count() == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url, {"action": "delete_selected", "_selected_action": [old.pk], "post": "yes"})
+    assert not ModelVersion.objects.filter(pk=old.pk).exists()
+    assert not default_storage.exists(old.artifact.name)
+    assert ModelVersion.objects.filter(pk=trained.pk, is_active=True).exists()
+    with pytest.raises(services.TrainingError, match="is active"):
+        services.model_version_delete(version=trained)
+    assert staff_client.get(reverse("admin:recommendations_modelversion_delete", args=[trained.pk])).status_code == 403
