@@ -87,10 +87,19 @@ class Sink:
             raise RuntimeError("the SMTP sink did not start")
         return self
 
-    def counts(self) -> Counter:
+    def counts(self, *, keep_running: bool = False) -> Counter:
+        """The per-recipient counts so far (the sink writes them when asked to stop;
+        with ``keep_running`` a fresh sink takes over on the same port)."""
         self.stop_event.set()
         self.proc.join(30)
-        return Counter(json.loads(self.out.read_text()))
+        counts = Counter(json.loads(self.out.read_text()))
+        if keep_running:
+            ctx = mp.get_context("spawn")
+            self.ready, self.stop_event = ctx.Event(), ctx.Event()
+            self.proc = ctx.Process(target=sink_main, args=(self.port, self.ready, self.stop_event, self.received,
+                                                             str(self.out)), daemon=True)
+            self.__enter__()
+        return counts
 
     def __exit__(self, *exc) -> None:
         if self.proc.is_alive():
@@ -281,6 +290,65 @@ def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int
             "expected": expected, "unsubscribed": unsubscribed, "load": median(loads)}
 
 
+def cpu_budget(*, sink: Sink, recipients: int, queue: str) -> list[tuple[str, float, float]]:
+    """Where one sender's time goes: a small campaign sent in this process over SMTP
+    to the same sink, with the CPU and wall time of each stage per email."""
+    import collections
+
+    from django.core.mail import get_connection
+    from django.core.mail.backends.smtp import EmailBackend
+
+    from campaigns import recs, sending, services
+    from campaigns.models import Campaign, EmailTemplate, Segment
+    from shop.celery import app
+    from shop.models import User
+
+    ids = list(User.objects.filter(email__endswith=f"@{DOMAIN}", marketing_consent=True)
+               .order_by("pk").values_list("pk", flat=True)[:recipients])
+    segment, _ = Segment.objects.update_or_create(name="bench: cpu budget", defaults={"rules": {"rule": "users", "ids": ids}})
+    campaign = services.campaign_create(name="bench: cpu budget", segment=segment, n_products=6,
+                                        template=EmailTemplate.objects.get(name="bench: recommended"))
+    services.campaign_schedule(campaign=campaign)
+    services.campaign_launch(campaign_id=campaign.pk)
+    wall, cpu = collections.Counter(), collections.Counter()
+    patched = [(recs, "picks_for_users", "recommendations (batched)"),
+               (sending, "email_context", "context: signed links, prices"),
+               (sending, "email_render", "templates: subject, text, HTML"),
+               (EmailBackend, "send_messages", "message bytes + SMTP (waits for the server)"),
+               (sending, "mark_sent", "mark sent (one UPDATE)")]
+    originals = []
+    for owner, name, label in patched:
+        original = getattr(owner, name)
+        originals.append((owner, name, original))
+
+        def wrapper(*a, _f=original, _label=label, **k):
+            t, c = time.perf_counter(), time.process_time()
+            try:
+                return _f(*a, **k)
+            finally:
+                wall[_label] += time.perf_counter() - t
+                cpu[_label] += time.process_time() - c
+        setattr(owner, name, wrapper)
+    connection = get_connection("django.core.mail.backends.smtp.EmailBackend", host="127.0.0.1", port=sink.port)
+    try:
+        t, c = time.perf_counter(), time.process_time()
+        stats = sending.deliveries_send_range(campaign_id=campaign.pk, min_id=0, max_id=2**62, connection=connection)
+        total_wall, total_cpu = time.perf_counter() - t, time.process_time() - c
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+        with app.connection_for_write() as conn:  # the send tasks the launch queued: done here instead
+            conn.default_channel.queue_purge(queue)
+    n = max(stats.sent, 1)
+    rows = [(label, 1000 * cpu[label] / n, 1000 * wall[label] / n) for _, _, label in patched]
+    # recommendations run inside the claim; "claims, checks, bookkeeping" is the rest
+    rows.append(("claims, checks, bookkeeping", 1000 * (total_cpu - sum(cpu.values())) / n,
+                 1000 * (total_wall - sum(wall.values())) / n))
+    rows.append(("**total per email (one sender)**", 1000 * total_cpu / n, 1000 * total_wall / n))
+    Campaign.objects.filter(pk=campaign.pk).delete()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_CAMPAIGN_DATABASE_URL", DEFAULT_URL))
@@ -320,7 +388,8 @@ def main() -> None:
         for i in range(args.floor_runs):
             floors.append(floor(port=sink.port, messages=args.floor_messages))
             print(f"floor: {floors[-1]:,.0f} messages/s")
-        counts = sink.counts()
+        counts = sink.counts(keep_running=True)
+        budget = cpu_budget(sink=sink, recipients=min(1000, args.recipients // 10), queue=queue)
     campaign_counts = Counter({r: n for r, n in counts.items() if not r.startswith("floor")})
     twice = sum(1 for n in campaign_counts.values() if n > 1)
     missing = len(result["expected"] - set(campaign_counts))
@@ -350,6 +419,17 @@ def main() -> None:
         f"| server counts: received / twice / missing / to unsubscribed / without consent | "
         f"{sum(campaign_counts.values()):,} / {twice} / {missing} / {to_unsubscribed} / {no_consent} |",
         f"| exactly once | **{'yes' if exactly_once else 'NO'}** |",
+    ]
+    lines += [
+        "",
+        "Where one sender's time goes (a campaign to "
+        f"{min(1000, args.recipients // 10):,} of the same customers sent in one process to the same server, "
+        "per email; the wall time includes waiting for the SMTP server and the database, which other "
+        "senders fill):",
+        "",
+        "| stage | CPU ms | wall ms |",
+        "|---|---|---|",
+        *[f"| {label} | {c:.2f} | {w:.2f} |" for label, c, w in budget],
     ]
     body = "\n".join(lines) + "\n\nCommand: `.venv/bin/python bench/campaign.py " + " ".join(sys.argv[1:]) + "`\n"
     print()

@@ -537,6 +537,10 @@ class Sender:
             rows = rows.exclude(pk=self.in_flight)
         try:
             rows.update(status=S.PENDING, lease_owner=None, lease_expires_at=None, attempts=F("attempts") - 1)
+            if Campaign.objects.filter(pk=self.campaign_id, status=Campaign.Status.CANCELLED).exists():
+                # cancelled while this sender held rows: they will never go
+                Delivery.objects.filter(campaign_id=self.campaign_id, status=S.PENDING).update(
+                    status=S.SKIPPED, skip_reason=Delivery.SkipReason.CANCELLED)
         except Exception:  # noqa: BLE001 - the database is gone: the leases expire on their own
             logger.exception("could not release claimed deliveries; their leases will expire")
 

@@ -153,13 +153,25 @@ def _pattern(name: str, arg: str) -> str | None:
             return None
 
 
+@lru_cache(maxsize=64)
+def _path(name: str) -> str | None:
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
+
+
 def _reverse(name: str, **kwargs) -> str | None:
+    """``reverse`` for the few routes emails link to, memoised (routes do not change
+    while the process runs)."""
+    if not kwargs:
+        return _path(name)
     if len(kwargs) == 1:
         (arg, value), = kwargs.items()
         pattern = _pattern(name, arg)
         return pattern.replace(_MARK, str(value)) if pattern else None
     try:
-        return reverse(name, kwargs=kwargs or None)
+        return reverse(name, kwargs=kwargs)
     except NoReverseMatch:
         return None
 

@@ -281,3 +281,15 @@ def test_a_segment_that_became_invalid_pauses_the_launch(store, template):
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.PAUSED and "unknown category 'gone'" in campaign.status_note
     assert not Delivery.objects.exists()
+
+
+def test_rows_held_by_a_sender_when_the_campaign_is_cancelled_are_never_sent(store, template):
+    make_customers(4)
+    campaign = launch(make_campaign(template))
+    sender = sending.Sender(campaign_id=campaign.pk, min_id=0, max_id=2**62)
+    claimed, _ = sender.claim(campaign)
+    assert len(claimed) == 4
+    services.campaign_cancel(campaign=campaign)
+    sender.release()  # what the sender does when it sees the campaign is no longer running
+    assert set(Delivery.objects.values_list("status", "skip_reason")) == {(S.SKIPPED, Delivery.SkipReason.CANCELLED)}
+    assert send_all(campaign).sent == 0 and mail.outbox == []
