@@ -1026,6 +1026,8 @@ def tables_bulk_load(*, models: Sequence, expected_rows: int, using: str = "defa
     with conn.cursor() as cur:
         if conn.vendor == "postgresql":
             cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        else:
+            cur.execute("PRAGMA threads = 2")  # helper threads for the index sorts
         for statement in recreate:
             cur.execute(statement)
         if conn.vendor == "postgresql":
