@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .catalogue import CATEGORY_TREE, RULES, category_paths
+from .catalogue import CATEGORY_TREE, RULES
 
 VIEW, ADD_TO_CART, PURCHASE = 1, 3, 5
 # Events per touch: views (1-3), an add-to-cart, a purchase.
