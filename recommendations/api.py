@@ -28,6 +28,8 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from shop.api_parsers import JSONParser
+from shop.api_schema import paginated
 from shop.models import Category, Product, User
 
 from . import selectors, services
@@ -117,14 +119,30 @@ def _present(rec) -> dict:
 
 
 # --- input ---------------------------------------------------------------------------------
-class RecommendQuerySerializer(serializers.Serializer):
+class QuerySerializer(serializers.Serializer):
+    """Query-string input. DRF reads ``?name=`` (empty) as "not given"; here it is an
+    error for a field that may not be blank, as the schema documents (minLength 1)."""
+
+    def to_internal_value(self, data):
+        blank = {
+            name: [serializers.CharField.default_error_messages["blank"]]
+            for name, field in self.fields.items()
+            if isinstance(field, serializers.CharField) and not field.allow_blank
+            and hasattr(data, "get") and data.get(name, None) == ""
+        }
+        if blank:
+            raise ValidationError(blank)
+        return super().to_internal_value(data)
+
+
+class RecommendQuerySerializer(QuerySerializer):
     n = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
     context = serializers.ChoiceField(choices=list(services.CONTEXTS), required=False, default="api")
     strategy = serializers.CharField(required=False, default="auto", max_length=40,
                                      help_text='"auto" (active model with fallbacks), an algorithm name, "trending" or "interests".')
     product_id = serializers.IntegerField(required=False, min_value=1, help_text="The product on screen, if any.")
     category_id = serializers.IntegerField(required=False, min_value=1, help_text="Only this category (and its children).")
-    exclude = serializers.CharField(required=False, default="", help_text="Comma-separated product ids not to show (e.g. the cart).")
+    exclude = serializers.CharField(required=False, default="", allow_blank=True, help_text="Comma-separated product ids not to show (e.g. the cart).")
     record = serializers.BooleanField(required=False, default=True, help_text="Record the list as shown (impression).")
 
     def validate_strategy(self, value: str) -> str:
@@ -155,16 +173,6 @@ class RecommendQuerySerializer(serializers.Serializer):
         return attrs
 
 
-RECOMMEND_PARAMETERS = [
-    OpenApiParameter("n", int, description="How many products (1-100, default 10)."),
-    OpenApiParameter("context", str, enum=list(services.CONTEXTS), description='Where the list is shown (default "api").'),
-    OpenApiParameter("strategy", str, description='"auto", an algorithm name, "trending" or "interests".'),
-    OpenApiParameter("product_id", int, description="The product on screen, if any."),
-    OpenApiParameter("category_id", int, description="Only this category and its children."),
-    OpenApiParameter("exclude", str, description="Comma-separated product ids not to show."),
-    OpenApiParameter("record", bool, description="Record the list as shown (default true)."),
-]
-
 
 def _recommend(request, *, user=None, session_key: str = "") -> Response:
     query = RecommendQuerySerializer(data=request.query_params)
@@ -184,7 +192,7 @@ class MyRecommendationsApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="Recommendations for me", parameters=RECOMMEND_PARAMETERS,
+    @extend_schema(summary="Recommendations for me", parameters=[RecommendQuerySerializer],
                    responses=RecommendationListSerializer, tags=["recommendations"])
     def get(self, request):
         return _recommend(request, user=request.user, session_key=request.session.session_key or "")
@@ -195,15 +203,15 @@ class UserRecommendationsApi(APIView):
 
     permission_classes = [CanViewRecommendations]
 
-    @extend_schema(summary="Recommendations for a customer", parameters=RECOMMEND_PARAMETERS,
+    @extend_schema(summary="Recommendations for a customer", parameters=[RecommendQuerySerializer],
                    responses=RecommendationListSerializer, tags=["recommendations"])
     def get(self, request, user_id: int):
         user = get_object_or_404(User.objects.only("id", "is_active"), pk=user_id)
         return _recommend(request, user=user)
 
 
-class SessionQuerySerializer(serializers.Serializer):
-    session_key = serializers.CharField(min_length=1, max_length=64)
+class SessionQuerySerializer(QuerySerializer):
+    session_key = serializers.CharField(min_length=1, max_length=64, help_text="The visitor's session id.")
 
 
 class SessionRecommendationsApi(APIView):
@@ -214,8 +222,7 @@ class SessionRecommendationsApi(APIView):
 
     @extend_schema(
         summary="Recommendations for an anonymous session",
-        parameters=[OpenApiParameter("session_key", str, required=True, description="The visitor's session id."),
-                    *RECOMMEND_PARAMETERS],
+        parameters=[SessionQuerySerializer, RecommendQuerySerializer],
         responses=RecommendationListSerializer, tags=["recommendations"],
     )
     def get(self, request):
@@ -228,7 +235,7 @@ class SessionRecommendationsApi(APIView):
         return _recommend(request, session_key=session_key)
 
 
-class TrendingQuerySerializer(serializers.Serializer):
+class TrendingQuerySerializer(QuerySerializer):
     n = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
     category_id = serializers.IntegerField(required=False, min_value=1)
 
@@ -239,7 +246,7 @@ class TrendingApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(summary="Trending products",
-                   parameters=[OpenApiParameter("n", int), OpenApiParameter("category_id", int)],
+                   parameters=[TrendingQuerySerializer],
                    responses=RecommendationListSerializer, tags=["recommendations"])
     def get(self, request):
         query = TrendingQuerySerializer(data=request.query_params)
@@ -253,7 +260,7 @@ class TrendingApi(APIView):
         return Response(_present(rec))
 
 
-class SimilarQuerySerializer(serializers.Serializer):
+class SimilarQuerySerializer(QuerySerializer):
     n = serializers.IntegerField(required=False, default=8, min_value=1, max_value=100)
     kind = serializers.ChoiceField(choices=["also_bought", "similar"], required=False, default="also_bought")
 
@@ -265,7 +272,7 @@ class SimilarProductsApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(summary="Products like this one",
-                   parameters=[OpenApiParameter("n", int), OpenApiParameter("kind", str, enum=["also_bought", "similar"])],
+                   parameters=[SimilarQuerySerializer],
                    responses=RecommendationListSerializer, tags=["recommendations"])
     def get(self, request, product_id: int):
         query = SimilarQuerySerializer(data=request.query_params)
@@ -282,6 +289,7 @@ class ClickApi(APIView):
     """Record that the shopper clicked a product of a recommendation list."""
 
     permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer):
         rec_list_id = serializers.UUIDField()
@@ -341,18 +349,20 @@ class ModelVersionListApi(APIView):
     permission_classes = [ModelVersionPermission]
     permission_action = "view"
 
+    class ListQuerySerializer(QuerySerializer):
+        slot = serializers.CharField(required=False, max_length=40)
+        algorithm = serializers.CharField(required=False, max_length=40)
+        status = serializers.ChoiceField(choices=ModelVersion.Status.values, required=False)
+
     @extend_schema(
         summary="Model versions", tags=["models"],
-        parameters=[OpenApiParameter("slot", str), OpenApiParameter("algorithm", str),
-                    OpenApiParameter("status", str, description="queued, running, succeeded or failed"), OpenApiParameter("page", int)],
-        responses=ModelVersionSerializer(many=True),
+        parameters=[ListQuerySerializer, OpenApiParameter("page", int, description="Page number (1-based).")],
+        responses=paginated(ModelVersionSerializer, "PaginatedModelVersionList"),
     )
     def get(self, request):
-        status_ = request.query_params.get("status")
-        if status_ and status_ not in ModelVersion.Status.values:
-            raise ValidationError({"status": [f"unknown status {status_!r}; one of {ModelVersion.Status.values}"]})
-        qs = selectors.model_version_list(slot=request.query_params.get("slot"),
-                                          algorithm=request.query_params.get("algorithm"), status=status_)
+        query = self.ListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        qs = selectors.model_version_list(**query.validated_data)
         from shop.pagination import PageNumberPagination
 
         paginator = PageNumberPagination()
@@ -373,6 +383,7 @@ class ModelTrainApi(APIView):
     """Queue a training run; poll the returned version for progress."""
 
     permission_classes = [ModelVersionPermission]
+    parser_classes = [JSONParser]
     permission_action = "add"
 
     class InputSerializer(serializers.Serializer):
