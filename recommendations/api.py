@@ -355,7 +355,7 @@ class ModelVersionListApi(APIView):
         status = serializers.ChoiceField(choices=ModelVersion.Status.values, required=False)
 
     @extend_schema(
-        summary="Model versions", tags=["models"],
+        summary="Model versions", tags=["models"], operation_id="models_list",
         parameters=[ListQuerySerializer, OpenApiParameter("page", int, description="Page number (1-based).")],
         responses=paginated(ModelVersionSerializer, "PaginatedModelVersionList"),
     )
