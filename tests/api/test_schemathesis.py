@@ -8,9 +8,7 @@ documented content type, and a body that conforms to the documented schema.
 
 Bounded: a handful of examples per operation (a few hundred requests in all), no
 deadline, a fixed seed so that a failure reproduces. Nothing is excluded: an
-operation that fails here fails the suite, whichever app it belongs to -- except the
-findings listed in `KNOWN_ISSUES` (other owners' endpoints, reported to them), which
-show as XFAIL with the finding and are still required never to answer 5xx.
+operation that fails here fails the suite, whichever app it belongs to.
 """
 from __future__ import annotations
 
@@ -110,46 +108,7 @@ def staff_token(staff_user):
     return Token.objects.create(user=staff_user).key
 
 
-# Findings in endpoints this module's author does not own, reported to their owners.
-# They run like every other operation; a failure here is shown as XFAIL with the
-# finding (never hidden), and once fixed the operation shows XPASS: then delete the line.
-KNOWN_ISSUES: dict[str, str] = {
-    "GET /api/v1/models": "recommendations/api.py ModelVersionListApi: documented as a plain array, answers a "
-                          "paginated object {count, next, previous, results} (document it paginated)",
-    "POST /api/v1/models/train": "recommendations/api.py ModelTrainApi: accepts form/multipart bodies that "
-                                 "violate its schema (params: null, slot as a number); make it JSON-only",
-    "GET /api/v1/recommendations/me": "recommendations/api.py: query parameters documented without their bounds "
-                                      "(n 1-100, product_id/category_id >= 1): valid-per-schema requests get 400",
-    "GET /api/v1/recommendations/session": "recommendations/api.py: same undocumented bounds (n 1-100, ids >= 1)",
-    "GET /api/v1/recommendations/trending": "recommendations/api.py TrendingApi: same undocumented bounds",
-    "GET /api/v1/recommendations/products/{product_id}/similar": "recommendations/api.py SimilarProductsApi: same "
-                                                         "undocumented bounds (n 1-100)",
-}
-
-
-@pytest.fixture
-def known_issue(request):
-    """Marks the operations of `KNOWN_ISSUES` as expected to fail, with the finding."""
-    name = request.node.name
-    label = name[name.index("[") + 1 : name.rindex("]")] if "[" in name else ""
-    finding = KNOWN_ISSUES.get(label)
-    if finding:
-        request.applymarker(pytest.mark.xfail(reason=f"known issue, reported to its owner: {finding}", strict=False))
-
-
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=MAX_EXAMPLES, derandomize=True)
-def test_api_conforms_to_its_schema(case, known_issue, in_process, staff_token):
+def test_api_conforms_to_its_schema(case, in_process, staff_token):
     case.call_and_validate(headers={"Authorization": f"Token {staff_token}"})
-
-
-@schema.parametrize()
-@settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=MAX_EXAMPLES, derandomize=True)
-def test_operations_with_known_issues_still_never_answer_5xx(case, in_process, staff_token):
-    """The xfail above must not hide a server error: the operations it covers are run
-    again with the one check that has no known issue."""
-    if case.operation.label not in KNOWN_ISSUES:
-        pytest.skip("fully checked by test_api_conforms_to_its_schema")
-    from schemathesis.checks import not_a_server_error
-
-    case.call_and_validate(headers={"Authorization": f"Token {staff_token}"}, checks=[not_a_server_error])
