@@ -127,7 +127,7 @@ class CampaignListApi(APIView):
         max_error_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.2)
         variants = VariantSerializer(many=True, default=list)
 
-    @extend_schema(summary="Campaigns", tags=["campaigns"], parameters=[CampaignListParams],
+    @extend_schema(operation_id="campaigns_list", summary="Campaigns", tags=["campaigns"], parameters=[CampaignListParams],
                    responses=paginated(CampaignSerializer, "PaginatedCampaignList"))
     def get(self, request):
         params = CampaignListParams(data=request.query_params)
@@ -139,7 +139,7 @@ class CampaignListApi(APIView):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(CampaignSerializer(page, many=True).data)
 
-    @extend_schema(summary="Create a campaign (a draft: schedule it to send)", tags=["campaigns"],
+    @extend_schema(operation_id="campaigns_create", summary="Create a campaign (a draft: schedule it to send)", tags=["campaigns"],
                    request=InputSerializer, responses={201: CampaignSerializer})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -162,7 +162,7 @@ class CampaignDetailApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(summary="One campaign", tags=["campaigns"], responses=CampaignSerializer)
+    @extend_schema(operation_id="campaigns_retrieve", summary="One campaign", tags=["campaigns"], responses=CampaignSerializer)
     def get(self, request, pk: int):
         return Response(CampaignSerializer(get_object_or_404(_campaigns(), pk=pk)).data)
 
@@ -193,7 +193,7 @@ class CampaignScheduleApi(_CampaignActionApi):
         at = serializers.DateTimeField(required=False, allow_null=True, default=None,
                                        help_text="When to send (with a timezone); empty: now.")
 
-    @extend_schema(summary="Schedule a campaign (now or at a time)", tags=["campaigns"], request=InputSerializer,
+    @extend_schema(operation_id="campaigns_schedule", summary="Schedule a campaign (now or at a time)", tags=["campaigns"], request=InputSerializer,
                    responses={200: CampaignSerializer, 409: CONFLICT})
     def post(self, request, pk: int):
         return super().post(request, pk)
@@ -205,7 +205,7 @@ class CampaignScheduleApi(_CampaignActionApi):
 
 
 class CampaignPauseApi(_CampaignActionApi):
-    @extend_schema(summary="Pause a campaign", tags=["campaigns"], request=None,
+    @extend_schema(operation_id="campaigns_pause", summary="Pause a campaign", tags=["campaigns"], request=None,
                    responses={200: CampaignSerializer, 409: CONFLICT})
     def post(self, request, pk: int):
         return super().post(request, pk)
@@ -215,7 +215,7 @@ class CampaignPauseApi(_CampaignActionApi):
 
 
 class CampaignResumeApi(_CampaignActionApi):
-    @extend_schema(summary="Resume a paused campaign", tags=["campaigns"], request=None,
+    @extend_schema(operation_id="campaigns_resume", summary="Resume a paused campaign", tags=["campaigns"], request=None,
                    responses={200: CampaignSerializer, 409: CONFLICT})
     def post(self, request, pk: int):
         return super().post(request, pk)
@@ -225,7 +225,7 @@ class CampaignResumeApi(_CampaignActionApi):
 
 
 class CampaignCancelApi(_CampaignActionApi):
-    @extend_schema(summary="Cancel a campaign (no more emails)", tags=["campaigns"], request=None,
+    @extend_schema(operation_id="campaigns_cancel", summary="Cancel a campaign (no more emails)", tags=["campaigns"], request=None,
                    responses={200: CampaignSerializer, 409: CONFLICT})
     def post(self, request, pk: int):
         return super().post(request, pk)
@@ -246,7 +246,8 @@ class CampaignPreviewApi(APIView):
         html = serializers.CharField()
         products = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(summary="Preview the campaign's email for a customer (their recommendations now)",
+    @extend_schema(operation_id="campaigns_preview",
+                   summary="Preview the campaign's email for a customer (their recommendations now)",
                    tags=["campaigns"], parameters=[PreviewParams], responses=OutputSerializer)
     def get(self, request, pk: int):
         campaign = get_object_or_404(Campaign.objects.select_related("template"), pk=pk)
@@ -327,7 +328,7 @@ class CampaignReportApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(summary="Report: funnel, revenue and uplift per variant and holdout", tags=["campaigns"],
+    @extend_schema(operation_id="campaigns_report", summary="Report: funnel, revenue and uplift per variant and holdout", tags=["campaigns"],
                    responses=ReportSerializer)
     def get(self, request, pk: int):
         campaign = get_object_or_404(Campaign, pk=pk)
@@ -356,7 +357,7 @@ class SegmentListApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(summary="Segments", tags=["campaigns"], parameters=[PageParams],
+    @extend_schema(operation_id="segments_list", summary="Segments", tags=["campaigns"], parameters=[PageParams],
                    responses=paginated(SegmentSerializer, "PaginatedSegmentList"))
     def get(self, request):
         PageParams(data=request.query_params).is_valid(raise_exception=True)
@@ -369,7 +370,7 @@ class TemplateListApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(summary="Email templates", tags=["campaigns"], parameters=[PageParams],
+    @extend_schema(operation_id="email_templates_list", summary="Email templates", tags=["campaigns"], parameters=[PageParams],
                    responses=paginated(TemplateSerializer, "PaginatedEmailTemplateList"))
     def get(self, request):
         PageParams(data=request.query_params).is_valid(raise_exception=True)
