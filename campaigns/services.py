@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, Sum
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from shop import services as shop_services
@@ -229,7 +230,7 @@ def campaign_cancel(*, campaign: Campaign) -> Campaign:
 
 # --- audience ------------------------------------------------------------------------------
 def _not_suppressed() -> Exists:
-    return ~Exists(Suppression.objects.filter(email=OuterRef("email")))
+    return ~Exists(Suppression.objects.filter(email=Lower(OuterRef("email"))))
 
 
 def audience_queryset(*, campaign: Campaign):
