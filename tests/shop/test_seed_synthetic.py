@@ -241,3 +241,14 @@ def test_bulk_copy_rejects_naive_times_and_breaks_no_rule():
     assert n == 2
     got = set(Interaction.objects.values_list("user_id", "session_key", "kind", "value", "occurred_at", "source"))
     assert got == {(u.pk, "", 6, 4.5, END, 4), (None, "sess", 1, 1.0, END, 2)}
+
+
+@pytest.mark.django_db
+def test_bulk_load_decides_on_real_counts_not_stale_planner_statistics():
+    """PostgreSQL's row estimate survives a rolled-back load (ANALYZE writes it in
+    place); the decision must count the rows instead."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("UPDATE pg_class SET reltuples = 5e6 WHERE oid = %s::regclass", [Interaction._meta.db_table])
+    with transaction.atomic(), services.tables_bulk_load(models=[Interaction], expected_rows=200_000) as fast:
+        assert fast is True
