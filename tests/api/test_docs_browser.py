@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import browser  # noqa: F401 - the session's Chromium (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_swagger_ui_renders_from_our_own_static_files(live_server, browser):  # noqa: F811
+def test_swagger_ui_renders_from_our_own_static_files(live_server, browser):
     context = browser.new_context()
     page = context.new_page()
     requested: list[str] = []

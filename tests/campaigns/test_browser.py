@@ -7,7 +7,6 @@ from django.test import Client
 
 from campaigns import sending, tokens
 from campaigns.models import Delivery, Suppression
-from tests.e2e.conftest import browser, page  # noqa: F401 - fixtures
 
 from .conftest import build_store, default_template, launch, make_campaign, make_customers
 
@@ -21,7 +20,7 @@ def log_in(page, live_server, user) -> None:
                                "url": live_server.url}])
 
 
-def test_segment_rules_show_a_live_count_and_sample(page, live_server, staff_user):  # noqa: F811
+def test_segment_rules_show_a_live_count_and_sample(page, live_server, staff_user):
     build_store()
     make_customers(7)
     make_customers(3, prefix="france", country="France")
@@ -42,7 +41,7 @@ def test_segment_rules_show_a_live_count_and_sample(page, live_server, staff_use
     page.shots("everyone")
 
 
-def test_a_customer_unsubscribes_with_one_click(page, live_server):  # noqa: F811
+def test_a_customer_unsubscribes_with_one_click(page, live_server):
     build_store()
     make_customers(1)
     campaign = launch(make_campaign(default_template()))
@@ -59,7 +58,7 @@ def test_a_customer_unsubscribes_with_one_click(page, live_server):  # noqa: F81
     assert Suppression.objects.get().email == delivery.email
 
 
-def test_staff_read_a_sent_email_in_the_outbox(page, live_server, staff_user, settings):  # noqa: F811
+def test_staff_read_a_sent_email_in_the_outbox(page, live_server, staff_user, settings):
     settings.EMAIL_BACKEND = "campaigns.outbox.OutboxEmailBackend"
     settings.SITE_URL = live_server.url  # the email's images come from this store
     store = build_store()

@@ -13,7 +13,7 @@ from django.core.cache import cache
 
 from shop import selectors
 from shop.models import ConsentChange, Interaction, Order, OrderLine, Product, User
-from tests.e2e.conftest import assert_contrast
+from tests.browser import assert_contrast
 from tests.factories import CategoryFactory, ProductFactory, UserFactory, interaction_make
 
 pytestmark = [pytest.mark.e2e]

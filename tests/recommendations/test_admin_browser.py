@@ -3,7 +3,6 @@ a running training's progress updates live (the page polls its JSON endpoint).""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -14,15 +13,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture
-def page(live_server, transactional_db, client):
-    path = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
-    if not (os.path.isfile(path) or shutil.which(path)):
-        pytest.skip("Chromium not found (set CHROMIUM_PATH)")
-    from playwright.sync_api import sync_playwright
+def admin_page(browser, live_server, transactional_db, client):
+    """A staff member's page in the session's Chromium (the shared `browser` fixture)."""
+    from django.db import connections
 
     from shop.models import User
-
-    from django.db import connections
 
     # the live server answers each request in a new thread: close its connection at
     # the end of the request, so none is left open when the test database is dropped
@@ -32,27 +27,25 @@ def page(live_server, transactional_db, client):
     staff = User.objects.create_superuser(email="ops@affinity.example", password="x-pass-123456")
     client.force_login(staff)
     session = client.cookies["sessionid"].value
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=path, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        context = browser.new_context(base_url=live_server.url)
-        host = live_server.url.split("//", 1)[1].split(":")[0]
-        context.add_cookies([{"name": "sessionid", "value": session, "domain": host, "path": "/"}])
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    context = browser.new_context(base_url=live_server.url)
+    host = live_server.url.split("//", 1)[1].split(":")[0]
+    context.add_cookies([{"name": "sessionid", "value": session, "domain": host, "path": "/"}])
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
         yield page
+    finally:
         page.goto("about:blank")  # stop polling before the server and the database go
-        browser.close()
-        # ORM calls made inside Playwright's sync context get a connection of their own
-        # (Django's connections are context-local): close it, or it outlives the test DB
+        context.close()
         connections.close_all()
-    settings_dict["CONN_MAX_AGE"] = max_age
+        settings_dict["CONN_MAX_AGE"] = max_age
     assert not errors, errors
 
 
-def test_live_progress_and_chart(page):
+def test_live_progress_and_chart(admin_page):
+    page = admin_page
     from django.utils import timezone
 
     done = ModelVersion.objects.create(

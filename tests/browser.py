@@ -1,6 +1,10 @@
-"""Browser tests: real headless Chromium (Debian's, or CHROMIUM_PATH) driven by
+"""Browser fixtures: real headless Chromium (Debian's, or CHROMIUM_PATH) driven by
 Playwright, against the app served by pytest-django's ``live_server`` on the test
-database. Screenshots of every step go to ``test-artifacts/e2e/`` (gitignored)."""
+database. Screenshots of every step go to ``test-artifacts/e2e/`` (gitignored).
+
+The fixtures are registered once, in ``tests/conftest.py``: there must be exactly one
+session-wide Playwright (its sync API owns this thread's event loop), so test modules
+use the fixtures by name and never import them."""
 from __future__ import annotations
 
 import os
