@@ -144,7 +144,8 @@ def _columns(records: np.ndarray) -> np.ndarray:
 def _read_cursor(where: str, params: list, progress: Progress | None, batch: int = 50_000) -> list[np.ndarray]:
     table = Interaction._meta.db_table
     if connection.vendor == "sqlite":
-        epoch = "(julianday(occurred_at) - 2440587.5) * 86400.0"
+        # whole seconds + the stored ".ffffff" fraction: exact to the microsecond
+        epoch = "(CAST(strftime('%%s', occurred_at) AS REAL) + CAST(substr(occurred_at, 20) AS REAL))"
     elif connection.vendor == "mysql":
         epoch = "UNIX_TIMESTAMP(occurred_at)"
     else:  # pragma: no cover - other backends use the ORM path below
