@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    extend_schema_field,
     OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
@@ -124,6 +125,16 @@ PRODUCT_ORDERINGS = {
 }
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^\d{1,10}(\.\d{1,2})?$",
+                      "example": "12.50"})
+class PriceFilterField(serializers.DecimalField):
+    """A price bound in a query: 0 or more, at most 10 whole digits and 2 decimals
+    (documented as a pattern: a schema's minimum does not apply to decimal strings)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=12, decimal_places=2, min_value=Decimal("0"), **kwargs)
+
+
 class ProductFilterSerializer(serializers.Serializer):
     """Query parameters of the product list."""
 
@@ -131,8 +142,8 @@ class ProductFilterSerializer(serializers.Serializer):
         required=False, min_value=1, max_value=2**63 - 1,
         help_text="Category id: products of this category and of every category below it.",
     )
-    min_price = serializers.DecimalField(required=False, max_digits=12, decimal_places=2, min_value=Decimal("0"))
-    max_price = serializers.DecimalField(required=False, max_digits=12, decimal_places=2, min_value=Decimal("0"))
+    min_price = PriceFilterField(required=False)
+    max_price = PriceFilterField(required=False)
     in_stock = serializers.BooleanField(required=False, allow_null=True, default=None,
                                         help_text="true: only products with stock; false: only without.")
     active = serializers.BooleanField(
