@@ -15,7 +15,7 @@ Both with the same token header (the same authentication query). Reports
 requests/s, p50/p95/p99 and errors, the median over the runs, and the ratios
 against the goal: p99 <= 50 ms, zero errors, >= half the floor's throughput.
 
-    .venv/bin/python bench/serve.py                 # 3 runs of 30 s each, writes bench/RESULTS.md
+    .venv/bin/python bench/serve.py                 # 5 runs of 30 s each, writes bench/RESULTS.md
     .venv/bin/python bench/serve.py --runs 1 --duration 10 --no-write
 """
 from __future__ import annotations
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--duration", type=int, default=30)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -204,7 +204,10 @@ def main() -> None:
     med = {name: {k: median([r[k] for r in rs]) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")}
            for name, rs in results.items()}
     errors = {name: sum(r["errors"] for r in rs) for name, rs in results.items()}
-    share = med["recommendations"]["rps"] / med["floor"]["rps"]
+    # each run measures the two endpoints back to back: the ratio per run is the
+    # least sensitive to the load of this shared machine
+    ratios = [r["rps"] / f["rps"] for r, f in zip(results["recommendations"], results["floor"], strict=True)]
+    share = median(ratios)
     p99 = med["recommendations"]["p99_ms"]
     lines = ["| run | endpoint | requests/s | p50 (ms) | p95 (ms) | p99 (ms) | errors |", "|---|---|---|---|---|---|---|"]
     for run in range(args.runs):
@@ -227,7 +230,8 @@ the same token header.
 
 {chr(10).join(lines)}
 
-- throughput: recommendations / floor = **{share:.2f}** (goal ≥ 0.5: **{'met' if share >= 0.5 else 'NOT met'}**).
+- throughput: recommendations / floor, median of the per-run ratios ({", ".join(f"{x:.2f}" for x in ratios)}) =
+  **{share:.2f}** (goal ≥ 0.5: **{'met' if share >= 0.5 else 'NOT met'}**).
 - p99 of recommendations: **{p99:.1f} ms** (goal ≤ 50 ms: **{'met' if p99 <= 50 else 'NOT met'}**).
 - errors: {errors['recommendations']} (recommendations), {errors['floor']} (floor) (goal: zero: \
 **{'met' if errors['recommendations'] == 0 else 'NOT met'}**).
