@@ -1,6 +1,8 @@
 """What the importers share: progress reporting, catalogue writes by natural key."""
 from __future__ import annotations
 
+import time
+
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +50,18 @@ def tqdm_progress(file=None) -> ProgressFactory:
                     dynamic_ncols=True, leave=True)
 
     return make
+
+
+class PhaseTimer:
+    """``lap("phase")`` records the seconds since the previous lap into ``timings``."""
+
+    def __init__(self, timings: dict[str, float]):
+        self.timings, self.clock = timings, time.monotonic()
+
+    def __call__(self, phase: str) -> None:
+        now = time.monotonic()
+        self.timings[phase] = now - self.clock
+        self.clock = now
 
 
 def chunked(items: list, size: int) -> Iterable[list]:

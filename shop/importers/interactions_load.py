@@ -9,7 +9,6 @@ active, price 0) and streams the events into the database through
 """
 from __future__ import annotations
 
-import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,9 @@ from shop.models import Interaction
 from shop.services import interactions_bulk_copy, tables_bulk_load
 
 from . import interactions_file as ifile
-from .common import NewCustomer, NewProduct, ProgressFactory, customers_ensure, no_progress, products_ensure
+from .common import (
+    NewCustomer, NewProduct, PhaseTimer, ProgressFactory, customers_ensure, no_progress, products_ensure,
+)
 
 KIND_NAMES = {v: k for k, v in ifile.KINDS.items()}
 
@@ -89,13 +90,7 @@ def interactions_file_import(
     reader = ifile.FileReader(path, ifile.delimiter_for(path, delimiter), fields)
     stamp = ifile.TimestampParser(ZoneInfo(settings.TIME_ZONE), timestamp_unit)
     report = InteractionsImportReport()
-    clock = time.monotonic()
-
-    def lap(phase: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        report.timings[phase] = now - clock
-        clock = now
+    lap = PhaseTimer(report.timings)
 
     # --- pass 1: validate everything --------------------------------------------------------
     problems: list[ifile.RowProblem] = []

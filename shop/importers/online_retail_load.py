@@ -15,7 +15,6 @@ import into empty tables rebuilds the interaction indexes once at the end
 from __future__ import annotations
 
 import random
-import time
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from shop.services import interactions_bulk_copy, rows_bulk_insert, tables_bulk_
 
 from . import online_retail as orr
 from .common import (
+    PhaseTimer,
     NewCustomer, NewProduct, ProgressFactory, category_tree_ensure, customers_ensure, no_progress,
     products_ensure,
 )
@@ -135,13 +135,7 @@ def online_retail_import(
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     report = OnlineRetailReport()
-    clock = time.monotonic()
-
-    def lap(phase: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        report.timings[phase] = now - clock
-        clock = now
+    lap = PhaseTimer(report.timings)
 
     # --- pass 1: scan -------------------------------------------------------------------
     scan = orr.OnlineRetailScan()

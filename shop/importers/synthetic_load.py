@@ -7,7 +7,6 @@ Keys carry the seed (SKU ``SYN<seed>-0000001``, customer ``syn<seed>-1``, order
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -23,7 +22,7 @@ from shop.services import interactions_bulk_copy, rows_bulk_insert, tables_bulk_
 
 from . import synthetic
 from .catalogue import describe
-from .common import ModelRows, ProgressFactory, category_tree_ensure, no_progress
+from .common import ModelRows, PhaseTimer, ProgressFactory, category_tree_ensure, no_progress
 
 UTC = timezone.utc
 CHUNK = 100_000
@@ -72,13 +71,7 @@ def synthetic_seed(
         raise SyntheticExists(f"a synthetic store with seed {seed} is already in this database; "
                               "use another --seed")
     report = SeedReport()
-    clock = time.monotonic()
-
-    def lap(phase: str) -> None:
-        nonlocal clock
-        t = time.monotonic()
-        report.timings[phase] = t - clock
-        clock = t
+    lap = PhaseTimer(report.timings)
 
     store = synthetic.generate(users=users, products=products, interactions=interactions, seed=seed,
                                categories=categories, days=days, end=end)
