@@ -17,13 +17,11 @@ from decimal import Decimal
 
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    extend_schema_field,
     OpenApiExample,
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
     inline_serializer,
 )
@@ -34,7 +32,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import selectors, services
-from .api_errors import error_body, row_error_field
+from .api_errors import error_body
 from .api_parsers import JSONParser
 from .api_schema import error_response, paginated
 from .models import Category, Interaction, Product, User

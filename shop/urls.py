@@ -1,4 +1,4 @@
-"""Root URL configuration: storefront, admin, health, API v1, tracking."""
+"""Root URL configuration: storefront, admin, health, API v1, email tracking (/c/)."""
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -20,7 +20,6 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("c/", include("campaigns.urls")),
-    path("r/", include("recommendations.urls")),
     path("", include("shop.store_urls")),
 ]
 
