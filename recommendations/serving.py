@@ -45,6 +45,9 @@ from .models import DEFAULT_SLOT, Impression, ModelVersion
 from .selectors import HistoryEvent, TrendingItem
 
 logger = logging.getLogger(__name__)
+# Trending per serving epoch in the shared cache (a new epoch -- activation, a
+# forgotten customer -- starts a new key).
+TRENDING_CACHE_KEY = "affinity:rec:trending:{epoch}"
 
 CONTEXTS = ("home", "product", "category", "cart", "email", "api")
 # Not loaded with the picks' products (no list shows them; reading one costs a query).
@@ -187,7 +190,7 @@ def _trending(snap: state.Snapshot) -> list[TrendingItem]:
     memo = snap.memo.get("trending")
     if memo is not None and time.monotonic() - memo[0] < ttl:
         return memo[1]
-    key = f"affinity:rec:trending:{snap.epoch}"
+    key = TRENDING_CACHE_KEY.format(epoch=snap.epoch)
     items = None
     try:
         raw = cache.get(key)

@@ -40,6 +40,18 @@ def staff_client(client, staff_user):
     return client
 
 
+def serving_caches_clear(*extra_keys: str, epochs: int = 200) -> None:
+    """Forget what recommendations serving keeps between calls: this process's state and
+    the trending lists in the shared cache. Tests roll the database back, so serving
+    epochs (the cache keys) repeat from one test to the next."""
+    from django.core.cache import cache
+
+    from recommendations import serving, state
+
+    state.reset()
+    cache.delete_many([*extra_keys, *(serving.TRENDING_CACHE_KEY.format(epoch=e) for e in range(epochs))])
+
+
 # --- database URL of the test database (for processes we start) ------------------------
 def test_database_url() -> str:
     """A DATABASE_URL that points a child process at the database the tests use."""

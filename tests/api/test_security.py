@@ -6,6 +6,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from shop.models import Interaction, User
+from tests.conftest import serving_caches_clear
 from tests.factories import ProductFactory, interaction_make
 
 from .conftest import assert_error, token_client
@@ -129,17 +130,10 @@ def clean_serving_state(settings, tmp_path):
     """The recommendations' serving state and trending cache outlive a test's rolled-back
     database (they are keyed by epochs that repeat): start and end clean, as the
     campaigns tests do."""
-    from django.core.cache import cache
-
-    from recommendations import state
-
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    keys = [f"affinity:rec:trending:{e}" for e in range(0, 200)]
-    state.reset()
-    cache.delete_many(keys)
+    serving_caches_clear()
     yield
-    state.reset()
-    cache.delete_many(keys)
+    serving_caches_clear()
 
 
 def test_click_links_in_a_sent_email_never_redirect_off_site(client, mailoutbox, clean_serving_state):

@@ -9,13 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from campaigns import services
 from campaigns.models import Campaign, EmailTemplate, Segment
 from shop import services as shop_services
 from shop.models import Category, Interaction, Product, User
+from tests.conftest import serving_caches_clear
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 
 EMAILS = Path(__file__).resolve().parents[2] / "templates" / "campaigns" / "emails"
@@ -25,15 +25,11 @@ EMAILS = Path(__file__).resolve().parents[2] / "templates" / "campaigns" / "emai
 def _fresh_serving_state(settings, tmp_path):
     """No serving state of the recommendations app carried over between tests (the
     database is rolled back, so its epochs repeat)."""
-    from recommendations import state
-
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.SITE_URL = "https://shop.example.com"
-    state.reset()
-    cache.delete_many([f"affinity:rec:trending:{e}" for e in range(0, 200)])
+    serving_caches_clear()
     yield
-    state.reset()
-    cache.delete_many([f"affinity:rec:trending:{e}" for e in range(0, 200)])
+    serving_caches_clear()
 
 
 @dataclass

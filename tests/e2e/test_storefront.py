@@ -9,10 +9,10 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 
 from shop import selectors
 from shop.models import ConsentChange, Interaction, Order, OrderLine, Product, User
+from tests.conftest import serving_caches_clear
 from tests.browser import assert_contrast
 from tests.factories import CategoryFactory, ProductFactory, UserFactory, interaction_make
 
@@ -34,10 +34,7 @@ COLOURS = {"lights": "#c2410c", "kitchen": "#0369a1", "garden": "#15803d", "stat
 
 
 def _forget_cached_state():
-    from recommendations import state
-
-    state.reset()
-    cache.delete_many([selectors.CATEGORY_CACHE_KEY] + [f"affinity:rec:trending:{e}" for e in range(200)])
+    serving_caches_clear(selectors.CATEGORY_CACHE_KEY)  # the recommender's view, the menu
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from shop import services as shop_services
 from shop.models import Category, Interaction, Product, User
+from tests.conftest import serving_caches_clear
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 
 
@@ -20,14 +20,10 @@ from tests.factories import CategoryFactory, ProductFactory, UserFactory
 def _fresh_serving_state(settings, tmp_path):
     """Artifacts in a private folder; no serving state carried over between tests
     (the database is rolled back, so epochs repeat)."""
-    from recommendations import state
-
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    state.reset()
-    cache.delete_many([f"affinity:rec:trending:{e}" for e in range(0, 200)])
+    serving_caches_clear()
     yield
-    state.reset()
-    cache.delete_many([f"affinity:rec:trending:{e}" for e in range(0, 200)])
+    serving_caches_clear()
 
 
 @dataclass

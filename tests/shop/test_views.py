@@ -8,11 +8,11 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 
 from shop import selectors
 from shop.models import Cart, CartItem, ConsentChange, Interaction, Order, OrderLine, Product, User
+from tests.conftest import serving_caches_clear
 from tests.factories import CategoryFactory, ProductFactory, UserFactory, interaction_make
 
 pytestmark = pytest.mark.django_db
@@ -25,10 +25,7 @@ PASSWORD = "correct-horse-battery"
 
 
 def _forget_cached_state():
-    from recommendations import state
-
-    state.reset()  # the recommender's per-process view (trending, active models)
-    cache.delete_many([selectors.CATEGORY_CACHE_KEY] + [f"affinity:rec:trending:{e}" for e in range(200)])
+    serving_caches_clear(selectors.CATEGORY_CACHE_KEY)  # the recommender's view, the menu
 
 
 @pytest.fixture(autouse=True)
