@@ -23,14 +23,14 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop.api_parsers import JSONParser
 from shop.api_schema import paginated
-from shop.models import Category, Product, User
+from shop.models import Category, Product
 
 from . import selectors, services
 from .artifacts import algorithm_names
@@ -174,12 +174,12 @@ class RecommendQuerySerializer(QuerySerializer):
 
 
 
-def _recommend(request, *, user=None, session_key: str = "") -> Response:
+def _recommend(request, *, user=None, user_id: int | None = None, session_key: str = "") -> Response:
     query = RecommendQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
     q = query.validated_data
     rec = services.recommend_for_user(
-        user=user, session_key=session_key, context=q["context"], n=q["n"], product=q.get("product"),
+        user=user, user_id=user_id, session_key=session_key, context=q["context"], n=q["n"], product=q.get("product"),
         category=q.get("category"), strategy=q["strategy"], exclude_product_ids=q["exclude"],
         record_impression=q["record"],
     )
@@ -206,8 +206,10 @@ class UserRecommendationsApi(APIView):
     @extend_schema(summary="Recommendations for a customer", parameters=[RecommendQuerySerializer],
                    responses=RecommendationListSerializer, tags=["recommendations"])
     def get(self, request, user_id: int):
-        user = get_object_or_404(User.objects.only("id", "is_active"), pk=user_id)
-        return _recommend(request, user=user)
+        try:  # the customer's existence is checked in the history read's round trip
+            return _recommend(request, user_id=user_id)
+        except services.ShopperNotFound:
+            raise NotFound(f"no customer with id {user_id}") from None
 
 
 class SessionQuerySerializer(QuerySerializer):

@@ -93,6 +93,7 @@ class LoadedModel:
     item_category: np.ndarray  # category id per column (-1 for none), at training time
     meta: ArtifactMeta
     loaded_at: float = field(default_factory=time.monotonic)
+    memo: dict = field(default_factory=dict)  # values derived once per loaded model (category masks...)
 
     @property
     def label(self) -> str:
@@ -129,6 +130,29 @@ class LoadedModel:
                 weighted.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
         return self.items.history_rows(weighted)
 
+    def history_row(
+        self, products: np.ndarray, kinds: np.ndarray, values: np.ndarray, times: np.ndarray, *, now: float
+    ) -> sp.csr_matrix:
+        """One shopper's fold-in row: the same weights as ``history_rows`` (kind
+        weights, time decay, duplicates summed, negative sums clipped, zeros
+        dropped), built straight into a 1-row CSR — the per-request path, where
+        scipy's general COO conversion costs more than the scoring's arithmetic."""
+        n_items = self.model.n_items
+        known = np.isin(kinds, list(self.meta.kind_weights))
+        cols = self.columns(products[known])
+        weights = event_weights(
+            kinds=kinds[known], values=values[known], times=times[known],
+            kind_weights=self.meta.kind_weights, half_life_days=self.meta.half_life_days, now=now,
+        )
+        on = cols >= 0
+        if not on.any():
+            return sp.csr_matrix((1, n_items), dtype=np.float32)
+        unique, inverse = np.unique(cols[on], return_inverse=True)
+        summed = np.bincount(inverse, weights=np.asarray(weights, dtype=np.float64)[on])
+        keep = summed > 0
+        data, indices = summed[keep].astype(np.float32), unique[keep].astype(np.int32)
+        return sp.csr_matrix((data, indices, np.array([0, indices.size], dtype=np.int32)), shape=(1, n_items))
+
 
 def _als_gram_cached(model: engine_base.Recommender) -> None:
     """Serving speed-up for ALS (and a hybrid's ALS part): the engine's fold-in
@@ -158,8 +182,12 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
             users[row] = np.linalg.solve(gram + (yu.T * (c - 1.0)) @ yu, yu.T @ c)
         return users.astype(np.float32)
 
+    # the factors transposed and contiguous: scoring a user is one pass over memory
+    # in the order BLAS reads it (the product is bound by memory bandwidth)
+    factors_t = np.ascontiguousarray(model.item_factors.T)
+
     def score(history: sp.csr_matrix) -> np.ndarray:
-        return fold_in(history) @ model.item_factors.T
+        return fold_in(history) @ factors_t
 
     def score_columns(history: sp.spmatrix, columns: np.ndarray) -> np.ndarray:
         """Scores of only ``columns`` (explanations need a handful, not the catalogue)."""

@@ -29,6 +29,12 @@ DEFAULTS: dict[str, Any] = {
     # asking the database (0 = ask on every call: exact, one primary-key query).
     "SERVING_STATE_TTL": 0.0,
     "SERVING_MODEL_CACHE_SIZE": 4,
+    # Impressions (the lists shown): with Redis, queue them and write them in batches
+    # (``recommendations.impressions``) once this many are queued, or by the periodic
+    # drain task; a queued list's products stay checkable for clicks for SHOWN_TTL s.
+    "IMPRESSIONS_QUEUE": True,
+    "IMPRESSIONS_DRAIN_AT": 200,
+    "IMPRESSIONS_SHOWN_TTL": 3600,
     # Training -----------------------------------------------------------------------
     "TRAIN_DEFAULT_ALGORITHM": "auto",
     "TRAIN_HOLDOUT_DAYS": 14,

@@ -4,7 +4,8 @@
 transaction, before the customer's rows are deleted. ``user_data_forget`` then, in
 that same transaction:
 
-* deletes the lists shown to them (``Impression`` rows);
+* deletes the lists shown to them (``Impression`` rows), and — once it commits —
+  the lists still queued for the database (``impressions.forget_user``);
 * retires every model version whose training window covers any of their events
   (marked tainted, deactivated, artifact deleted after commit): such a version
   never serves or gets activated again;
@@ -32,7 +33,7 @@ from django.utils import timezone
 
 from shop.models import Interaction
 
-from . import conf, state, training
+from . import conf, impressions, state, training
 from .models import ForgottenUser, Impression, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def user_data_forget(*, user_id: int) -> ForgottenUser:
     with transaction.atomic():
         span = Interaction.objects.filter(user_id=user_id).aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
         Impression.objects.filter(user_id=user_id).delete()
+        # lists still queued for the database: dropped once this commits
+        transaction.on_commit(lambda: impressions.forget_user(user_id))
         retired: list[int] = []
         lost_slots: dict[str, ModelVersion] = {}
         if span["first"] is not None:

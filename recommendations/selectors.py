@@ -301,33 +301,38 @@ class ShopperState:
     bought: set[int]  # products of the kinds excluded for ever (whole history)
     interests: list[int]  # stated interest categories
     epoch: int | None = None  # the serving epoch, read in the same round trip (``with_epoch``)
+    user_exists: bool | None = None  # whether the customer row exists (``with_user``)
 
 
 def shopper_state(
     *, user_id: int | None, session_key: str = "", limit: int = 200, forever_kinds: Sequence[int] = (),
-    with_interests: bool = True, with_epoch: bool = False,
+    with_interests: bool = True, with_epoch: bool = False, with_user: bool = False,
 ) -> ShopperState:
     """The recent history, the products bought (or of other kinds excluded for
-    ever) and the interests of a shopper — and, ``with_epoch``, the serving epoch.
-    One round trip on PostgreSQL (a UNION ALL of the reads, plain SQL: this is the
-    hottest read of the app), one query per read elsewhere."""
+    ever) and the interests of a shopper — and, ``with_epoch``, the serving epoch;
+    ``with_user``, whether the customer ``user_id`` exists (so that a caller holding
+    only an id needs no query of its own). One round trip on PostgreSQL (a UNION ALL
+    of the reads, plain SQL: this is the hottest read of the app), one query per
+    read elsewhere."""
     if user_id is None and not session_key:
         return ShopperState([], set(), [], None)
     forever = [int(k) for k in forever_kinds] if user_id is not None else []
     want_interests = with_interests and user_id is not None
+    want_user = with_user and user_id is not None
     if connection.vendor == "postgresql":
-        rows = _shopper_rows_postgresql(user_id, session_key, limit, forever, want_interests, with_epoch)
+        rows = _shopper_rows_postgresql(user_id, session_key, limit, forever, want_interests, with_epoch, want_user)
     else:
-        rows = _shopper_rows_orm(user_id, session_key, limit, forever, want_interests, with_epoch)
+        rows = _shopper_rows_orm(user_id, session_key, limit, forever, want_interests, with_epoch, want_user)
     history = [HistoryEvent(p, k, v, t.timestamp(), c) for part, p, k, v, t, c in rows if part == 0]
     history.sort(key=lambda e: -e.at)
     bought = {p for part, p, *_ in rows if part == 1}
     interests = [c for part, _, _, _, _, c in rows if part == 2]
     epoch = next((int(p) for part, p, *_ in rows if part == 3), 0) if with_epoch else None
-    return ShopperState(history, bought, interests, epoch)
+    exists = any(part == 4 for part, *_ in rows) if want_user else None
+    return ShopperState(history, bought, interests, epoch, exists)
 
 
-def _shopper_rows_postgresql(user_id, session_key, limit, forever, want_interests, with_epoch) -> list[tuple]:
+def _shopper_rows_postgresql(user_id, session_key, limit, forever, want_interests, with_epoch, want_user) -> list[tuple]:
     from shop.models import User
 
     from .models import ServingState
@@ -356,12 +361,15 @@ def _shopper_rows_postgresql(user_id, session_key, limit, forever, want_interest
         params.append(user_id)
     if with_epoch:
         parts.append(f"(SELECT 3, epoch, 0, 0.0, NULL, NULL FROM {q(ServingState._meta.db_table)} WHERE id = 1)")
+    if want_user:
+        parts.append(f"(SELECT 4, id, 0, 0.0, NULL, NULL FROM {q(User._meta.db_table)} WHERE id = %s)")
+        params.append(user_id)
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
         return cursor.fetchall()
 
 
-def _shopper_rows_orm(user_id, session_key, limit, forever, want_interests, with_epoch) -> list[tuple]:
+def _shopper_rows_orm(user_id, session_key, limit, forever, want_interests, with_epoch, want_user) -> list[tuple]:
     from shop.models import User
 
     from .models import ServingState
@@ -381,6 +389,8 @@ def _shopper_rows_orm(user_id, session_key, limit, forever, want_interests, with
             user_id=user_id).values_list("category_id", flat=True)]
     if with_epoch:
         rows += [(3, e, 0, 0.0, None, None) for e in ServingState.objects.filter(pk=1).values_list("epoch", flat=True)]
+    if want_user:
+        rows += [(4, pk, 0, 0.0, None, None) for pk in User.objects.filter(pk=user_id).values_list("pk", flat=True)]
     return rows
 
 

@@ -14,13 +14,14 @@ from django.db import transaction
 from shop import services as shop_services
 from shop.models import Interaction, Product, User
 
-from . import state
+from . import impressions, state
 from .models import Experiment, ExperimentVariant, Impression
 from .privacy import user_data_forget
 from .serving import (
     CONTEXTS,
     Pick,
     RecommendationList,
+    ShopperNotFound,
     recommend_for_user,
     recommend_for_users_batch,
     similar_products,
@@ -44,6 +45,7 @@ __all__ = [
     "CONTEXTS",
     "Pick",
     "RecommendationList",
+    "ShopperNotFound",
     "TrainingError",
     "artifacts_prune",
     "click_record",
@@ -77,7 +79,7 @@ def click_record(
         list_id = uuid.UUID(str(rec_list_id))
     except ValueError:
         raise ValueError(f"rec_list_id is not a UUID: {rec_list_id!r}") from None
-    shown = Impression.objects.filter(pk=list_id).values_list("product_ids", flat=True).first()
+    shown = impressions.shown_products(list_id)
     if shown is None:
         raise ValueError(f"unknown recommendation list {list_id}")
     if product.pk not in shown:

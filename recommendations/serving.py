@@ -20,10 +20,12 @@ How one list is made (``recommend_for_user``):
    are dropped, at most ``AFFINITY_RECOMMEND_MAX_PER_CATEGORY`` per category are
    taken (relaxed only if the list would otherwise be short), and model picks are
    explained by the history item that contributes most to their score.
-5. The list is recorded as an ``Impression`` (one INSERT) unless told not to.
+5. The list is recorded as an ``Impression`` unless told not to (queued in Redis
+   and written in batches, or one INSERT without Redis: ``impressions``).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -39,8 +41,9 @@ from django.db import DatabaseError, connection, transaction
 
 from shop.models import Category, Interaction, Product, User
 
-from . import conf, selectors, state
+from . import conf, impressions, selectors, state
 from .artifacts import LoadedModel, algorithm_names
+from .engine._arrays import top_n
 from .models import DEFAULT_SLOT, Impression, ModelVersion
 from .selectors import HistoryEvent, TrendingItem
 
@@ -66,6 +69,10 @@ _BECAUSE = {
 
 
 # --- the contract's types ----------------------------------------------------------
+class ShopperNotFound(LookupError):
+    """``recommend_for_user(user_id=...)`` for a customer id that does not exist."""
+
+
 @dataclass(frozen=True)
 class Pick:
     product: Product
@@ -210,10 +217,18 @@ def _trending(snap: state.Snapshot) -> list[TrendingItem]:
 
 def _trending_cands(snap, *, n: int, code: str, reason: str, categories: set[int] | None = None,
                     weights: dict[int, float] | None = None) -> list[_Cand]:
-    """Trending candidates, optionally restricted to (and weighted by) categories."""
+    """Trending candidates, optionally restricted to (and weighted by) categories.
+    The plain list (no categories) is memoised with the trending list it comes from."""
     out: list[_Cand] = []
     limit = max(4 * n, 40)
-    for item in _trending(snap):
+    items = _trending(snap)
+    plain = categories is None and not weights
+    if plain:
+        key = ("trending_cands", limit, code, reason)
+        memo = snap.memo.get(key)
+        if memo is not None and memo[0] is items:
+            return list(memo[1])
+    for item in items:
         if categories is not None and item.category_id not in categories:
             continue
         score = item.score * (weights.get(item.category_id, 1.0) if weights else 1.0)
@@ -224,6 +239,8 @@ def _trending_cands(snap, *, n: int, code: str, reason: str, categories: set[int
     if weights:
         out.sort(key=lambda c: -c.score)
         out = out[:limit]
+    if plain:
+        snap.memo[key] = (items, tuple(out))
     return out
 
 
@@ -273,10 +290,15 @@ def _model_cands(
         return
     allowed = None
     if category_ids is not None:
-        allowed = np.isin(loaded.item_category, list(category_ids))
+        allowed = _allowed_columns(loaded, category_ids)
         if not allowed.any():
             return
     explain_items = int(conf.get("RECOMMEND_EXPLAIN_ITEMS")) if explain else 0
+    k = min(max(4 * n, n + 20), loaded.model.n_items)
+    if len(rows_for) == 1:
+        _model_cands_one(loaded, rows_for[0], k=k, now=now, allowed=allowed, explain_items=explain_items,
+                         label=label)
+        return
     batch = 512
     for start in range(0, len(rows_for), batch):
         chunk = rows_for[start : start + batch]
@@ -295,30 +317,75 @@ def _model_cands(
             (np.ones(sum(c.size for c in ex_c), np.float32), (np.concatenate(ex_r), np.concatenate(ex_c))),
             shape=(live.size, loaded.model.n_items),
         )
-        k = min(max(4 * n, n + 20), loaded.model.n_items)
         ids, scores = loaded.model.recommend(
             rows[live], n=k, exclude=exclude, exclude_history=False, allowed=allowed
         )
         anchors = [_anchors(loaded, chunk[r].history, explain_items) for r in live.tolist()]
         contrib = _contributions(loaded, anchors, ids) if explain_items else None
         for pos, r in enumerate(live.tolist()):
-            shopper = chunk[r]
-            cands = []
-            for j in range(ids.shape[1]):
-                col = int(ids[pos, j])
-                if col < 0:
-                    break
-                anchor_id = anchor_kind = None
-                if contrib is not None and anchors[pos]:
-                    values = contrib[pos][:, j]
-                    best = int(np.argmax(values))
-                    if values[best] > 0:
-                        _, anchor_id, anchor_kind = anchors[pos][best]
-                reason = _BECAUSE.get(anchor_kind, _BECAUSE[Interaction.Kind.VIEW]) if anchor_id is not None else "Based on your recent activity"
-                cands.append(_Cand(int(loaded.item_ids[col]), float(scores[pos, j]), shopper.code, reason,
-                                   anchor_id, anchor_kind, _category_of(loaded, col)))
-            if cands:
-                shopper.levels.append((label, cands))
+            _add_level(loaded, chunk[r], ids[pos], scores[pos], anchors[pos],
+                       contrib[pos] if contrib is not None else None, label)
+
+
+def _model_cands_one(
+    loaded: LoadedModel, shopper: _Shopper, *, k: int, now: float, allowed: np.ndarray | None,
+    explain_items: int, label: str,
+) -> None:
+    """One shopper (the per-request path): the same scores and picks as the batch
+    path, with the history row, exclusions and the cut made in plain numpy."""
+    row = loaded.history_row(*_history_arrays(shopper.history), now=now)
+    if row.nnz == 0:
+        return
+    full = loaded.model.score(row)
+    if not (full.flags.owndata and full.flags.writeable):  # never mask a model's own array
+        full = full.copy()
+    scores = full[0]
+    if shopper.excluded:
+        cols = loaded.columns(np.fromiter(shopper.excluded, np.int64, len(shopper.excluded)))
+        scores[cols[cols >= 0]] = -np.inf
+    if allowed is not None:
+        scores[~allowed] = -np.inf
+    ids, top = top_n(scores[None, :], k)
+    anchors = _anchors(loaded, shopper.history, explain_items)
+    contrib = _contributions(loaded, [anchors], ids)[0] if explain_items else None
+    _add_level(loaded, shopper, ids[0], top[0], anchors, contrib, label)
+
+
+def _allowed_columns(loaded: LoadedModel, category_ids: set[int]) -> np.ndarray:
+    """Bool mask of the model's columns in ``category_ids`` (memoised on the loaded model)."""
+    key = frozenset(category_ids)
+    memo = loaded.memo.get(("allowed", key))
+    if memo is None:
+        memo = np.isin(loaded.item_category, list(category_ids))
+        if len(loaded.memo) > 256:
+            loaded.memo.clear()
+        loaded.memo[("allowed", key)] = memo
+    return memo
+
+
+def _add_level(loaded: LoadedModel, shopper: _Shopper, ids: np.ndarray, scores: np.ndarray,
+               anchors: list[tuple[int, int, int]], contrib: np.ndarray | None, label: str) -> None:
+    """The model's ranked columns as explained candidates: each pick names the recent
+    item that alone points at it most ("because you viewed X")."""
+    best_anchor = None
+    if contrib is not None and anchors and contrib.size:
+        best_anchor = np.argmax(contrib, axis=0)
+        best_value = contrib[best_anchor, np.arange(contrib.shape[1])]
+    item_ids, categories = loaded.item_ids, loaded.item_category
+    cands = []
+    for j, col in enumerate(ids.tolist()):
+        if col < 0:
+            break
+        anchor_id = anchor_kind = None
+        if best_anchor is not None and best_value[j] > 0:
+            _, anchor_id, anchor_kind = anchors[int(best_anchor[j])]
+        reason = _BECAUSE.get(anchor_kind, _BECAUSE[Interaction.Kind.VIEW]) if anchor_id is not None \
+            else "Based on your recent activity"
+        category = int(categories[col]) if col < categories.size else -1
+        cands.append(_Cand(int(item_ids[col]), float(scores[j]), shopper.code, reason, anchor_id, anchor_kind,
+                           category if category >= 0 else None))
+    if cands:
+        shopper.levels.append((label, cands))
 
 
 def _category_of(loaded: LoadedModel, col: int) -> int | None:
@@ -334,14 +401,14 @@ def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]
     out: list[np.ndarray] = []
     if total == 0:
         return [np.zeros((0, ids.shape[1]), np.float32) for _ in anchors]
-    cols = np.fromiter((c for a in anchors for c, _, _ in a), np.int64, total)
-    one_hot = sp.csr_matrix((np.ones(total, np.float32), (np.arange(total), cols)),
-                            shape=(total, loaded.model.n_items))
+    cols = np.fromiter((c for a in anchors for c, _, _ in a), np.int32, total)
     score_columns = getattr(loaded.model, "score_columns", None)  # factor models: only the candidates
     pos = 0
     for row, count in enumerate(counts):
         cand = np.where(ids[row] >= 0, ids[row], 0)
-        rows = one_hot[pos : pos + count]
+        # one one-item history per anchor, built straight as CSR
+        rows = sp.csr_matrix((np.ones(count, np.float32), cols[pos : pos + count],
+                              np.arange(count + 1, dtype=np.int32)), shape=(count, loaded.model.n_items))
         if score_columns is not None:
             out.append(score_columns(rows, cand))
         else:
@@ -402,46 +469,13 @@ def _pick(cand: _Cand, product: Product, names: dict[int, str]) -> Pick:
 
 
 def _record(rec: RecommendationList, *, user_id: int | None, session_key: str, experiment_id: int | None) -> None:
-    """Store the list as shown: one row, one round trip. On PostgreSQL outside a
-    transaction it commits with ``synchronous_commit`` off for this transaction only
-    (an impression is analytics: a crash may lose the last fraction of a second of
-    them, never an order), so the page does not wait for the WAL flush."""
-    row = Impression(
+    """Record the list as shown (queued in Redis, or one INSERT: see ``impressions``)."""
+    impressions.record(Impression(
         id=rec.id, user_id=user_id, session_key=(session_key or "")[:64], context=rec.context,
         strategy=rec.strategy[:80], model_version_id=rec.model_version_id, experiment_id=experiment_id,
         variant=rec.variant, product_ids=[p.product.pk for p in rec.picks],
         reason_codes=[p.reason_code for p in rec.picks],
-    )
-    try:
-        if _fast_insert_ok():
-            _insert_async_commit(row)
-        else:
-            with transaction.atomic():
-                row.save(force_insert=True)
-    except DatabaseError:  # an impression lost must not cost the shopper their page
-        logger.exception("could not record impression %s", rec.id)
-
-
-def _fast_insert_ok() -> bool:
-    return (
-        connection.vendor == "postgresql" and not connection.in_atomic_block
-        and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
-    )
-
-
-def _insert_async_commit(row: Impression) -> None:
-    fields = [f for f in Impression._meta.concrete_fields]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
-    table = connection.ops.quote_name(Impression._meta.db_table)
-    statement = (f"BEGIN; SET LOCAL synchronous_commit TO OFF; INSERT INTO {table} ({columns}) "
-                 f"VALUES ({', '.join(['%s'] * len(fields))}); COMMIT")
-    with connection.cursor() as cursor:
-        try:
-            cursor.execute(statement, values)
-        except DatabaseError:
-            cursor.execute("ROLLBACK")  # leave the connection usable
-            raise
+    ))
 
 
 def _choose(
@@ -482,16 +516,35 @@ def _choose(
 def _fetch(ids: Iterable[int]) -> dict[int, Product]:
     """Products by id, each with its category attached (as ``select_related`` would)
     from a per-process category cache refreshed every five minutes — categories
-    are few and rarely change, products are many and change (stock) all the time."""
+    are few and rarely change, products are many and change (stock) all the time.
+    On PostgreSQL one fixed statement (``id = ANY(array)``) read into model
+    instances, without building a queryset each time: this runs on every list."""
     ids = set(ids)
     if not ids:
         return {}
-    products = list(Product.objects.filter(pk__in=ids).order_by().defer(*DEFERRED_PRODUCT_FIELDS))
+    if connection.vendor == "postgresql":
+        names, statement = _product_select()
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [list(ids)])
+            rows = cursor.fetchall()
+        products = [Product.from_db(connection.alias, names, row) for row in rows]
+    else:
+        products = list(Product.objects.filter(pk__in=ids).order_by().defer(*DEFERRED_PRODUCT_FIELDS))
     wanted = {p.category_id for p in products if p.category_id is not None}
     categories = state.categories(wanted)
     for p in products:
         p._state.fields_cache["category"] = categories.get(p.category_id) if p.category_id is not None else None
     return {p.pk: p for p in products}
+
+
+@functools.cache
+def _product_select() -> tuple[list[str], str]:
+    """(attribute names, SELECT by an array of ids) for the product columns lists use.
+    PostgreSQL returns these column types as Django's fields hold them (no converters)."""
+    fields = [f for f in Product._meta.concrete_fields if f.name not in DEFERRED_PRODUCT_FIELDS]
+    q = connection.ops.quote_name
+    columns = ", ".join(q(f.column) for f in fields)
+    return [f.attname for f in fields], f"SELECT {columns} FROM {q(Product._meta.db_table)} WHERE {q('id')} = ANY(%s)"
 
 
 def _descendants(snap: state.Snapshot, category: Category | None) -> set[int] | None:
@@ -528,6 +581,7 @@ def _interest_cands(snap, interests: list[int], *, n: int) -> list[_Cand]:
 def recommend_for_user(
     *,
     user: User | None = None,
+    user_id: int | None = None,
     session_key: str = "",
     context: str = "home",
     n: int = 10,
@@ -537,19 +591,32 @@ def recommend_for_user(
     exclude_product_ids: Iterable[int] = (),
     record_impression: bool = True,
 ) -> RecommendationList:
-    """Recommendations for a customer or an anonymous session (see the module doc)."""
+    """Recommendations for a customer or an anonymous session (see the module doc).
+
+    The customer is ``user`` or, for a caller that holds only an id (the API),
+    ``user_id``: its existence is checked in the same round trip as the history
+    read, and ``ShopperNotFound`` is raised when there is no such customer."""
     if context not in CONTEXTS:
         raise ValueError(f"unknown context {context!r}; use one of {list(CONTEXTS)}")
     n = _check_n(n)
     requested = strategy_check(strategy)
     session_key = session_key or ""
-    user_id = _user_id(user)
+    if user is not None and user_id is not None:
+        raise ValueError("pass user or user_id, not both")
+    by_id = user_id is not None
+    if by_id and (isinstance(user_id, bool) or not isinstance(user_id, int)):
+        raise ValueError(f"user_id must be an integer, got {user_id!r}")
+    if not by_id:
+        user_id = _user_id(user)
     rules = conf.get("RECOMMEND_EXCLUDE_KINDS") or {}
-    # one round trip: recent events, what they bought, their interests, the serving epoch
+    # one round trip: recent events, what they bought, their interests, the serving
+    # epoch (and whether the customer exists, when only the id is known)
     known = selectors.shopper_state(
         user_id=user_id, session_key=session_key, limit=int(conf.get("RECOMMEND_HISTORY_LIMIT")),
-        forever_kinds=[int(k) for k, days in rules.items() if days is None], with_epoch=True,
+        forever_kinds=[int(k) for k, days in rules.items() if days is None], with_epoch=True, with_user=by_id,
     )
+    if by_id and not known.user_exists:
+        raise ShopperNotFound(f"no customer with id {user_id}")
     snap = state.snapshot(epoch=known.epoch)
     experiment = variant = None
     if requested == "auto":

@@ -47,3 +47,11 @@ def model_activate_task(version_id: int) -> int:
     version = ModelVersion.objects.get(pk=version_id)
     services.model_version_activate(version=version)
     return version_id
+
+
+@shared_task(name="recommendations.impressions_drain", ignore_result=True, soft_time_limit=120, time_limit=150)
+def impressions_drain_task() -> int:
+    """Move the queued impressions into the database (every few seconds, from beat)."""
+    from . import impressions
+
+    return impressions.drain()

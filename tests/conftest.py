@@ -41,15 +41,16 @@ def staff_client(client, staff_user):
 
 
 def serving_caches_clear(*extra_keys: str, epochs: int = 200) -> None:
-    """Forget what recommendations serving keeps between calls: this process's state and
-    the trending lists in the shared cache. Tests roll the database back, so serving
+    """Forget what recommendations serving keeps between calls: this process's state,
+    the trending lists in the shared cache and the queued impressions. Tests roll the database back, so serving
     epochs (the cache keys) repeat from one test to the next."""
     from django.core.cache import cache
 
-    from recommendations import serving, state
+    from recommendations import impressions, serving, state
 
     state.reset()
     cache.delete_many([*extra_keys, *(serving.TRENDING_CACHE_KEY.format(epoch=e) for e in range(epochs))])
+    impressions.clear()  # lists queued by an earlier test would land in this one's database
 
 
 # --- database URL of the test database (for processes we start) ------------------------

@@ -6,6 +6,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from recommendations import impressions
 from recommendations.models import Impression, ModelVersion
 from shop.models import Interaction
 from tests.factories import UserFactory
@@ -107,6 +108,7 @@ def test_recommendations_for_me(store, trained):
     assert set(first) == {"rank", "product", "score", "reason", "reason_code"}
     assert set(first["product"]) >= {"id", "sku", "name", "price", "category", "in_stock"}
     assert first["reason"].startswith("Because you")
+    impressions.drain()  # with Redis the list is queued first
     shown = Impression.objects.get(pk=body["id"])
     assert shown.user_id == shopper.pk and shown.context == "home"
 
@@ -117,6 +119,7 @@ def test_recommendations_for_a_customer_and_query_validation(store, trained, sta
     ok = api.get(f"{BASE}/recommendations/users/{user.pk}",
                  {"n": 3, "strategy": "trending", "record": "false", "exclude": f"{store.products[0].pk}"})
     assert ok.status_code == 200 and ok.json()["strategy"] == "trending" and len(ok.json()["items"]) == 3
+    impressions.drain()
     assert not Impression.objects.filter(pk=ok.json()["id"]).exists()
     assert api.get(f"{BASE}/recommendations/users/999999").status_code == 404
     for params, field in [({"n": 0}, "n"), ({"n": "x"}, "n"), ({"strategy": "magic"}, "strategy"),

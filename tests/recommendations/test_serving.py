@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from recommendations import services
+from recommendations import impressions, services
 from recommendations.models import Experiment, ExperimentVariant, Impression
 from shop import services as shop_services
 from shop.models import Interaction, Product
@@ -31,6 +31,7 @@ def test_anonymous_without_model_gets_trending_and_an_impression(store):
     assert all(p.reason == "Trending now" for p in rec.picks)
     scores = [p.score for p in rec.picks]
     assert all(s > 0 for s in scores)
+    impressions.drain()  # with Redis the list is queued first (``impressions``)
     shown = Impression.objects.get(pk=rec.id)
     assert shown.product_ids == [p.product.pk for p in rec.picks]
     assert shown.strategy == "trending" and shown.context == "home" and shown.user_id is None
@@ -67,6 +68,7 @@ def test_deleted_customer_gets_fallback_without_error(store):
     rec = services.recommend_for_user(user=user, n=4)  # a stale object of a deleted account
     assert rec.strategy == "trending"
     assert len(rec.picks) == 4
+    impressions.drain()
     assert Impression.objects.get(pk=rec.id).user_id == user.pk
 
 
@@ -261,6 +263,7 @@ def test_experiment_assigns_each_shopper_one_variant(store, trained):
         expected = "trending" if first.variant == "control" else f"model:item_knn#{trained.pk}"
         assert first.strategy == expected
     assert set(seen.values()) == {"control", "model"}
+    impressions.drain()
     assert Impression.objects.filter(experiment=exp).count() == 60
     # another context does not take part; an explicit strategy bypasses the experiment
     assert services.recommend_for_user(user=store.customers[0], context="cart").variant == ""
@@ -299,12 +302,14 @@ def test_click_record_attributes_to_the_list(store):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_impressions_outside_a_transaction_and_a_failed_one(caplog):
-    """The autocommit path (one round trip, asynchronous commit on PostgreSQL)
+def test_impressions_outside_a_transaction_and_a_failed_one(caplog, settings):
+    """The direct path (no queue: one round trip, asynchronous commit on PostgreSQL)
     stores the row; a failing insert is logged and leaves the connection usable."""
     from recommendations.serving import RecommendationList, _record
 
     from tests.recommendations.conftest import build_store
+
+    settings.AFFINITY_IMPRESSIONS_QUEUE = False
 
     store = build_store(n_customers=8)
     rec = services.recommend_for_user(user=store.customers[0], n=3)
