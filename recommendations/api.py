@@ -20,6 +20,9 @@ Who may call what:
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -174,10 +177,32 @@ class RecommendQuerySerializer(QuerySerializer):
 
 
 
-def _recommend(request, *, user=None, user_id: int | None = None, session_key: str = "") -> Response:
+# Validated query strings that need no database lookup (no product_id / category_id),
+# by their raw text: API clients repeat the same few ("?n=10"), and DRF's field
+# machinery costs as much as a database round trip.
+_QUERY_MEMO: dict[str, Mapping] = {}
+_QUERY_MEMO_SIZE = 512
+
+
+def _recommend_query(request) -> Mapping:
+    raw = request.META.get("QUERY_STRING", "")
+    memo = _QUERY_MEMO.get(raw)
+    if memo is not None:
+        return memo
     query = RecommendQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
-    q = query.validated_data
+    q = dict(query.validated_data)
+    q["exclude"] = tuple(q["exclude"])
+    q = MappingProxyType(q)
+    if "product_id" not in q and "category_id" not in q and len(raw) <= 256:
+        if len(_QUERY_MEMO) >= _QUERY_MEMO_SIZE:
+            _QUERY_MEMO.clear()
+        _QUERY_MEMO[raw] = q
+    return q
+
+
+def _recommend(request, *, user=None, user_id: int | None = None, session_key: str = "") -> Response:
+    q = _recommend_query(request)
     rec = services.recommend_for_user(
         user=user, user_id=user_id, session_key=session_key, context=q["context"], n=q["n"], product=q.get("product"),
         category=q.get("category"), strategy=q["strategy"], exclude_product_ids=q["exclude"],

@@ -182,12 +182,55 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
             users[row] = np.linalg.solve(gram + (yu.T * (c - 1.0)) @ yu, yu.T @ c)
         return users.astype(np.float32)
 
-    # the factors transposed and contiguous: scoring a user is one pass over memory
-    # in the order BLAS reads it (the product is bound by memory bandwidth)
-    factors_t = np.ascontiguousarray(model.item_factors.T)
+    # Items by decreasing norm, their factors transposed and contiguous in that
+    # order: ``top_columns`` scores the catalogue block by block and stops as soon
+    # as no item left can beat the k-th best (a score u.y is at most |u| |y|).
+    norms = np.linalg.norm(model.item_factors, axis=1)
+    by_norm = np.argsort(-norms, kind="stable")
+    norms_sorted = norms[by_norm].astype(np.float64)
+    factors_sorted_t = np.ascontiguousarray(model.item_factors[by_norm].T)
+    position = np.empty_like(by_norm)
+    position[by_norm] = np.arange(by_norm.size)
 
     def score(history: sp.csr_matrix) -> np.ndarray:
-        return fold_in(history) @ factors_t
+        return fold_in(history) @ model.item_factors.T
+
+    def top_columns(history: sp.csr_matrix, k: int, *, exclude: np.ndarray | None = None,
+                    allowed: np.ndarray | None = None, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """The same top ``k`` as scoring every item and taking the best (equal scores
+        at the cut-off aside), for one history row, without excluded columns and
+        with only ``allowed`` ones (bool mask): ``(columns, scores)``, best first,
+        possibly fewer than ``k``. Usually a few percent of the catalogue is read:
+        serving is bound by memory bandwidth, not arithmetic."""
+        u = fold_in(model._check_history(history))[0]
+        bound = float(np.linalg.norm(u))
+        n = by_norm.size
+        drop = np.zeros(0, np.int64) if exclude is None or not len(exclude) else np.sort(position[exclude])
+        best_cols, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        start = 0
+        while start < n:
+            stop = min(n, start + block)
+            scores = u @ factors_sorted_t[:, start:stop]
+            cut = drop[(drop >= start) & (drop < stop)] - start
+            scores[cut] = -np.inf
+            cols = by_norm[start:stop]
+            if allowed is not None:
+                scores[~allowed[cols]] = -np.inf
+            if scores.size > k:
+                keep = np.argpartition(-scores, k - 1)[:k]
+                cols, scores = cols[keep], scores[keep]
+            cols, scores = np.concatenate([best_cols, cols]), np.concatenate([best_scores, scores])
+            valid = scores > -np.inf
+            cols, scores = cols[valid], scores[valid]
+            if scores.size > k:
+                keep = np.argpartition(-scores, k - 1)[:k]
+                cols, scores = cols[keep], scores[keep]
+            best_cols, best_scores = cols, scores
+            start, block = stop, block * 2
+            if start < n and best_scores.size == k and float(best_scores.min()) > bound * norms_sorted[start] * (1 + 1e-5):
+                break
+        order = np.lexsort((best_cols, -best_scores))  # best first, ties by column
+        return best_cols[order], best_scores[order]
 
     def score_columns(history: sp.spmatrix, columns: np.ndarray) -> np.ndarray:
         """Scores of only ``columns`` (explanations need a handful, not the catalogue)."""
@@ -195,6 +238,7 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
 
     model._score = score  # instance attributes: this loaded copy only
     model.score_columns = score_columns
+    model.top_columns = top_columns
 
 
 def artifact_write(

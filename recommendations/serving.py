@@ -336,16 +336,25 @@ def _model_cands_one(
     row = loaded.history_row(*_history_arrays(shopper.history), now=now)
     if row.nnz == 0:
         return
-    full = loaded.model.score(row)
-    if not (full.flags.owndata and full.flags.writeable):  # never mask a model's own array
-        full = full.copy()
-    scores = full[0]
+    excluded = np.zeros(0, np.int64)
     if shopper.excluded:
-        cols = loaded.columns(np.fromiter(shopper.excluded, np.int64, len(shopper.excluded)))
-        scores[cols[cols >= 0]] = -np.inf
-    if allowed is not None:
-        scores[~allowed] = -np.inf
-    ids, top = top_n(scores[None, :], k)
+        excluded = loaded.columns(np.fromiter(shopper.excluded, np.int64, len(shopper.excluded)))
+        excluded = excluded[excluded >= 0]
+    top_columns = getattr(loaded.model, "top_columns", None)  # factor models: early-stopping exact top-k
+    if top_columns is not None:
+        cols, values = top_columns(row, k, exclude=excluded, allowed=allowed)
+        ids = np.full((1, k), -1, np.int64)
+        top = np.full((1, k), -np.inf, np.float32)
+        ids[0, : cols.size], top[0, : cols.size] = cols, values
+    else:
+        full = loaded.model.score(row)
+        if not (full.flags.owndata and full.flags.writeable):  # never mask a model's own array
+            full = full.copy()
+        scores = full[0]
+        scores[excluded] = -np.inf
+        if allowed is not None:
+            scores[~allowed] = -np.inf
+        ids, top = top_n(scores[None, :], k)
     anchors = _anchors(loaded, shopper.history, explain_items)
     contrib = _contributions(loaded, [anchors], ids)[0] if explain_items else None
     _add_level(loaded, shopper, ids[0], top[0], anchors, contrib, label)

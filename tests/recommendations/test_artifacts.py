@@ -45,3 +45,47 @@ def test_a_damaged_artifact_does_not_break_serving(store, trained):
     default_storage.save(trained.artifact.name, ContentFile(b"not a zip file"))
     rec = services.recommend_for_user(user=store.customers[0], n=4)
     assert len(rec.picks) == 4 and rec.model_version_id is None  # fallbacks serve
+
+
+def test_early_stopping_top_k_equals_scoring_every_item():
+    """``top_columns`` (ALS serving: items by decreasing norm, stop when no item left
+    can beat the k-th best) picks exactly what scoring the whole catalogue picks —
+    with exclusions, an allowed mask, and fewer allowed items than asked for."""
+    from recommendations.artifacts import _als_gram_cached
+    from recommendations.engine._arrays import top_n
+
+    rng = np.random.default_rng(3)
+    n_users, n_items = 1500, 30_000  # several blocks of the scan
+    popularity = rng.zipf(1.6, n_items).astype(np.float64)
+    popularity /= popularity.sum()
+    rows = np.repeat(np.arange(n_users), 25)
+    cols = rng.choice(n_items, rows.size, p=popularity)
+    matrix = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+    matrix.sum_duplicates()
+    model = engine_base.algorithm_build("als", factors=16, iterations=4, random_state=1).fit(matrix)
+    _als_gram_cached(model)
+    few = np.zeros(n_items, bool)
+    few[rng.choice(n_items, 25, replace=False)] = True
+    masks = [None, rng.random(n_items) < 0.2, few]
+    for user in range(60):
+        history = matrix[user] if user % 3 else sp.csr_matrix(  # also brand-new histories of rare items
+            (np.ones(3, np.float32), (np.zeros(3, int), rng.choice(n_items, 3))), shape=(1, n_items))
+        exclude = rng.choice(n_items, 50, replace=False)
+        for allowed in masks:
+            scores = model.score(history)[0]
+            scores[exclude] = -np.inf
+            if allowed is not None:
+                scores[~allowed] = -np.inf
+            want_ids, want_scores = top_n(scores[None, :], 40)
+            valid = want_ids[0] >= 0
+            # small first blocks: many chances to stop, each one checked
+            got_ids, got_scores = model.top_columns(history, 40, exclude=exclude, allowed=allowed, block=64)
+            np.testing.assert_allclose(got_scores, want_scores[0][valid], rtol=1e-5, atol=1e-7)
+            # the same items, but for ties at the cut-off (either may make the list)
+            above = want_scores[0][valid] > want_scores[0][valid][-1] + 1e-6
+            np.testing.assert_array_equal(got_ids[above], want_ids[0][valid][above])
+            assert not set(got_ids.tolist()) & set(exclude.tolist())
+            if allowed is not None:
+                assert allowed[got_ids].all()
+            if allowed is few:  # fewer allowed than asked for: all of them, less the excluded
+                assert got_ids.size == int(few.sum()) - int(few[exclude].sum())
