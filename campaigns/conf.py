@@ -14,10 +14,19 @@ DEFAULTS: dict[str, Any] = {
     # Frequency cap: at most CAP marketing emails per customer per PERIOD_DAYS (0: off).
     "FREQUENCY_CAP": 3,
     "FREQUENCY_PERIOD_DAYS": 7,
-    # Sending: rows claimed per transaction, rows per send task, lease of a claim.
+    # Sending: rows claimed per transaction (their recommendations are computed together:
+    # the bigger, the cheaper per email), rows checked again, sent and reported together
+    # (a pause or an error rate takes effect between batches), rows per send task,
+    # lease of a claim.
+    "SEND_CLAIM_SIZE": 1000,
     "SEND_BATCH_SIZE": 100,
     "SEND_CHUNK_SIZE": 1000,
     "SEND_LEASE_SECONDS": 300,
+    # Accepted messages are marked "sent" in groups: at most MARK_EVERY rows, or after
+    # MARK_SECONDS, whichever comes first. MARK_EVERY bounds what a killed sender leaves
+    # in doubt (accepted by the server, not yet marked): see campaigns.sending.
+    "SEND_MARK_EVERY": 20,
+    "SEND_MARK_SECONDS": 1.0,
     "SEND_MAX_ATTEMPTS": 5,
     "RETRY_BASE_SECONDS": 30,
     "RETRY_MAX_SECONDS": 3600,

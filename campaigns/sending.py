@@ -1,9 +1,9 @@
 """Sending a campaign's deliveries: every recipient at most once, and everyone left
 after a crash still once.
 
-The protocol, per batch of rows within a send task's id range:
+The protocol, per claim of rows within a send task's id range:
 
-1. **Claim** (one transaction). Take up to ``SEND_BATCH_SIZE`` open rows: pending rows
+1. **Claim** (one transaction). Take up to ``SEND_CLAIM_SIZE`` open rows: pending rows
    that are due, and ``sending`` rows whose lease has expired (their sender died).
    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite: a conditional UPDATE
    that only takes rows still claimable. In the same transaction each row is checked
@@ -12,29 +12,40 @@ The protocol, per batch of rows within a send task's id range:
    per period; on PostgreSQL serialised per customer with an advisory lock, so two
    campaigns cannot both take a customer's last slot). Failing rows become
    ``skipped`` with the reason; holdout rows that pass become ``withheld``; the rest
-   become ``sending`` under a lease (owner id + expiry) with their Message-ID fixed
-   and stored *before* anything is sent.
-2. **Prepare.** Batched recommendations for the rows that have none yet; the product
-   snapshot is stored on the rows; each email is rendered. Consent and suppression
-   are read once more just before sending (an unsubscribe a moment ago still counts).
+   get their recommendations (batched: one call for the whole claim, which is why
+   claims are large) and become ``sending`` under a lease (owner id + expiry) with
+   their Message-ID and product snapshot stored *before* anything is sent.
+2. **Prepare**, per batch of ``SEND_BATCH_SIZE`` claimed rows. The campaign's status
+   is read again (staff pausing or cancelling stops the sender at the next batch and
+   the rest of the claim goes back to pending); consent and suppression are read once
+   more just before sending (an unsubscribe a moment ago still counts); each email is
+   rendered.
 3. **Send** over ONE connection of Django's email backend (SMTP by default,
-   django-anymail by configuration). After each accepted message, one small UPDATE
-   (``WHERE lease_owner = me``) marks it ``sent``. The only in-doubt window is
-   between the server accepting a message and that UPDATE committing: about one
-   database round trip. With the outbox backend the send and the mark are one
-   transaction, so there is no window at all.
+   django-anymail by configuration). A row whose message the server accepted joins
+   the *accepted* group; the group is marked ``sent`` in one UPDATE (``WHERE
+   lease_owner = me``, each row with the time it was accepted) when it reaches
+   ``SEND_MARK_EVERY`` rows, when its oldest is ``SEND_MARK_SECONDS`` old, and at the
+   end of every batch. Only accepted rows are ever marked. The in-doubt window is
+   from the server accepting a message to its group's UPDATE committing: at most
+   ``SEND_MARK_EVERY`` accepted rows, plus the one message in flight, per sender. With
+   the outbox backend the send and the mark are one transaction, so there is no
+   window at all.
 4. **Errors.** Transient errors (disconnects, timeouts, 4xx) put the row back to
    pending with exponential backoff, until ``SEND_MAX_ATTEMPTS``; permanent ones (5xx)
    fail the row, and a refused recipient is suppressed as a hard bounce. A rejected
    login pauses the campaign. When the share of failed attempts passes the
-   campaign's ``max_error_rate`` the campaign pauses itself.
+   campaign's ``max_error_rate`` the campaign pauses itself (judged after each
+   batch). A database error while marking stops the sender: its accepted rows keep
+   their lease (see 5), nothing is put back that might have been sent.
 5. **Recovery.** A sender that dies leaves its rows ``sending``; when the lease
    expires another sender reclaims them and sends them with the SAME Message-ID and
-   products (``recovered`` is set). All but at most one of them (per dead sender) had
-   never been sent; the one that was in flight, if the server had accepted it, is
-   a duplicate transmission of an identical message that mail systems deduplicate
-   by Message-ID. Senders renew their lease while they work, so a slow sender's
-   rows are never taken from under it.
+   products (``recovered`` is set). Of a dead sender's rows, all but at most
+   ``SEND_MARK_EVERY + 1`` had never been sent; those few (accepted but not yet
+   marked, and the one in flight) may be transmitted twice, an identical message
+   that mail systems deduplicate by Message-ID. A sender that stops cleanly marks its
+   accepted group first, and puts back only rows it never attempted. Senders renew
+   their lease while they work, so a slow sender's rows are never taken from under
+   it.
 """
 from __future__ import annotations
 
@@ -47,7 +58,8 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import get_connection
@@ -134,16 +146,21 @@ class Sender:
     """Sends the open deliveries of one campaign within an id range (one task)."""
 
     def __init__(self, *, campaign_id: int, min_id: int, max_id: int, batch_size: int | None = None,
-                 connection=None):
+                 claim_size: int | None = None, connection=None):
         self.campaign_id = campaign_id
         self.min_id, self.max_id = min_id, max_id
         self.batch_size = batch_size or conf.get("SEND_BATCH_SIZE")
+        self.claim_size = max(self.batch_size, claim_size or conf.get("SEND_CLAIM_SIZE"))
         self.lease_seconds = conf.get("SEND_LEASE_SECONDS")
         self.owner = uuid.uuid4()
         self.connection = connection
         self._own_connection = connection is None
         self._opened = False
         self.in_flight: int | None = None
+        self.mark_every = max(1, int(conf.get("SEND_MARK_EVERY")))
+        self.mark_seconds = float(conf.get("SEND_MARK_SECONDS"))
+        self.accepted: list[tuple[int, float]] = []  # (delivery id, when accepted): not yet marked
+        self._accepted_since = 0.0
         self.lease_deadline = 0.0
         self.stats = SendStats()
         self._compiled: dict[tuple, CompiledEmail] = {}
@@ -154,29 +171,42 @@ class Sender:
     def run(self) -> SendStats:
         self._commit_mode(durable=False)
         try:
-            while True:
-                campaign = Campaign.objects.select_related("template").get(pk=self.campaign_id)
-                if campaign.status != Campaign.Status.RUNNING:
-                    self.stats.stopped = f"campaign {campaign.get_status_display().lower()}"
+            while not self.stats.stopped:
+                campaign = self._running_campaign()
+                if campaign is None:
                     break
                 claimed, any_rows = self.claim(campaign)
                 if not any_rows:
                     break
-                if claimed:
-                    prepared = self.prepare(campaign, claimed)
-                    batch_errors_before = self.stats.failed + self.stats.retried
-                    sent_before = self.stats.sent
-                    if prepared:
-                        self.send(campaign, prepared)
-                    self.after_batch(campaign, sent=self.stats.sent - sent_before,
-                                     errors=self.stats.failed + self.stats.retried - batch_errors_before)
-                if self.stats.stopped:
-                    break
+                for start in range(0, len(claimed), self.batch_size):
+                    if start and (campaign := self._running_campaign()) is None:
+                        break  # paused or cancelled meanwhile: release() puts the rest back
+                    self.send_batch(campaign, claimed[start:start + self.batch_size])
+                    if self.stats.stopped:
+                        break
         finally:
             self.release()
             self.close()
             self._commit_mode(durable=True)
         return self.stats
+
+    def _running_campaign(self) -> Campaign | None:
+        campaign = Campaign.objects.select_related("template").get(pk=self.campaign_id)
+        if campaign.status != Campaign.Status.RUNNING:
+            self.stats.stopped = f"campaign {campaign.get_status_display().lower()}"
+            return None
+        return campaign
+
+    def send_batch(self, campaign: Campaign, rows: list[Delivery]) -> None:
+        """Check again, render, send, mark and report one batch of claimed rows."""
+        prepared = self.prepare(campaign, rows)
+        errors_before = self.stats.failed + self.stats.retried
+        sent_before = self.stats.sent
+        if prepared:
+            self.send(campaign, prepared)
+            self.flush_marks()
+        self.after_batch(campaign, sent=self.stats.sent - sent_before,
+                         errors=self.stats.failed + self.stats.retried - errors_before)
 
     @staticmethod
     def _commit_mode(*, durable: bool) -> None:
@@ -213,10 +243,10 @@ class Sender:
                 with db_connection.cursor() as cursor:  # this commit waits for the disk (see _commit_mode)
                     cursor.execute("SET LOCAL synchronous_commit TO on")
                 rows = list(base.filter(self._claimable(now)).select_for_update(skip_locked=True, of=("self",))
-                            .order_by("pk").only(*fields)[:self.batch_size])
+                            .order_by("pk").only(*fields)[:self.claim_size])
             else:
                 candidates = list(base.filter(self._claimable(now)).order_by("pk")
-                                  .values_list("pk", flat=True)[:self.batch_size])
+                                  .values_list("pk", flat=True)[:self.claim_size])
                 # The conditional UPDATE takes only rows that are still claimable.
                 base.filter(pk__in=candidates).filter(self._claimable(now)).update(
                     lease_owner=self.owner, lease_expires_at=lease_until, status=S.SENDING
@@ -372,9 +402,7 @@ class Sender:
         # Cart / order items shown next to the recommendations (triggered campaigns).
         item_ids = {pid for r in rows for pid in r.context.get("product_ids", ())}
         items = {p.pk: p for p in Product.objects.filter(pk__in=item_ids).select_related("category")} if item_ids else {}
-        rows = self._recheck(rows)
-        users = {u["pk"]: u for u in User.objects.filter(pk__in=[r.user_id for r in rows]).values(
-            "pk", "first_name", "last_name", "email")}
+        rows, users = self._recheck(rows)
         prepared = []
         for row in rows:
             variant = variants.get(row.variant_id)
@@ -394,16 +422,18 @@ class Sender:
             prepared.append(_Prepared(delivery=row, message=message))
         return prepared
 
-    def _recheck(self, rows: list[Delivery]) -> list[Delivery]:
-        """Consent and suppression read again right before sending."""
+    def _recheck(self, rows: list[Delivery]) -> tuple[list[Delivery], dict[int, dict]]:
+        """Consent and suppression read again right before sending. Returns the rows
+        still to send and their customers' names (read in the same query)."""
         if not rows:
-            return rows
-        consent = dict(User.objects.filter(pk__in=[r.user_id for r in rows]).values_list("pk", "marketing_consent"))
+            return rows, {}
+        users = {u["pk"]: u for u in User.objects.filter(pk__in=[r.user_id for r in rows]).values(
+            "pk", "marketing_consent", "first_name", "last_name", "email")}
         suppressed = set(Suppression.objects.filter(email__in=[r.email.lower() for r in rows])
                          .values_list("email", flat=True))
         keep, no_consent, blocked = [], [], []
         for row in rows:
-            if not consent.get(row.user_id):
+            if not users.get(row.user_id, {}).get("marketing_consent"):
                 no_consent.append(row.pk)
             elif row.email.lower() in suppressed:
                 blocked.append(row.pk)
@@ -413,7 +443,7 @@ class Sender:
             self._skip(no_consent, Delivery.SkipReason.NO_CONSENT)
         if blocked:
             self._skip(blocked, Delivery.SkipReason.SUPPRESSED)
-        return keep
+        return keep, users
 
     def _skip(self, ids: list[int], reason: str) -> None:
         Delivery.objects.filter(pk__in=ids, lease_owner=self.owner).update(
@@ -457,14 +487,14 @@ class Sender:
                 self.open()
                 transactional = getattr(self.connection, "transactional", False)
                 self.in_flight = row.pk
-                if transactional:
+                if transactional:  # the send and the mark commit together: nothing in doubt
                     with transaction.atomic():
-                        sent = self.connection.send_messages([item.message])
-                        self.mark_sent(row, sent)
+                        self._check_sent(self.connection.send_messages([item.message]))
+                        self._check_marked(marks_write(accepted=[(row.pk, time.time())], owner=self.owner), 1)
+                    self.stats.sent += 1
                 else:
-                    sent = self.connection.send_messages([item.message])
-                    # --- in-doubt window: accepted by the server, not yet marked ---
-                    self.mark_sent(row, sent)
+                    self._check_sent(self.connection.send_messages([item.message]))
+                    self.accept(row.pk)  # --- in doubt from here: accepted, not yet marked ---
                 self.in_flight = None
             except Exception as exc:  # noqa: BLE001 - every error is classified below
                 self.in_flight = None
@@ -485,14 +515,35 @@ class Sender:
                                           delay=backoff_seconds(1))
                             self.stats.stopped = "email server unreachable"
                             return
+                continue
+            if self.accepted and (len(self.accepted) >= self.mark_every
+                                  or time.monotonic() - self._accepted_since >= self.mark_seconds):
+                self.flush_marks()  # a database error here stops the sender: see release()
 
-    def mark_sent(self, row: Delivery, sent: int) -> None:
+    @staticmethod
+    def _check_sent(sent: int) -> None:
         if not sent:
             raise smtplib.SMTPDataError(554, b"the email backend sent nothing")
-        marked = mark_sent(delivery_id=row.pk, owner=self.owner)
-        if not marked:  # cannot happen while the lease is renewed; loud if it does
-            logger.error("delivery %s was sent but its lease had been taken over", row.pk)
-        self.stats.sent += 1
+
+    def accept(self, delivery_id: int) -> None:
+        """The server accepted this row's message: it is marked with the next group."""
+        if not self.accepted:
+            self._accepted_since = time.monotonic()
+        self.accepted.append((delivery_id, time.time()))
+
+    def flush_marks(self) -> None:
+        """Mark the accepted rows ``sent`` (one statement). They stay in ``accepted``
+        until the statement succeeds."""
+        if not self.accepted:
+            return
+        self._check_marked(marks_write(accepted=self.accepted, owner=self.owner), len(self.accepted))
+        self.stats.sent += len(self.accepted)
+        self.accepted = []
+
+    @staticmethod
+    def _check_marked(marked: int, sent: int) -> None:
+        if marked < sent:  # cannot happen while the lease is renewed; loud if it does
+            logger.error("%d deliveries were sent but their lease had been taken over", sent - marked)
 
     def failed(self, row: Delivery, exc: BaseException, *, permanent: bool, hard_bounce: bool) -> None:
         error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -532,9 +583,15 @@ class Sender:
         """On the way out (done, paused, error, time limit): undo the claim of rows not
         attempted. The row in flight, if any, keeps its lease: whether the server took
         it is unknown, so it is resent (same Message-ID) only after the lease expires."""
+        try:
+            self.flush_marks()
+        except Exception:  # noqa: BLE001 - the database is gone: these rows are resent after their lease
+            logger.exception("could not mark %d accepted deliveries sent; they keep their lease",
+                             len(self.accepted))
+        in_doubt = [pk for pk, _ in self.accepted] + ([self.in_flight] if self.in_flight is not None else [])
         rows = Delivery.objects.filter(lease_owner=self.owner, status=S.SENDING)
-        if self.in_flight is not None:
-            rows = rows.exclude(pk=self.in_flight)
+        if in_doubt:
+            rows = rows.exclude(pk__in=in_doubt)
         try:
             rows.update(status=S.PENDING, lease_owner=None, lease_expires_at=None, attempts=F("attempts") - 1)
             if Campaign.objects.filter(pk=self.campaign_id, status=Campaign.Status.CANCELLED).exists():
@@ -575,17 +632,34 @@ def _db_value(field_name: str, value):
     return Delivery._meta.get_field(field_name).get_db_prep_value(value, db_connection, prepared=False)
 
 
-def mark_sent(*, delivery_id: int, owner: uuid.UUID) -> int:
-    """``sent`` now, if ``owner`` still holds the row's lease. One statement."""
+def marks_write(*, accepted: list[tuple[int, float]], owner: uuid.UUID) -> int:
+    """``sent`` at the time each was accepted (epoch seconds), for the rows whose
+    lease ``owner`` still holds. One statement; returns the rows marked."""
     table = db_connection.ops.quote_name(Delivery._meta.db_table)
-    now = _db_value("sent_at", timezone.now())
+    lease_owner = _db_value("lease_owner", owner)
     with db_connection.cursor() as cursor:
-        cursor.execute(
+        if db_connection.vendor == "postgresql":
+            # Array literals written here: psycopg's client-side quoting of a list costs
+            # a regex substitution per element.
+            ids = "{" + ",".join(str(int(pk)) for pk, _ in accepted) + "}"
+            times = "{" + ",".join(repr(float(at)) for _, at in accepted) + "}"
+            cursor.execute(
+                f"UPDATE {table} AS t SET status = %s, sent_at = to_timestamp(v.at), "
+                "processed_at = to_timestamp(v.at), lease_owner = NULL, lease_expires_at = NULL, last_error = '' "
+                "FROM unnest(%s::bigint[], %s::float8[]) AS v(id, at) WHERE t.id = v.id AND t.lease_owner = %s",
+                [S.SENT, ids, times, lease_owner],
+            )
+            return cursor.rowcount
+        params = []
+        for pk, at in accepted:
+            when = _db_value("sent_at", datetime.fromtimestamp(at, tz=dt_timezone.utc))
+            params.append([S.SENT, when, when, pk, lease_owner])
+        cursor.executemany(
             f"UPDATE {table} SET status = %s, sent_at = %s, processed_at = %s, lease_owner = NULL, "
             f"lease_expires_at = NULL, last_error = '' WHERE id = %s AND lease_owner = %s",
-            [S.SENT, now, now, delivery_id, _db_value("lease_owner", owner)],
+            params,
         )
-        return cursor.rowcount
+        return cursor.rowcount  # the total over all rows (sqlite3)
 
 
 def claim_rows(*, rows: list[Delivery], owner: uuid.UUID, lease_until) -> None:
@@ -594,18 +668,22 @@ def claim_rows(*, rows: list[Delivery], owner: uuid.UUID, lease_until) -> None:
     Message-ID (begun by a sender that died)."""
     table = db_connection.ops.quote_name(Delivery._meta.db_table)
     lease = [S.SENDING, _db_value("lease_owner", owner), _db_value("lease_expires_at", lease_until)]
-    values = [(r.pk, r.message_id, r.email, json.dumps(r.products), r.strategy or "") for r in rows]
     with db_connection.cursor() as cursor:
         if db_connection.vendor == "postgresql":
+            # One JSON document for all rows: psycopg's client-side quoting of text
+            # arrays costs a regex substitution per element, one string costs one escape.
+            document = json.dumps([{"id": r.pk, "mid": r.message_id, "email": r.email, "products": r.products,
+                                    "strategy": r.strategy or ""} for r in rows], separators=(",", ":"))
             cursor.execute(
                 f"UPDATE {table} AS t SET status = %s, lease_owner = %s, lease_expires_at = %s, "
                 "attempts = t.attempts + 1, recovered = (t.message_id <> ''), "
-                "message_id = v.mid, email = v.email, products = v.products::jsonb, strategy = v.strategy "
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-                "AS v(id, mid, email, products, strategy) WHERE t.id = v.id",
-                [*lease, *[list(col) for col in zip(*values, strict=True)]],
+                "message_id = v.mid, email = v.email, products = v.products, strategy = v.strategy "
+                "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, mid text, email text, products jsonb, "
+                "strategy text) WHERE t.id = v.id",
+                [*lease, document],
             )
         else:  # SQLite evaluates every SET expression on the old row, as PostgreSQL does
+            values = [(r.pk, r.message_id, r.email, json.dumps(r.products), r.strategy or "") for r in rows]
             cursor.executemany(
                 f"UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
                 "attempts = attempts + 1, recovered = (message_id <> ''), "
@@ -665,7 +743,7 @@ def email_context(*, user: dict, products: list[dict], kind: str = Campaign.Kind
 
 
 def deliveries_send_range(*, campaign_id: int, min_id: int, max_id: int, batch_size: int | None = None,
-                          connection=None) -> SendStats:
+                          claim_size: int | None = None, connection=None) -> SendStats:
     """Send the open deliveries of a campaign with ids in [min_id, max_id]."""
     return Sender(campaign_id=campaign_id, min_id=min_id, max_id=max_id, batch_size=batch_size,
-                  connection=connection).run()
+                  claim_size=claim_size, connection=connection).run()

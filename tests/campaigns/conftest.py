@@ -3,6 +3,7 @@ recommendations service has something to say), customers, a template, segments a
 campaigns built through the services."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -115,3 +116,18 @@ def launch(campaign: Campaign) -> Campaign:
     services.campaign_launch(campaign_id=campaign.pk)
     campaign.refresh_from_db()
     return campaign
+
+
+@pytest.fixture
+def unread_queue():
+    """For tests that launch campaigns with committed transactions but send in-process:
+    the send tasks the launch queues go to a queue of their own, emptied afterwards."""
+    from shop.celery import app
+
+    queue = f"test-unread-{uuid.uuid4().hex[:10]}"
+    old_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    yield queue
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(queue)
+    app.conf.task_default_queue = old_queue

@@ -4,6 +4,7 @@ locmem backend, the outbox backend, or a real SMTP server on loopback."""
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import timedelta
 from email import message_from_bytes
 
@@ -178,12 +179,18 @@ def test_outbox_backend_stores_the_email_in_the_same_transaction(store, template
     assert "<html" in stored.html and "Unsubscribe" in stored.text
 
 
-def test_sending_a_batch_costs_one_query_per_email_plus_a_constant(store, template, django_assert_max_num_queries):
-    make_customers(50)
+@pytest.mark.parametrize("n", [50, 400])
+def test_sending_costs_queries_per_claim_and_per_batch_not_per_email(
+        store, template, settings, n, django_assert_max_num_queries):
+    settings.CAMPAIGNS_SEND_MARK_EVERY = 20
+    make_customers(n)
     campaign = launch(make_campaign(template))
-    with django_assert_max_num_queries(50 + 45):
+    # One claim (with the recommendations) for all; per batch of 50: the campaign's
+    # status, consent and suppressions again, the progress, and a "sent" mark per 20.
+    batches = n // 50
+    with django_assert_max_num_queries(35 + batches * (4 + math.ceil(50 / 20))):
         stats = send_all(campaign, batch_size=50)
-    assert stats.sent == 50
+    assert stats.sent == n
 
 
 # --- a real SMTP server that misbehaves on purpose -----------------------------------------------
@@ -191,8 +198,9 @@ class FlakySMTP:
     """aiosmtpd on loopback: refuses some recipients with 550, answers 451 to the
     first DATA of others, accepts the rest."""
 
-    def __init__(self, *, bounce=(), defer_once=(), refuse_all=False):
+    def __init__(self, *, bounce=(), defer_once=(), refuse_all=False, on_accept=None):
         self.bounce, self.defer_once, self.refuse_all = set(bounce), set(defer_once), refuse_all
+        self.on_accept = on_accept  # called with the number accepted so far, in a thread
         self.deferred: set[str] = set()
         self.accepted: list = []
 
@@ -208,6 +216,8 @@ class FlakySMTP:
             self.deferred.add(rcpt)
             return "451 4.3.0 Try again later"
         self.accepted.append(message_from_bytes(envelope.content))
+        if self.on_accept:
+            await asyncio.to_thread(self.on_accept, len(self.accepted))
         return "250 Accepted"
 
 
@@ -267,6 +277,31 @@ def test_campaign_pauses_itself_when_the_error_rate_passes_its_threshold(store, 
     assert "error rate" in campaign.status_note
     assert stats.failed == 25  # stopped after the first batch that crossed the threshold
     assert Delivery.objects.filter(status=S.PENDING).count() == 35
+
+
+def test_staff_pausing_mid_claim_stops_the_sender_at_the_next_batch(transactional_db, unread_queue, flaky_smtp,
+                                                                   settings):
+    from django.db import connections
+
+    from .conftest import build_store, default_template
+
+    build_store()
+    make_customers(30)
+    campaign = launch(make_campaign(default_template(), strategy="trending", exclude_purchased=False))
+
+    def pause_at_fifth(accepted: int) -> None:  # staff press "pause" while the first batch is going out
+        if accepted == 5:
+            services.campaign_pause(campaign=Campaign.objects.get(pk=campaign.pk))
+            connections.close_all()
+
+    server = flaky_smtp(on_accept=pause_at_fifth)
+    stats = send_all(campaign, batch_size=10, claim_size=1000)  # one claim takes all 30
+    assert stats.claimed == 30
+    assert stats.sent == 10 and len(server.accepted) == 10  # the batch under way is finished, no more
+    assert stats.stopped == "campaign paused"
+    assert Delivery.objects.filter(campaign=campaign, status=S.SENT).count() == 10
+    rest = Delivery.objects.filter(campaign=campaign).exclude(status=S.SENT)
+    assert set(rest.values_list("status", "attempts", "lease_owner")) == {(S.PENDING, 0, None)}, "claim undone"
 
 
 def test_a_segment_that_became_invalid_pauses_the_launch(store, template):
