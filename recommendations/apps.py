@@ -7,8 +7,13 @@ class RecommendationsConfig(AppConfig):
     verbose_name = "Recommendations"
 
     def ready(self) -> None:
+        from django.core.signals import request_finished
+
         from shop.signals import user_forgotten
 
+        from .impressions import drain_if_due
         from .privacy import on_user_forgotten
 
         user_forgotten.connect(on_user_forgotten, dispatch_uid="recommendations.user_forgotten")
+        # impressions queued past the threshold are written once the response is out
+        request_finished.connect(drain_if_due, dispatch_uid="recommendations.impressions_drain")

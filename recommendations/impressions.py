@@ -7,8 +7,10 @@ under its own key for ``SHOWN_TTL`` seconds, so a click on it is checked at once
 (``shown_products``) even before the row reaches PostgreSQL. ``drain`` moves the
 queue into the database in batches of one INSERT each:
 
-* inline, by the serving process whose append made the queue reach
-  ``IMPRESSIONS_DRAIN_AT`` entries (the cost shared by that many pages), and
+* by the serving process whose append made the queue reach
+  ``IMPRESSIONS_DRAIN_AT`` entries (the cost shared by that many pages), once that
+  request's response has been handed to the server (``request_finished``), or at
+  once outside a request, and
 * every few seconds by the ``recommendations.impressions_drain`` task, so that a
   quiet shop's last lists arrive too.
 
@@ -94,11 +96,35 @@ def record(row: Impression) -> None:
         logger.warning("impression queue unavailable; writing list %s directly", row.id, exc_info=True)
         _insert_one(row)
         return
-    if length >= int(conf.get("IMPRESSIONS_DRAIN_AT")):
-        try:
-            drain()
-        except (redis.RedisError, DatabaseError):
-            logger.exception("could not drain the impression queue (it stays queued)")
+    threshold = int(conf.get("IMPRESSIONS_DRAIN_AT"))
+    if length >= threshold:
+        global _drain_due
+        _drain_due = True
+        if length >= 10 * threshold or not _in_request():  # no request to wait for (or far behind)
+            drain_if_due()
+
+
+_drain_due = False
+
+
+def _in_request() -> bool:
+    """Whether a web request is being handled in this thread (its end drains)."""
+    from django.urls import get_urlconf
+
+    return get_urlconf() is not None
+
+
+def drain_if_due(**_signal) -> None:
+    """Drain if a ``record`` found the queue past ``IMPRESSIONS_DRAIN_AT`` (connected to
+    ``request_finished``: the shopper already has the page when this runs)."""
+    global _drain_due
+    if not _drain_due:
+        return
+    _drain_due = False
+    try:
+        drain()
+    except (redis.RedisError, DatabaseError):
+        logger.exception("could not drain the impression queue (it stays queued)")
 
 
 def shown_products(list_id: uuid.UUID) -> list[int] | None:

@@ -122,3 +122,30 @@ def test_a_real_worker_drains_the_queue(transactional_db, celery_worker):
     wait_for(lambda: Impression.objects.count() == len(recs), timeout=60,
              what=f"the worker's drain\n{celery_worker.log()}")
     assert set(Impression.objects.values_list("pk", flat=True)) == {r.id for r in recs}
+
+
+def test_in_a_request_the_drain_waits_for_the_response(small, settings):
+    from rest_framework.test import APIClient
+
+    settings.AFFINITY_IMPRESSIONS_DRAIN_AT = 3
+    shopper = small.customers[4]
+    api = APIClient()
+    api.force_authenticate(shopper)
+    drained_during = []
+    original = impressions.drain
+
+    def watching(**kwargs):
+        import traceback
+
+        files = {frame.filename for frame in traceback.extract_stack()}
+        drained_during.append(any(f.endswith("recommendations/api.py") for f in files))  # inside the view?
+        return original(**kwargs)
+
+    impressions.drain = watching
+    try:
+        for _ in range(3):
+            assert api.get("/api/v1/recommendations/me", {"n": 2}).status_code == 200
+    finally:
+        impressions.drain = original
+    assert drained_during == [False]  # once, when the third response was finished, not in the view
+    assert Impression.objects.filter(user_id=shopper.pk).count() == 3 and impressions.pending() == 0
