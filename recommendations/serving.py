@@ -12,7 +12,10 @@ How one list is made (``recommend_for_user``):
    session key).
 2. The shopper's recent events are read (one query) and folded into the model at
    call time, so a click changes the next page without retraining; products they
-   must not see again (bought; just viewed...) are read with them.
+   must not see again (bought; just viewed...) are read with them, and so is the
+   customer's existence when the caller holds only an id. An ALS model's picks
+   come from an exact early-stopping scan (``artifacts``: items by decreasing
+   norm, stopping when no item left can beat the k-th best).
 3. Candidates come in levels: the model's top picks, then — when the model has
    nothing to say — products popular in the categories of the session's history,
    then products popular in the shopper's stated interests, then trending.
