@@ -165,7 +165,7 @@ def drain(*, max_batches: int | None = None) -> int:
             raw = client.lrange(QUEUE_KEY, 0, BATCH - 1)
             if not raw:
                 break
-            inserted += _insert_batch([json.loads(r) for r in raw])
+            inserted += _insert_batch_or_each([json.loads(r) for r in raw])
             client.ltrim(QUEUE_KEY, len(raw), -1)
             batches += 1
             if len(raw) < BATCH:
@@ -174,6 +174,22 @@ def drain(*, max_batches: int | None = None) -> int:
         # release only our own lock (compare-and-delete in one step)
         client.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
                     1, LOCK_KEY, token)
+    return inserted
+
+
+def _insert_batch_or_each(items: list[dict]) -> int:
+    """The batch in one go; if the database refuses it, row by row, so that one bad
+    entry is logged and dropped instead of blocking the queue for good."""
+    try:
+        return _insert_batch(items)
+    except DatabaseError:
+        logger.exception("impression batch refused; retrying its %s rows one by one", len(items))
+    inserted = 0
+    for item in items:
+        try:
+            inserted += _insert_batch([item])
+        except DatabaseError:
+            logger.exception("dropped a queued impression the database refuses: %s", item.get("id"))
     return inserted
 
 
