@@ -199,6 +199,74 @@ def floor(*, port: int, messages: int) -> float:
     return messages / elapsed
 
 
+# --- where the machine's CPU goes ----------------------------------------------------------------------
+def _proc_cpu(pid: int) -> tuple[float, float, int, str]:
+    """(own CPU s, reaped children's CPU s, parent pid, command line) of a process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+    # fields[0] is the state (the 3rd field of stat): utime, stime, cutime, cstime are 14..17
+    return ((int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick,
+            int(fields[1]), cmdline)
+
+
+def _machine_busy() -> float:
+    """CPU seconds all cores spent busy since boot (everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent by each group of processes between `start` and `stop`, from
+    /proc: the Celery workers (their pool processes included), PostgreSQL (live
+    sessions plus whatever the postmaster reaped meanwhile: every database's, so a
+    neighbour's queries count here too), the SMTP sink, Redis, this driver, and the
+    machine as a whole ("other": everything else, e.g. a neighbour's work)."""
+
+    def __init__(self, *, sink_pid: int) -> None:
+        self.sink_pid = sink_pid
+        self.worker_pids: list[int] = []
+
+    def _sample(self) -> dict[str, float]:
+        groups = {"Celery workers": 0.0, "PostgreSQL": 0.0, "SMTP sink": 0.0, "Redis": 0.0,
+                  "benchmark driver": 0.0}
+        procs = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    procs[int(name)] = _proc_cpu(int(name))
+                except (OSError, IndexError, ValueError):
+                    continue  # gone meanwhile
+        for pid, (own, reaped, ppid, cmdline) in procs.items():
+            if pid in self.worker_pids:
+                groups["Celery workers"] += own + reaped
+            elif ppid in self.worker_pids:
+                groups["Celery workers"] += own
+            elif cmdline.startswith("postgres:") or "bin/postgres " in cmdline:  # sessions, the postmaster
+                groups["PostgreSQL"] += own + reaped
+            elif pid == self.sink_pid:
+                groups["SMTP sink"] += own
+            elif cmdline.startswith("redis-server") or "/redis-server" in cmdline:
+                groups["Redis"] += own
+        me = os.times()
+        groups["benchmark driver"] = me.user + me.system
+        groups["machine"] = _machine_busy()
+        return groups
+
+    def start(self) -> None:
+        self.before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per group since `start` (call while the workers still run)."""
+        after = self._sample()
+        used = {k: max(0.0, after[k] - self.before.get(k, 0.0)) for k in after}
+        used["other"] = max(0.0, used["machine"] - sum(v for k, v in used.items() if k != "machine"))
+        return used
+
+
 # --- the campaign ------------------------------------------------------------------------------------
 def start_workers(*, n: int, concurrency: int, env: dict, logdir: Path) -> list[subprocess.Popen]:
     procs = []
@@ -224,7 +292,8 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int, timeout: float) -> dict:
+def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int, timeout: float,
+                 audience: int | None = None) -> dict:
     from django.db.models import Count, Max, Min
     from tqdm import tqdm
 
@@ -238,8 +307,14 @@ def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int
     User.objects.filter(pk__in=list(again.values_list("pk", flat=True))).update(marketing_consent=True)
     ConsentChange.objects.filter(user__email__endswith=f"@{DOMAIN}", source=ConsentChange.Source.UNSUBSCRIBE).delete()
     Suppression.objects.filter(email__endswith=f"@{DOMAIN}", reason=Suppression.Reason.UNSUBSCRIBED).delete()
-    segment, _ = Segment.objects.get_or_create(name="bench: everyone with consent",
-                                               defaults={"rules": {"rule": "consent"}})
+    if audience:  # a quicker run: the first customers only
+        ids = list(User.objects.filter(email__endswith=f"@{DOMAIN}", marketing_consent=True)
+                   .order_by("pk").values_list("pk", flat=True)[:audience])
+        segment, _ = Segment.objects.update_or_create(name="bench: the first customers",
+                                                      defaults={"rules": {"rule": "users", "ids": ids}})
+    else:
+        segment, _ = Segment.objects.get_or_create(name="bench: everyone with consent",
+                                                   defaults={"rules": {"rule": "consent"}})
     template = EmailTemplate.objects.filter(name="bench: recommended").first()
     if template is None:
         template = EmailTemplate.objects.create(
@@ -250,7 +325,7 @@ def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int
                                         segment=segment, n_products=6)
     services.campaign_schedule(campaign=campaign)  # queues the launch; the workers are not up yet
     started = time.perf_counter()
-    audience = services.campaign_launch(campaign_id=campaign.pk)  # builds the audience here, queues the sends
+    size = services.campaign_launch(campaign_id=campaign.pk)  # builds the audience here, queues the sends
     build_s = time.perf_counter() - started
     # Between the audience build and the send: some unsubscribe (one click each).
     leaving = list(Delivery.objects.filter(campaign=campaign).order_by("?")[:unsubscribe])
@@ -260,17 +335,23 @@ def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int
 
     env = {**os.environ, "EMAIL_URL": f"smtp://127.0.0.1:{sink.port}", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
     logdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    meter = CpuMeter(sink_pid=sink.proc.pid)
     procs = start_workers(n=workers, concurrency=concurrency, env=env, logdir=logdir)
+    meter.worker_pids = [p.pid for p in procs]
+    meter.start()
     t0 = time.time()
     loads: list[float] = []
     try:
-        with tqdm(total=audience, desc="sending", unit="email", mininterval=1) as bar:
+        with tqdm(total=size, desc="sending", unit="email", mininterval=1) as bar:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                done = Delivery.objects.filter(campaign=campaign).exclude(status__in=Delivery.OPEN_STATUSES).count()
+                # Counting the open rows reads the senders' small partial index; counting the
+                # done ones would scan the campaign every second, on the database being measured.
+                done = size - Delivery.objects.filter(campaign=campaign, status__in=Delivery.OPEN_STATUSES).count()
                 bar.update(done - bar.n)
                 loads.append(os.getloadavg()[0])
-                if done >= audience:
+                if done >= size:
+                    cpu = meter.stop()
                     break
                 for p in procs:
                     if p.poll() is not None:
@@ -285,7 +366,7 @@ def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int
     send_s = span["last"].timestamp() - t0
     by_status = dict(Delivery.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("pk")))
     expected = set(Delivery.objects.filter(campaign=campaign, status="sent").values_list("email", flat=True))
-    return {"campaign": campaign.pk, "audience": audience, "build_s": build_s, "sent": sent, "send_s": send_s,
+    return {"campaign": campaign.pk, "audience": size, "build_s": build_s, "cpu": cpu, "sent": sent, "send_s": send_s,
             "first_email_after_s": span["first"].timestamp() - t0, "by_status": by_status,
             "expected": expected, "unsubscribed": unsubscribed, "load": median(loads)}
 
@@ -315,7 +396,7 @@ def cpu_budget(*, sink: Sink, recipients: int, queue: str) -> list[tuple[str, fl
                (sending, "email_context", "context: signed links, prices"),
                (sending, "email_render", "templates: subject, text, HTML"),
                (EmailBackend, "send_messages", "message bytes + SMTP (waits for the server)"),
-               (sending, "mark_sent", "mark sent (one UPDATE)")]
+               (sending, "marks_write", "mark sent (one UPDATE per group)")]
     originals = []
     for owner, name, label in patched:
         original = getattr(owner, name)
@@ -363,8 +444,14 @@ def main() -> None:
     parser.add_argument("--floor-runs", type=int, default=2, help="floor runs before and again after the campaign")
     parser.add_argument("--unsubscribe", type=int, default=500, help="who unsubscribe after the audience is built")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--audience", type=int, default=None,
+                        help="send to the first N consenting customers only (a quicker run; default: all)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="CAMPAIGNS_SEND_BATCH_SIZE for this run (default: the app's setting)")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args()
+    if args.batch_size:
+        os.environ["CAMPAIGNS_SEND_BATCH_SIZE"] = str(args.batch_size)  # the workers inherit it
 
     queue = f"bench-campaign-{os.getpid()}"
     os.environ.update({"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url, "DEBUG": "false",
@@ -379,15 +466,20 @@ def main() -> None:
     started_load = machine()
     with Sink() as sink:
         # The floor before and after the campaign: the machine is shared, its load moves.
-        floors = []
-        for i in range(args.floor_runs):
+        floors, sink_ms = [], []
+
+        def floor_run() -> None:
+            before = _proc_cpu(sink.proc.pid)[0]
             floors.append(floor(port=sink.port, messages=args.floor_messages))
-            print(f"floor: {floors[-1]:,.0f} messages/s")
+            sink_ms.append(1000 * (_proc_cpu(sink.proc.pid)[0] - before) / args.floor_messages)
+            print(f"floor: {floors[-1]:,.0f} messages/s (the sink: {sink_ms[-1]:.2f} ms CPU per message)")
+
+        for i in range(args.floor_runs):
+            floor_run()
         result = run_campaign(sink=sink, workers=args.workers, concurrency=args.concurrency,
-                              unsubscribe=args.unsubscribe, timeout=args.timeout)
+                              unsubscribe=args.unsubscribe, timeout=args.timeout, audience=args.audience)
         for i in range(args.floor_runs):
-            floors.append(floor(port=sink.port, messages=args.floor_messages))
-            print(f"floor: {floors[-1]:,.0f} messages/s")
+            floor_run()
         counts = sink.counts(keep_running=True)
         budget = cpu_budget(sink=sink, recipients=min(1000, args.recipients // 10), queue=queue)
     campaign_counts = Counter({r: n for r, n in counts.items() if not r.startswith("floor")})
@@ -419,6 +511,23 @@ def main() -> None:
         f"| server counts: received / twice / missing / to unsubscribed / without consent | "
         f"{sum(campaign_counts.values()):,} / {twice} / {missing} / {to_unsubscribed} / {no_consent} |",
         f"| exactly once | **{'yes' if exactly_once else 'NO'}** |",
+    ]
+    cpu = result["cpu"]
+    per_email = {k: 1000 * v / max(result["sent"], 1) for k, v in cpu.items()}
+    lines += [
+        "",
+        f"Where the machine's CPU went while sending (core-ms per email delivered, from /proc; "
+        f"{os.cpu_count()} cores give {1000 * os.cpu_count() / rate:.1f} core-ms per email at this rate):",
+        "",
+        "| processes | core-ms per email |",
+        "|---|---|",
+        *[f"| {label} | {per_email[label]:.2f} |" for label in
+          ("Celery workers", "PostgreSQL", "SMTP sink", "Redis", "benchmark driver", "other")],
+        f"| **machine, all processes** | **{per_email['machine']:.2f}** |",
+        "",
+        f"PostgreSQL counts every session, a neighbour's too; \"other\" is the rest of the machine (the kernel's "
+        f"own threads, a neighbour's work). The sink alone spends {median(sink_ms):.2f} ms per message in the "
+        f"floor runs.",
     ]
     lines += [
         "",
