@@ -7,13 +7,15 @@ The protocol, per claim of rows within a send task's id range:
    that are due, and ``sending`` rows whose lease has expired (their sender died).
    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite: a conditional UPDATE
    that only takes rows still claimable. In the same transaction each row is checked
-   *now*, at send time: the customer is active, has marketing consent, the address
-   is not suppressed, and the frequency cap (at most N marketing emails per customer
-   per period; on PostgreSQL serialised per customer with an advisory lock, so two
-   campaigns cannot both take a customer's last slot). Failing rows become
-   ``skipped`` with the reason; holdout rows that pass become ``withheld``; the rest
-   get their recommendations (batched: one call for the whole claim, which is why
-   claims are large) and become ``sending`` under a lease (owner id + expiry) with
+   *now*, at send time: the customer is active, has marketing consent, and the
+   address is not suppressed. The rows that pass get their recommendations (batched:
+   one call for the whole claim, which is why claims are large). Then the frequency
+   cap: at most N marketing emails per customer per period. On PostgreSQL, so that
+   two campaigns cannot both take a customer's last slot, the decision is serialised
+   with every other claim for the same customers by advisory locks on buckets of
+   customer ids: taken only now, held briefly, at most 64 per claim. Failing
+   rows become ``skipped`` with the reason; holdout rows that pass become
+   ``withheld``; the rest become ``sending`` under a lease (owner id + expiry) with
    their Message-ID and product snapshot stored *before* anything is sent.
 2. **Prepare**, per batch of ``SEND_BATCH_SIZE`` claimed rows. The campaign's status
    is read again (staff pausing or cancelling stops the sender at the next batch and
@@ -80,6 +82,7 @@ from .rendering import (
 logger = logging.getLogger(__name__)
 S = Delivery.Status
 _ADVISORY_NAMESPACE = 0x0AFF  # first key of pg_advisory_xact_lock(int, int): "frequency cap"
+_CAP_LOCK_BUCKETS = 64  # second key: the customer's id modulo this (see Sender._cap_counts)
 
 
 # --- error classes ----------------------------------------------------------------------------
@@ -271,43 +274,32 @@ class Sender:
 
     def _check_and_lease(self, campaign: Campaign, rows: list[Delivery], now, lease_until) -> list[Delivery]:
         user_ids = sorted({r.user_id for r in rows if r.user_id is not None})
-        cap = conf.get("FREQUENCY_CAP")
-        if cap and user_ids and db_connection.vendor == "postgresql":
-            with db_connection.cursor() as cur:  # serialise cap decisions per customer (sorted: no deadlock)
-                cur.execute(
-                    "SELECT pg_advisory_xact_lock(%s, (u %% 2147483647)::int) "
-                    "FROM unnest(%s::bigint[]) AS u ORDER BY u",
-                    [_ADVISORY_NAMESPACE, user_ids],
-                )
         users = {u[0]: u for u in User.objects.filter(pk__in=user_ids).values_list(
             "pk", "email", "is_active", "marketing_consent")}
         emails = {u[1].lower() for u in users.values()}
         suppressed = set(Suppression.objects.filter(email__in=emails).values_list("email", flat=True))
-        counts: dict[int, int] = defaultdict(int)
-        if cap and user_ids:
-            since = now - timedelta(days=conf.get("FREQUENCY_PERIOD_DAYS"))
-            recent = (Delivery.objects.filter(user_id__in=user_ids)
-                      .exclude(pk__in=[r.pk for r in rows])
-                      .filter(Q(status=S.SENT, sent_at__gte=since) | Q(status=S.SENDING))
-                      .values("user_id").annotate(n=Count("pk")).values_list("user_id", "n"))
-            counts.update(dict(recent))
         skipped: dict[str, list[int]] = defaultdict(list)
-        withheld: list[int] = []
-        to_send: list[Delivery] = []
+        eligible: list[Delivery] = []
         for row in rows:
             user = users.get(row.user_id)
             if user is None or not user[2]:
-                reason = Delivery.SkipReason.INACTIVE
+                skipped[Delivery.SkipReason.INACTIVE].append(row.pk)
             elif not user[3]:
-                reason = Delivery.SkipReason.NO_CONSENT
+                skipped[Delivery.SkipReason.NO_CONSENT].append(row.pk)
             elif user[1].lower() in suppressed:
-                reason = Delivery.SkipReason.SUPPRESSED
-            elif cap and counts[row.user_id] >= cap:
-                reason = Delivery.SkipReason.FREQUENCY_CAP
+                skipped[Delivery.SkipReason.SUPPRESSED].append(row.pk)
             else:
-                reason = None
-            if reason is not None:
-                skipped[reason].append(row.pk)
+                eligible.append(row)
+        # The products, before anything is sent (a row begun before keeps its own), and
+        # before the frequency cap's locks: they are held only for the decision below.
+        self._recommend(campaign, [r for r in eligible if not r.is_holdout and not r.products])
+        cap = conf.get("FREQUENCY_CAP")
+        counts = self._cap_counts(rows, [r.user_id for r in eligible], now) if cap else defaultdict(int)
+        withheld: list[int] = []
+        to_send: list[Delivery] = []
+        for row in eligible:
+            if cap and counts[row.user_id] >= cap:
+                skipped[Delivery.SkipReason.FREQUENCY_CAP].append(row.pk)
                 continue
             if row.is_holdout:
                 withheld.append(row.pk)
@@ -315,13 +307,11 @@ class Sender:
             counts[row.user_id] += 1
             row.recovered = bool(row.message_id)  # begun before: resend the same message
             row.message_id = row.message_id or message_id_make(row.pk)
-            row.email = row.email if row.recovered and row.email else user[1]
+            row.email = row.email if row.recovered and row.email else users[row.user_id][1]
             row.status = S.SENDING
             row.lease_owner, row.lease_expires_at = self.owner, lease_until
             row.attempts += 1
             to_send.append(row)
-        # The products, before anything is sent (a row begun before keeps its own).
-        self._recommend(campaign, [r for r in to_send if not r.products])
         for row in to_send:
             if not row.products and not row.context.get("product_ids"):
                 skipped[Delivery.SkipReason.NO_PRODUCTS].append(row.pk)
@@ -339,6 +329,31 @@ class Sender:
         if to_send:
             claim_rows(rows=to_send, owner=self.owner, lease_until=lease_until)
         return to_send
+
+    def _cap_counts(self, rows: list[Delivery], user_ids: list[int], now) -> dict[int, int]:
+        """Marketing emails each customer got in the period or is being sent, other than
+        ``rows``. On PostgreSQL, first serialise cap decisions with every other claim
+        for the same customers until this transaction ends: an advisory lock per bucket
+        of customers (user id modulo ``_CAP_LOCK_BUCKETS``, taken in order: no
+        deadlock), so a claim holds a bounded number of locks however large it is
+        (PostgreSQL's lock table holds max_locks_per_transaction x max_connections)."""
+        counts: dict[int, int] = defaultdict(int)
+        if not user_ids:
+            return counts
+        if db_connection.vendor == "postgresql":
+            with db_connection.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(%s, b) FROM (SELECT DISTINCT (u %% %s)::int AS b "
+                    "FROM unnest(%s::bigint[]) AS u) AS buckets ORDER BY b",
+                    [_ADVISORY_NAMESPACE, _CAP_LOCK_BUCKETS, sorted(set(user_ids))],
+                )
+        since = now - timedelta(days=conf.get("FREQUENCY_PERIOD_DAYS"))
+        recent = (Delivery.objects.filter(user_id__in=user_ids)
+                  .exclude(pk__in=[r.pk for r in rows])
+                  .filter(Q(status=S.SENT, sent_at__gte=since) | Q(status=S.SENDING))
+                  .values("user_id").annotate(n=Count("pk")).values_list("user_id", "n"))
+        counts.update(dict(recent))
+        return counts
 
     # --- 2. prepare -----------------------------------------------------------------------------
     def _compiled_for(self, campaign: Campaign, subject: str) -> CompiledEmail:

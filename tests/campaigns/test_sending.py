@@ -109,6 +109,24 @@ def test_frequency_cap_is_enforced_at_send_time(store, template, settings):
     assert Delivery.objects.get(campaign=third, user=capped).skip_reason == Delivery.SkipReason.FREQUENCY_CAP
 
 
+def test_a_large_claim_holds_a_bounded_number_of_cap_locks(store, template, settings):
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    settings.CAMPAIGNS_FREQUENCY_CAP = 3
+    customers = make_customers(300)
+    campaign = launch(make_campaign(template))
+    sender = sending.Sender(campaign_id=campaign.pk, min_id=0, max_id=2**62)
+    with transaction.atomic():
+        counts = sender._cap_counts([], [c.pk for c in customers], timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+            held = cursor.fetchone()[0]
+    assert 0 < held <= sending._CAP_LOCK_BUCKETS < 300  # not one per customer: the lock table is finite
+    assert not any(counts.values())  # pending deliveries are not counted against the cap
+
+
 def test_holdout_is_seeded_withheld_and_never_sent(store, template):
     make_customers(200)
     a = launch(make_campaign(template, name="a", holdout_percent=25, seed=42))
