@@ -169,14 +169,23 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
     regularization = float(model.params["regularization"])
     gram = y.T @ y + regularization * np.eye(y.shape[1])
 
+    gram_inv = np.linalg.inv(gram)
+
     def fold_in(history: sp.csr_matrix) -> np.ndarray:
         confidence = model._confidence(history)
         users = np.zeros((confidence.shape[0], y.shape[1]), dtype=np.float64)
         indptr, indices, data = confidence.indptr, confidence.indices, confidence.data
-        for row in range(confidence.shape[0]):
+        lengths = np.diff(indptr)
+        single = np.flatnonzero(lengths == 1)
+        if single.size:
+            # one item (explanations' anchors): (G + (c-1) y y^T) u = c y has the closed
+            # form u = c G^-1 y / (1 + (c-1) y^T G^-1 y) (Sherman-Morrison), all rows at once
+            yu = y[indices[indptr[single]]]
+            c = data[indptr[single]].astype(np.float64)
+            z = yu @ gram_inv
+            users[single] = z * (c / (1.0 + (c - 1.0) * np.einsum("ij,ij->i", z, yu)))[:, None]
+        for row in np.flatnonzero(lengths > 1).tolist():
             start, stop = indptr[row], indptr[row + 1]
-            if start == stop:
-                continue
             yu = y[indices[start:stop]]
             c = data[start:stop].astype(np.float64)
             users[row] = np.linalg.solve(gram + (yu.T * (c - 1.0)) @ yu, yu.T @ c)
@@ -239,6 +248,7 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
     model._score = score  # instance attributes: this loaded copy only
     model.score_columns = score_columns
     model.top_columns = top_columns
+    model.fold_in_rows = fold_in  # user vectors of validated history rows (explanations, in bulk)
 
 
 def artifact_write(

@@ -414,6 +414,18 @@ def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]
     if total == 0:
         return [np.zeros((0, ids.shape[1]), np.float32) for _ in anchors]
     cols = np.fromiter((c for a in anchors for c, _, _ in a), np.int32, total)
+    fold_in_rows = getattr(loaded.model, "fold_in_rows", None)
+    if fold_in_rows is not None:  # ALS: every anchor's vector at once, then only the candidates
+        one_hot = sp.csr_matrix((np.ones(total, np.float32), cols, np.arange(total + 1, dtype=np.int32)),
+                                shape=(total, loaded.model.n_items))
+        vectors = fold_in_rows(loaded.model._check_history(one_hot))
+        factors = loaded.model.item_factors
+        pos = 0
+        for row, count in enumerate(counts):
+            cand = np.where(ids[row] >= 0, ids[row], 0)
+            out.append(vectors[pos : pos + count] @ factors[cand].T)
+            pos += count
+        return out
     score_columns = getattr(loaded.model, "score_columns", None)  # factor models: only the candidates
     pos = 0
     for row, count in enumerate(counts):

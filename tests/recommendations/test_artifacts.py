@@ -20,9 +20,12 @@ def test_loaded_als_scores_like_the_engine(store, algorithm, params):
     loaded = artifact_read(name=version.artifact.name, version_id=version.pk)
     with default_storage_open(version.artifact.name) as handle:
         plain = engine_base.load(handle)  # the engine's own loader, no serving speed-up
-    dense = np.random.default_rng(0).random((4, loaded.model.n_items)) > 0.8
+    dense = np.random.default_rng(0).random((6, loaded.model.n_items)) > 0.8
     dense[3] = False  # an empty history
+    dense[4:] = False
+    dense[4, 5] = dense[5, 0] = True  # one-item histories (a closed form in serving)
     rows = sp.csr_matrix(dense, dtype=np.float32)
+    rows.data[rows.indptr[4]:] = 3.0  # of weight 3 (confidence other than 1)
     np.testing.assert_allclose(loaded.model.score(rows), plain.score(rows), rtol=1e-4, atol=1e-5)
     assert loaded.item_ids.size == loaded.model.n_items == plain.n_items
     if algorithm == "als":  # explanations score only the candidates' columns
