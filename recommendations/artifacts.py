@@ -241,14 +241,14 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
         order = np.lexsort((best_cols, -best_scores))  # best first, ties by column
         return best_cols[order], best_scores[order]
 
-    def score_columns(history: sp.spmatrix, columns: np.ndarray) -> np.ndarray:
-        """Scores of only ``columns`` (explanations need a handful, not the catalogue)."""
-        return fold_in(model._check_history(history)) @ model.item_factors[columns].T
+    def user_vectors(history: sp.spmatrix) -> np.ndarray:
+        """Each history row folded in (explanations fold every anchor at once and
+        score only the candidates against ``item_factors``)."""
+        return fold_in(model._check_history(history))
 
     model._score = score  # instance attributes: this loaded copy only
-    model.score_columns = score_columns
     model.top_columns = top_columns
-    model.fold_in_rows = fold_in  # user vectors of validated history rows (explanations, in bulk)
+    model.user_vectors = user_vectors
 
 
 def artifact_write(

@@ -15,7 +15,7 @@ from shop import services as shop_services
 from shop.models import Interaction, Product, User
 
 from . import impressions, state
-from .models import Experiment, ExperimentVariant, Impression
+from .models import Experiment, ExperimentVariant
 from .privacy import user_data_forget
 from .serving import (
     CONTEXTS,

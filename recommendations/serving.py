@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from django.core.cache import cache
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 
 from shop.models import Category, Interaction, Product, User
 
@@ -383,7 +383,7 @@ def _add_level(loaded: LoadedModel, shopper: _Shopper, ids: np.ndarray, scores: 
     if contrib is not None and anchors and contrib.size:
         best_anchor = np.argmax(contrib, axis=0)
         best_value = contrib[best_anchor, np.arange(contrib.shape[1])]
-    item_ids, categories = loaded.item_ids, loaded.item_category
+    item_ids = loaded.item_ids
     cands = []
     for j, col in enumerate(ids.tolist()):
         if col < 0:
@@ -393,9 +393,8 @@ def _add_level(loaded: LoadedModel, shopper: _Shopper, ids: np.ndarray, scores: 
             _, anchor_id, anchor_kind = anchors[int(best_anchor[j])]
         reason = _BECAUSE.get(anchor_kind, _BECAUSE[Interaction.Kind.VIEW]) if anchor_id is not None \
             else "Based on your recent activity"
-        category = int(categories[col]) if col < categories.size else -1
         cands.append(_Cand(int(item_ids[col]), float(scores[j]), shopper.code, reason, anchor_id, anchor_kind,
-                           category if category >= 0 else None))
+                           _category_of(loaded, col)))
     if cands:
         shopper.levels.append((label, cands))
 
@@ -414,28 +413,20 @@ def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]
     if total == 0:
         return [np.zeros((0, ids.shape[1]), np.float32) for _ in anchors]
     cols = np.fromiter((c for a in anchors for c, _, _ in a), np.int32, total)
-    fold_in_rows = getattr(loaded.model, "fold_in_rows", None)
-    if fold_in_rows is not None:  # ALS: every anchor's vector at once, then only the candidates
+    user_vectors = getattr(loaded.model, "user_vectors", None)
+    if user_vectors is not None:  # factor models: every anchor folded at once, only the candidates scored
         one_hot = sp.csr_matrix((np.ones(total, np.float32), cols, np.arange(total + 1, dtype=np.int32)),
                                 shape=(total, loaded.model.n_items))
-        vectors = fold_in_rows(loaded.model._check_history(one_hot))
+        vectors = user_vectors(one_hot)
         factors = loaded.model.item_factors
-        pos = 0
-        for row, count in enumerate(counts):
-            cand = np.where(ids[row] >= 0, ids[row], 0)
-            out.append(vectors[pos : pos + count] @ factors[cand].T)
-            pos += count
-        return out
-    score_columns = getattr(loaded.model, "score_columns", None)  # factor models: only the candidates
     pos = 0
     for row, count in enumerate(counts):
         cand = np.where(ids[row] >= 0, ids[row], 0)
-        # one one-item history per anchor, built straight as CSR
-        rows = sp.csr_matrix((np.ones(count, np.float32), cols[pos : pos + count],
-                              np.arange(count + 1, dtype=np.int32)), shape=(count, loaded.model.n_items))
-        if score_columns is not None:
-            out.append(score_columns(rows, cand))
-        else:
+        if user_vectors is not None:
+            out.append(vectors[pos : pos + count] @ factors[cand].T)
+        else:  # one one-item history per anchor, scored against the catalogue
+            rows = sp.csr_matrix((np.ones(count, np.float32), cols[pos : pos + count],
+                                  np.arange(count + 1, dtype=np.int32)), shape=(count, loaded.model.n_items))
             out.append(loaded.model.score(rows)[:, cand])
         pos += count
     return out

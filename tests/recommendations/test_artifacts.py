@@ -28,10 +28,10 @@ def test_loaded_als_scores_like_the_engine(store, algorithm, params):
     rows.data[rows.indptr[4]:] = 3.0  # of weight 3 (confidence other than 1)
     np.testing.assert_allclose(loaded.model.score(rows), plain.score(rows), rtol=1e-4, atol=1e-5)
     assert loaded.item_ids.size == loaded.model.n_items == plain.n_items
-    if algorithm == "als":  # explanations score only the candidates' columns
+    if algorithm == "als":  # explanations fold the anchors, then score only the candidates' columns
         columns = np.array([3, 0, 7])
-        np.testing.assert_allclose(loaded.model.score_columns(rows, columns), plain.score(rows)[:, columns],
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(loaded.model.user_vectors(rows) @ loaded.model.item_factors[columns].T,
+                                   plain.score(rows)[:, columns], rtol=1e-4, atol=1e-5)
 
 
 def default_storage_open(name):
@@ -92,3 +92,29 @@ def test_early_stopping_top_k_equals_scoring_every_item():
                 assert allowed[got_ids].all()
             if allowed is few:  # fewer allowed than asked for: all of them, less the excluded
                 assert got_ids.size == int(few.sum()) - int(few[exclude].sum())
+
+
+def test_one_history_row_equals_the_engines_rows(store):
+    """``LoadedModel.history_row`` (the per-request path) builds what the engine's
+    ``history_rows`` builds: same weights, duplicates summed, negatives clipped."""
+    from recommendations.engine.matrix import event_weights
+
+    version = services.model_train(version_id=services.model_version_create(algorithm="item_knn", params={"k": 10}).pk)
+    loaded = artifact_read(name=version.artifact.name, version_id=version.pk)
+    rng = np.random.default_rng(5)
+    ids = loaded.item_ids
+    kinds_known = np.array(sorted(loaded.meta.kind_weights))
+    now = 1.8e9
+    for size in (1, 5, 40):
+        products = np.concatenate([rng.choice(ids, size), [10**9]])  # and one product the model never saw
+        kinds = rng.choice(np.append(kinds_known, 99), products.size)  # and a kind without a weight
+        values = rng.integers(1, 4, products.size).astype(np.float64)
+        times = now - rng.integers(0, 90 * 86400, products.size).astype(np.float64)
+        one = loaded.history_row(products, kinds, values, times, now=now)
+        known = np.isin(kinds, kinds_known)
+        weights = event_weights(kinds=kinds[known], values=values[known], times=times[known],
+                                kind_weights=loaded.meta.kind_weights, half_life_days=loaded.meta.half_life_days,
+                                now=now)
+        engine_row = loaded.items.history_rows([(products[known], weights)])
+        np.testing.assert_array_equal(one.indices, engine_row.indices)
+        np.testing.assert_allclose(one.toarray(), engine_row.toarray(), rtol=1e-6)
