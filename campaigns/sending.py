@@ -304,6 +304,9 @@ class Sender:
             if row.is_holdout:
                 withheld.append(row.pk)
                 continue
+            if not row.products and not row.context.get("product_ids"):
+                skipped[Delivery.SkipReason.NO_PRODUCTS].append(row.pk)  # takes no slot of the cap
+                continue
             counts[row.user_id] += 1
             row.recovered = bool(row.message_id)  # begun before: resend the same message
             row.message_id = row.message_id or message_id_make(row.pk)
@@ -312,11 +315,6 @@ class Sender:
             row.lease_owner, row.lease_expires_at = self.owner, lease_until
             row.attempts += 1
             to_send.append(row)
-        for row in to_send:
-            if not row.products and not row.context.get("product_ids"):
-                skipped[Delivery.SkipReason.NO_PRODUCTS].append(row.pk)
-        no_products = set(skipped.get(Delivery.SkipReason.NO_PRODUCTS, ()))
-        to_send = [r for r in to_send if r.pk not in no_products]
         cleared = {"lease_owner": None, "lease_expires_at": None}
         for reason, ids in skipped.items():
             Delivery.objects.filter(pk__in=ids).update(status=S.SKIPPED, skip_reason=reason, processed_at=now,
@@ -610,9 +608,9 @@ class Sender:
         try:
             rows.update(status=S.PENDING, lease_owner=None, lease_expires_at=None, attempts=F("attempts") - 1)
             if Campaign.objects.filter(pk=self.campaign_id, status=Campaign.Status.CANCELLED).exists():
-                # cancelled while this sender held rows: they will never go
-                Delivery.objects.filter(campaign_id=self.campaign_id, status=S.PENDING).update(
-                    status=S.SKIPPED, skip_reason=Delivery.SkipReason.CANCELLED)
+                from .services import deliveries_skip_cancelled
+
+                deliveries_skip_cancelled(campaign_id=self.campaign_id)  # rows it held will never go
         except Exception:  # noqa: BLE001 - the database is gone: the leases expire on their own
             logger.exception("could not release claimed deliveries; their leases will expire")
 

@@ -219,13 +219,18 @@ def campaign_cancel(*, campaign: Campaign) -> Campaign:
             campaign.refresh_from_db(fields=["status"])
             raise CampaignStateError(f"a {campaign.get_status_display().lower()} campaign cannot be cancelled")
         # Rows a sender holds right now finish their batch; it checks the status
-        # before each batch. Only unclaimed rows are skipped here.
-        Delivery.objects.filter(campaign=campaign, status=Delivery.Status.PENDING).update(
-            status=Delivery.Status.SKIPPED, skip_reason=Delivery.SkipReason.CANCELLED
-        )
+        # before each batch and skips the rest on its way out. Only unclaimed rows here.
+        deliveries_skip_cancelled(campaign_id=campaign.pk)
     campaign.refresh_from_db()
     logger.info("campaign %s cancelled", campaign.pk)
     return campaign
+
+
+def deliveries_skip_cancelled(*, campaign_id: int) -> int:
+    """A cancelled campaign's pending deliveries become skipped (cancelled)."""
+    return Delivery.objects.filter(campaign_id=campaign_id, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.SKIPPED, skip_reason=Delivery.SkipReason.CANCELLED
+    )
 
 
 # --- audience ------------------------------------------------------------------------------
