@@ -3,9 +3,9 @@
 Every list served gets an impression, so this runs as often as serving itself. With
 Redis configured (``REDIS_URL``, the production and benchmark setup) a list is
 *queued*: one Redis round trip appends it to a list and keeps its product ids
-under its own key for ``SHOWN_TTL`` seconds, so a click on it is checked at once
-(``shown_products``) even before the row reaches PostgreSQL. ``drain`` moves the
-queue into the database in batches of one INSERT each:
+under its own key until it is written (at most ``SHOWN_TTL`` seconds), so a click
+on it is checked at once (``shown_products``) even before the row reaches PostgreSQL. ``drain`` moves the
+queue into the database in batches (one COPY each):
 
 * by the serving process whose append made the queue reach
   ``IMPRESSIONS_DRAIN_AT`` entries (the cost shared by that many pages), once that
@@ -165,8 +165,11 @@ def drain(*, max_batches: int | None = None) -> int:
             raw = client.lrange(QUEUE_KEY, 0, BATCH - 1)
             if not raw:
                 break
-            inserted += _insert_batch_or_each([json.loads(r) for r in raw])
-            client.ltrim(QUEUE_KEY, len(raw), -1)
+            items = [json.loads(r) for r in raw]
+            inserted += _insert_batch_or_each(items)
+            # off the queue; the written lists' shown copies are no longer needed (the rows answer clicks)
+            client.pipeline(transaction=False).ltrim(QUEUE_KEY, len(raw), -1).delete(
+                *(SHOWN_KEY.format(id=i["id"]) for i in items)).execute()
             batches += 1
             if len(raw) < BATCH:
                 break

@@ -39,6 +39,10 @@ def test_a_list_is_queued_clickable_at_once_and_written_once(small):
     assert row.reason_codes == [p.reason_code for p in rec.picks]
     assert impressions.pending() == 0 and impressions.drain() == 0
     assert Impression.objects.count() == 1
+    # the queued copy is dropped once written (Redis does not keep every list for an hour);
+    # the row answers clicks from now on
+    assert not impressions._client().exists(impressions.SHOWN_KEY.format(id=rec.id))
+    assert services.click_record(rec_list_id=rec.id, product=rec.picks[1].product, user=user).rec_list_id == rec.id
 
 
 def test_a_drainer_that_died_before_trimming_writes_nothing_twice(small):
