@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime

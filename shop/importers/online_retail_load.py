@@ -17,10 +17,10 @@ from __future__ import annotations
 import random
 from bisect import bisect_right
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import accumulate
-from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -31,8 +31,7 @@ from shop.services import interactions_bulk_copy, rows_bulk_insert, tables_bulk_
 
 from . import online_retail as orr
 from .common import (
-    PhaseTimer,
-    NewCustomer, NewProduct, ProgressFactory, category_tree_ensure, customers_ensure, no_progress,
+    NewCustomer, NewProduct, PhaseTimer, ProgressFactory, category_tree_ensure, customers_ensure, no_progress,
     products_ensure,
 )
 

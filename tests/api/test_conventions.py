@@ -1,6 +1,7 @@
 """API-wide conventions: the one error shape, documentation without CDN, the schema."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -181,7 +182,7 @@ def test_django_level_handlers_answer_json_under_api_only(rf):
         args = () if handler is api_errors.server_error else (Exception("internal detail"),)
         api = handler(rf.get("/api/v1/anything"), *args)
         assert api.status_code == status and api["Content-Type"] == "application/json"
-        body = __import__("json").loads(api.content)
+        body = json.loads(api.content)
         assert body["error"]["code"] == code and "internal detail" not in api.content.decode()
         page = handler(rf.get("/shop/anything"), *args)
         assert page.status_code == status and page["Content-Type"].startswith("text/html")

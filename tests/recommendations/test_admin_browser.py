@@ -2,14 +2,11 @@
 a running training's progress updates live (the page polls its JSON endpoint)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from recommendations.models import ModelVersion
 
-pytestmark = [pytest.mark.e2e]
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+pytestmark = [pytest.mark.e2e]  # tests/browser.py allows the ORM beside Playwright's loop
 
 
 @pytest.fixture
