@@ -12,7 +12,8 @@ one-hot of its category id, blended with ``category_weight`` and L2-normalised.
 
 Only the vocabulary, idf values, category ids and item vectors are stored, so the
 model needs no pickled scikit-learn object: text is re-vectorised at serving time
-with a ``CountVectorizer`` on the stored vocabulary.
+with a ``CountVectorizer`` on the stored vocabulary and a ``TfidfTransformer`` given
+the stored idf.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.preprocessing import normalize
 
 from ._arrays import csr_from_state, csr_state, topk_similarity
@@ -57,6 +58,8 @@ class ContentRecommender(Recommender):
         self.terms = np.zeros(0, dtype=str)
         self.idf = np.zeros(0, dtype=np.float32)
         self.categories = np.zeros(0, dtype=np.int64)
+        self._fixed_vectorizer: CountVectorizer | None = None
+        self._fixed_transformer: TfidfTransformer | None = None
 
     # ------------------------------------------------------------ features
     def _vectorizer(self, vocabulary: Mapping[str, int] | None = None) -> CountVectorizer:
@@ -71,20 +74,21 @@ class ContentRecommender(Recommender):
             dtype=np.float32,
         )
 
-    def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        counts = sp.csr_matrix(counts, dtype=np.float32)
-        if self.params["sublinear_tf"] and counts.nnz:
-            counts.data = 1.0 + np.log(counts.data)
-        return counts @ sp.diags(self.idf)
+    def _transformer(self) -> TfidfTransformer:
+        """scikit-learn's TF-IDF (smooth idf, optional sublinear tf, L2 rows)."""
+        return TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=self.params["sublinear_tf"])
 
     def _text_block(self, texts: Sequence[str]) -> sp.csr_matrix:
         if self.terms.size == 0:
             return sp.csr_matrix((len(texts), 0), dtype=np.float32)
-        if getattr(self, "_fixed_vectorizer", None) is None:  # built once per model
+        if self._fixed_vectorizer is None:  # built once per model, from the stored vocabulary and idf
             vocabulary = {term: index for index, term in enumerate(self.terms.tolist())}
             self._fixed_vectorizer = self._vectorizer(vocabulary)
+            self._fixed_transformer = self._transformer()
+            self._fixed_transformer.idf_ = self.idf
+        assert self._fixed_transformer is not None
         counts = self._fixed_vectorizer.transform(list(texts))
-        return normalize(self._tfidf(counts), norm="l2", axis=1)
+        return sp.csr_matrix(self._fixed_transformer.transform(counts), dtype=np.float32)
 
     def _category_block(self, categories: Sequence[Sequence[int]] | np.ndarray) -> sp.csr_matrix:
         rows: list[int] = []
@@ -121,8 +125,7 @@ class ContentRecommender(Recommender):
             raise EngineError(
                 "content: needs side data (side.item_text and/or side.item_category)"
             )
-        n_items = user_items.shape[1]
-        self._fixed_vectorizer: CountVectorizer | None = None
+        self._fixed_vectorizer = None
         self._weighting.fit(user_items)
         if side.item_text is not None:
             vectorizer = self._vectorizer()
@@ -135,21 +138,19 @@ class ContentRecommender(Recommender):
             if counts is not None:
                 vocabulary = vectorizer.vocabulary_
                 self.terms = np.array(sorted(vocabulary, key=vocabulary.__getitem__))
-                counts = sp.csr_matrix(counts, dtype=np.float32)
-                df = np.bincount(counts.indices, minlength=self.terms.size)
-                self.idf = (np.log((1.0 + n_items) / (1.0 + df)) + 1.0).astype(np.float32)
+                self.idf = self._transformer().fit(counts).idf_.astype(np.float32)
         progress(0.5)
         text = (
             self._text_block(side.item_text)
             if side.item_text is not None
-            else sp.csr_matrix((n_items, 0), dtype=np.float32)
+            else sp.csr_matrix((user_items.shape[1], 0), dtype=np.float32)
         )
         if side.item_category is not None:
             category_ids = np.asarray(side.item_category, dtype=np.int64)
             self.categories = np.unique(category_ids[category_ids >= 0])
             category = self._category_block(category_ids[:, None])
         else:
-            category = sp.csr_matrix((n_items, 0), dtype=np.float32)
+            category = sp.csr_matrix((user_items.shape[1], 0), dtype=np.float32)
         self.item_features = self._combine(text, category)
         if self.item_features.nnz == 0:
             raise EngineError("content: no item has any text or category feature")
