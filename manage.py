@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Django's command-line utility for Affinity."""
+
 import os
 import sys
 

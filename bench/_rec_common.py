@@ -1,6 +1,7 @@
 """Helpers shared by the recommendations benchmarks (bench/train.py, bench/serve.py):
 a PostgreSQL database of their own, seeding it with ``manage.py seed_synthetic``,
 medians, and writing one section of bench/RESULTS.md."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,10 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 def manage(*args: str, env: dict[str, str] | None = None, quiet: bool = False) -> None:
     """Run ``manage.py`` in a child process (its own output, its own progress bars)."""
     subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env={**os.environ, **(env or {})}, check=True,
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=True,
         stdout=subprocess.DEVNULL if quiet else None,
     )
 
@@ -63,16 +67,29 @@ def seed(url: str, *, users: int, products: int, interactions: int, seed_value: 
     seed_synthetic``) unless it already holds one of that size; a store of another
     size is dropped first (the database is the benchmark's own)."""
     have = counts(url)
-    if (have["shop_product"] == products and have["shop_interaction"] >= interactions * 0.95
-            and have["shop_user"] >= users):
+    if (
+        have["shop_product"] == products
+        and have["shop_interaction"] >= interactions * 0.95
+        and have["shop_user"] >= users
+    ):
         print(f"database already seeded: {have}")
         return
     if have["shop_product"] or have["shop_interaction"]:
         print(f"database holds another store ({have}): recreating it")
         database_drop(url)
         database_ensure(url)
-    manage("seed_synthetic", "--users", str(users), "--products", str(products), "--interactions",
-           str(interactions), "--seed", str(seed_value), env={"DATABASE_URL": url})
+    manage(
+        "seed_synthetic",
+        "--users",
+        str(users),
+        "--products",
+        str(products),
+        "--interactions",
+        str(interactions),
+        "--seed",
+        str(seed_value),
+        env={"DATABASE_URL": url},
+    )
     print(f"seeded: {counts(url)}")
 
 

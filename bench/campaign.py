@@ -17,6 +17,7 @@ recipient once, nobody twice, nobody who unsubscribed or has no consent.
     .venv/bin/python bench/campaign.py                    # 100,000 recipients, writes bench/RESULTS.md
     .venv/bin/python bench/campaign.py --recipients 5000 --no-write
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,9 @@ class Sink:
         self.ready, self.stop_event = ctx.Event(), ctx.Event()
         self.received = ctx.Value("q", 0)
         self.out = Path(tempfile.mkdtemp(prefix="bench-sink-")) / "counts.json"
-        self.proc = ctx.Process(target=sink_main, args=(self.port, self.ready, self.stop_event, self.received,
-                                                         str(self.out)), daemon=True)
+        self.proc = ctx.Process(
+            target=sink_main, args=(self.port, self.ready, self.stop_event, self.received, str(self.out)), daemon=True
+        )
 
     def __enter__(self) -> "Sink":
         self.proc.start()
@@ -96,8 +98,11 @@ class Sink:
         if keep_running:
             ctx = mp.get_context("spawn")
             self.ready, self.stop_event = ctx.Event(), ctx.Event()
-            self.proc = ctx.Process(target=sink_main, args=(self.port, self.ready, self.stop_event, self.received,
-                                                             str(self.out)), daemon=True)
+            self.proc = ctx.Process(
+                target=sink_main,
+                args=(self.port, self.ready, self.stop_event, self.received, str(self.out)),
+                daemon=True,
+            )
             self.__enter__()
         return counts
 
@@ -136,23 +141,58 @@ def seed(*, recipients: int, products: int, per_user: int, rng: random.Random) -
         Product.objects.all().delete()
         Category.objects.all().delete()
         cats = [Category.objects.create(name=f"Bench {c}", slug=f"bench-{c}", colour="#3366aa") for c in range(20)]
-        Product.objects.bulk_create([
-            Product(sku=f"B{i:06d}", name=f"Bench product {i}", slug=f"bench-product-{i}", category=cats[i % 20],
-                    price=Decimal("3.50") + i % 40, stock=10_000) for i in range(products)
-        ], batch_size=5000)
-        fields = ("password", "is_superuser", "email", "first_name", "last_name", "country", "marketing_consent",
-                  "consent_changed_at", "is_staff", "is_active", "date_joined")
+        Product.objects.bulk_create(
+            [
+                Product(
+                    sku=f"B{i:06d}",
+                    name=f"Bench product {i}",
+                    slug=f"bench-product-{i}",
+                    category=cats[i % 20],
+                    price=Decimal("3.50") + i % 40,
+                    stock=10_000,
+                )
+                for i in range(products)
+            ],
+            batch_size=5000,
+        )
+        fields = (
+            "password",
+            "is_superuser",
+            "email",
+            "first_name",
+            "last_name",
+            "country",
+            "marketing_consent",
+            "consent_changed_at",
+            "is_staff",
+            "is_active",
+            "date_joined",
+        )
+
         def users():
             for i in tqdm(range(total), desc="customers", unit="row", mininterval=1):
                 consent = i < recipients or i >= recipients + extra_no_consent
-                yield ("!", False, f"c{i}@{DOMAIN}", f"Cust{i}", "Bench", "United Kingdom", consent, now,
-                       False, True, now - timedelta(days=400))
+                yield (
+                    "!",
+                    False,
+                    f"c{i}@{DOMAIN}",
+                    f"Cust{i}",
+                    "Bench",
+                    "United Kingdom",
+                    consent,
+                    now,
+                    False,
+                    True,
+                    now - timedelta(days=400),
+                )
 
         shop_services.rows_bulk_insert(model=User, fields=fields, rows=users())
-        Suppression.objects.bulk_create([
-            Suppression(email=f"c{i}@{DOMAIN}", reason=Suppression.Reason.BOUNCED)
-            for i in range(recipients + extra_no_consent, total)
-        ])
+        Suppression.objects.bulk_create(
+            [
+                Suppression(email=f"c{i}@{DOMAIN}", reason=Suppression.Reason.BOUNCED)
+                for i in range(recipients + extra_no_consent, total)
+            ]
+        )
         user_ids = list(User.objects.filter(email__endswith=f"@{DOMAIN}").order_by("pk").values_list("pk", flat=True))
         product_ids = list(Product.objects.order_by("pk").values_list("pk", flat=True))
         weights = [1.0 / (r + 1) ** 0.8 for r in range(len(product_ids) // 20)]
@@ -161,7 +201,7 @@ def seed(*, recipients: int, products: int, per_user: int, rng: random.Random) -
             for u, uid in enumerate(tqdm(user_ids, desc="histories", unit="customer", mininterval=1)):
                 taste = u % 20
                 pool = product_ids[taste::20]
-                for pid in rng.choices(pool, weights=weights[:len(pool)], k=per_user):
+                for pid in rng.choices(pool, weights=weights[: len(pool)], k=per_user):
                     kind = Interaction.Kind.PURCHASE if rng.random() < 0.5 else Interaction.Kind.VIEW
                     yield (uid, "", pid, kind, 1.0, now - timedelta(days=rng.random() * 90), Interaction.Source.WEB)
 
@@ -188,8 +228,13 @@ def floor(*, port: int, messages: int) -> float:
     rendered = email_render(compiled, context, open_pixel_url="https://shop.example.com/c/o/x.gif")
     payloads = []
     for i in range(messages):
-        msg = message_build(to=f"floor{i}@{DOMAIN}", rendered=rendered, message_id=message_id_make(i),
-                            unsubscribe_url="https://shop.example.com/c/u/x/", delivery_id=i)
+        msg = message_build(
+            to=f"floor{i}@{DOMAIN}",
+            rendered=rendered,
+            message_id=message_id_make(i),
+            unsubscribe_url="https://shop.example.com/c/u/x/",
+            delivery_id=i,
+        )
         payloads.append((f"floor{i}@{DOMAIN}", msg.message().as_bytes(linesep="\r\n")))
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
         started = time.perf_counter()
@@ -208,8 +253,12 @@ def _proc_cpu(pid: int) -> tuple[float, float, int, str]:
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
     # fields[0] is the state (the 3rd field of stat): utime, stime, cutime, cstime are 14..17
-    return ((int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick,
-            int(fields[1]), cmdline)
+    return (
+        (int(fields[11]) + int(fields[12])) / tick,
+        (int(fields[13]) + int(fields[14])) / tick,
+        int(fields[1]),
+        cmdline,
+    )
 
 
 def _machine_busy() -> float:
@@ -231,8 +280,7 @@ class CpuMeter:
         self.worker_pids: list[int] = []
 
     def _sample(self) -> dict[str, float]:
-        groups = {"Celery workers": 0.0, "PostgreSQL": 0.0, "SMTP sink": 0.0, "Redis": 0.0,
-                  "benchmark driver": 0.0}
+        groups = {"Celery workers": 0.0, "PostgreSQL": 0.0, "SMTP sink": 0.0, "Redis": 0.0, "benchmark driver": 0.0}
         procs = {}
         for name in os.listdir("/proc"):
             if name.isdigit():
@@ -272,12 +320,36 @@ def start_workers(*, n: int, concurrency: int, env: dict, logdir: Path) -> list[
     procs = []
     for w in range(n):
         log = open(logdir / f"worker-{w}.log", "wb")  # noqa: SIM115 - owned by the process
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "shop", "worker", "-Q", env["CELERY_TASK_DEFAULT_QUEUE"],
-             "-c", str(concurrency), "--pool", "prefork", "--without-heartbeat", "--without-gossip",
-             "--without-mingle", "-n", f"bench{w}-{os.getpid()}@%h", "--loglevel", "WARNING"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "shop",
+                    "worker",
+                    "-Q",
+                    env["CELERY_TASK_DEFAULT_QUEUE"],
+                    "-c",
+                    str(concurrency),
+                    "--pool",
+                    "prefork",
+                    "--without-heartbeat",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-n",
+                    f"bench{w}-{os.getpid()}@%h",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     return procs
 
 
@@ -292,8 +364,9 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int, timeout: float,
-                 audience: int | None = None) -> dict:
+def run_campaign(
+    *, sink: Sink, workers: int, concurrency: int, unsubscribe: int, timeout: float, audience: int | None = None
+) -> dict:
     from django.db.models import Count, Max, Min
     from tqdm import tqdm
 
@@ -308,21 +381,29 @@ def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int
     ConsentChange.objects.filter(user__email__endswith=f"@{DOMAIN}", source=ConsentChange.Source.UNSUBSCRIBE).delete()
     Suppression.objects.filter(email__endswith=f"@{DOMAIN}", reason=Suppression.Reason.UNSUBSCRIBED).delete()
     if audience:  # a quicker run: the first customers only
-        ids = list(User.objects.filter(email__endswith=f"@{DOMAIN}", marketing_consent=True)
-                   .order_by("pk").values_list("pk", flat=True)[:audience])
-        segment, _ = Segment.objects.update_or_create(name="bench: the first customers",
-                                                      defaults={"rules": {"rule": "users", "ids": ids}})
+        ids = list(
+            User.objects.filter(email__endswith=f"@{DOMAIN}", marketing_consent=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:audience]
+        )
+        segment, _ = Segment.objects.update_or_create(
+            name="bench: the first customers", defaults={"rules": {"rule": "users", "ids": ids}}
+        )
     else:
-        segment, _ = Segment.objects.get_or_create(name="bench: everyone with consent",
-                                                   defaults={"rules": {"rule": "consent"}})
+        segment, _ = Segment.objects.get_or_create(
+            name="bench: everyone with consent", defaults={"rules": {"rule": "consent"}}
+        )
     template = EmailTemplate.objects.filter(name="bench: recommended").first()
     if template is None:
         template = EmailTemplate.objects.create(
-            name="bench: recommended", subject="{{ greeting_name }}, we picked these for you",
+            name="bench: recommended",
+            subject="{{ greeting_name }}, we picked these for you",
             html_body=(ROOT / "templates/campaigns/emails/recommendations.html").read_text(),
-            text_body=(ROOT / "templates/campaigns/emails/recommendations.txt").read_text())
-    campaign = services.campaign_create(name=f"bench: {time.strftime('%H:%M:%S')}", template=template,
-                                        segment=segment, n_products=6)
+            text_body=(ROOT / "templates/campaigns/emails/recommendations.txt").read_text(),
+        )
+    campaign = services.campaign_create(
+        name=f"bench: {time.strftime('%H:%M:%S')}", template=template, segment=segment, n_products=6
+    )
     services.campaign_schedule(campaign=campaign)  # queues the launch; the workers are not up yet
     started = time.perf_counter()
     size = services.campaign_launch(campaign_id=campaign.pk)  # builds the audience here, queues the sends
@@ -361,14 +442,26 @@ def run_campaign(*, sink: Sink, workers: int, concurrency: int, unsubscribe: int
                 raise RuntimeError(f"not done after {timeout}s; see {logdir}")
     finally:
         stop_workers(procs)
-    span = Delivery.objects.filter(campaign=campaign, status="sent").aggregate(first=Min("sent_at"), last=Max("sent_at"))
+    span = Delivery.objects.filter(campaign=campaign, status="sent").aggregate(
+        first=Min("sent_at"), last=Max("sent_at")
+    )
     sent = Delivery.objects.filter(campaign=campaign, status="sent").count()
     send_s = span["last"].timestamp() - t0
     by_status = dict(Delivery.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("pk")))
     expected = set(Delivery.objects.filter(campaign=campaign, status="sent").values_list("email", flat=True))
-    return {"campaign": campaign.pk, "audience": size, "build_s": build_s, "cpu": cpu, "sent": sent, "send_s": send_s,
-            "first_email_after_s": span["first"].timestamp() - t0, "by_status": by_status,
-            "expected": expected, "unsubscribed": unsubscribed, "load": median(loads)}
+    return {
+        "campaign": campaign.pk,
+        "audience": size,
+        "build_s": build_s,
+        "cpu": cpu,
+        "sent": sent,
+        "send_s": send_s,
+        "first_email_after_s": span["first"].timestamp() - t0,
+        "by_status": by_status,
+        "expected": expected,
+        "unsubscribed": unsubscribed,
+        "load": median(loads),
+    }
 
 
 def cpu_budget(*, sink: Sink, recipients: int, queue: str) -> list[tuple[str, float, float]]:
@@ -384,19 +477,30 @@ def cpu_budget(*, sink: Sink, recipients: int, queue: str) -> list[tuple[str, fl
     from shop.celery import app
     from shop.models import User
 
-    ids = list(User.objects.filter(email__endswith=f"@{DOMAIN}", marketing_consent=True)
-               .order_by("pk").values_list("pk", flat=True)[:recipients])
-    segment, _ = Segment.objects.update_or_create(name="bench: cpu budget", defaults={"rules": {"rule": "users", "ids": ids}})
-    campaign = services.campaign_create(name="bench: cpu budget", segment=segment, n_products=6,
-                                        template=EmailTemplate.objects.get(name="bench: recommended"))
+    ids = list(
+        User.objects.filter(email__endswith=f"@{DOMAIN}", marketing_consent=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:recipients]
+    )
+    segment, _ = Segment.objects.update_or_create(
+        name="bench: cpu budget", defaults={"rules": {"rule": "users", "ids": ids}}
+    )
+    campaign = services.campaign_create(
+        name="bench: cpu budget",
+        segment=segment,
+        n_products=6,
+        template=EmailTemplate.objects.get(name="bench: recommended"),
+    )
     services.campaign_schedule(campaign=campaign)
     services.campaign_launch(campaign_id=campaign.pk)
     wall, cpu = collections.Counter(), collections.Counter()
-    patched = [(recs, "picks_for_users", "recommendations (one batched call per claim of rows)"),
-               (sending, "email_context", "context: signed links, prices"),
-               (sending, "email_render", "templates: subject, text, HTML"),
-               (EmailBackend, "send_messages", "message bytes + SMTP (waits for the server)"),
-               (sending, "marks_write", "mark sent (one UPDATE per group of accepted emails)")]
+    patched = [
+        (recs, "picks_for_users", "recommendations (one batched call per claim of rows)"),
+        (sending, "email_context", "context: signed links, prices"),
+        (sending, "email_render", "templates: subject, text, HTML"),
+        (EmailBackend, "send_messages", "message bytes + SMTP (waits for the server)"),
+        (sending, "marks_write", "mark sent (one UPDATE per group of accepted emails)"),
+    ]
     originals = []
     for owner, name, label in patched:
         original = getattr(owner, name)
@@ -409,6 +513,7 @@ def cpu_budget(*, sink: Sink, recipients: int, queue: str) -> list[tuple[str, fl
             finally:
                 wall[_label] += time.perf_counter() - t
                 cpu[_label] += time.process_time() - c
+
         setattr(owner, name, wrapper)
     connection = get_connection("django.core.mail.backends.smtp.EmailBackend", host="127.0.0.1", port=sink.port)
     try:
@@ -423,8 +528,13 @@ def cpu_budget(*, sink: Sink, recipients: int, queue: str) -> list[tuple[str, fl
     n = max(stats.sent, 1)
     rows = [(label, 1000 * cpu[label] / n, 1000 * wall[label] / n) for _, _, label in patched]
     # recommendations run inside the claim; "claims, checks, bookkeeping" is the rest
-    rows.append(("claims, checks, bookkeeping", 1000 * (total_cpu - sum(cpu.values())) / n,
-                 1000 * (total_wall - sum(wall.values())) / n))
+    rows.append(
+        (
+            "claims, checks, bookkeeping",
+            1000 * (total_cpu - sum(cpu.values())) / n,
+            1000 * (total_wall - sum(wall.values())) / n,
+        )
+    )
     rows.append(("**total per email (one sender)**", 1000 * total_cpu / n, 1000 * total_wall / n))
     Campaign.objects.filter(pk=campaign.pk).delete()
     return rows
@@ -438,25 +548,43 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=2_000)
     parser.add_argument("--history", type=int, default=6, help="events per customer")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="pool processes per worker (more than cores: each waits on SMTP and the database)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="pool processes per worker (more than cores: each waits on SMTP and the database)",
+    )
     parser.add_argument("--floor-messages", type=int, default=5_000)
     parser.add_argument("--floor-runs", type=int, default=2, help="floor runs before and again after the campaign")
     parser.add_argument("--unsubscribe", type=int, default=500, help="who unsubscribe after the audience is built")
     parser.add_argument("--timeout", type=float, default=3600)
-    parser.add_argument("--audience", type=int, default=None,
-                        help="send to the first N (at most 20,000) consenting customers only (a quicker run; "
-                             "default: all)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="CAMPAIGNS_SEND_BATCH_SIZE for this run (default: the app's setting)")
+    parser.add_argument(
+        "--audience",
+        type=int,
+        default=None,
+        help="send to the first N (at most 20,000) consenting customers only (a quicker run; default: all)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="CAMPAIGNS_SEND_BATCH_SIZE for this run (default: the app's setting)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args()
     if args.batch_size:
         os.environ["CAMPAIGNS_SEND_BATCH_SIZE"] = str(args.batch_size)  # the workers inherit it
 
     queue = f"bench-campaign-{os.getpid()}"
-    os.environ.update({"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url, "DEBUG": "false",
-                       "CELERY_TASK_DEFAULT_QUEUE": queue, "DJANGO_SETTINGS_MODULE": "shop.settings"})
+    os.environ.update(
+        {
+            "DATABASE_URL": args.database_url,
+            "REDIS_URL": args.redis_url,
+            "DEBUG": "false",
+            "CELERY_TASK_DEFAULT_QUEUE": queue,
+            "DJANGO_SETTINGS_MODULE": "shop.settings",
+        }
+    )
     database_ensure(args.database_url)
     import django
 
@@ -477,8 +605,14 @@ def main() -> None:
 
         for i in range(args.floor_runs):
             floor_run()
-        result = run_campaign(sink=sink, workers=args.workers, concurrency=args.concurrency,
-                              unsubscribe=args.unsubscribe, timeout=args.timeout, audience=args.audience)
+        result = run_campaign(
+            sink=sink,
+            workers=args.workers,
+            concurrency=args.concurrency,
+            unsubscribe=args.unsubscribe,
+            timeout=args.timeout,
+            audience=args.audience,
+        )
         for i in range(args.floor_runs):
             floor_run()
         counts = sink.counts(keep_running=True)
@@ -491,8 +625,14 @@ def main() -> None:
     no_consent = sum(1 for r in campaign_counts if int(r[1:].split("@")[0]) >= args.recipients)
     rate = result["sent"] / result["send_s"]
     floor_rate = median(floors)
-    exactly_once = (twice == 0 and missing == 0 and unexpected == 0 and to_unsubscribed == 0 and no_consent == 0
-                    and sum(campaign_counts.values()) == result["sent"])
+    exactly_once = (
+        twice == 0
+        and missing == 0
+        and unexpected == 0
+        and to_unsubscribed == 0
+        and no_consent == 0
+        and sum(campaign_counts.values()) == result["sent"]
+    )
     lines = [
         f"Machine: {started_load}; median load average while sending {result['load']:.1f}. "
         f"{args.workers} Celery worker(s) x {args.concurrency} processes on Redis, "
@@ -523,8 +663,10 @@ def main() -> None:
         "",
         "| processes | core-ms per email |",
         "|---|---|",
-        *[f"| {label} | {per_email[label]:.2f} |" for label in
-          ("Celery workers", "PostgreSQL", "SMTP sink", "Redis", "benchmark driver", "other")],
+        *[
+            f"| {label} | {per_email[label]:.2f} |"
+            for label in ("Celery workers", "PostgreSQL", "SMTP sink", "Redis", "benchmark driver", "other")
+        ],
         f"| **machine, all processes** | **{per_email['machine']:.2f}** |",
         "",
         f"PostgreSQL counts every session, a neighbour's too; \"other\" is the rest of the machine (the kernel's "

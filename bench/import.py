@@ -28,6 +28,7 @@ PostgreSQL: ``--pg`` (default postgres://postgres@127.0.0.1:5432), databases
 ``affinity_bench_import*`` are created and dropped. SQLite: files under a temporary
 directory. Prints a Markdown table for bench/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,7 +116,7 @@ def interactions_file(rows: int = 1_000_000) -> Path:
     import numpy as np
 
     rng = np.random.default_rng(42)
-    users = (rng.zipf(1.3, size=rows * 2) - 1)
+    users = rng.zipf(1.3, size=rows * 2) - 1
     users = users[users < 50_000][:rows]
     items = rng.permutation(20_000)[np.minimum(rng.zipf(1.15, size=rows) - 1, 19_999)]
     end = datetime.combine(date.today(), datetime.min.time()) - timedelta(days=1)
@@ -125,8 +126,9 @@ def interactions_file(rows: int = 1_000_000) -> Path:
     iso = rng.random(rows) < 0.5  # half ISO 8601 local times, half unix seconds
     with INTERACTIONS_FILE.open("w") as fh:
         fh.write("customer_id,sku,qty,ts,event\n")
-        for u, i, t, k, q, as_iso in zip(users.tolist(), items.tolist(), ts.tolist(), kinds.tolist(),
-                                          qty.tolist(), iso.tolist()):
+        for u, i, t, k, q, as_iso in zip(
+            users.tolist(), items.tolist(), ts.tolist(), kinds.tolist(), qty.tolist(), iso.tolist()
+        ):
             stamp = datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S") if as_iso else str(t)
             fh.write(f"cust-{u},SKU-{i:05d},{q},{stamp},{k}\n")
     return INTERACTIONS_FILE
@@ -140,8 +142,18 @@ def reference(backend: Backend, rows: int = 1_000_000) -> float:
 
     rnd = random.Random(1)
     base = datetime(2025, 1, 1, tzinfo=timezone.utc)
-    data = [(rnd.randrange(1, 50_000), "", rnd.randrange(1, 20_000), 1, 1.0,
-             base + timedelta(seconds=rnd.randrange(0, 15_552_000)), 4) for _ in range(rows)]
+    data = [
+        (
+            rnd.randrange(1, 50_000),
+            "",
+            rnd.randrange(1, 20_000),
+            1,
+            1.0,
+            base + timedelta(seconds=rnd.randrange(0, 15_552_000)),
+            4,
+        )
+        for _ in range(rows)
+    ]
     cols = "user_id, session_key, product_id, kind, value, occurred_at, source"
     env = backend.fresh()
     if backend.kind == "postgresql":
@@ -162,8 +174,10 @@ def reference(backend: Backend, rows: int = 1_000_000) -> float:
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE scratch (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id bigint, session_key "
-                 "varchar(64), product_id bigint, kind smallint, value real, occurred_at datetime, source smallint)")
+    conn.execute(
+        "CREATE TABLE scratch (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id bigint, session_key "
+        "varchar(64), product_id bigint, kind smallint, value real, occurred_at datetime, source smallint)"
+    )
     text = [(u, s, p, k, v, str(t.replace(tzinfo=None)), src) for u, s, p, k, v, t, src in data]
     start = time.perf_counter()
     with conn:
@@ -181,15 +195,52 @@ def tasks(selected: set[str]) -> list[tuple[str, list[str], int, str | None]]:
         out.append(("import_online_retail (whole file)", ["import_online_retail", "--no-progress"], 1, None))
     if "interactions" in selected:
         f = str(interactions_file())
-        args = ["import_interactions", f, "--map", "user=customer_id,item=sku,value=qty,timestamp=ts,kind=event",
-                "--no-progress"]
+        args = [
+            "import_interactions",
+            f,
+            "--map",
+            "user=customer_id,item=sku,value=qty,timestamp=ts,kind=event",
+            "--no-progress",
+        ]
         out.append(("import_interactions 1M rows, new store", args, 1, None))
         out.append(("import_interactions 1M rows, store holding 1M events", args, 0, "seed1m"))
     if "seed" in selected:
-        out.append(("seed_synthetic 50k users / 20k products / 1M", ["seed_synthetic", "--users", "50000",
-                    "--products", "20000", "--interactions", "1000000", "--no-progress"], 1, None))
-        out.append(("seed_synthetic 100k / 100k / 2M", ["seed_synthetic", "--users", "100000", "--products",
-                    "100000", "--interactions", "2000000", "--seed", "2", "--no-progress"], 0, None))
+        out.append(
+            (
+                "seed_synthetic 50k users / 20k products / 1M",
+                [
+                    "seed_synthetic",
+                    "--users",
+                    "50000",
+                    "--products",
+                    "20000",
+                    "--interactions",
+                    "1000000",
+                    "--no-progress",
+                ],
+                1,
+                None,
+            )
+        )
+        out.append(
+            (
+                "seed_synthetic 100k / 100k / 2M",
+                [
+                    "seed_synthetic",
+                    "--users",
+                    "100000",
+                    "--products",
+                    "100000",
+                    "--interactions",
+                    "2000000",
+                    "--seed",
+                    "2",
+                    "--no-progress",
+                ],
+                0,
+                None,
+            )
+        )
     return out
 
 
@@ -212,28 +263,52 @@ def main() -> None:
                 for _ in range(args.runs if mult else 1):
                     env = backend.fresh()
                     if prep == "seed1m":
-                        timed([PY, "manage.py", "seed_synthetic", "--users", "50000", "--products", "20000",
-                               "--interactions", "1000000", "--seed", "9", "--no-progress"], env)
+                        timed(
+                            [
+                                PY,
+                                "manage.py",
+                                "seed_synthetic",
+                                "--users",
+                                "50000",
+                                "--products",
+                                "20000",
+                                "--interactions",
+                                "1000000",
+                                "--seed",
+                                "9",
+                                "--no-progress",
+                            ],
+                            env,
+                        )
                     wall, cpu, out = timed([PY, "manage.py", *cmd], env)
                     walls.append(wall)
                     cpus.append(cpu)
                     rows = rows_written(out)
-                    print(f"[{kind}] {label}: {wall:.1f}s wall, {cpu:.1f}s CPU, {rows:,} rows "
-                          f"(load {os.getloadavg()[0]:.1f})", flush=True)
+                    print(
+                        f"[{kind}] {label}: {wall:.1f}s wall, {cpu:.1f}s CPU, {rows:,} rows "
+                        f"(load {os.getloadavg()[0]:.1f})",
+                        flush=True,
+                    )
                 results.append((label, kind, statistics.median(walls), statistics.median(cpus), len(walls), rows, ref))
             backend.drop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
-    print(f"{date.today()}, {platform.node()}, {os.cpu_count()} cores, load average now "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"{date.today()}, {platform.node()}, {os.cpu_count()} cores, load average now "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     print()
-    print("| task | database | wall s (median) | CPU s (command) | runs | rows written | rows/s | "
-          "x reference (1M bare rows) |")
+    print(
+        "| task | database | wall s (median) | CPU s (command) | runs | rows written | rows/s | "
+        "x reference (1M bare rows) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for label, kind, wall, cpu, n, rows, ref in results:
-        print(f"| {label} | {kind} | {wall:.1f} | {cpu:.1f} | {n} | {rows:,} | {rows / wall:,.0f} | "
-              f"{wall / ref:.1f}x ({ref:.1f}s) |")
+        print(
+            f"| {label} | {kind} | {wall:.1f} | {cpu:.1f} | {n} | {rows:,} | {rows / wall:,.0f} | "
+            f"{wall / ref:.1f}x ({ref:.1f}s) |"
+        )
 
 
 if __name__ == "__main__":

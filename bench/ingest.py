@@ -26,6 +26,7 @@ Usage::
 The database is migrated and seeded (products, customers) if needed. Interactions the
 run creates are deleted afterwards unless ``--keep``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,14 +75,27 @@ def prepare(args) -> dict:
         print(f"seeding {N_PRODUCTS:,} products and {N_CUSTOMERS:,} customers ...", flush=True)
         cat, _ = Category.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
         Product.objects.bulk_create(
-            [Product(sku=f"BENCH-{i}", name=f"Bench product {i}", slug=f"bench-product-{i}", category=cat,
-                     price=Decimal("1.00") + i % 50, stock=100) for i in range(N_PRODUCTS)],
-            batch_size=5000, ignore_conflicts=True,
+            [
+                Product(
+                    sku=f"BENCH-{i}",
+                    name=f"Bench product {i}",
+                    slug=f"bench-product-{i}",
+                    category=cat,
+                    price=Decimal("1.00") + i % 50,
+                    stock=100,
+                )
+                for i in range(N_PRODUCTS)
+            ],
+            batch_size=5000,
+            ignore_conflicts=True,
         )
         User.objects.bulk_create(
-            [User(email=f"bench{i}@customers.affinity.example", external_id=f"bench-{i}", password="!")
-             for i in range(N_CUSTOMERS)],
-            batch_size=5000, ignore_conflicts=True,
+            [
+                User(email=f"bench{i}@customers.affinity.example", external_id=f"bench-{i}", password="!")
+                for i in range(N_CUSTOMERS)
+            ],
+            batch_size=5000,
+            ignore_conflicts=True,
         )
     user, _ = User.objects.get_or_create(email=PIPELINE_EMAIL, defaults={"password": "!"})
     user.user_permissions.add(Permission.objects.get(content_type__app_label="shop", codename="add_interaction"))
@@ -112,8 +126,9 @@ def make_batch(rng, run: str, client: int, seq, product_ids, user_ids) -> bytes:
         kind = KINDS[rng.randrange(len(KINDS))]
         value = f',"value":{rng.randrange(1, 6)}' if kind in ("purchase", "rating") else ""
         at = (now - timedelta(seconds=rng.randrange(86400))).strftime("%Y-%m-%dT%H:%M:%SZ")
-        parts.append(f'{{"event_id":"{run}-{client}-{seq}-{i}",{product},{actor},"kind":"{kind}"{value},'
-                     f'"occurred_at":"{at}"}}')
+        parts.append(
+            f'{{"event_id":"{run}-{client}-{seq}-{i}",{product},{actor},"kind":"{kind}"{value},"occurred_at":"{at}"}}'
+        )
     return ('{"events":[' + ",".join(parts) + "]}").encode()
 
 
@@ -122,8 +137,7 @@ def client_main(client: int, args, setup: dict, run: str, start_at: float, out: 
     import random
 
     rng = random.Random(client)
-    stats = {"requests": 0, "created": 0, "duplicates": 0, "rejected": 0, "errors": 0, "latencies": [],
-             "statuses": {}}
+    stats = {"requests": 0, "created": 0, "duplicates": 0, "rejected": 0, "errors": 0, "latencies": [], "statuses": {}}
     headers = {"Authorization": f"Token {setup['token']}", "Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
     # A few random batches made in advance, each a template whose event ids take the
@@ -173,14 +187,38 @@ def client_main(client: int, args, setup: dict, run: str, start_at: float, out: 
 # --- the server ------------------------------------------------------------------------------
 def start_gunicorn(args) -> subprocess.Popen:
     env = dict(os.environ)
-    env.update({
-        "DEBUG": "false", "API_THROTTLE_BULK": "off", "API_THROTTLE_USER": "off",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
-    })
-    cmd = [sys.executable, "-m", "gunicorn", "shop.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
-           "--workers", str(args.workers), "--worker-class", "gthread", "--threads", "1",
-           "--keep-alive", "30", "--timeout", "120", "--log-level", "warning", "--access-logfile", "-"
-           if args.access_log else "/dev/null"]
+    env.update(
+        {
+            "DEBUG": "false",
+            "API_THROTTLE_BULK": "off",
+            "API_THROTTLE_USER": "off",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "shop.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{args.port}",
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "1",
+        "--keep-alive",
+        "30",
+        "--timeout",
+        "120",
+        "--log-level",
+        "warning",
+        "--access-logfile",
+        "-" if args.access_log else "/dev/null",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -219,14 +257,23 @@ def reference_service(setup: dict, seconds: float) -> float:
     batches = []
     for seq in range(6):
         doc = json.loads(make_batch(rng, run, 0, seq, setup["product_ids"], setup["user_ids"]))
-        batches.append([
-            services.InteractionIn(
-                product_id=e.get("product_id"), product_sku=e.get("product_sku"), user_id=e.get("user_id"),
-                user_external_id=e.get("user_external_id"), session_key=e.get("session_key", ""),
-                kind=services.KIND_BY_NAME[e["kind"]], value=e.get("value", 1), event_id=None, delivery_id=marker,
-                occurred_at=datetime.fromisoformat(e["occurred_at"]),
-            ) for e in doc["events"]
-        ])
+        batches.append(
+            [
+                services.InteractionIn(
+                    product_id=e.get("product_id"),
+                    product_sku=e.get("product_sku"),
+                    user_id=e.get("user_id"),
+                    user_external_id=e.get("user_external_id"),
+                    session_key=e.get("session_key", ""),
+                    kind=services.KIND_BY_NAME[e["kind"]],
+                    value=e.get("value", 1),
+                    event_id=None,
+                    delivery_id=marker,
+                    occurred_at=datetime.fromisoformat(e["occurred_at"]),
+                )
+                for e in doc["events"]
+            ]
+        )
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         result = services.interactions_bulk_record(events=batches[n // BATCH % len(batches)], partial=True)
@@ -246,13 +293,19 @@ def reference_insert(setup: dict, seconds: float) -> float:
     now = datetime.now(timezone.utc)
     pids, uids = setup["product_ids"], setup["user_ids"]
     cols = [
-        [uids[rng.randrange(len(uids))] for _ in range(BATCH)], [""] * BATCH,
-        [pids[rng.randrange(len(pids))] for _ in range(BATCH)], [1] * BATCH, [1.0] * BATCH, [now] * BATCH,
+        [uids[rng.randrange(len(uids))] for _ in range(BATCH)],
+        [""] * BATCH,
+        [pids[rng.randrange(len(pids))] for _ in range(BATCH)],
+        [1] * BATCH,
+        [1.0] * BATCH,
+        [now] * BATCH,
         [2] * BATCH,
     ]
-    sql = ("INSERT INTO shop_interaction (user_id, session_key, product_id, kind, value, occurred_at, source, "
-           "event_id) SELECT *, NULL FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[], %s::smallint[], "
-           "%s::float8[], %s::timestamptz[], %s::smallint[]) RETURNING id")
+    sql = (
+        "INSERT INTO shop_interaction (user_id, session_key, product_id, kind, value, occurred_at, source, "
+        "event_id) SELECT *, NULL FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[], %s::smallint[], "
+        "%s::float8[], %s::timestamptz[], %s::smallint[]) RETURNING id"
+    )
     n, ids, t0 = 0, [], time.perf_counter()
     with connection.cursor() as cursor:
         while time.perf_counter() - t0 < seconds:
@@ -320,9 +373,11 @@ def main() -> None:
     setup = prepare(args)
     run = f"r{uuid.uuid4().hex[:8]}"
     before = Interaction.objects.count()
-    print(f"run {run}: {args.clients} clients x batches of {BATCH:,} for {args.duration:.0f} s, "
-          f"gunicorn {args.workers} workers on 127.0.0.1:{args.port}, {before:,} interactions already stored",
-          flush=True)
+    print(
+        f"run {run}: {args.clients} clients x batches of {BATCH:,} for {args.duration:.0f} s, "
+        f"gunicorn {args.workers} workers on 127.0.0.1:{args.port}, {before:,} interactions already stored",
+        flush=True,
+    )
     connection.close()  # no connection inherited by the client processes
 
     server = start_gunicorn(args)
@@ -355,27 +410,39 @@ def main() -> None:
     accepted = created + duplicates
     rate = accepted / wall
     print(f"\nrequests {requests:,} ({statuses}), transport errors/non-2xx {errors}")
-    print(f"events accepted {accepted:,} = created {created:,} + duplicates (retries) {duplicates:,}; "
-          f"rejected rows {rejected:,}")
+    print(
+        f"events accepted {accepted:,} = created {created:,} + duplicates (retries) {duplicates:,}; "
+        f"rejected rows {rejected:,}"
+    )
     print(f"wall {wall:.1f} s -> {rate:,.0f} events/s accepted, {created / wall:,.0f} events/s newly stored")
-    print(f"latency per batch: p50 {pct(latencies, .5) * 1000:.0f} ms, p95 {pct(latencies, .95) * 1000:.0f} ms, "
-          f"p99 {pct(latencies, .99) * 1000:.0f} ms")
+    print(
+        f"latency per batch: p50 {pct(latencies, 0.5) * 1000:.0f} ms, p95 {pct(latencies, 0.95) * 1000:.0f} ms, "
+        f"p99 {pct(latencies, 0.99) * 1000:.0f} ms"
+    )
     ok = stored == created and distinct == stored and rejected == 0
-    print(f"COUNT CHECK: database holds {stored:,} events of this run ({distinct:,} distinct ids); "
-          f"server reported {created:,} created -> {'OK' if ok else 'MISMATCH'}")
+    print(
+        f"COUNT CHECK: database holds {stored:,} events of this run ({distinct:,} distinct ids); "
+        f"server reported {created:,} created -> {'OK' if ok else 'MISMATCH'}"
+    )
 
     ref_service = reference_service(setup, args.reference_seconds)
     ref_insert = reference_insert(setup, args.reference_seconds)
     ref_parallel = reference_insert_parallel(setup, args.reference_seconds, args.workers)
-    print(f"\nreference: service in-process (1 process) {ref_service:,.0f} events/s; bare unnest INSERT "
-          f"{ref_insert:,.0f} events/s (1 process), {ref_parallel:,.0f} events/s ({args.workers} processes)")
+    print(
+        f"\nreference: service in-process (1 process) {ref_service:,.0f} events/s; bare unnest INSERT "
+        f"{ref_insert:,.0f} events/s (1 process), {ref_parallel:,.0f} events/s ({args.workers} processes)"
+    )
     print(f"API / bare INSERT with the same parallelism: {rate / ref_parallel:.2f}")
-    print("\n| run | clients | gunicorn workers | events/s accepted | p50 | p95 | p99 | errors | count check |"
-          " service in-process (1 proc) | bare INSERT (1 proc) | bare INSERT (same procs) | ratio |")
-    print(f"| {run} | {args.clients} | {args.workers} | {rate:,.0f} | {pct(latencies, .5) * 1000:.0f} ms | "
-          f"{pct(latencies, .95) * 1000:.0f} ms | {pct(latencies, .99) * 1000:.0f} ms | {errors} | "
-          f"{'OK' if ok else 'MISMATCH'} ({stored:,}) | {ref_service:,.0f} | {ref_insert:,.0f} | "
-          f"{ref_parallel:,.0f} | {rate / ref_parallel:.2f} |")
+    print(
+        "\n| run | clients | gunicorn workers | events/s accepted | p50 | p95 | p99 | errors | count check |"
+        " service in-process (1 proc) | bare INSERT (1 proc) | bare INSERT (same procs) | ratio |"
+    )
+    print(
+        f"| {run} | {args.clients} | {args.workers} | {rate:,.0f} | {pct(latencies, 0.5) * 1000:.0f} ms | "
+        f"{pct(latencies, 0.95) * 1000:.0f} ms | {pct(latencies, 0.99) * 1000:.0f} ms | {errors} | "
+        f"{'OK' if ok else 'MISMATCH'} ({stored:,}) | {ref_service:,.0f} | {ref_insert:,.0f} | "
+        f"{ref_parallel:,.0f} | {rate / ref_parallel:.2f} |"
+    )
     if not args.keep:
         Interaction.objects.filter(event_id__startswith=f"{run}-").delete()
     if not ok:

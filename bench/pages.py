@@ -31,6 +31,7 @@ Usage::
 
 The store must hold the Online Retail import (``manage.py import_online_retail``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,11 @@ class Series:
     def row(self) -> str:
         t = sorted(self.times_ms)
         p95 = t[min(len(t) - 1, int(round(0.95 * (len(t) - 1))))]
-        return (f"| {self.name} | {len(t)} | {statistics.median(t):.1f} | {p95:.1f} | {max(t):.1f} | "
-                f"{statistics.median(self.queries):.0f} (max {max(self.queries)}) | "
-                f"{', '.join(str(s) for s in sorted(self.statuses))} |")
+        return (
+            f"| {self.name} | {len(t)} | {statistics.median(t):.1f} | {p95:.1f} | {max(t):.1f} | "
+            f"{statistics.median(self.queries):.0f} (max {max(self.queries)}) | "
+            f"{', '.join(str(s) for s in sorted(self.statuses))} |"
+        )
 
 
 class Bench:
@@ -89,8 +92,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=60, help="requests per page kind and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (the median of all samples is reported)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--modes", default="model,fallback",
-                        help="comma-separated: model (the active model serves), fallback (no model)")
+    parser.add_argument(
+        "--modes",
+        default="model,fallback",
+        help="comma-separated: model (the active model serves), fallback (no model)",
+    )
     args = parser.parse_args()
 
     import django
@@ -109,8 +115,7 @@ def main() -> None:
 
     n_products = Product.objects.filter(is_active=True).count()
     if n_products < 1000:
-        sys.exit(f"The store holds {n_products} products: import the demo data first "
-                 "(manage.py import_online_retail).")
+        sys.exit(f"The store holds {n_products} products: import the demo data first (manage.py import_online_retail).")
     from recommendations import services as rec
 
     settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
@@ -121,11 +126,17 @@ def main() -> None:
     product_ids = list(Product.objects.filter(is_active=True, stock__gt=0).values_list("pk", flat=True))
     categories = list(Category.objects.values_list("slug", flat=True))
     customers = list(
-        User.objects.filter(is_staff=False, orders__isnull=False).annotate(n=Count("orders"))
-        .filter(n__gte=2).values_list("pk", flat=True)[:2000]
+        User.objects.filter(is_staff=False, orders__isnull=False)
+        .annotate(n=Count("orders"))
+        .filter(n__gte=2)
+        .values_list("pk", flat=True)[:2000]
     )
-    words = [w for name in Product.objects.values_list("name", flat=True)[:2000]
-             for w in selectors.search_terms(name) if len(w) > 3]
+    words = [
+        w
+        for name in Product.objects.values_list("name", flat=True)[:2000]
+        for w in selectors.search_terms(name)
+        if len(w) > 3
+    ]
     from recommendations.models import ModelVersion
 
     print(f"store: {n_products} products, {len(categories)} categories, {len(customers)} customers sampled")
@@ -160,9 +171,18 @@ def main() -> None:
                 customer = logged_in(rng.choice(customers))
                 bench.measure("home, customer with history", lambda: get(customer, "/"))
                 bench.measure("category page 1", lambda: get(Client(), f"/category/{rng.choice(categories)}/"))
-                bench.measure("category, filtered + sorted, page 2", lambda: get(
-                    Client(), f"/category/{rng.choice(categories)}/", min_price="1", max_price="10",
-                    in_stock="on", sort=rng.choice(["price_asc", "price_desc", "newest"]), page=2))
+                bench.measure(
+                    "category, filtered + sorted, page 2",
+                    lambda: get(
+                        Client(),
+                        f"/category/{rng.choice(categories)}/",
+                        min_price="1",
+                        max_price="10",
+                        in_stock="on",
+                        sort=rng.choice(["price_asc", "price_desc", "newest"]),
+                        page=2,
+                    ),
+                )
                 bench.measure("search", lambda: get(Client(), "/search/", q=rng.choice(words)))
                 visitor = Client()
                 bench.measure("product, anonymous", lambda: get(visitor, f"/product/{rng.choice(products)}/"))
@@ -187,8 +207,9 @@ def main() -> None:
             if mode == "fallback":
                 for version in active:
                     rec.model_version_deactivate(version=version)
-            probe = rec.recommend_for_user(context="home", n=8, record_impression=False,
-                                           user=User.objects.get(pk=customers[0]))
+            probe = rec.recommend_for_user(
+                context="home", n=8, record_impression=False, user=User.objects.get(pk=customers[0])
+            )
             bench = Bench(seed=args.seed)
             run(bench)
             transaction.set_rollback(True)  # leave the demo store as it was
@@ -205,8 +226,10 @@ def report(mode: str, strategy: str, bench: Bench) -> None:
     pages = [s for name, s in bench.series.items() if not name.startswith("floor")]
     worst = max(pages, key=lambda s: statistics.median(s.times_ms))
     print()
-    print(f"slowest page at the median: {worst.name}, {statistics.median(worst.times_ms):.1f} ms "
-          f"({statistics.median(worst.times_ms) / floor:.0f}x the /health/live floor of {floor:.1f} ms)")
+    print(
+        f"slowest page at the median: {worst.name}, {statistics.median(worst.times_ms):.1f} ms "
+        f"({statistics.median(worst.times_ms) / floor:.0f}x the /health/live floor of {floor:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -154,9 +154,7 @@ class Matrices:
     side: SideData
 
 
-def build(
-    data: Purchases, fold: Fold, *, half_life_days: float | None, trending_half_life: float
-) -> Matrices:
+def build(data: Purchases, fold: Fold, *, half_life_days: float | None, trending_half_life: float) -> Matrices:
     """Train matrix + test pairs for a fold.
 
     Without decay the training matrix holds the distinct (customer, product) pairs
@@ -209,8 +207,16 @@ def build(
 
 # --------------------------------------------------------------------------- protocol
 ROW_ORDER = (
-    "popularity", "trending", "content", "item_knn", "item_knn_bm25", "svd", "als", "bpr",
-    "ease", "hybrid",
+    "popularity",
+    "trending",
+    "content",
+    "item_knn",
+    "item_knn_bm25",
+    "svd",
+    "als",
+    "bpr",
+    "ease",
+    "hybrid",
 )
 assert set(ROW_ORDER) == set(ALGORITHMS), "a new algorithm needs a place in the table"
 
@@ -225,10 +231,7 @@ MATRIX_GRID: tuple[dict[str, float | None], ...] = (
 
 def fmt_config(config: dict) -> str:
     decay = config["half_life_days"]
-    return (
-        f"decay {'none' if decay is None else f'{decay:g}d'}, "
-        f"trending half-life {config['trending_half_life']:g}d"
-    )
+    return f"decay {'none' if decay is None else f'{decay:g}d'}, trending half-life {config['trending_half_life']:g}d"
 
 
 def short_params(name: str, params: dict) -> str:
@@ -236,13 +239,8 @@ def short_params(name: str, params: dict) -> str:
     changed = {k: v for k, v in params.items() if defaults.get(k) != v}
     if name == "hybrid":
         cf = params["cf"]
-        cf_changed = {
-            k: v for k, v in params["cf_params"].items() if ALGORITHMS[cf].defaults.get(k) != v
-        }
-        return (
-            f"{cf} {cf_changed} + trending x{params['w_trending']:g}"
-            f" + content x{params['w_content']:g}"
-        )
+        cf_changed = {k: v for k, v in params["cf_params"].items() if ALGORITHMS[cf].defaults.get(k) != v}
+        return f"{cf} {cf_changed} + trending x{params['w_trending']:g} + content x{params['w_content']:g}"
     return str(changed) if changed else "defaults"
 
 
@@ -264,18 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     grid = MATRIX_GRID[:1] if args.quick else MATRIX_GRID
     per_config = []
     for config in grid:
-        m = build(data, valid_fold, half_life_days=config["half_life_days"],
-                  trending_half_life=config["trending_half_life"])
+        m = build(
+            data, valid_fold, half_life_days=config["half_life_days"], trending_half_life=config["trending_half_life"]
+        )
         tic = time.perf_counter()
         result = select_model(m.train, m.test, m.side, k=K)
         users = int((np.diff(m.test.indptr) > 0).sum())
-        print(f"\nvalidation ({fmt_config(config)}): {users} customers, "
-              f"select_model {time.perf_counter() - tic:.1f}s")
+        print(f"\nvalidation ({fmt_config(config)}): {users} customers, select_model {time.perf_counter() - tic:.1f}s")
         for row in result.rows:
             if row.get("status") == "ok":
                 described = short_params(row["algorithm"], row["params"])
-                print(f"  {row['algorithm']:14s} ndcg {row['ndcg']:.4f} "
-                      f"fit {row['train_seconds']:6.2f}s  {described}")
+                print(f"  {row['algorithm']:14s} ndcg {row['ndcg']:.4f} fit {row['train_seconds']:6.2f}s  {described}")
             else:
                 print(f"  {row['algorithm']:14s} {row.get('status')}: {row.get('reason')}")
         per_config.append((config, result))
@@ -292,8 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     selected_name = max(best, key=lambda name: best[name][0])
     selected_valid, selected_config, selected_params = best[selected_name]
     described = short_params(selected_name, selected_params)
-    print(f"\nselected on validation: {selected_name} ({described}; "
-          f"{fmt_config(selected_config)}) NDCG@10 {selected_valid:.4f}")
+    print(
+        f"\nselected on validation: {selected_name} ({described}; "
+        f"{fmt_config(selected_config)}) NDCG@10 {selected_valid:.4f}"
+    )
 
     # ---- refit on the whole training period, score once on the test set
     matrices: dict[tuple, Matrices] = {}
@@ -302,15 +301,27 @@ def main(argv: list[str] | None = None) -> int:
         valid_ndcg, config, params = best[name]
         key = (config["half_life_days"], config["trending_half_life"])
         if key not in matrices:
-            matrices[key] = build(data, test_fold, half_life_days=config["half_life_days"],
-                                  trending_half_life=config["trending_half_life"])
+            matrices[key] = build(
+                data,
+                test_fold,
+                half_life_days=config["half_life_days"],
+                trending_half_life=config["trending_half_life"],
+            )
         m = matrices[key]
         customers = int((np.diff(m.test.indptr) > 0).sum())
         assert customers == EXPECTED_TEST_CUSTOMERS, customers
         model, fit_seconds = timed_fit(name, params, m, args.repeats)
         metrics = evaluate(model, m.train, m.test, k=K)
-        rows.append({"algorithm": name, "params": params, "config": config,
-                     "valid_ndcg": valid_ndcg, "fit_seconds": fit_seconds, **metrics})
+        rows.append(
+            {
+                "algorithm": name,
+                "params": params,
+                "config": config,
+                "valid_ndcg": valid_ndcg,
+                "fit_seconds": fit_seconds,
+                **metrics,
+            }
+        )
     print(f"\ntest: {EXPECTED_TEST_CUSTOMERS:,} customers (asserted), cutoff {CUTOFF[:10]}")
     table = render_table(rows, selected_name)
     print(table)
@@ -339,8 +350,11 @@ REFERENCES: tuple[tuple[str, str, dict], ...] = (
     ("popularity (all time)", "popularity", {}),
     ("popularity (last 30 days)", "trending", {"smoothing": 0.0}),
     ("item-kNN (BM25, K=100)", "item_knn_bm25", {"k": 100}),
-    ("ALS (64 factors, reg 0.05, 15 it.)", "als",
-     {"factors": 64, "regularization": 0.05, "iterations": 15, "weighting": "binary"}),
+    (
+        "ALS (64 factors, reg 0.05, 15 it.)",
+        "als",
+        {"factors": 64, "regularization": 0.05, "iterations": 15, "weighting": "binary"},
+    ),
     ("EASE (lambda 500)", "ease", {"lam": 500.0, "weighting": "binary"}),
 )
 """EVALUATION.md's reference models, rerun here on distinct pairs without decay."""
@@ -359,8 +373,7 @@ def reference_rows(data: Purchases, fold: Fold, repeats: int) -> list[dict]:
             side = SideData(item_recent=window.astype(np.float32))
         matrices = Matrices(m.train, m.test, m.user_ids, m.item_ids, side)
         model, fit_seconds = timed_fit(name, params, matrices, repeats)
-        rows.append({"label": label, "fit_seconds": fit_seconds,
-                     **evaluate(model, m.train, m.test, k=K)})
+        rows.append({"label": label, "fit_seconds": fit_seconds, **evaluate(model, m.train, m.test, k=K)})
     return rows
 
 
@@ -380,8 +393,7 @@ def render_references(rows: list[dict]) -> str:
 
 def render_table(rows: list[dict], selected_name: str) -> str:
     lines = [
-        "| model | validation NDCG@10 | NDCG@10 | P@10 | R@10 | MAP@10 | coverage | fit s "
-        "| configuration |",
+        "| model | validation NDCG@10 | NDCG@10 | P@10 | R@10 | MAP@10 | coverage | fit s | configuration |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -397,65 +409,72 @@ def render_table(rows: list[dict], selected_name: str) -> str:
 
 
 def write_results(
-    table: str, references: str, rows: list[dict], selected_name: str, total: float,
+    table: str,
+    references: str,
+    rows: list[dict],
+    selected_name: str,
+    total: float,
     repeats: int,
 ) -> None:
     selected = next(row for row in rows if row["algorithm"] == selected_name)
+
     def wrap(text: str) -> str:
         return textwrap.fill(text, width=88, break_on_hyphens=False)
 
-    body = "\n".join([
-        SECTION,
-        "",
-        wrap(
-            f"Date: {dt.date.today().isoformat()}. Machine: {os.cpu_count()} cores "
-            f"({platform.machine()}, shared with other jobs), Python "
-            f"{platform.python_version()}. Command: `.venv/bin/python bench/quality.py "
-            f"--write-results` ({total:.0f}s)."
-        ),
-        "",
-        wrap(
-            "Protocol of EVALUATION.md section 1: cutoff 2011-11-01, new-item test pairs, "
-            f"train purchases excluded, {EXPECTED_TEST_CUSTOMERS:,} customers (asserted), "
-            "binary gain, natural-log discount, ideal DCG over min(10, |test|). Every choice "
-            "(hyper-parameters, matrix time decay, trending half-life, hybrid weights) was "
-            "made by `select_model` on a validation split carved from the training period: "
-            "train before 2011-10-01, validate on October's new pairs under the test's "
-            "rules. Each row is its algorithm's best configuration on validation (over "
-            "`DEFAULT_CANDIDATES` x the matrix configurations in `MATRIX_GRID`), refitted "
-            "on all training data and scored once on the test set; the selected model is "
-            f"the best of all on validation. Fit times: median of {repeats} fits, shared "
-            "and noisy machine."
-        ),
-        "",
-        table,
-        "",
-        wrap(
-            f"Selected model: **{selected_name}**, test NDCG@10 **{selected['ndcg']:.4f}** "
-            f"(goal >= 0.11): {short_params(selected_name, selected['params'])}; "
-            f"{fmt_config(selected['config'])}."
-        ),
-        "",
-        wrap(
-            "Notes. What carries the gain is recency: on this Christmas-season test a "
-            "short-half-life trending signal alone is about as good as the all-time "
-            "collaborative references, and EASE fitted on confidence weights of a 14-day-decayed matrix "
-            "(recent co-purchases count more, every purchase still counts) beats EASE on "
-            "plain pairs. The hybrid's blend weights are tuned on the same validation month "
-            "it is then judged on, which flatters it slightly in the choice; the test score "
-            "is untouched by this. Differences below ~0.002 NDCG between configurations are "
-            "within noise (e.g. the two item_knn weightings)."
-        ),
-        "",
-        wrap(
-            "EVALUATION.md's reference models rerun in the same process on the same data "
-            "(distinct pairs, no decay; EVALUATION.md lists 0.038, 0.078, 0.087, 0.101, "
-            "0.103):"
-        ),
-        "",
-        references,
-        "",
-    ])
+    body = "\n".join(
+        [
+            SECTION,
+            "",
+            wrap(
+                f"Date: {dt.date.today().isoformat()}. Machine: {os.cpu_count()} cores "
+                f"({platform.machine()}, shared with other jobs), Python "
+                f"{platform.python_version()}. Command: `.venv/bin/python bench/quality.py "
+                f"--write-results` ({total:.0f}s)."
+            ),
+            "",
+            wrap(
+                "Protocol of EVALUATION.md section 1: cutoff 2011-11-01, new-item test pairs, "
+                f"train purchases excluded, {EXPECTED_TEST_CUSTOMERS:,} customers (asserted), "
+                "binary gain, natural-log discount, ideal DCG over min(10, |test|). Every choice "
+                "(hyper-parameters, matrix time decay, trending half-life, hybrid weights) was "
+                "made by `select_model` on a validation split carved from the training period: "
+                "train before 2011-10-01, validate on October's new pairs under the test's "
+                "rules. Each row is its algorithm's best configuration on validation (over "
+                "`DEFAULT_CANDIDATES` x the matrix configurations in `MATRIX_GRID`), refitted "
+                "on all training data and scored once on the test set; the selected model is "
+                f"the best of all on validation. Fit times: median of {repeats} fits, shared "
+                "and noisy machine."
+            ),
+            "",
+            table,
+            "",
+            wrap(
+                f"Selected model: **{selected_name}**, test NDCG@10 **{selected['ndcg']:.4f}** "
+                f"(goal >= 0.11): {short_params(selected_name, selected['params'])}; "
+                f"{fmt_config(selected['config'])}."
+            ),
+            "",
+            wrap(
+                "Notes. What carries the gain is recency: on this Christmas-season test a "
+                "short-half-life trending signal alone is about as good as the all-time "
+                "collaborative references, and EASE fitted on confidence weights of a 14-day-decayed matrix "
+                "(recent co-purchases count more, every purchase still counts) beats EASE on "
+                "plain pairs. The hybrid's blend weights are tuned on the same validation month "
+                "it is then judged on, which flatters it slightly in the choice; the test score "
+                "is untouched by this. Differences below ~0.002 NDCG between configurations are "
+                "within noise (e.g. the two item_knn weightings)."
+            ),
+            "",
+            wrap(
+                "EVALUATION.md's reference models rerun in the same process on the same data "
+                "(distinct pairs, no decay; EVALUATION.md lists 0.038, 0.078, 0.087, 0.101, "
+                "0.103):"
+            ),
+            "",
+            references,
+            "",
+        ]
+    )
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):

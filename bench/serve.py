@@ -19,6 +19,7 @@ against the goal: p99 <= 50 ms, zero errors, >= half the floor's throughput.
     .venv/bin/python bench/serve.py                 # 5 runs of 30 s each, writes bench/RESULTS.md
     .venv/bin/python bench/serve.py --runs 1 --duration 10 --no-write
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,12 +83,26 @@ def free_port() -> int:
 
 def wrk(url: str, script: Path, *, connections: int, duration: int, threads: int) -> dict:
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
-         "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     result["rps"] = result["requests"] / result["duration_s"]
     result["errors"] = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
     return result
@@ -123,14 +138,19 @@ def prepare(args) -> tuple[list[int], list[int], str, str]:
             services.model_version_activate(version=version)
     active = ModelVersion.objects.get(is_active=True, slot="default")
     print(f"serving {active.label}", flush=True)
-    staff, _ = User.objects.get_or_create(email="bench-serve@affinity.example",
-                                          defaults={"is_staff": True, "is_superuser": True})
+    staff, _ = User.objects.get_or_create(
+        email="bench-serve@affinity.example", defaults={"is_staff": True, "is_superuser": True}
+    )
     token, _ = Token.objects.get_or_create(user=staff)
     rng = random.Random(1)
     user_ids = list(User.objects.filter(is_staff=False).values_list("id", flat=True))
     product_ids = list(Product.objects.filter(is_active=True).values_list("id", flat=True))
-    return rng.sample(user_ids, min(20_000, len(user_ids))), rng.sample(product_ids, min(20_000, len(product_ids))), \
-        token.key, active.label
+    return (
+        rng.sample(user_ids, min(20_000, len(user_ids))),
+        rng.sample(product_ids, min(20_000, len(product_ids))),
+        token.key,
+        active.label,
+    )
 
 
 def main() -> None:
@@ -157,16 +177,38 @@ def main() -> None:
 
     port = free_port()
     env = {
-        **os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url, "DEBUG": "false",
-        "DJANGO_ENV": "development", "API_THROTTLE_ANON": "off", "API_THROTTLE_USER": "off",
-        "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "DEBUG": "false",
+        "DJANGO_ENV": "development",
+        "API_THROTTLE_ANON": "off",
+        "API_THROTTLE_USER": "off",
+        "LOG_LEVEL": "WARNING",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
         # one BLAS thread per web worker (the recommended setting: workers are the parallelism)
-        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
     }
     gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "shop.wsgi:application", "-w", str(args.workers), "-b",
-         f"127.0.0.1:{port}", "--worker-class", "sync", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "shop.wsgi:application",
+            "-w",
+            str(args.workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "sync",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -181,8 +223,9 @@ def main() -> None:
                 time.sleep(0.5)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            rec = script_write(tmp, "rec", ids=user_ids, prefix="/api/v1/recommendations/users/", suffix="?n=10",
-                               token=token)
+            rec = script_write(
+                tmp, "rec", ids=user_ids, prefix="/api/v1/recommendations/users/", suffix="?n=10", token=token
+            )
             floor = script_write(tmp, "floor", ids=product_ids, prefix="/api/v1/products/", suffix="", token=token)
             # correctness first: one request each must succeed
             for path in (f"/api/v1/recommendations/users/{user_ids[0]}?n=10", f"/api/v1/products/{product_ids[0]}"):
@@ -194,12 +237,16 @@ def main() -> None:
             served = wrk(base, rec, connections=args.connections, duration=8, threads=args.threads)["requests"]
             wrk(base, floor, connections=args.connections, duration=4, threads=args.threads)
             # service time without queueing: one connection at a time
-            single = {name: wrk(base, script, connections=1, duration=10, threads=1)
-                      for name, script in (("recommendations", rec), ("floor", floor))}
+            single = {
+                name: wrk(base, script, connections=1, duration=10, threads=1)
+                for name, script in (("recommendations", rec), ("floor", floor))
+            }
             served += single["recommendations"]["requests"]
             for name, r in single.items():
-                print(f"1 connection {name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms",
-                      flush=True)
+                print(
+                    f"1 connection {name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms",
+                    flush=True,
+                )
             results: dict[str, list[dict]] = {"recommendations": [], "floor": []}
             for run in range(1, args.runs + 1):
                 for name, script in (("recommendations", rec), ("floor", floor)):
@@ -207,8 +254,11 @@ def main() -> None:
                     results[name].append(r)
                     if name == "recommendations":
                         served += r["requests"]
-                    print(f"run {run} {name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms,"
-                          f" p99 {r['p99_ms']:.1f} ms, errors {r['errors']}", flush=True)
+                    print(
+                        f"run {run} {name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms,"
+                        f" p99 {r['p99_ms']:.1f} ms, errors {r['errors']}",
+                        flush=True,
+                    )
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)
         try:
@@ -219,28 +269,39 @@ def main() -> None:
     # every list served must reach the database (wrk counts responses it read in full;
     # a request cut at the end of a run may have been served without being counted)
     written = impressions_settled() - impressions_before
-    impressions_line = (f"- impressions: {written:,} lists written to PostgreSQL for {served:,} recommendation "
-                        f"responses wrk read (the queue drained after the runs; at most a connection's request "
-                        f"per run is served but not counted): **{'all there' if written >= served else 'MISSING'}**.")
+    impressions_line = (
+        f"- impressions: {written:,} lists written to PostgreSQL for {served:,} recommendation "
+        f"responses wrk read (the queue drained after the runs; at most a connection's request "
+        f"per run is served but not counted): **{'all there' if written >= served else 'MISSING'}**."
+    )
     print(impressions_line)
-    med = {name: {k: median([r[k] for r in rs]) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")}
-           for name, rs in results.items()}
+    med = {
+        name: {k: median([r[k] for r in rs]) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")}
+        for name, rs in results.items()
+    }
     errors = {name: sum(r["errors"] for r in rs) for name, rs in results.items()}
     # each run measures the two endpoints back to back: the ratio per run is the
     # least sensitive to the load of this shared machine
     ratios = [r["rps"] / f["rps"] for r, f in zip(results["recommendations"], results["floor"], strict=True)]
     share = median(ratios)
     p99 = med["recommendations"]["p99_ms"]
-    lines = ["| run | endpoint | requests/s | p50 (ms) | p95 (ms) | p99 (ms) | errors |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | endpoint | requests/s | p50 (ms) | p95 (ms) | p99 (ms) | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for run in range(args.runs):
         for name in ("recommendations", "floor"):
             r = results[name][run]
-            lines.append(f"| {run + 1} | {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-                         f"{r['p99_ms']:.1f} | {r['errors']} |")
+            lines.append(
+                f"| {run + 1} | {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+                f"{r['p99_ms']:.1f} | {r['errors']} |"
+            )
     for name in ("recommendations", "floor"):
         m = med[name]
-        lines.append(f"| **median** | **{name}** | **{m['rps']:.0f}** | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | "
-                     f"**{m['p99_ms']:.1f}** | {errors[name]} |")
+        lines.append(
+            f"| **median** | **{name}** | **{m['rps']:.0f}** | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | "
+            f"**{m['p99_ms']:.1f}** | {errors[name]} |"
+        )
     body = f"""
 `bench/serve.py` — gunicorn ({args.workers} sync workers) + PostgreSQL, {args.products:,} products, {args.users:,}
 customers, {args.interactions:,} interactions (`manage.py seed_synthetic`), active model `{label}`; `wrk`
@@ -254,18 +315,18 @@ the same token header.
 {chr(10).join(lines)}
 
 - throughput: recommendations / floor, median of the per-run ratios ({", ".join(f"{x:.2f}" for x in ratios)}) =
-  **{share:.2f}** (goal ≥ 0.5: **{'met' if share >= 0.5 else 'NOT met'}**).
-- p99 of recommendations: **{p99:.1f} ms** (goal ≤ 50 ms: **{'met' if p99 <= 50 else 'NOT met'}**).
-- errors: {errors['recommendations']} (recommendations), {errors['floor']} (floor) (goal: zero: \
-**{'met' if errors['recommendations'] == 0 else 'NOT met'}**).
+  **{share:.2f}** (goal ≥ 0.5: **{"met" if share >= 0.5 else "NOT met"}**).
+- p99 of recommendations: **{p99:.1f} ms** (goal ≤ 50 ms: **{"met" if p99 <= 50 else "NOT met"}**).
+- errors: {errors["recommendations"]} (recommendations), {errors["floor"]} (floor) (goal: zero: \
+**{"met" if errors["recommendations"] == 0 else "NOT met"}**).
 {impressions_line}
-- service time without queueing (1 connection, 10 s): recommendations p50 {single['recommendations']['p50_ms']:.1f} ms,
-  p99 {single['recommendations']['p99_ms']:.1f} ms; floor p50 {single['floor']['p50_ms']:.1f} ms,
-  p99 {single['floor']['p99_ms']:.1f} ms. With 32 connections the latency is mostly waiting for a worker
-  (Little's law: 32 connections / {med['recommendations']['rps']:.0f} req/s ≈ {32000 / med['recommendations']['rps']:.0f} ms),
+- service time without queueing (1 connection, 10 s): recommendations p50 {single["recommendations"]["p50_ms"]:.1f} ms,
+  p99 {single["recommendations"]["p99_ms"]:.1f} ms; floor p50 {single["floor"]["p50_ms"]:.1f} ms,
+  p99 {single["floor"]["p99_ms"]:.1f} ms. With 32 connections the latency is mostly waiting for a worker
+  (Little's law: 32 connections / {med["recommendations"]["rps"]:.0f} req/s ≈ {32000 / med["recommendations"]["rps"]:.0f} ms),
   so the p99 goal needs a machine that serves ~700 req/s, i.e. more cores than this shared one gives.
-- the floor's own median p99 in this run is {med['floor']['p99_ms']:.1f} ms \
-({'above' if med['floor']['p99_ms'] > 50 else 'within'} the 50 ms goal). At one connection the recommendations' p99
+- the floor's own median p99 in this run is {med["floor"]["p99_ms"]:.1f} ms \
+({"above" if med["floor"]["p99_ms"] > 50 else "within"} the 50 ms goal). At one connection the recommendations' p99
   includes the batched write of queued impressions that follows about every 200th list, in the same worker
   after its response.
 """

@@ -14,6 +14,7 @@ against the goal: total <= 1.5 x bare fit + 10 s, database read >= 500,000 rows/
     .venv/bin/python bench/train.py --runs 5 --no-write
     BENCH_DATABASE_URL=postgres://... .venv/bin/python bench/train.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,17 +69,28 @@ def main() -> None:
         # the reference: the same matrix, the same parameters, implicit's own fit
         matrix = selectors.interaction_matrix_build()
         bare = AlternatingLeastSquares(
-            factors=params.get("factors", 64), regularization=params.get("regularization", 0.05),
-            iterations=params.get("iterations", 15), random_state=0, calculate_training_loss=False,
+            factors=params.get("factors", 64),
+            regularization=params.get("regularization", 0.05),
+            iterations=params.get("iterations", 15),
+            random_state=0,
+            calculate_training_loss=False,
         )
         with threadpool_limits(1, "blas"):
             tic = time.perf_counter()
             bare.fit(matrix.user_items, show_progress=False)
             bare_s = time.perf_counter() - tic
         row = {
-            "run": run, "version": version.pk, "interactions": version.n_interactions,
-            "read": t["read"], "rows_per_s": version.n_interactions / t["read"], "prepare": t["prepare"],
-            "evaluate": t["evaluate"], "fit": t["fit"], "artifact": t["artifact"], "total": wall, "bare": bare_s,
+            "run": run,
+            "version": version.pk,
+            "interactions": version.n_interactions,
+            "read": t["read"],
+            "rows_per_s": version.n_interactions / t["read"],
+            "prepare": t["prepare"],
+            "evaluate": t["evaluate"],
+            "fit": t["fit"],
+            "artifact": t["artifact"],
+            "total": wall,
+            "bare": bare_s,
             "ndcg": version.ndcg,
         }
         row["budget"] = 1.5 * bare_s + 10
@@ -89,15 +101,18 @@ def main() -> None:
     ratio = med["total"] / med["bare"]
     ok_total = med["total"] <= 1.5 * med["bare"] + 10
     ok_read = med["rows_per_s"] >= 500_000
-    table = ["| run | DB → matrix (s) | rows/s | prepare (s) | holdout evaluation (s) | fit on all (s) | artifact (s) "
-             "| **total (s)** | bare implicit ALS fit (s) | budget 1.5×bare+10 (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| run | DB → matrix (s) | rows/s | prepare (s) | holdout evaluation (s) | fit on all (s) | artifact (s) "
+        "| **total (s)** | bare implicit ALS fit (s) | budget 1.5×bare+10 (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows + [{**med, "run": "**median**"}]:
         table.append(
             f"| {r['run']} | {r['read']:.2f} | {r['rows_per_s']:,.0f} | {r['prepare']:.2f} | {r['evaluate']:.2f} "
-            f"| {r['fit']:.2f} | {r['artifact']:.2f} | **{r['total']:.2f}** | {r['bare']:.2f} | {r['budget']:.2f} |")
+            f"| {r['fit']:.2f} | {r['artifact']:.2f} | **{r['total']:.2f}** | {r['bare']:.2f} | {r['budget']:.2f} |"
+        )
     body = f"""
-`bench/train.py` — {rows[0]['interactions']:,} interactions ({args.users:,} customers, {args.products:,} products,
+`bench/train.py` — {rows[0]["interactions"]:,} interactions ({args.users:,} customers, {args.products:,} products,
 power-law popularity, `manage.py seed_synthetic`) in PostgreSQL; algorithm `{args.algorithm}` {json.dumps(params)};
 {args.runs} runs, {started}. "total" is the whole `model_train` run (streaming read, holdout evaluation on a bounded
 sample, fit on all data, `.npz` artifact, activation); "bare" is `implicit`'s ALS fit on the same matrix in the same
@@ -105,11 +120,11 @@ process (BLAS limited to one thread, as the engine does).
 
 {chr(10).join(table)}
 
-- total / bare fit: **{ratio:.2f}×** (median); goal total ≤ 1.5 × bare + 10 s: **{'met' if ok_total else 'NOT met'}**
-  ({med['total']:.1f} s vs {1.5 * med['bare'] + 10:.1f} s).
-- database read: **{med['rows_per_s']:,.0f} rows/s** (PostgreSQL `COPY … TO STDOUT (FORMAT BINARY)` parsed with numpy);
-  goal ≥ 500,000 rows/s: **{'met' if ok_read else 'NOT met'}**.
-- holdout NDCG@10 of the trained model: {med['ndcg']:.4f} (synthetic data: random tastes, only a sanity check).
+- total / bare fit: **{ratio:.2f}×** (median); goal total ≤ 1.5 × bare + 10 s: **{"met" if ok_total else "NOT met"}**
+  ({med["total"]:.1f} s vs {1.5 * med["bare"] + 10:.1f} s).
+- database read: **{med["rows_per_s"]:,.0f} rows/s** (PostgreSQL `COPY … TO STDOUT (FORMAT BINARY)` parsed with numpy);
+  goal ≥ 500,000 rows/s: **{"met" if ok_read else "NOT met"}**.
+- holdout NDCG@10 of the trained model: {med["ndcg"]:.4f} (synthetic data: random tastes, only a sanity check).
 """
     print(body)
     if not args.no_write:

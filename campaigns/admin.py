@@ -2,6 +2,7 @@
 preview and test send, campaigns with actions, live status and a report, deliveries,
 suppressions, tracking events and the embedded outbox. Views here parse the request,
 call one service or selector, and render."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,15 @@ from shop.models import User
 from . import selectors, services
 from .charts import funnel_svg, progress_svg
 from .models import (
-    Campaign, Conversion, Delivery, EmailTemplate, OutboxMessage, Segment, Suppression, TrackingEvent, Variant,
+    Campaign,
+    Conversion,
+    Delivery,
+    EmailTemplate,
+    OutboxMessage,
+    Segment,
+    Suppression,
+    TrackingEvent,
+    Variant,
 )
 from .rendering import TemplateInvalid, sample_context
 from .segments import RuleError, rules_preview
@@ -39,14 +48,19 @@ def _customer_lookup(query: str) -> User | None:
 
 def _default_customer() -> User | None:
     """Someone with a history, so a preview shows real picks."""
-    return (User.objects.filter(is_staff=False, orders__isnull=False).order_by("pk").first()
-            or User.objects.filter(is_staff=False).order_by("pk").first())
+    return (
+        User.objects.filter(is_staff=False, orders__isnull=False).order_by("pk").first()
+        or User.objects.filter(is_staff=False).order_by("pk").first()
+    )
 
 
 # --- segments -------------------------------------------------------------------------------
 class SegmentForm(forms.ModelForm):
-    rules = forms.JSONField(widget=forms.Textarea(attrs={"rows": 14, "cols": 90, "class": "vLargeTextField",
-                                                          "spellcheck": "false", "data-segment-rules": "1"}))
+    rules = forms.JSONField(
+        widget=forms.Textarea(
+            attrs={"rows": 14, "cols": 90, "class": "vLargeTextField", "spellcheck": "false", "data-segment-rules": "1"}
+        )
+    )
 
     class Meta:
         model = Segment
@@ -80,8 +94,10 @@ class SegmentAdmin(admin.ModelAdmin):
         return f"{preview.count:,}"
 
     def get_urls(self):
-        return [path("preview/", self.admin_site.admin_view(self.preview_view), name="campaigns_segment_preview"),
-                *super().get_urls()]
+        return [
+            path("preview/", self.admin_site.admin_view(self.preview_view), name="campaigns_segment_preview"),
+            *super().get_urls(),
+        ]
 
     def preview_view(self, request: HttpRequest) -> JsonResponse:
         """POST {"rules": ..., "segment_id": ...} -> {"count", "sample"}, or {"errors"}
@@ -135,17 +151,23 @@ class PreviewMixin:
         variants = list(campaign.variants.all()) if campaign else []
         variant = next((v for v in variants if str(v.pk) == request.GET.get("variant")), None)
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "original": obj,
-            "title": f"{self.preview_title}: {obj}", "customer_query": query or (customer.email if customer else ""),
-            "variants": variants, "variant": variant, "staff_email": request.user.email,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": obj,
+            "title": f"{self.preview_title}: {obj}",
+            "customer_query": query or (customer.email if customer else ""),
+            "variants": variants,
+            "variant": variant,
+            "staff_email": request.user.email,
             "test_send_url": reverse(f"admin:campaigns_{self.model._meta.model_name}_test_send", args=[obj.pk]),
         }
         if customer is None:
             context["error"] = f"No customer {query!r}." if query else "There are no customers yet."
         else:
             try:
-                context["preview"] = selectors.email_preview(template=template, user=customer, campaign=campaign,
-                                                             variant=variant)
+                context["preview"] = selectors.email_preview(
+                    template=template, user=customer, campaign=campaign, variant=variant
+                )
                 context["customer"] = customer
             except TemplateInvalid as exc:
                 context["error"] = f"The template does not compile: {exc}"
@@ -166,24 +188,30 @@ class PreviewMixin:
             self.message_user(request, "Choose a customer to send as.", messages.ERROR)
             return HttpResponseRedirect(back)
         try:
-            message_id = services.email_test_send(template=template, customer=customer, to=request.POST.get("to", ""),
-                                                  campaign=campaign, variant=variant)
+            message_id = services.email_test_send(
+                template=template, customer=customer, to=request.POST.get("to", ""), campaign=campaign, variant=variant
+            )
         except ValidationError as exc:
             self.message_user(request, " ".join(m for ms in exc.message_dict.values() for m in ms), messages.ERROR)
         except Exception as exc:  # noqa: BLE001 - show the mail server's answer to staff
             self.message_user(request, f"Sending failed: {type(exc).__name__}: {exc}", messages.ERROR)
         else:
-            self.message_user(request, f"Test email sent to {request.POST.get('to')} ({message_id}).",
-                              messages.SUCCESS)
+            self.message_user(request, f"Test email sent to {request.POST.get('to')} ({message_id}).", messages.SUCCESS)
         return HttpResponseRedirect(back + query)
 
     def preview_urls(self) -> list:
         name = self.model._meta.model_name
         return [
-            path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view),
-                 name=f"campaigns_{name}_preview"),
-            path("<path:object_id>/test-send/", self.admin_site.admin_view(require_POST(self.test_send_view)),
-                 name=f"campaigns_{name}_test_send"),
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name=f"campaigns_{name}_preview",
+            ),
+            path(
+                "<path:object_id>/test-send/",
+                self.admin_site.admin_view(require_POST(self.test_send_view)),
+                name=f"campaigns_{name}_test_send",
+            ),
         ]
 
 
@@ -233,15 +261,36 @@ class VariantInline(admin.TabularInline):
     has_delete_permission = has_change_permission
 
 
-LOCKED_AFTER_START = ("kind", "segment", "template", "strategy", "n_products", "exclude_purchased",
-                      "exclude_categories", "exclude_recently_sent_days", "holdout_percent", "seed",
-                      "trigger_delay_hours", "inactive_days", "from_email")
+LOCKED_AFTER_START = (
+    "kind",
+    "segment",
+    "template",
+    "strategy",
+    "n_products",
+    "exclude_purchased",
+    "exclude_categories",
+    "exclude_recently_sent_days",
+    "holdout_percent",
+    "seed",
+    "trigger_delay_hours",
+    "inactive_days",
+    "from_email",
+)
 
 
 @admin.register(Campaign)
 class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
-    list_display = ("name", "kind", "status_badge", "segment", "audience_size", "sent_count", "progress",
-                    "scheduled_at", "report_link")
+    list_display = (
+        "name",
+        "kind",
+        "status_badge",
+        "segment",
+        "audience_size",
+        "sent_count",
+        "progress",
+        "scheduled_at",
+        "report_link",
+    )
     list_filter = ("status", "kind")
     search_fields = ("name",)
     list_select_related = ("segment", "template")
@@ -253,16 +302,48 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
     preview_title = "Preview of campaign"
     fieldsets = (
         (None, {"fields": ("name", "kind", "segment", "audience_now", "template", "from_email")}),
-        ("Recommendations", {"fields": ("strategy", "n_products", "exclude_purchased", "exclude_categories",
-                                        "exclude_recently_sent_days")}),
+        (
+            "Recommendations",
+            {
+                "fields": (
+                    "strategy",
+                    "n_products",
+                    "exclude_purchased",
+                    "exclude_categories",
+                    "exclude_recently_sent_days",
+                )
+            },
+        ),
         ("When", {"fields": ("scheduled_at", "trigger_delay_hours", "inactive_days")}),
-        ("Measurement and safety", {"fields": ("holdout_percent", "seed", "attribution_window_days",
-                                               "max_error_rate")}),
-        ("State", {"fields": ("status", "status_note", "audience_size", "sent_count", "error_count", "started_at",
-                              "finished_at")}),
+        (
+            "Measurement and safety",
+            {"fields": ("holdout_percent", "seed", "attribution_window_days", "max_error_rate")},
+        ),
+        (
+            "State",
+            {
+                "fields": (
+                    "status",
+                    "status_note",
+                    "audience_size",
+                    "sent_count",
+                    "error_count",
+                    "started_at",
+                    "finished_at",
+                )
+            },
+        ),
     )
-    readonly_fields = ("status", "status_note", "audience_size", "sent_count", "error_count", "started_at",
-                       "finished_at", "audience_now")
+    readonly_fields = (
+        "status",
+        "status_note",
+        "audience_size",
+        "sent_count",
+        "error_count",
+        "started_at",
+        "finished_at",
+        "audience_now",
+    )
 
     def _preview_parts(self, obj: Campaign):
         return obj.template, obj
@@ -285,10 +366,16 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
     def get_urls(self):
         return [
             *self.preview_urls(),
-            path("<path:object_id>/report/", self.admin_site.admin_view(self.report_view),
-                 name="campaigns_campaign_report"),
-            path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),
-                 name="campaigns_campaign_status"),
+            path(
+                "<path:object_id>/report/",
+                self.admin_site.admin_view(self.report_view),
+                name="campaigns_campaign_report",
+            ),
+            path(
+                "<path:object_id>/status/",
+                self.admin_site.admin_view(self.status_view),
+                name="campaigns_campaign_status",
+            ),
             *super().get_urls(),
         ]
 
@@ -306,14 +393,21 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
             sample = list(qs.order_by("pk").values_list("email", flat=True)[:5])
         except Exception as exc:  # noqa: BLE001 - a broken segment must not break the page
             return f"cannot evaluate the segment: {exc}"
-        return format_html("<strong>{}</strong> customer(s) with consent, not suppressed. First: {}",
-                           f"{count:,}", ", ".join(sample) or "—")
+        return format_html(
+            "<strong>{}</strong> customer(s) with consent, not suppressed. First: {}",
+            f"{count:,}",
+            ", ".join(sample) or "—",
+        )
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Campaign) -> str:
         colours = {"running": "#0f6b5c", "paused": "#b7791f", "cancelled": "#9b2c2c", "completed": "#2b6cb0"}
-        return format_html('<strong style="color:{}" title="{}">{}</strong>', colours.get(obj.status, "#555"),
-                           obj.status_note, obj.get_status_display())
+        return format_html(
+            '<strong style="color:{}" title="{}">{}</strong>',
+            colours.get(obj.status, "#555"),
+            obj.status_note,
+            obj.get_status_display(),
+        )
 
     @admin.display(description="progress")
     def progress(self, obj: Campaign) -> str:
@@ -340,13 +434,16 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
 
     @admin.action(description="Send now, or at their scheduled time")
     def send_or_schedule(self, request, queryset):
-        self._act(request, queryset, "Scheduled",
-                  lambda c: services.campaign_schedule(campaign=c, at=c.scheduled_at))
+        self._act(request, queryset, "Scheduled", lambda c: services.campaign_schedule(campaign=c, at=c.scheduled_at))
 
     @admin.action(description="Pause")
     def pause(self, request, queryset):
-        self._act(request, queryset, "Paused",
-                  lambda c: services.campaign_pause(campaign=c, reason=f"Paused by {request.user.email}"))
+        self._act(
+            request,
+            queryset,
+            "Paused",
+            lambda c: services.campaign_pause(campaign=c, reason=f"Paused by {request.user.email}"),
+        )
 
     @admin.action(description="Resume")
     def resume(self, request, queryset):
@@ -369,8 +466,12 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
         services.conversions_attribute()  # incremental: orders since the last tick count at once
         report = selectors.campaign_report(campaign=campaign)
         context = {
-            **self.admin_site.each_context(request), "opts": Campaign._meta, "original": campaign,
-            "title": f"Report: {campaign}", "report": report, "chart": funnel_svg(report),
+            **self.admin_site.each_context(request),
+            "opts": Campaign._meta,
+            "original": campaign,
+            "title": f"Report: {campaign}",
+            "report": report,
+            "chart": funnel_svg(report),
             "progress": selectors.campaign_progress(campaign=campaign),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/report.html", context)
@@ -406,8 +507,19 @@ class TrackingEventInline(admin.TabularInline):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("id", "campaign", "variant", "email", "status", "skip_reason", "is_holdout", "sent_at",
-                    "opened_at", "clicked_at", "attempts")
+    list_display = (
+        "id",
+        "campaign",
+        "variant",
+        "email",
+        "status",
+        "skip_reason",
+        "is_holdout",
+        "sent_at",
+        "opened_at",
+        "clicked_at",
+        "attempts",
+    )
     list_filter = ("status", "skip_reason", "is_holdout", "recovered", ("campaign", admin.RelatedOnlyFieldListFilter))
     search_fields = ("email", "message_id", "trigger_key")
     list_select_related = ("campaign", "variant")
@@ -447,8 +559,9 @@ class SuppressionAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        created = services.suppression_add(email=obj.email, reason=obj.reason,
-                                           note=obj.note or f"added by {request.user.email}")
+        created = services.suppression_add(
+            email=obj.email, reason=obj.reason, note=obj.note or f"added by {request.user.email}"
+        )
         obj.pk = created.pk
 
 
@@ -484,8 +597,9 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
 
     @admin.display(description="headers")
     def header_list(self, obj: OutboxMessage) -> str:
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>",
-                           "\n".join(f"{k}: {v}" for k, v in obj.headers.items()))
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>", "\n".join(f"{k}: {v}" for k, v in obj.headers.items())
+        )
 
     @admin.display(description="HTML (sandboxed)")
     def rendered(self, obj: OutboxMessage) -> str:
@@ -493,9 +607,12 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
             return "—"
         # srcdoc in a sandbox without allow-scripts / allow-same-origin: the email's
         # HTML cannot run code or reach this site's cookies.
-        return format_html('<iframe sandbox="" referrerpolicy="no-referrer" srcdoc="{}" title="Email" '
-                           'style="width:640px;max-width:100%;height:720px;border:1px solid #ccc;background:#fff">'
-                           "</iframe>", obj.html)
+        return format_html(
+            '<iframe sandbox="" referrerpolicy="no-referrer" srcdoc="{}" title="Email" '
+            'style="width:640px;max-width:100%;height:720px;border:1px solid #ccc;background:#fff">'
+            "</iframe>",
+            obj.html,
+        )
 
     @admin.display(description="plain text")
     def text_body(self, obj: OutboxMessage) -> str:

@@ -9,6 +9,7 @@ Who may call: staff, or an account holding the ``campaigns`` model permission of
 the action (view_campaign for reads, add_campaign to create, change_campaign to
 schedule, pause, resume or cancel).
 """
+
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -62,8 +63,9 @@ class CampaignListParams(PageParams):
 
 class PreviewParams(serializers.Serializer):
     customer = serializers.CharField(max_length=254, help_text="The customer's id or email address.")
-    variant = serializers.IntegerField(required=False, min_value=1, help_text="A variant id of this campaign "
-                                                                              "(default: the campaign's settings).")
+    variant = serializers.IntegerField(
+        required=False, min_value=1, help_text="A variant id of this campaign (default: the campaign's settings)."
+    )
 
 
 # --- output -------------------------------------------------------------------------------
@@ -81,11 +83,35 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Campaign
-        fields = ("id", "name", "kind", "status", "status_note", "segment", "template", "from_email", "strategy",
-                  "n_products", "exclude_purchased", "exclude_category_ids", "exclude_recently_sent_days",
-                  "scheduled_at", "trigger_delay_hours", "inactive_days", "holdout_percent", "seed",
-                  "attribution_window_days", "max_error_rate", "audience_size", "sent_count", "error_count",
-                  "created_at", "started_at", "finished_at", "variants")
+        fields = (
+            "id",
+            "name",
+            "kind",
+            "status",
+            "status_note",
+            "segment",
+            "template",
+            "from_email",
+            "strategy",
+            "n_products",
+            "exclude_purchased",
+            "exclude_category_ids",
+            "exclude_recently_sent_days",
+            "scheduled_at",
+            "trigger_delay_hours",
+            "inactive_days",
+            "holdout_percent",
+            "seed",
+            "attribution_window_days",
+            "max_error_rate",
+            "audience_size",
+            "sent_count",
+            "error_count",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "variants",
+        )
         read_only_fields = fields
 
     def get_exclude_category_ids(self, obj: Campaign) -> list[int]:
@@ -113,22 +139,28 @@ class CampaignListApi(APIView):
         strategy = serializers.CharField(max_length=40, default="auto")
         n_products = serializers.IntegerField(min_value=1, max_value=24, default=6)
         exclude_purchased = serializers.BooleanField(default=True)
-        exclude_category_ids = serializers.PrimaryKeyRelatedField(queryset=Category.objects.all(), many=True,
-                                                                  default=list)
+        exclude_category_ids = serializers.PrimaryKeyRelatedField(
+            queryset=Category.objects.all(), many=True, default=list
+        )
         exclude_recently_sent_days = serializers.IntegerField(min_value=0, max_value=365, default=0)
         scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
         trigger_delay_hours = serializers.IntegerField(min_value=0, max_value=24 * 90, default=0)
-        inactive_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True,
-                                                 default=None)
+        inactive_days = serializers.IntegerField(
+            min_value=1, max_value=3650, required=False, allow_null=True, default=None
+        )
         holdout_percent = serializers.IntegerField(min_value=0, max_value=90, default=0)
-        seed = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True,
-                                        default=None)
+        seed = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True, default=None)
         attribution_window_days = serializers.IntegerField(min_value=1, max_value=90, default=5)
         max_error_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.2)
         variants = VariantSerializer(many=True, default=list)
 
-    @extend_schema(operation_id="campaigns_list", summary="Campaigns", tags=["campaigns"], parameters=[CampaignListParams],
-                   responses=paginated(CampaignSerializer, "PaginatedCampaignList"))
+    @extend_schema(
+        operation_id="campaigns_list",
+        summary="Campaigns",
+        tags=["campaigns"],
+        parameters=[CampaignListParams],
+        responses=paginated(CampaignSerializer, "PaginatedCampaignList"),
+    )
     def get(self, request):
         params = CampaignListParams(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -139,21 +171,37 @@ class CampaignListApi(APIView):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(CampaignSerializer(page, many=True).data)
 
-    @extend_schema(operation_id="campaigns_create", summary="Create a campaign (a draft: schedule it to send)", tags=["campaigns"],
-                   request=InputSerializer, responses={201: CampaignSerializer})
+    @extend_schema(
+        operation_id="campaigns_create",
+        summary="Create a campaign (a draft: schedule it to send)",
+        tags=["campaigns"],
+        request=InputSerializer,
+        responses={201: CampaignSerializer},
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
         campaign = services.campaign_create(
-            name=d["name"], kind=d["kind"], segment=d.get("segment"), template=d["template"],
-            from_email=d["from_email"], strategy=d["strategy"], n_products=d["n_products"],
-            exclude_purchased=d["exclude_purchased"], exclude_category_ids=[c.pk for c in d["exclude_category_ids"]],
-            exclude_recently_sent_days=d["exclude_recently_sent_days"], scheduled_at=d["scheduled_at"],
-            trigger_delay_hours=d["trigger_delay_hours"], inactive_days=d["inactive_days"],
-            holdout_percent=d["holdout_percent"], seed=d["seed"],
-            attribution_window_days=d["attribution_window_days"], max_error_rate=d["max_error_rate"],
-            variants=[dict(v) for v in d["variants"]], created_by=request.user,
+            name=d["name"],
+            kind=d["kind"],
+            segment=d.get("segment"),
+            template=d["template"],
+            from_email=d["from_email"],
+            strategy=d["strategy"],
+            n_products=d["n_products"],
+            exclude_purchased=d["exclude_purchased"],
+            exclude_category_ids=[c.pk for c in d["exclude_category_ids"]],
+            exclude_recently_sent_days=d["exclude_recently_sent_days"],
+            scheduled_at=d["scheduled_at"],
+            trigger_delay_hours=d["trigger_delay_hours"],
+            inactive_days=d["inactive_days"],
+            holdout_percent=d["holdout_percent"],
+            seed=d["seed"],
+            attribution_window_days=d["attribution_window_days"],
+            max_error_rate=d["max_error_rate"],
+            variants=[dict(v) for v in d["variants"]],
+            created_by=request.user,
         )
         return Response(CampaignSerializer(_campaigns().get(pk=campaign.pk)).data, status=201)
 
@@ -162,14 +210,18 @@ class CampaignDetailApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(operation_id="campaigns_retrieve", summary="One campaign", tags=["campaigns"], responses=CampaignSerializer)
+    @extend_schema(
+        operation_id="campaigns_retrieve", summary="One campaign", tags=["campaigns"], responses=CampaignSerializer
+    )
     def get(self, request, pk: int):
         return Response(CampaignSerializer(get_object_or_404(_campaigns(), pk=pk)).data)
 
 
-CONFLICT = error_response("409", "The campaign's state does not allow this (e.g. resuming a running campaign).",
-                          {"error": {"code": "conflict", "message": "a running campaign cannot be resumed",
-                                     "fields": []}})
+CONFLICT = error_response(
+    "409",
+    "The campaign's state does not allow this (e.g. resuming a running campaign).",
+    {"error": {"code": "conflict", "message": "a running campaign cannot be resumed", "fields": []}},
+)
 
 
 class _CampaignActionApi(APIView):
@@ -190,11 +242,17 @@ class _CampaignActionApi(APIView):
 
 class CampaignScheduleApi(_CampaignActionApi):
     class InputSerializer(serializers.Serializer):
-        at = serializers.DateTimeField(required=False, allow_null=True, default=None,
-                                       help_text="When to send (with a timezone); empty: now.")
+        at = serializers.DateTimeField(
+            required=False, allow_null=True, default=None, help_text="When to send (with a timezone); empty: now."
+        )
 
-    @extend_schema(operation_id="campaigns_schedule", summary="Schedule a campaign (now or at a time)", tags=["campaigns"], request=InputSerializer,
-                   responses={200: CampaignSerializer, 409: CONFLICT})
+    @extend_schema(
+        operation_id="campaigns_schedule",
+        summary="Schedule a campaign (now or at a time)",
+        tags=["campaigns"],
+        request=InputSerializer,
+        responses={200: CampaignSerializer, 409: CONFLICT},
+    )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -205,8 +263,13 @@ class CampaignScheduleApi(_CampaignActionApi):
 
 
 class CampaignPauseApi(_CampaignActionApi):
-    @extend_schema(operation_id="campaigns_pause", summary="Pause a campaign", tags=["campaigns"], request=None,
-                   responses={200: CampaignSerializer, 409: CONFLICT})
+    @extend_schema(
+        operation_id="campaigns_pause",
+        summary="Pause a campaign",
+        tags=["campaigns"],
+        request=None,
+        responses={200: CampaignSerializer, 409: CONFLICT},
+    )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -215,8 +278,13 @@ class CampaignPauseApi(_CampaignActionApi):
 
 
 class CampaignResumeApi(_CampaignActionApi):
-    @extend_schema(operation_id="campaigns_resume", summary="Resume a paused campaign", tags=["campaigns"], request=None,
-                   responses={200: CampaignSerializer, 409: CONFLICT})
+    @extend_schema(
+        operation_id="campaigns_resume",
+        summary="Resume a paused campaign",
+        tags=["campaigns"],
+        request=None,
+        responses={200: CampaignSerializer, 409: CONFLICT},
+    )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -225,8 +293,13 @@ class CampaignResumeApi(_CampaignActionApi):
 
 
 class CampaignCancelApi(_CampaignActionApi):
-    @extend_schema(operation_id="campaigns_cancel", summary="Cancel a campaign (no more emails)", tags=["campaigns"], request=None,
-                   responses={200: CampaignSerializer, 409: CONFLICT})
+    @extend_schema(
+        operation_id="campaigns_cancel",
+        summary="Cancel a campaign (no more emails)",
+        tags=["campaigns"],
+        request=None,
+        responses={200: CampaignSerializer, 409: CONFLICT},
+    )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -246,15 +319,21 @@ class CampaignPreviewApi(APIView):
         html = serializers.CharField()
         products = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(operation_id="campaigns_preview",
-                   summary="Preview the campaign's email for a customer (their recommendations now)",
-                   tags=["campaigns"], parameters=[PreviewParams], responses=OutputSerializer)
+    @extend_schema(
+        operation_id="campaigns_preview",
+        summary="Preview the campaign's email for a customer (their recommendations now)",
+        tags=["campaigns"],
+        parameters=[PreviewParams],
+        responses=OutputSerializer,
+    )
     def get(self, request, pk: int):
         campaign = get_object_or_404(Campaign.objects.select_related("template"), pk=pk)
         params = PreviewParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         raw = params.validated_data["customer"].strip()
-        customer = (User.objects.filter(pk=int(raw)) if raw.isdigit() else User.objects.filter(email=raw.lower())).first()
+        customer = (
+            User.objects.filter(pk=int(raw)) if raw.isdigit() else User.objects.filter(email=raw.lower())
+        ).first()
         if customer is None:
             raise ValidationError({"customer": [f"no customer {raw!r}"]})
         variant = None
@@ -263,8 +342,9 @@ class CampaignPreviewApi(APIView):
             if variant is None:
                 raise ValidationError({"variant": [f"not a variant of campaign {campaign.pk}"]})
         try:
-            preview = selectors.email_preview(template=campaign.template, user=customer, campaign=campaign,
-                                              variant=variant)
+            preview = selectors.email_preview(
+                template=campaign.template, user=customer, campaign=campaign, variant=variant
+            )
         except TemplateInvalid as exc:
             raise DjangoValidationError(exc.errors) from exc
         return Response(self.OutputSerializer(preview).data)
@@ -328,8 +408,12 @@ class CampaignReportApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(operation_id="campaigns_report", summary="Report: funnel, revenue and uplift per variant and holdout", tags=["campaigns"],
-                   responses=ReportSerializer)
+    @extend_schema(
+        operation_id="campaigns_report",
+        summary="Report: funnel, revenue and uplift per variant and holdout",
+        tags=["campaigns"],
+        responses=ReportSerializer,
+    )
     def get(self, request, pk: int):
         campaign = get_object_or_404(Campaign, pk=pk)
         services.conversions_attribute()  # incremental and idempotent: the report is current
@@ -357,8 +441,13 @@ class SegmentListApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(operation_id="segments_list", summary="Segments", tags=["campaigns"], parameters=[PageParams],
-                   responses=paginated(SegmentSerializer, "PaginatedSegmentList"))
+    @extend_schema(
+        operation_id="segments_list",
+        summary="Segments",
+        tags=["campaigns"],
+        parameters=[PageParams],
+        responses=paginated(SegmentSerializer, "PaginatedSegmentList"),
+    )
     def get(self, request):
         PageParams(data=request.query_params).is_valid(raise_exception=True)
         paginator = _pagination()
@@ -370,8 +459,13 @@ class TemplateListApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
 
-    @extend_schema(operation_id="email_templates_list", summary="Email templates", tags=["campaigns"], parameters=[PageParams],
-                   responses=paginated(TemplateSerializer, "PaginatedEmailTemplateList"))
+    @extend_schema(
+        operation_id="email_templates_list",
+        summary="Email templates",
+        tags=["campaigns"],
+        parameters=[PageParams],
+        responses=paginated(TemplateSerializer, "PaginatedEmailTemplateList"),
+    )
     def get(self, request):
         PageParams(data=request.query_params).is_valid(raise_exception=True)
         paginator = _pagination()

@@ -1,5 +1,6 @@
 """API v1 routes of the campaigns app (mounted under /api/v1/ in shop/urls.py).
 No trailing slashes, like the rest of the API."""
+
 from django.urls import path
 
 from . import api

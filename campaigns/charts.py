@@ -1,4 +1,5 @@
 """Server-side SVG charts for admin reports (no JavaScript, no network)."""
+
 from __future__ import annotations
 
 from django.utils.html import escape
@@ -8,8 +9,14 @@ from .selectors import CampaignReport
 
 PALETTE = ("#0f6b5c", "#e0a526", "#5b6c8f", "#b5485d", "#6a994e", "#7b5ea7")
 HOLDOUT_COLOUR = "#9aa0a6"
-STAGES = (("audience", "Audience"), ("reached", "Sent / withheld"), ("opened", "Opened"), ("clicked", "Clicked"),
-          ("ordered", "Ordered in window"), ("converted", "Attributed orders"))
+STAGES = (
+    ("audience", "Audience"),
+    ("reached", "Sent / withheld"),
+    ("opened", "Opened"),
+    ("clicked", "Clicked"),
+    ("ordered", "Ordered in window"),
+    ("converted", "Attributed orders"),
+)
 
 
 def funnel_svg(report: CampaignReport, *, width: int = 760) -> SafeString:
@@ -40,8 +47,10 @@ def funnel_svg(report: CampaignReport, *, width: int = 760) -> SafeString:
     ]
     x = label_w
     for g in groups:
-        parts.append(f'<rect x="{x}" y="6" width="12" height="12" fill="{colours[g.label]}"/>'
-                     f'<text x="{x + 16}" y="16" fill="#333">{escape(g.label)}</text>')
+        parts.append(
+            f'<rect x="{x}" y="6" width="12" height="12" fill="{colours[g.label]}"/>'
+            f'<text x="{x + 16}" y="16" fill="#333">{escape(g.label)}</text>'
+        )
         x += 24 + 7 * len(g.label)
     y = legend_h
     for key, title in STAGES:
@@ -54,7 +63,7 @@ def funnel_svg(report: CampaignReport, *, width: int = 760) -> SafeString:
             share = f" ({100 * value / g.reached:.1f}%)" if g.reached and key not in ("audience", "reached") else ""
             text = f"{value:,}{share}" if applicable else "n/a"
             parts.append(
-                f'<g><title>{escape(g.label)} — {escape(title)}: {escape(text)}</title>'
+                f"<g><title>{escape(g.label)} — {escape(title)}: {escape(text)}</title>"
                 f'<rect x="{label_w}" y="{by}" width="{w:.1f}" height="{bar_h}" rx="2" fill="{colours[g.label]}"/>'
                 f'<text x="{label_w + w + 6:.1f}" y="{by + bar_h - 4}" fill="#333">{escape(text)}</text></g>'
             )

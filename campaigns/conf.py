@@ -4,6 +4,7 @@ Each can be set in Django settings as ``CAMPAIGNS_<NAME>`` (shop/settings.py rea
 the ones operators change from the environment). Read through `get` at call time,
 so tests can override them.
 """
+
 from __future__ import annotations
 
 from typing import Any

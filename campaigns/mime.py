@@ -12,6 +12,7 @@ back to Django's own ``message()``.
 The result is an ordinary RFC 5322 message: tests parse it with the standard
 library and compare it with Django's rendering of the same email.
 """
+
 from __future__ import annotations
 
 import random
@@ -26,12 +27,24 @@ from django.core.mail.message import ADDRESS_HEADERS, BadHeaderError, sanitize_a
 
 MAX_LINE = 998
 # "Name <local@domain>" or "local@domain" in plain ASCII: no quoting or encoding needed.
-_PLAIN_ADDRESS = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9 '-]*[A-Za-z0-9] <[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+>"
-                            r"|[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+)$")
+_PLAIN_ADDRESS = re.compile(
+    r"^(?:[A-Za-z0-9][A-Za-z0-9 '-]*[A-Za-z0-9] <[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+>"
+    r"|[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+)$"
+)
 _QP = Charset("utf-8")
 _QP.body_encoding = QP
-_OWN = {"content-type", "mime-version", "subject", "from", "to", "cc", "reply-to", "date", "message-id",
-        "content-transfer-encoding"}
+_OWN = {
+    "content-type",
+    "mime-version",
+    "subject",
+    "from",
+    "to",
+    "cc",
+    "reply-to",
+    "date",
+    "message-id",
+    "content-transfer-encoding",
+}
 
 
 def _header(name: str, value: str) -> str:
@@ -67,8 +80,10 @@ def _part(content: str, subtype: str) -> bytes:
     else:
         encoding = "7bit" if data.isascii() else "8bit"
         payload = data
-    head = (f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
-            f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii")
+    head = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    ).encode("ascii")
     return head + payload
 
 
@@ -124,9 +139,16 @@ class CampaignEmail(EmailMultiAlternatives):
     message, serialised fast when the SMTP (or outbox, console...) backend asks."""
 
     def _simple(self) -> bool:
-        return (not self.attachments and self.content_subtype == "plain" and self.mixed_subtype == "mixed"
-                and len(self.alternatives) == 1 and self.alternatives[0][1] == "text/html"
-                and (self.encoding in (None, "utf-8")) and not self.cc and not self.reply_to)
+        return (
+            not self.attachments
+            and self.content_subtype == "plain"
+            and self.mixed_subtype == "mixed"
+            and len(self.alternatives) == 1
+            and self.alternatives[0][1] == "text/html"
+            and (self.encoding in (None, "utf-8"))
+            and not self.cc
+            and not self.reply_to
+        )
 
     def message(self, *args, **kwargs):
         if args or kwargs or not self._simple():
@@ -142,8 +164,9 @@ class CampaignEmail(EmailMultiAlternatives):
             ("Date", extra.get("date") or formatdate(localtime=settings.EMAIL_USE_LOCALTIME)),
             ("Message-ID", extra.get("message-id") or self._message_id()),
         ]
-        headers += [(name, _header(name, value)) for name, value in self.extra_headers.items()
-                    if name.lower() not in _OWN]
+        headers += [
+            (name, _header(name, value)) for name, value in self.extra_headers.items() if name.lower() not in _OWN
+        ]
         parts = [_part(self.body, "plain"), _part(self.alternatives[0][0], "html")]
         marker = f"--{boundary}".encode("ascii")
         if any(marker in p for p in parts):  # practically impossible; Django's path copes

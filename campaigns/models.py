@@ -6,6 +6,7 @@ Rules that must always hold are database constraints: one delivery per campaign,
 customer and trigger event; one suppression per address; one attribution per order;
 shares and counts within their ranges.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -34,7 +35,7 @@ class Segment(models.Model):
     rules = models.JSONField(
         default=_default_rules,
         help_text='A rule tree: {"all": [...]}, {"any": [...]}, {"not": {...}} or a rule such as '
-                  '{"rule": "bought_category", "category": "home-decor", "days": 90}.',
+        '{"rule": "bought_category", "category": "home-decor", "days": 90}.',
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -109,20 +110,23 @@ class Campaign(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True)
     status_note = models.CharField(max_length=500, blank=True, help_text="Why the campaign last changed state.")
     segment = models.ForeignKey(
-        Segment, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns",
+        Segment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
         help_text="Who receives it. Required for one-off campaigns; optional filter for triggered ones.",
     )
     template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="campaigns")
     from_email = models.CharField(max_length=255, blank=True, help_text="Blank: DEFAULT_FROM_EMAIL.")
     # Recommendation strategy
     strategy = models.CharField(
-        max_length=40, default="auto",
+        max_length=40,
+        default="auto",
         help_text='"auto" (the active model with fallbacks), an algorithm name ("ease", "als", ...), '
-                  '"trending" or "interests".',
+        '"trending" or "interests".',
     )
-    n_products = models.PositiveSmallIntegerField(
-        default=6, validators=[MinValueValidator(1), MaxValueValidator(24)]
-    )
+    n_products = models.PositiveSmallIntegerField(default=6, validators=[MinValueValidator(1), MaxValueValidator(24)])
     exclude_purchased = models.BooleanField(default=True, help_text="Never recommend what the customer bought.")
     exclude_categories = models.ManyToManyField("shop.Category", blank=True, related_name="+")
     exclude_recently_sent_days = models.PositiveSmallIntegerField(
@@ -139,7 +143,8 @@ class Campaign(models.Model):
     )
     # Measurement
     holdout_percent = models.PositiveSmallIntegerField(
-        default=0, validators=[MaxValueValidator(90)],
+        default=0,
+        validators=[MaxValueValidator(90)],
         help_text="Share of the audience (deterministic, seeded) that is withheld to measure uplift.",
     )
     seed = models.PositiveIntegerField(default=_random_seed, help_text="Seeds holdout and variant assignment.")
@@ -148,7 +153,8 @@ class Campaign(models.Model):
     )
     # Safety
     max_error_rate = models.FloatField(
-        default=0.2, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Pause the campaign when this share of send attempts fails (after 20 attempts).",
     )
     # Progress (counters maintained by the senders; reports count deliveries)
@@ -289,11 +295,17 @@ class Delivery(models.Model):
     variant = models.ForeignKey(Variant, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     # A forgotten customer's deliveries stay (reports) without the person.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
         db_index=False,
     )
     trigger_key = models.CharField(
-        max_length=100, blank=True, default="",
+        max_length=100,
+        blank=True,
+        default="",
         help_text='The triggering event ("cart:12:1718000000", "order:77"); blank for one-off campaigns.',
     )
     is_holdout = models.BooleanField(default=False)
@@ -347,7 +359,8 @@ class Delivery(models.Model):
         indexes = [
             # The senders' work queue: only open rows are indexed.
             models.Index(
-                fields=["campaign", "id"], name="delivery_open_work",
+                fields=["campaign", "id"],
+                name="delivery_open_work",
                 condition=Q(status__in=["pending", "sending"]),
             ),
             models.Index(fields=["user", "sent_at"], name="delivery_user_sent"),
@@ -397,8 +410,9 @@ class Conversion(models.Model):
         ordering = ["-ordered_at"]
         constraints = [
             models.CheckConstraint(condition=Q(revenue__gte=Decimal("0")), name="conversion_revenue_non_negative"),
-            models.CheckConstraint(condition=Q(ordered_at__gte=models.F("clicked_at")),
-                                   name="conversion_order_after_click"),
+            models.CheckConstraint(
+                condition=Q(ordered_at__gte=models.F("clicked_at")), name="conversion_order_after_click"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -423,8 +437,7 @@ class Suppression(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=Q(email=models.functions.Lower("email")),
-                                   name="suppression_email_lower"),
+            models.CheckConstraint(condition=Q(email=models.functions.Lower("email")), name="suppression_email_lower"),
         ]
 
     def __str__(self) -> str:

@@ -5,6 +5,7 @@ It is *transactional*: a message is stored in the caller's database transaction,
 the campaign sender records "sent" in the same transaction and a crash can neither
 lose nor duplicate an email.
 """
+
 from __future__ import annotations
 
 from email.utils import make_msgid
@@ -15,8 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 # Headers kept on the stored message (everything else is in the columns).
-_SKIP = {"subject", "from", "to", "cc", "bcc", "reply-to", "content-type", "content-transfer-encoding",
-         "mime-version"}
+_SKIP = {"subject", "from", "to", "cc", "bcc", "reply-to", "content-type", "content-transfer-encoding", "mime-version"}
 
 
 class OutboxEmailBackend(BaseEmailBackend):
@@ -55,7 +55,14 @@ class OutboxEmailBackend(BaseEmailBackend):
             text = message.body
         message_id = headers.get("Message-ID") or make_msgid()
         return OutboxMessage(
-            message_id=message_id, from_email=str(message.from_email), to=list(message.to),
-            cc=list(message.cc), bcc=list(message.bcc), subject=str(message.subject), headers=headers,
-            text=text, html=html, sent_at=now,
+            message_id=message_id,
+            from_email=str(message.from_email),
+            to=list(message.to),
+            cc=list(message.cc),
+            bcc=list(message.bcc),
+            subject=str(message.subject),
+            headers=headers,
+            text=text,
+            html=html,
+            sent_at=now,
         )

@@ -1,5 +1,6 @@
 """Signal receivers: the email provider's tracking webhooks (django-anymail) and the
 store's "customer forgotten" signal. Thin: hand the event to a service."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,12 @@ logger = logging.getLogger(__name__)
 def on_esp_tracking(sender, event, esp_name, **kwargs) -> None:
     """Bounces and complaints reported by the provider become suppressions."""
     services.esp_event_record(
-        event_type=event.event_type, recipient=event.recipient, metadata=event.metadata or {},
-        reject_reason=event.reject_reason, description=event.description or "", esp_name=esp_name,
+        event_type=event.event_type,
+        recipient=event.recipient,
+        metadata=event.metadata or {},
+        reject_reason=event.reject_reason,
+        description=event.description or "",
+        esp_name=esp_name,
         at=event.timestamp,
     )
 

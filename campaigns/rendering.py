@@ -15,6 +15,7 @@ Context of every email (see `sample_context`):
 ``unsubscribe_url``, ``preferences_url``, ``shop_url``, ``site_url``.
 An open pixel is added to the HTML automatically.
 """
+
 from __future__ import annotations
 
 import re
@@ -76,15 +77,19 @@ def _compile(source: str, engine: Engine) -> Template:
     return template
 
 
-def template_errors(*, subject: str | None = None, html_body: str | None = None,
-                    text_body: str | None = None) -> dict[str, list[str]]:
+def template_errors(
+    *, subject: str | None = None, html_body: str | None = None, text_body: str | None = None
+) -> dict[str, list[str]]:
     """Problems of each given part: syntax (with the line), forbidden tags, errors
     when rendered with a sample context, and a missing unsubscribe link in a body."""
     errors: dict[str, list[str]] = {}
     context = sample_context()
     context["unsubscribe_url"] = _UNSUB_SENTINEL
-    parts = (("subject", subject, _TEXT_ENGINE), ("html_body", html_body, _HTML_ENGINE),
-             ("text_body", text_body, _TEXT_ENGINE))
+    parts = (
+        ("subject", subject, _TEXT_ENGINE),
+        ("html_body", html_body, _HTML_ENGINE),
+        ("text_body", text_body, _TEXT_ENGINE),
+    )
     for field, source, engine in parts:
         if source is None:
             continue
@@ -115,8 +120,11 @@ def email_compile(*, subject: str, html_body: str, text_body: str) -> CompiledEm
     """Compiled parts of a template (cached by their text); raises `TemplateInvalid`."""
     errors: dict[str, list[str]] = {}
     compiled = {}
-    for field, source, engine in (("subject", subject, _TEXT_ENGINE), ("html_body", html_body, _HTML_ENGINE),
-                                  ("text_body", text_body, _TEXT_ENGINE)):
+    for field, source, engine in (
+        ("subject", subject, _TEXT_ENGINE),
+        ("html_body", html_body, _HTML_ENGINE),
+        ("text_body", text_body, _TEXT_ENGINE),
+    ):
         try:
             compiled[field] = _compile(source, engine)
         except ValueError as exc:
@@ -140,10 +148,12 @@ def email_render(compiled: CompiledEmail, context: dict, *, open_pixel_url: str 
     text = compiled.text.render(Context(context, autoescape=False))
     html = compiled.html.render(Context(context, autoescape=True))
     if open_pixel_url:
-        pixel = (f'<img src="{open_pixel_url}" width="1" height="1" alt="" '
-                 f'style="display:block;width:1px;height:1px;border:0">')
+        pixel = (
+            f'<img src="{open_pixel_url}" width="1" height="1" alt="" '
+            f'style="display:block;width:1px;height:1px;border:0">'
+        )
         matches = list(_BODY_END.finditer(html))
-        html = f"{html[:matches[-1].start()]}{pixel}{html[matches[-1].start():]}" if matches else html + pixel
+        html = f"{html[: matches[-1].start()]}{pixel}{html[matches[-1].start() :]}" if matches else html + pixel
     return RenderedEmail(subject=subject, text=text, html=html)
 
 
@@ -157,7 +167,9 @@ def price_display(price, currency: str) -> str:
 
 def customer_context(*, first_name: str, last_name: str, email: str) -> dict:
     return {
-        "first_name": first_name, "last_name": last_name, "email": email,
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": email,
         "name": f"{first_name} {last_name}".strip() or email,
     }
 
@@ -165,17 +177,31 @@ def customer_context(*, first_name: str, last_name: str, email: str) -> dict:
 def sample_context() -> dict:
     """A context with every variable set, for validation and the admin's help."""
     product = {
-        "name": "White hanging heart T-light holder", "price": "2.95", "currency": "GBP",
-        "price_display": "£2.95", "image_url": "https://example.invalid/img/p/1.svg",
-        "url": "https://example.invalid/c/k/token/", "reason": "Because you bought Red retrospot cake stand",
-        "reason_code": "history", "category": "Home decor",
+        "name": "White hanging heart T-light holder",
+        "price": "2.95",
+        "currency": "GBP",
+        "price_display": "£2.95",
+        "image_url": "https://example.invalid/img/p/1.svg",
+        "url": "https://example.invalid/c/k/token/",
+        "reason": "Because you bought Red retrospot cake stand",
+        "reason_code": "history",
+        "category": "Home decor",
     }
     return {
         "customer": customer_context(first_name="Ada", last_name="Lovelace", email="ada@example.invalid"),
         "greeting_name": "Ada",
-        "products": [product, {**product, "name": "Jumbo bag red retrospot", "price": "1.95",
-                               "price_display": "£1.95", "image_url": "", "reason": "Trending now",
-                               "reason_code": "trending"}],
+        "products": [
+            product,
+            {
+                **product,
+                "name": "Jumbo bag red retrospot",
+                "price": "1.95",
+                "price_display": "£1.95",
+                "image_url": "",
+                "reason": "Trending now",
+                "reason_code": "trending",
+            },
+        ],
         "cart_items": [{**product, "quantity": 2}],
         "order": {"number": "5f1c2a9e", "total": "12.40", "total_display": "£12.40"},
         "campaign": {"name": "Sample campaign"},
@@ -208,9 +234,17 @@ def list_unsubscribe_header(*, https_url: str, delivery_id: int) -> str:
     return ", ".join(parts)
 
 
-def message_build(*, to: str, rendered: RenderedEmail, message_id: str, unsubscribe_url: str,
-                  delivery_id: int | None = None, from_email: str = "", connection=None,
-                  extra_headers: dict | None = None) -> CampaignEmail:
+def message_build(
+    *,
+    to: str,
+    rendered: RenderedEmail,
+    message_id: str,
+    unsubscribe_url: str,
+    delivery_id: int | None = None,
+    from_email: str = "",
+    connection=None,
+    extra_headers: dict | None = None,
+) -> CampaignEmail:
     """A multipart/alternative email (text, then HTML) with Message-ID and the
     one-click unsubscribe headers."""
     headers = {
@@ -222,8 +256,12 @@ def message_build(*, to: str, rendered: RenderedEmail, message_id: str, unsubscr
         headers["X-Affinity-Delivery"] = str(delivery_id)
     headers.update(extra_headers or {})
     msg = CampaignEmail(
-        subject=rendered.subject, body=rendered.text, from_email=from_email or settings.DEFAULT_FROM_EMAIL,
-        to=[to], headers=headers, connection=connection,
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=from_email or settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        headers=headers,
+        connection=connection,
     )
     msg.attach_alternative(rendered.html, "text/html")
     # Read by django-anymail backends (ESP metadata comes back on tracking webhooks);

@@ -32,6 +32,7 @@ include their sub-categories):
 Orders that were cancelled never count. Validation names every problem with its
 path in the tree (``all[1].days: must be a whole number of days >= 1``).
 """
+
 from __future__ import annotations
 
 import math
@@ -52,12 +53,25 @@ MAX_LIST = 20000
 MAX_LOOKALIKE = 20000
 MAX_DEPTH = 12
 RULE_NAMES = (
-    "consent", "country", "bought_category", "interested_in", "bought_within", "not_bought_within",
-    "joined_within", "rfm", "users", "lookalike", "segment",
+    "consent",
+    "country",
+    "bought_category",
+    "interested_in",
+    "bought_within",
+    "not_bought_within",
+    "joined_within",
+    "rfm",
+    "users",
+    "lookalike",
+    "segment",
 )
 ACTIVITY_KINDS = (
-    Interaction.Kind.VIEW, Interaction.Kind.CLICK, Interaction.Kind.ADD_TO_CART,
-    Interaction.Kind.WISHLIST, Interaction.Kind.PURCHASE, Interaction.Kind.RATING,
+    Interaction.Kind.VIEW,
+    Interaction.Kind.CLICK,
+    Interaction.Kind.ADD_TO_CART,
+    Interaction.Kind.WISHLIST,
+    Interaction.Kind.PURCHASE,
+    Interaction.Kind.RATING,
 )
 
 
@@ -108,8 +122,11 @@ class _Checker:
             return None
         unknown = sorted(set(value) - set(User.objects.filter(pk__in=value).values_list("pk", flat=True)))
         if unknown:
-            self.err(path, f"unknown customer id(s): {', '.join(map(str, unknown[:10]))}"
-                           + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""))
+            self.err(
+                path,
+                f"unknown customer id(s): {', '.join(map(str, unknown[:10]))}"
+                + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""),
+            )
         return value
 
     def email_list(self, value, path: str) -> list[str] | None:
@@ -123,8 +140,11 @@ class _Checker:
         known = set(User.objects.filter(email__in=wanted).values_list("email", flat=True))
         unknown = sorted(wanted - known)
         if unknown:
-            self.err(path, f"unknown customer email(s): {', '.join(unknown[:10])}"
-                           + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""))
+            self.err(
+                path,
+                f"unknown customer email(s): {', '.join(unknown[:10])}"
+                + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""),
+            )
         return value
 
     def segment_ref(self, value, path: str) -> None:
@@ -220,8 +240,11 @@ class _Checker:
             self.err(path, "needs at least one of recency, frequency, monetary (lists of scores 1..5)")
         for key in present:
             value = node[key]
-            if (not isinstance(value, list) or not value
-                    or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 for v in value)):
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 for v in value)
+            ):
                 self.err(f"{path}.{key}", f"must be a non-empty list of quintile scores 1..5, not {value!r}")
 
     def rule_users(self, node, path):
@@ -375,9 +398,9 @@ class _Builder:
         return Q(date_joined__gte=self.since(node["days"]))
 
     def rule_rfm(self, node):
-        return ids_q(rfm_user_ids(now=self.now, **{
-            k: node[k] for k in ("recency", "frequency", "monetary") if k in node
-        }))
+        return ids_q(
+            rfm_user_ids(now=self.now, **{k: node[k] for k in ("recency", "frequency", "monetary") if k in node})
+        )
 
     def rule_users(self, node):
         q = Q(pk__in=[])
@@ -455,7 +478,8 @@ def rfm_table(*, now: datetime | None = None) -> dict[int, tuple[int, int, int]]
     last order time, order count and total spend among all customers with orders, so
     ties share a score and 5 is the most recent / most frequent / biggest spender."""
     rows = list(
-        _valid_orders().filter(user__isnull=False)
+        _valid_orders()
+        .filter(user__isnull=False)
         .values("user_id")
         .annotate(n=Count("id"), m=Sum("total"), last=Max("placed_at"))
         .values_list("user_id", "last", "n", "m")
@@ -485,12 +509,18 @@ def _quintile_scores(values: np.ndarray) -> np.ndarray:
     return np.minimum(5, 1 + np.floor(pct * 5 + 1e-9).astype(np.int64))
 
 
-def rfm_user_ids(*, now: datetime | None = None, recency: Iterable[int] = (),
-                        frequency: Iterable[int] = (), monetary: Iterable[int] = ()) -> list[int]:
+def rfm_user_ids(
+    *,
+    now: datetime | None = None,
+    recency: Iterable[int] = (),
+    frequency: Iterable[int] = (),
+    monetary: Iterable[int] = (),
+) -> list[int]:
     """Ids of the customers whose RFM scores are within the given lists."""
     wanted = (set(recency), set(frequency), set(monetary))
     return [
-        uid for uid, scores in rfm_table(now=now).items()
+        uid
+        for uid, scores in rfm_table(now=now).items()
         if all(not want or score in want for want, score in zip(wanted, scores, strict=True))
     ]
 
@@ -569,6 +599,13 @@ def rules_preview(rules: dict, *, segment_id: int | None = None, sample_size: in
 
 
 __all__ = [
-    "RuleError", "rules_validate", "rules_queryset", "segment_queryset", "rules_preview", "rfm_table",
-    "lookalike_user_ids", "category_subtree_ids", "RULE_NAMES",
+    "RuleError",
+    "rules_validate",
+    "rules_queryset",
+    "segment_queryset",
+    "rules_preview",
+    "rfm_table",
+    "lookalike_user_ids",
+    "category_subtree_ids",
+    "RULE_NAMES",
 ]

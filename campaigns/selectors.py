@@ -1,4 +1,5 @@
 """Reads of the campaigns app: progress, reports (funnel, revenue, uplift)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,8 +22,12 @@ def campaign_progress(*, campaign: Campaign) -> dict:
     total = sum(counts.values())
     done = total - counts.get(S.PENDING, 0) - counts.get(S.SENDING, 0)
     return {
-        "status": campaign.status, "status_display": campaign.get_status_display(), "note": campaign.status_note,
-        "audience": total, "done": done, "percent": round(100 * done / total, 1) if total else 0.0,
+        "status": campaign.status,
+        "status_display": campaign.get_status_display(),
+        "note": campaign.status_note,
+        "audience": total,
+        "done": done,
+        "percent": round(100 * done / total, 1) if total else 0.0,
         **{status: counts.get(status, 0) for status in S.values},
     }
 
@@ -37,13 +42,13 @@ class GroupReport:
     withheld: int = 0
     skipped: int = 0
     failed: int = 0
-    open: int = 0            # pending or sending
+    open: int = 0  # pending or sending
     opened: int = 0
     clicked: int = 0
-    converted: int = 0       # deliveries with an attributed order (click, then order within the window)
+    converted: int = 0  # deliveries with an attributed order (click, then order within the window)
     revenue: Decimal = Decimal("0.00")
     unsubscribed: int = 0
-    ordered: int = 0         # reached (sent / withheld) and ordered within the window: for uplift
+    ordered: int = 0  # reached (sent / withheld) and ordered within the window: for uplift
     uplift: Uplift | None = None
     compared_with: str = ""
 
@@ -73,8 +78,19 @@ class CampaignReport:
         return next((g for g in self.groups if g.is_holdout), None)
 
 
-_COUNTED = ("audience", "sent", "withheld", "skipped", "failed", "open", "opened", "clicked", "unsubscribed",
-            "ordered", "converted")
+_COUNTED = (
+    "audience",
+    "sent",
+    "withheld",
+    "skipped",
+    "failed",
+    "open",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "ordered",
+    "converted",
+)
 
 
 def campaign_report(*, campaign: Campaign, confidence: float = 0.95) -> CampaignReport:
@@ -83,11 +99,16 @@ def campaign_report(*, campaign: Campaign, confidence: float = 0.95) -> Campaign
     holdout, against the first variant). Three queries whatever the audience size."""
     window = timedelta(days=campaign.attribution_window_days)
     until = ExpressionWrapper(OuterRef("processed_at") + Value(window), output_field=DateTimeField())
-    ordered = Exists(Order.objects.exclude(status=Order.Status.CANCELLED).filter(
-        user=OuterRef("user"), placed_at__gte=OuterRef("processed_at"), placed_at__lt=until))
+    ordered = Exists(
+        Order.objects.exclude(status=Order.Status.CANCELLED).filter(
+            user=OuterRef("user"), placed_at__gte=OuterRef("processed_at"), placed_at__lt=until
+        )
+    )
     reached = Q(status=S.SENT) | Q(status=S.WITHHELD)
     rows = (
-        Delivery.objects.filter(campaign=campaign).values("variant_id", "is_holdout").order_by()
+        Delivery.objects.filter(campaign=campaign)
+        .values("variant_id", "is_holdout")
+        .order_by()
         .annotate(
             audience=Count("pk"),
             sent=Count("pk", filter=Q(status=S.SENT)),
@@ -104,7 +125,8 @@ def campaign_report(*, campaign: Campaign, confidence: float = 0.95) -> Campaign
     conversions = {
         (r["delivery__variant_id"], r["delivery__is_holdout"]): r
         for r in Conversion.objects.filter(delivery__campaign=campaign)
-        .values("delivery__variant_id", "delivery__is_holdout").order_by()
+        .values("delivery__variant_id", "delivery__is_holdout")
+        .order_by()
         .annotate(converted=Count("delivery", distinct=True), revenue=Sum("revenue"))
     }
     names = dict(campaign.variants.values_list("pk", "name"))
@@ -115,9 +137,14 @@ def campaign_report(*, campaign: Campaign, confidence: float = 0.95) -> Campaign
         groups[(None, True)] = GroupReport(label="Holdout", variant_id=None, is_holdout=True)
     for r in rows:
         key = (r["variant_id"], r["is_holdout"])
-        group = groups.setdefault(key, GroupReport(
-            label="Holdout" if r["is_holdout"] else f"Variant {names.get(r['variant_id'], '?')}",
-            variant_id=r["variant_id"], is_holdout=r["is_holdout"]))
+        group = groups.setdefault(
+            key,
+            GroupReport(
+                label="Holdout" if r["is_holdout"] else f"Variant {names.get(r['variant_id'], '?')}",
+                variant_id=r["variant_id"],
+                is_holdout=r["is_holdout"],
+            ),
+        )
         for name in _COUNTED:
             if name in r:
                 setattr(group, name, r[name])
@@ -138,39 +165,66 @@ def campaign_report(*, campaign: Campaign, confidence: float = 0.95) -> Campaign
         n_t = sum(g.sent for g in treated)
         x_t = sum(g.ordered for g in treated)
         if n_t:
-            overall = two_proportion_uplift(x_treated=x_t, n_treated=n_t, x_control=holdout.ordered,
-                                            n_control=holdout.reached, confidence=confidence)
+            overall = two_proportion_uplift(
+                x_treated=x_t,
+                n_treated=n_t,
+                x_control=holdout.ordered,
+                n_control=holdout.reached,
+                confidence=confidence,
+            )
         for g in treated:
             if g.sent:
-                g.uplift = two_proportion_uplift(x_treated=g.ordered, n_treated=g.sent, x_control=holdout.ordered,
-                                                 n_control=holdout.reached, confidence=confidence)
+                g.uplift = two_proportion_uplift(
+                    x_treated=g.ordered,
+                    n_treated=g.sent,
+                    x_control=holdout.ordered,
+                    n_control=holdout.reached,
+                    confidence=confidence,
+                )
                 g.compared_with = "holdout"
     elif len(treated) > 1 and treated[0].sent:
         base = treated[0]
         for g in treated[1:]:
             if g.sent:
-                g.uplift = two_proportion_uplift(x_treated=g.ordered, n_treated=g.sent, x_control=base.ordered,
-                                                 n_control=base.sent, confidence=confidence)
+                g.uplift = two_proportion_uplift(
+                    x_treated=g.ordered,
+                    n_treated=g.sent,
+                    x_control=base.ordered,
+                    n_control=base.sent,
+                    confidence=confidence,
+                )
                 g.compared_with = base.label
-    skip_reasons = dict(Delivery.objects.filter(campaign=campaign, status=S.SKIPPED)
-                        .values_list("skip_reason").annotate(n=Count("pk")).order_by())
-    return CampaignReport(campaign=campaign, groups=ordered_groups, total=total, overall_uplift=overall,
-                          skip_reasons=skip_reasons)
+    skip_reasons = dict(
+        Delivery.objects.filter(campaign=campaign, status=S.SKIPPED)
+        .values_list("skip_reason")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return CampaignReport(
+        campaign=campaign, groups=ordered_groups, total=total, overall_uplift=overall, skip_reasons=skip_reasons
+    )
 
 
 def report_as_dict(report: CampaignReport) -> dict:
     def group(g: GroupReport) -> dict:
         return {
-            "label": g.label, "variant_id": g.variant_id, "is_holdout": g.is_holdout,
-            **{name: getattr(g, name) for name in _COUNTED}, "revenue": str(g.revenue),
-            "reached": g.reached, "order_rate": round(g.order_rate, 6),
-            "uplift": g.uplift.as_dict() if g.uplift else None, "compared_with": g.compared_with,
+            "label": g.label,
+            "variant_id": g.variant_id,
+            "is_holdout": g.is_holdout,
+            **{name: getattr(g, name) for name in _COUNTED},
+            "revenue": str(g.revenue),
+            "reached": g.reached,
+            "order_rate": round(g.order_rate, 6),
+            "uplift": g.uplift.as_dict() if g.uplift else None,
+            "compared_with": g.compared_with,
         }
 
     return {
-        "campaign": report.campaign.pk, "status": report.campaign.status,
+        "campaign": report.campaign.pk,
+        "status": report.campaign.status,
         "attribution_window_days": report.campaign.attribution_window_days,
-        "groups": [group(g) for g in report.groups], "total": group(report.total),
+        "groups": [group(g) for g in report.groups],
+        "total": group(report.total),
         "overall_uplift": report.overall_uplift.as_dict() if report.overall_uplift else None,
         "skip_reasons": report.skip_reasons,
     }
@@ -200,8 +254,13 @@ def trigger_context_for_preview(*, user, kind: str) -> dict:
         if order is None:
             return {}
         ids = list(OrderLine.objects.filter(order=order).values_list("product_id", flat=True))
-        return {"order_id": order.pk, "order_number": str(order.number), "order_total": str(order.total),
-                "currency": order.currency, "product_ids": ids}
+        return {
+            "order_id": order.pk,
+            "order_number": str(order.number),
+            "order_total": str(order.total),
+            "currency": order.currency,
+            "product_ids": ids,
+        }
     return {}
 
 
@@ -215,8 +274,11 @@ def email_preview(*, template, user, campaign: Campaign | None = None, variant=N
     from .sending import email_context
 
     kind = campaign.kind if campaign else Campaign.Kind.ONE_OFF
-    strategy = ((variant.strategy if variant and variant.strategy else "") or (campaign.strategy if campaign else "")
-                or recs.AUTO)
+    strategy = (
+        (variant.strategy if variant and variant.strategy else "")
+        or (campaign.strategy if campaign else "")
+        or recs.AUTO
+    )
     if kind == Campaign.Kind.WELCOME and strategy == recs.AUTO:
         strategy = "interests"
     exclusions = recs.Exclusions(
@@ -225,18 +287,31 @@ def email_preview(*, template, user, campaign: Campaign | None = None, variant=N
     )
     context_data = trigger_context_for_preview(user=user, kind=kind)
     products, used = recs.picks_for_preview(
-        user=user, strategy=strategy, n=campaign.n_products if campaign else 6, exclusions=exclusions,
+        user=user,
+        strategy=strategy,
+        n=campaign.n_products if campaign else 6,
+        exclusions=exclusions,
         excluded=context_data.get("product_ids", ()),
     )
-    items = {p.pk: p for p in Product.objects.filter(pk__in=context_data.get("product_ids", ()))
-             .select_related("category")}
+    items = {
+        p.pk: p for p in Product.objects.filter(pk__in=context_data.get("product_ids", ())).select_related("category")
+    }
     subject = variant.subject if variant and variant.subject else template.subject
     compiled = email_compile(subject=subject, html_body=template.html_body, text_body=template.text_body)
     context = email_context(
         user={"first_name": user.first_name, "last_name": user.last_name, "email": user.email},
-        products=products, kind=kind, campaign_name=campaign.name if campaign else template.name,
-        context_data=context_data, items=items,
+        products=products,
+        kind=kind,
+        campaign_name=campaign.name if campaign else template.name,
+        context_data=context_data,
+        items=items,
     )
     rendered = email_render(compiled, context)
-    return EmailPreview(subject=rendered.subject, text=rendered.text, html=rendered.html, products=products,
-                        strategy=used, customer_email=user.email)
+    return EmailPreview(
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        products=products,
+        strategy=used,
+        customer_email=user.email,
+    )

@@ -49,6 +49,7 @@ The protocol, per claim of rows within a send task's id range:
    their lease while they work, so a slow sender's rows are never taken from under
    it.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,14 @@ from shop.models import Product, User
 from . import conf, recs, tokens
 from .models import Campaign, Delivery, Suppression
 from .rendering import (
-    CompiledEmail, TemplateInvalid, customer_context, email_compile, email_render, message_build,
-    message_id_make, price_display,
+    CompiledEmail,
+    TemplateInvalid,
+    customer_context,
+    email_compile,
+    email_render,
+    message_build,
+    message_id_make,
+    price_display,
 )
 
 logger = logging.getLogger(__name__)
@@ -148,8 +155,16 @@ class _Prepared:
 class Sender:
     """Sends the open deliveries of one campaign within an id range (one task)."""
 
-    def __init__(self, *, campaign_id: int, min_id: int, max_id: int, batch_size: int | None = None,
-                 claim_size: int | None = None, connection=None):
+    def __init__(
+        self,
+        *,
+        campaign_id: int,
+        min_id: int,
+        max_id: int,
+        batch_size: int | None = None,
+        claim_size: int | None = None,
+        connection=None,
+    ):
         self.campaign_id = campaign_id
         self.min_id, self.max_id = min_id, max_id
         self.batch_size = batch_size or conf.get("SEND_BATCH_SIZE")
@@ -184,7 +199,7 @@ class Sender:
                 for start in range(0, len(claimed), self.batch_size):
                     if start and (campaign := self._running_campaign()) is None:
                         break  # paused or cancelled meanwhile: release() puts the rest back
-                    self.send_batch(campaign, claimed[start:start + self.batch_size])
+                    self.send_batch(campaign, claimed[start : start + self.batch_size])
                     if self.stats.stopped:
                         break
         finally:
@@ -208,8 +223,9 @@ class Sender:
         if prepared:
             self.send(campaign, prepared)
             self.flush_marks()
-        self.after_batch(campaign, sent=self.stats.sent - sent_before,
-                         errors=self.stats.failed + self.stats.retried - errors_before)
+        self.after_batch(
+            campaign, sent=self.stats.sent - sent_before, errors=self.stats.failed + self.stats.retried - errors_before
+        )
 
     @staticmethod
     def _commit_mode(*, durable: bool) -> None:
@@ -231,31 +247,50 @@ class Sender:
 
     # --- 1. claim -------------------------------------------------------------------------
     def _claimable(self, now) -> Q:
-        return (Q(status=S.PENDING, next_attempt_at__lte=now)
-                | Q(status=S.SENDING, lease_expires_at__lt=now))
+        return Q(status=S.PENDING, next_attempt_at__lte=now) | Q(status=S.SENDING, lease_expires_at__lt=now)
 
     def claim(self, campaign: Campaign) -> tuple[list[Delivery], bool]:
         """Claim and check a batch. Returns (rows to send now, whether any row was taken)."""
         now = timezone.now()
         lease_until = now + timedelta(seconds=self.lease_seconds)
         base = Delivery.objects.filter(campaign_id=self.campaign_id, pk__gte=self.min_id, pk__lte=self.max_id)
-        fields = ("pk", "user_id", "status", "is_holdout", "message_id", "email", "attempts", "variant_id",
-                  "products", "context", "trigger_key", "campaign_id")
+        fields = (
+            "pk",
+            "user_id",
+            "status",
+            "is_holdout",
+            "message_id",
+            "email",
+            "attempts",
+            "variant_id",
+            "products",
+            "context",
+            "trigger_key",
+            "campaign_id",
+        )
         with transaction.atomic():
             if db_connection.vendor == "postgresql":
                 with db_connection.cursor() as cursor:  # this commit waits for the disk (see _commit_mode)
                     cursor.execute("SET LOCAL synchronous_commit TO on")
-                rows = list(base.filter(self._claimable(now)).select_for_update(skip_locked=True, of=("self",))
-                            .order_by("pk").only(*fields)[:self.claim_size])
+                rows = list(
+                    base.filter(self._claimable(now))
+                    .select_for_update(skip_locked=True, of=("self",))
+                    .order_by("pk")
+                    .only(*fields)[: self.claim_size]
+                )
             else:
-                candidates = list(base.filter(self._claimable(now)).order_by("pk")
-                                  .values_list("pk", flat=True)[:self.claim_size])
+                candidates = list(
+                    base.filter(self._claimable(now)).order_by("pk").values_list("pk", flat=True)[: self.claim_size]
+                )
                 # The conditional UPDATE takes only rows that are still claimable.
                 base.filter(pk__in=candidates).filter(self._claimable(now)).update(
                     lease_owner=self.owner, lease_expires_at=lease_until, status=S.SENDING
                 )
-                rows = list(Delivery.objects.filter(pk__in=candidates, lease_owner=self.owner, status=S.SENDING)
-                            .order_by("pk").only(*fields))
+                rows = list(
+                    Delivery.objects.filter(pk__in=candidates, lease_owner=self.owner, status=S.SENDING)
+                    .order_by("pk")
+                    .only(*fields)
+                )
             if not rows:
                 return [], False
             try:
@@ -274,8 +309,10 @@ class Sender:
 
     def _check_and_lease(self, campaign: Campaign, rows: list[Delivery], now, lease_until) -> list[Delivery]:
         user_ids = sorted({r.user_id for r in rows if r.user_id is not None})
-        users = {u[0]: u for u in User.objects.filter(pk__in=user_ids).values_list(
-            "pk", "email", "is_active", "marketing_consent")}
+        users = {
+            u[0]: u
+            for u in User.objects.filter(pk__in=user_ids).values_list("pk", "email", "is_active", "marketing_consent")
+        }
         emails = {u[1].lower() for u in users.values()}
         suppressed = set(Suppression.objects.filter(email__in=emails).values_list("email", flat=True))
         skipped: dict[str, list[int]] = defaultdict(list)
@@ -317,8 +354,9 @@ class Sender:
             to_send.append(row)
         cleared = {"lease_owner": None, "lease_expires_at": None}
         for reason, ids in skipped.items():
-            Delivery.objects.filter(pk__in=ids).update(status=S.SKIPPED, skip_reason=reason, processed_at=now,
-                                                       **cleared)
+            Delivery.objects.filter(pk__in=ids).update(
+                status=S.SKIPPED, skip_reason=reason, processed_at=now, **cleared
+            )
             self.stats.skipped += len(ids)
             self.stats.skip_reasons[reason] += len(ids)
         if withheld:
@@ -346,10 +384,14 @@ class Sender:
                     [_ADVISORY_NAMESPACE, _CAP_LOCK_BUCKETS, sorted(set(user_ids))],
                 )
         since = now - timedelta(days=conf.get("FREQUENCY_PERIOD_DAYS"))
-        recent = (Delivery.objects.filter(user_id__in=user_ids)
-                  .exclude(pk__in=[r.pk for r in rows])
-                  .filter(Q(status=S.SENT, sent_at__gte=since) | Q(status=S.SENDING))
-                  .values("user_id").annotate(n=Count("pk")).values_list("user_id", "n"))
+        recent = (
+            Delivery.objects.filter(user_id__in=user_ids)
+            .exclude(pk__in=[r.pk for r in rows])
+            .filter(Q(status=S.SENT, sent_at__gte=since) | Q(status=S.SENDING))
+            .values("user_id")
+            .annotate(n=Count("pk"))
+            .values_list("user_id", "n")
+        )
         counts.update(dict(recent))
         return counts
 
@@ -358,8 +400,9 @@ class Sender:
         t = campaign.template
         key = (t.pk, t.updated_at, subject)
         if key not in self._compiled:
-            self._compiled[key] = email_compile(subject=subject or t.subject, html_body=t.html_body,
-                                                text_body=t.text_body)
+            self._compiled[key] = email_compile(
+                subject=subject or t.subject, html_body=t.html_body, text_body=t.text_body
+            )
         return self._compiled[key]
 
     def _strategy(self, campaign: Campaign, variant) -> str:
@@ -374,8 +417,9 @@ class Sender:
             return {}
         since = timezone.now() - timedelta(days=days)
         out: dict[int, set[int]] = defaultdict(set)
-        for user_id, products in Delivery.objects.filter(user_id__in=user_ids, status=S.SENT,
-                                                         sent_at__gte=since).values_list("user_id", "products"):
+        for user_id, products in Delivery.objects.filter(
+            user_id__in=user_ids, status=S.SENT, sent_at__gte=since
+        ).values_list("user_id", "products"):
             out[user_id].update(p["id"] for p in products or ())
         return out
 
@@ -392,18 +436,25 @@ class Sender:
         variants = self._variants(campaign)
         if self._excluded_categories is None:
             self._excluded_categories = frozenset(campaign.exclude_categories.values_list("pk", flat=True))
-        exclusions = recs.Exclusions(category_ids=self._excluded_categories,
-                                     exclude_purchased=campaign.exclude_purchased)
+        exclusions = recs.Exclusions(
+            category_ids=self._excluded_categories, exclude_purchased=campaign.exclude_purchased
+        )
         recently = self._recently_sent_products(campaign, [r.user_id for r in rows])
         by_strategy: dict[str, list[Delivery]] = defaultdict(list)
         for row in rows:
             by_strategy[self._strategy(campaign, variants.get(row.variant_id))].append(row)
         try:
             for strategy, group in by_strategy.items():
-                excluded = {r.user_id: set(r.context.get("product_ids", ())) | recently.get(r.user_id, set())
-                            for r in group}
-                picks = recs.picks_for_users(user_ids=[r.user_id for r in group], strategy=strategy,
-                                             n=campaign.n_products, exclusions=exclusions, excluded_by_user=excluded)
+                excluded = {
+                    r.user_id: set(r.context.get("product_ids", ())) | recently.get(r.user_id, set()) for r in group
+                }
+                picks = recs.picks_for_users(
+                    user_ids=[r.user_id for r in group],
+                    strategy=strategy,
+                    n=campaign.n_products,
+                    exclusions=exclusions,
+                    excluded_by_user=excluded,
+                )
                 for row in group:
                     row.products = picks.get(row.user_id, [])
                     row.strategy = strategy
@@ -414,7 +465,9 @@ class Sender:
         variants = self._variants(campaign)
         # Cart / order items shown next to the recommendations (triggered campaigns).
         item_ids = {pid for r in rows for pid in r.context.get("product_ids", ())}
-        items = {p.pk: p for p in Product.objects.filter(pk__in=item_ids).select_related("category")} if item_ids else {}
+        items = (
+            {p.pk: p for p in Product.objects.filter(pk__in=item_ids).select_related("category")} if item_ids else {}
+        )
         rows, users = self._recheck(rows)
         prepared = []
         for row in rows:
@@ -425,13 +478,24 @@ class Sender:
                 self.pause(campaign, f"the template does not compile: {exc}")
                 return []
             user = users.get(row.user_id) or {"first_name": "", "last_name": "", "email": row.email}
-            context = email_context(user=user, products=row.products, kind=campaign.kind,
-                                    campaign_name=campaign.name, delivery_id=row.pk, context_data=row.context,
-                                    items=items)
+            context = email_context(
+                user=user,
+                products=row.products,
+                kind=campaign.kind,
+                campaign_name=campaign.name,
+                delivery_id=row.pk,
+                context_data=row.context,
+                items=items,
+            )
             rendered = email_render(compiled, context, open_pixel_url=tokens.open_url(row.pk))
-            message = message_build(to=row.email, rendered=rendered, message_id=row.message_id,
-                                    unsubscribe_url=context["unsubscribe_url"], delivery_id=row.pk,
-                                    from_email=campaign.from_email)
+            message = message_build(
+                to=row.email,
+                rendered=rendered,
+                message_id=row.message_id,
+                unsubscribe_url=context["unsubscribe_url"],
+                delivery_id=row.pk,
+                from_email=campaign.from_email,
+            )
             prepared.append(_Prepared(delivery=row, message=message))
         return prepared
 
@@ -440,10 +504,15 @@ class Sender:
         still to send and their customers' names (read in the same query)."""
         if not rows:
             return rows, {}
-        users = {u["pk"]: u for u in User.objects.filter(pk__in=[r.user_id for r in rows]).values(
-            "pk", "marketing_consent", "first_name", "last_name", "email")}
-        suppressed = set(Suppression.objects.filter(email__in=[r.email.lower() for r in rows])
-                         .values_list("email", flat=True))
+        users = {
+            u["pk"]: u
+            for u in User.objects.filter(pk__in=[r.user_id for r in rows]).values(
+                "pk", "marketing_consent", "first_name", "last_name", "email"
+            )
+        }
+        suppressed = set(
+            Suppression.objects.filter(email__in=[r.email.lower() for r in rows]).values_list("email", flat=True)
+        )
         keep, no_consent, blocked = [], [], []
         for row in rows:
             if not users.get(row.user_id, {}).get("marketing_consent"):
@@ -460,7 +529,10 @@ class Sender:
 
     def _skip(self, ids: list[int], reason: str) -> None:
         Delivery.objects.filter(pk__in=ids, lease_owner=self.owner).update(
-            status=S.SKIPPED, skip_reason=reason, processed_at=timezone.now(), lease_owner=None,
+            status=S.SKIPPED,
+            skip_reason=reason,
+            processed_at=timezone.now(),
+            lease_owner=None,
             lease_expires_at=None,
         )
         self.stats.skipped += len(ids)
@@ -523,14 +595,18 @@ class Sender:
                         try:
                             self.open()
                         except Exception as again:  # noqa: BLE001 - the server is gone for now
-                            rest = [p.delivery.pk for p in prepared[index + 1:]]
-                            self.put_back(rest, error=f"cannot reconnect: {type(again).__name__}: {again}",
-                                          delay=backoff_seconds(1))
+                            rest = [p.delivery.pk for p in prepared[index + 1 :]]
+                            self.put_back(
+                                rest,
+                                error=f"cannot reconnect: {type(again).__name__}: {again}",
+                                delay=backoff_seconds(1),
+                            )
                             self.stats.stopped = "email server unreachable"
                             return
                 continue
-            if self.accepted and (len(self.accepted) >= self.mark_every
-                                  or time.monotonic() - self._accepted_since >= self.mark_seconds):
+            if self.accepted and (
+                len(self.accepted) >= self.mark_every or time.monotonic() - self._accepted_since >= self.mark_seconds
+            ):
                 self.flush_marks()  # a database error here stops the sender: see release()
 
     @staticmethod
@@ -563,8 +639,11 @@ class Sender:
         if not permanent and row.attempts < conf.get("SEND_MAX_ATTEMPTS"):
             delay = backoff_seconds(row.attempts)
             Delivery.objects.filter(pk=row.pk, lease_owner=self.owner).update(
-                status=S.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error,
-                lease_owner=None, lease_expires_at=None,
+                status=S.PENDING,
+                next_attempt_at=timezone.now() + timedelta(seconds=delay),
+                last_error=error,
+                lease_owner=None,
+                lease_expires_at=None,
             )
             self.stats.retried += 1
             self.stats.retry_in = min(delay, self.stats.retry_in or delay)
@@ -578,16 +657,24 @@ class Sender:
         if hard_bounce and row.email:
             from .services import suppression_add
 
-            suppression_add(email=row.email, reason=Suppression.Reason.BOUNCED, delivery=row,
-                            note=f"refused by the mail server: {error}"[:500])
+            suppression_add(
+                email=row.email,
+                reason=Suppression.Reason.BOUNCED,
+                delivery=row,
+                note=f"refused by the mail server: {error}"[:500],
+            )
 
     def put_back(self, ids: list[int], *, error: str = "", delay: float = 0.0) -> None:
         """Rows claimed but not attempted go back to pending (the claim is undone)."""
         if not ids:
             return
         Delivery.objects.filter(pk__in=ids, lease_owner=self.owner, status=S.SENDING).update(
-            status=S.PENDING, lease_owner=None, lease_expires_at=None, attempts=F("attempts") - 1,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error[:2000],
+            status=S.PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempts=F("attempts") - 1,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            last_error=error[:2000],
         )
         if delay:
             self.stats.retry_in = min(delay, self.stats.retry_in or delay)
@@ -599,8 +686,7 @@ class Sender:
         try:
             self.flush_marks()
         except Exception:  # noqa: BLE001 - the database is gone: these rows are resent after their lease
-            logger.exception("could not mark %d accepted deliveries sent; they keep their lease",
-                             len(self.accepted))
+            logger.exception("could not mark %d accepted deliveries sent; they keep their lease", len(self.accepted))
         in_doubt = [pk for pk, _ in self.accepted] + ([self.in_flight] if self.in_flight is not None else [])
         rows = Delivery.objects.filter(lease_owner=self.owner, status=S.SENDING)
         if in_doubt:
@@ -621,12 +707,14 @@ class Sender:
         )
         if not errors:
             return
-        sent_total, error_total = Campaign.objects.filter(pk=campaign.pk).values_list(
-            "sent_count", "error_count").get()
+        sent_total, error_total = Campaign.objects.filter(pk=campaign.pk).values_list("sent_count", "error_count").get()
         attempts = sent_total + error_total
         if attempts >= conf.get("ERROR_RATE_MIN_ATTEMPTS") and error_total / attempts > campaign.max_error_rate:
-            self.pause(campaign, f"error rate {error_total / attempts:.0%} of {attempts} attempts is above "
-                                 f"{campaign.max_error_rate:.0%}; last error: see failed deliveries")
+            self.pause(
+                campaign,
+                f"error rate {error_total / attempts:.0%} of {attempts} attempts is above "
+                f"{campaign.max_error_rate:.0%}; last error: see failed deliveries",
+            )
 
     def pause(self, campaign: Campaign, reason: str) -> None:
         Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
@@ -685,8 +773,19 @@ def claim_rows(*, rows: list[Delivery], owner: uuid.UUID, lease_until) -> None:
         if db_connection.vendor == "postgresql":
             # One JSON document for all rows: psycopg's client-side quoting of text
             # arrays costs a regex substitution per element, one string costs one escape.
-            document = json.dumps([{"id": r.pk, "mid": r.message_id, "email": r.email, "products": r.products,
-                                    "strategy": r.strategy or ""} for r in rows], separators=(",", ":"))
+            document = json.dumps(
+                [
+                    {
+                        "id": r.pk,
+                        "mid": r.message_id,
+                        "email": r.email,
+                        "products": r.products,
+                        "strategy": r.strategy or "",
+                    }
+                    for r in rows
+                ],
+                separators=(",", ":"),
+            )
             cursor.execute(
                 f"UPDATE {table} AS t SET status = %s, lease_owner = %s, lease_expires_at = %s, "
                 "attempts = t.attempts + 1, recovered = (t.message_id <> ''), "
@@ -714,9 +813,16 @@ def _item_context(product: Product, quantity: int | None = None) -> dict:
     return out
 
 
-def email_context(*, user: dict, products: list[dict], kind: str = Campaign.Kind.ONE_OFF, campaign_name: str = "",
-                  delivery_id: int | None = None, context_data: dict | None = None,
-                  items: dict[int, Product] | None = None) -> dict:
+def email_context(
+    *,
+    user: dict,
+    products: list[dict],
+    kind: str = Campaign.Kind.ONE_OFF,
+    campaign_name: str = "",
+    delivery_id: int | None = None,
+    context_data: dict | None = None,
+    items: dict[int, Product] | None = None,
+) -> dict:
     """The safe context of one email: plain values and signed links only. Without a
     delivery (previews, test sends) links are untracked."""
     context_data = context_data or {}
@@ -731,14 +837,18 @@ def email_context(*, user: dict, products: list[dict], kind: str = Campaign.Kind
         if delivery_id is not None:
             item["url"] = tokens.click_url(delivery_id, product_id=pid)
         item_ctx.append(item)
-    customer = customer_context(first_name=user.get("first_name", ""), last_name=user.get("last_name", ""),
-                                email=user.get("email", ""))
+    customer = customer_context(
+        first_name=user.get("first_name", ""), last_name=user.get("last_name", ""), email=user.get("email", "")
+    )
     home = tokens.home_path()
     order = {}
     if context_data.get("order_id"):
         total, currency = context_data.get("order_total", "0"), context_data.get("currency", "GBP")
-        order = {"number": str(context_data.get("order_number", ""))[:8], "total": total,
-                 "total_display": price_display(total, currency)}
+        order = {
+            "number": str(context_data.get("order_number", ""))[:8],
+            "total": total,
+            "total_display": price_display(total, currency),
+        }
     return {
         "customer": customer,
         "greeting_name": customer["first_name"] or "there",
@@ -747,7 +857,8 @@ def email_context(*, user: dict, products: list[dict], kind: str = Campaign.Kind
         "order_items": item_ctx if kind == Campaign.Kind.POST_PURCHASE else [],
         "order": order,
         "campaign": {"name": campaign_name},
-        "unsubscribe_url": tokens.unsubscribe_url(delivery_id) if delivery_id is not None
+        "unsubscribe_url": tokens.unsubscribe_url(delivery_id)
+        if delivery_id is not None
         else tokens.absolute("/c/u/preview-only/"),
         "preferences_url": tokens.preferences_url(),
         "shop_url": tokens.click_url(delivery_id, path=home) if delivery_id is not None else tokens.absolute(home),
@@ -755,8 +866,21 @@ def email_context(*, user: dict, products: list[dict], kind: str = Campaign.Kind
     }
 
 
-def deliveries_send_range(*, campaign_id: int, min_id: int, max_id: int, batch_size: int | None = None,
-                          claim_size: int | None = None, connection=None) -> SendStats:
+def deliveries_send_range(
+    *,
+    campaign_id: int,
+    min_id: int,
+    max_id: int,
+    batch_size: int | None = None,
+    claim_size: int | None = None,
+    connection=None,
+) -> SendStats:
     """Send the open deliveries of a campaign with ids in [min_id, max_id]."""
-    return Sender(campaign_id=campaign_id, min_id=min_id, max_id=max_id, batch_size=batch_size,
-                  claim_size=claim_size, connection=connection).run()
+    return Sender(
+        campaign_id=campaign_id,
+        min_id=min_id,
+        max_id=max_id,
+        batch_size=batch_size,
+        claim_size=claim_size,
+        connection=connection,
+    ).run()

@@ -5,6 +5,7 @@ render, send, mark) is in `campaigns.sending`.
 Functions are named ``<entity>_<action>`` and take keyword-only arguments. Tasks are
 enqueued with ``transaction.on_commit`` so a worker never sees uncommitted rows.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,14 @@ from shop.models import Cart, CartItem, ConsentChange, Interaction, Order, Order
 
 from . import conf
 from .models import (
-    Campaign, Conversion, Delivery, EmailTemplate, Segment, Suppression, TrackingEvent, Variant,
+    Campaign,
+    Conversion,
+    Delivery,
+    EmailTemplate,
+    Segment,
+    Suppression,
+    TrackingEvent,
+    Variant,
 )
 from .segments import RuleError, segment_queryset
 
@@ -101,18 +109,35 @@ def campaign_create(
     if scheduled_at is not None and timezone.is_naive(scheduled_at):
         raise ValidationError({"scheduled_at": "needs a timezone"})
     campaign = Campaign(
-        name=name, template=template, segment=segment, kind=kind, strategy=strategy or "auto",
-        n_products=n_products, exclude_purchased=exclude_purchased,
-        exclude_recently_sent_days=exclude_recently_sent_days, scheduled_at=scheduled_at,
-        trigger_delay_hours=trigger_delay_hours, inactive_days=inactive_days, holdout_percent=holdout_percent,
-        attribution_window_days=attribution_window_days, max_error_rate=max_error_rate, from_email=from_email,
+        name=name,
+        template=template,
+        segment=segment,
+        kind=kind,
+        strategy=strategy or "auto",
+        n_products=n_products,
+        exclude_purchased=exclude_purchased,
+        exclude_recently_sent_days=exclude_recently_sent_days,
+        scheduled_at=scheduled_at,
+        trigger_delay_hours=trigger_delay_hours,
+        inactive_days=inactive_days,
+        holdout_percent=holdout_percent,
+        attribution_window_days=attribution_window_days,
+        max_error_rate=max_error_rate,
+        from_email=from_email,
         created_by=created_by,
     )
     if seed is not None:
         campaign.seed = seed
     campaign.full_clean()
-    arms = [Variant(name=v.get("name") or chr(ord("A") + i), weight=v.get("weight", 1),
-                    subject=v.get("subject", ""), strategy=v.get("strategy", "")) for i, v in enumerate(variants)]
+    arms = [
+        Variant(
+            name=v.get("name") or chr(ord("A") + i),
+            weight=v.get("weight", 1),
+            subject=v.get("subject", ""),
+            strategy=v.get("strategy", ""),
+        )
+        for i, v in enumerate(variants)
+    ]
     errors = {}
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
@@ -212,8 +237,10 @@ def campaign_resume(*, campaign: Campaign) -> Campaign:
 def campaign_cancel(*, campaign: Campaign) -> Campaign:
     """Stop for good: open deliveries become skipped (cancelled); sent ones stay."""
     with transaction.atomic():
-        updated = Campaign.objects.filter(pk=campaign.pk).exclude(status__in=Campaign.FINAL_STATUSES).update(
-            status=Status.CANCELLED, finished_at=timezone.now(), status_note="Cancelled by staff"
+        updated = (
+            Campaign.objects.filter(pk=campaign.pk)
+            .exclude(status__in=Campaign.FINAL_STATUSES)
+            .update(status=Status.CANCELLED, finished_at=timezone.now(), status_note="Cancelled by staff")
         )
         if not updated:
             campaign.refresh_from_db(fields=["status"])
@@ -241,8 +268,7 @@ def _not_suppressed() -> Exists:
 def audience_queryset(*, campaign: Campaign):
     """Who a one-off campaign is built for: the segment, with consent, not suppressed.
     (Consent, suppression and the frequency cap are checked again when each email goes.)"""
-    return (segment_queryset(campaign.segment)
-            .filter(marketing_consent=True, is_active=True).filter(_not_suppressed()))
+    return segment_queryset(campaign.segment).filter(marketing_consent=True, is_active=True).filter(_not_suppressed())
 
 
 def campaign_launch(*, campaign_id: int, chunk_size: int = 5000) -> int:
@@ -252,9 +278,11 @@ def campaign_launch(*, campaign_id: int, chunk_size: int = 5000) -> int:
     launcher moves the campaign from scheduled to running. Returns the audience size."""
     now = timezone.now()
     with transaction.atomic():
-        moved = Campaign.objects.filter(pk=campaign_id, status=Status.SCHEDULED).filter(
-            Q(scheduled_at__isnull=True) | Q(scheduled_at__lte=now)
-        ).update(status=Status.RUNNING, started_at=now, heartbeat_at=now, status_note="")
+        moved = (
+            Campaign.objects.filter(pk=campaign_id, status=Status.SCHEDULED)
+            .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lte=now))
+            .update(status=Status.RUNNING, started_at=now, heartbeat_at=now, status_note="")
+        )
         campaign = Campaign.objects.select_related("segment").get(pk=campaign_id)
     if not moved and not (campaign.status == Status.RUNNING and campaign.audience_built_at is None):
         return campaign.audience_size  # not due, already launched, paused or finished
@@ -282,8 +310,16 @@ def campaign_launch(*, campaign_id: int, chunk_size: int = 5000) -> int:
 
     for user_id, email in users.iterator(chunk_size=chunk_size):
         is_holdout, variant_id = assigner.assign(user_id)
-        batch.append(Delivery(campaign_id=campaign.pk, user_id=user_id, email=email, is_holdout=is_holdout,
-                              variant_id=variant_id, next_attempt_at=now))
+        batch.append(
+            Delivery(
+                campaign_id=campaign.pk,
+                user_id=user_id,
+                email=email,
+                is_holdout=is_holdout,
+                variant_id=variant_id,
+                next_attempt_at=now,
+            )
+        )
         if len(batch) >= chunk_size:
             flush()
     if batch:
@@ -302,8 +338,11 @@ def deliveries_fan_out(*, campaign_id: int, chunk_size: int | None = None) -> in
     from . import tasks
 
     chunk_size = chunk_size or conf.get("SEND_CHUNK_SIZE")
-    ids = list(Delivery.objects.filter(campaign_id=campaign_id, status__in=Delivery.OPEN_STATUSES)
-               .order_by("pk").values_list("pk", flat=True))
+    ids = list(
+        Delivery.objects.filter(campaign_id=campaign_id, status__in=Delivery.OPEN_STATUSES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     ranges = [(ids[i], ids[min(i + chunk_size, len(ids)) - 1]) for i in range(0, len(ids), chunk_size)]
     for lo, hi in ranges:
         _enqueue(tasks.deliveries_send_task, campaign_id, lo, hi)
@@ -314,9 +353,16 @@ def deliveries_fan_out(*, campaign_id: int, chunk_size: int | None = None) -> in
 def campaign_complete_if_done(*, campaign_id: int) -> bool:
     """Mark a running one-off campaign completed once no delivery is open."""
     open_rows = Delivery.objects.filter(campaign_id=OuterRef("pk"), status__in=Delivery.OPEN_STATUSES)
-    done = Campaign.objects.filter(
-        pk=campaign_id, status=Status.RUNNING, kind=Campaign.Kind.ONE_OFF, audience_built_at__isnull=False,
-    ).filter(~Exists(open_rows)).update(status=Status.COMPLETED, finished_at=timezone.now())
+    done = (
+        Campaign.objects.filter(
+            pk=campaign_id,
+            status=Status.RUNNING,
+            kind=Campaign.Kind.ONE_OFF,
+            audience_built_at__isnull=False,
+        )
+        .filter(~Exists(open_rows))
+        .update(status=Status.COMPLETED, finished_at=timezone.now())
+    )
     if done:
         logger.info("campaign %s completed", campaign_id)
     return bool(done)
@@ -347,40 +393,67 @@ def trigger_events(*, campaign: Campaign, now: datetime | None = None) -> list[T
     K = Campaign.Kind
     if kind == K.ABANDONED_CART:
         later_order = Order.objects.filter(user=OuterRef("user"), placed_at__gte=OuterRef("updated_at"))
-        carts = (Cart.objects.filter(user__isnull=False, updated_at__gte=start, updated_at__lte=end)
-                 .filter(Exists(CartItem.objects.filter(cart=OuterRef("pk"))))
-                 .filter(~Exists(later_order)).values_list("pk", "user_id", "updated_at"))
+        carts = (
+            Cart.objects.filter(user__isnull=False, updated_at__gte=start, updated_at__lte=end)
+            .filter(Exists(CartItem.objects.filter(cart=OuterRef("pk"))))
+            .filter(~Exists(later_order))
+            .values_list("pk", "user_id", "updated_at")
+        )
         carts = list(carts)
         items: dict[int, list[int]] = defaultdict(list)
         for cart_id, product_id in CartItem.objects.filter(cart_id__in=[c[0] for c in carts]).values_list(
-                "cart_id", "product_id"):
+            "cart_id", "product_id"
+        ):
             items[cart_id].append(product_id)
-        return [TriggerEvent(user_id=u, key=f"cart:{c}:{int(t.timestamp())}",
-                             context={"cart_id": c, "product_ids": items[c]}) for c, u, t in carts]
+        return [
+            TriggerEvent(
+                user_id=u, key=f"cart:{c}:{int(t.timestamp())}", context={"cart_id": c, "product_ids": items[c]}
+            )
+            for c, u, t in carts
+        ]
     if kind == K.WELCOME:
         users = User.objects.filter(date_joined__gte=start, date_joined__lte=end).values_list("pk", flat=True)
         return [TriggerEvent(user_id=u, key="welcome", context={}) for u in users]
     if kind == K.POST_PURCHASE:
-        orders = list(Order.objects.exclude(status=Order.Status.CANCELLED)
-                      .filter(user__isnull=False, placed_at__gte=start, placed_at__lte=end)
-                      .values_list("pk", "user_id", "number", "total", "currency"))
+        orders = list(
+            Order.objects.exclude(status=Order.Status.CANCELLED)
+            .filter(user__isnull=False, placed_at__gte=start, placed_at__lte=end)
+            .values_list("pk", "user_id", "number", "total", "currency")
+        )
         lines: dict[int, list[int]] = defaultdict(list)
         for order_id, product_id in OrderLine.objects.filter(order_id__in=[o[0] for o in orders]).values_list(
-                "order_id", "product_id"):
+            "order_id", "product_id"
+        ):
             lines[order_id].append(product_id)
-        return [TriggerEvent(user_id=u, key=f"order:{o}",
-                             context={"order_id": o, "order_number": str(n), "order_total": str(total),
-                                      "currency": currency, "product_ids": lines[o]})
-                for o, u, n, total, currency in orders]
+        return [
+            TriggerEvent(
+                user_id=u,
+                key=f"order:{o}",
+                context={
+                    "order_id": o,
+                    "order_number": str(n),
+                    "order_total": str(total),
+                    "currency": currency,
+                    "product_ids": lines[o],
+                },
+            )
+            for o, u, n, total, currency in orders
+        ]
     if kind == K.WIN_BACK:
         # The customer became inactive (last order + N days) within the window; once per last order.
         days = timedelta(days=campaign.inactive_days or 0)
-        last = (Order.objects.exclude(status=Order.Status.CANCELLED).filter(user__isnull=False)
-                .values("user_id").annotate(last=Max("placed_at"))
-                .filter(last__gte=start - days, last__lte=end - days))
+        last = (
+            Order.objects.exclude(status=Order.Status.CANCELLED)
+            .filter(user__isnull=False)
+            .values("user_id")
+            .annotate(last=Max("placed_at"))
+            .filter(last__gte=start - days, last__lte=end - days)
+        )
         rows = list(last.values_list("user_id", "last"))
-        return [TriggerEvent(user_id=u, key=f"winback:{int(t.timestamp())}", context={"last_order_at": t.isoformat()})
-                for u, t in rows]
+        return [
+            TriggerEvent(user_id=u, key=f"winback:{int(t.timestamp())}", context={"last_order_at": t.isoformat()})
+            for u, t in rows
+        ]
     return []
 
 
@@ -402,18 +475,29 @@ def triggers_evaluate(*, campaign: Campaign, now: datetime | None = None) -> int
     assigner = Assigner.for_campaign(campaign)
     now = now or timezone.now()
     events = [e for e in events if e.user_id in allowed]
-    handled = set(Delivery.objects.filter(campaign=campaign, user_id__in={e.user_id for e in events},
-                                          trigger_key__in={e.key for e in events})
-                  .values_list("user_id", "trigger_key"))
+    handled = set(
+        Delivery.objects.filter(
+            campaign=campaign, user_id__in={e.user_id for e in events}, trigger_key__in={e.key for e in events}
+        ).values_list("user_id", "trigger_key")
+    )
     rows = []
     for event in events:
         if (event.user_id, event.key) in handled:
             continue
         handled.add((event.user_id, event.key))
         is_holdout, variant_id = assigner.assign(event.user_id)
-        rows.append(Delivery(campaign=campaign, user_id=event.user_id, trigger_key=event.key,
-                             email=allowed[event.user_id], is_holdout=is_holdout, variant_id=variant_id,
-                             context=event.context, next_attempt_at=now))
+        rows.append(
+            Delivery(
+                campaign=campaign,
+                user_id=event.user_id,
+                trigger_key=event.key,
+                email=allowed[event.user_id],
+                is_holdout=is_holdout,
+                variant_id=variant_id,
+                context=event.context,
+                next_attempt_at=now,
+            )
+        )
     if not rows:
         return 0
     with transaction.atomic():
@@ -446,7 +530,8 @@ def campaigns_tick(*, now: datetime | None = None) -> TickResult:
     now = now or timezone.now()
     result = TickResult()
     for campaign_id in Campaign.objects.filter(status=Status.SCHEDULED, scheduled_at__lte=now).values_list(
-            "pk", flat=True):
+        "pk", flat=True
+    ):
         _enqueue(tasks.campaign_launch_task, campaign_id)
         result.launched += 1
     stale_before = now - timedelta(seconds=conf.get("STALE_SECONDS"))
@@ -485,8 +570,9 @@ def delivery_open_record(*, delivery: Delivery, at: datetime | None = None) -> N
         TrackingEvent.objects.create(delivery=delivery, kind=TrackingEvent.Kind.OPEN, occurred_at=at)
 
 
-def delivery_click_record(*, delivery: Delivery, product: Product | None = None, path: str = "",
-                          at: datetime | None = None) -> None:
+def delivery_click_record(
+    *, delivery: Delivery, product: Product | None = None, path: str = "", at: datetime | None = None
+) -> None:
     """A click in an email: tracking event, the delivery's counters, and (for a
     product) an Interaction (kind click, source email) through the store's service.
     A click also counts as an open (images are often blocked)."""
@@ -495,12 +581,17 @@ def delivery_click_record(*, delivery: Delivery, product: Product | None = None,
         Delivery.objects.filter(pk=delivery.pk).update(click_count=F("click_count") + 1)
         Delivery.objects.filter(pk=delivery.pk, clicked_at__isnull=True).update(clicked_at=at)
         Delivery.objects.filter(pk=delivery.pk, opened_at__isnull=True).update(opened_at=at)
-        TrackingEvent.objects.create(delivery=delivery, kind=TrackingEvent.Kind.CLICK, product=product,
-                                     detail=path[:500], occurred_at=at)
+        TrackingEvent.objects.create(
+            delivery=delivery, kind=TrackingEvent.Kind.CLICK, product=product, detail=path[:500], occurred_at=at
+        )
         if product is not None and delivery.user_id is not None:
             shop_services.interaction_record(
-                product=product, kind=Interaction.Kind.CLICK, user=delivery.user,
-                source=Interaction.Source.EMAIL, delivery_id=delivery.pk, occurred_at=at,
+                product=product,
+                kind=Interaction.Kind.CLICK,
+                user=delivery.user,
+                source=Interaction.Source.EMAIL,
+                delivery_id=delivery.pk,
+                occurred_at=at,
             )
 
 
@@ -537,8 +628,12 @@ def delivery_unsubscribe(*, delivery: Delivery, at: datetime | None = None) -> b
         changed = bool(Delivery.objects.filter(pk=delivery.pk, unsubscribed_at__isnull=True).update(unsubscribed_at=at))
         email = delivery.email or (delivery.user.email if delivery.user_id else "")
         if email:
-            suppression_add(email=email, reason=Suppression.Reason.UNSUBSCRIBED, delivery=delivery,
-                            note=f"one-click unsubscribe, campaign {delivery.campaign_id}")
+            suppression_add(
+                email=email,
+                reason=Suppression.Reason.UNSUBSCRIBED,
+                delivery=delivery,
+                note=f"one-click unsubscribe, campaign {delivery.campaign_id}",
+            )
         user = User.objects.filter(pk=delivery.user_id).first() if delivery.user_id else None
         if user is not None and user.marketing_consent:
             shop_services.user_consent_set(user=user, consent=False, source=ConsentChange.Source.UNSUBSCRIBE, at=at)
@@ -560,9 +655,16 @@ _ESP_EVENT_KINDS = {
 }
 
 
-def esp_event_record(*, event_type: str, recipient: str | None, metadata: dict | None = None,
-                     reject_reason: str | None = None, description: str = "", esp_name: str = "",
-                     at: datetime | None = None) -> Suppression | None:
+def esp_event_record(
+    *,
+    event_type: str,
+    recipient: str | None,
+    metadata: dict | None = None,
+    reject_reason: str | None = None,
+    description: str = "",
+    esp_name: str = "",
+    at: datetime | None = None,
+) -> Suppression | None:
     """A tracking event from the email provider (django-anymail's normalised event):
     bounces and complaints suppress the address; an unsubscribe also withdraws consent.
     Other events (delivered, opened...) are ignored: opens and clicks are tracked by
@@ -605,8 +707,12 @@ def user_forget_campaign_data(*, user_id: int) -> None:
 # --- attribution --------------------------------------------------------------------------------
 def order_revenue(order_ids: Iterable[int]) -> dict[int, Decimal]:
     """Revenue of each order from its lines (quantity x unit price)."""
-    rows = (OrderLine.objects.filter(order_id__in=list(order_ids)).values("order_id")
-            .annotate(revenue=Sum(F("quantity") * F("unit_price"))).values_list("order_id", "revenue"))
+    rows = (
+        OrderLine.objects.filter(order_id__in=list(order_ids))
+        .values("order_id")
+        .annotate(revenue=Sum(F("quantity") * F("unit_price")))
+        .values_list("order_id", "revenue")
+    )
     return {order_id: Decimal(revenue or 0).quantize(Decimal("0.01")) for order_id, revenue in rows}
 
 
@@ -617,14 +723,15 @@ def conversions_attribute(*, now: datetime | None = None) -> int:
     (a database constraint). Incremental and idempotent; returns how many were added."""
     now = now or timezone.now()
     max_window = Campaign.objects.filter(deliveries__clicked_at__isnull=False).aggregate(
-        m=Max("attribution_window_days"))["m"]
+        m=Max("attribution_window_days")
+    )["m"]
     if not max_window:
         return 0
     since = now - timedelta(days=max_window)
     clicks = list(
-        TrackingEvent.objects.filter(kind=TrackingEvent.Kind.CLICK, occurred_at__gte=since,
-                                     delivery__user__isnull=False)
-        .values_list("delivery_id", "delivery__user_id", "occurred_at", "delivery__campaign__attribution_window_days")
+        TrackingEvent.objects.filter(
+            kind=TrackingEvent.Kind.CLICK, occurred_at__gte=since, delivery__user__isnull=False
+        ).values_list("delivery_id", "delivery__user_id", "occurred_at", "delivery__campaign__attribution_window_days")
     )
     if not clicks:
         return 0
@@ -651,9 +758,17 @@ def conversions_attribute(*, now: datetime | None = None) -> int:
     if not matches:
         return 0
     revenue = order_revenue(m[0] for m in matches)
-    rows = [Conversion(delivery_id=delivery_id, order_id=order_id, revenue=revenue.get(order_id, Decimal("0")),
-                       clicked_at=clicked_at, ordered_at=placed_at, attributed_at=now)
-            for order_id, placed_at, clicked_at, delivery_id in matches]
+    rows = [
+        Conversion(
+            delivery_id=delivery_id,
+            order_id=order_id,
+            revenue=revenue.get(order_id, Decimal("0")),
+            clicked_at=clicked_at,
+            ordered_at=placed_at,
+            attributed_at=now,
+        )
+        for order_id, placed_at, clicked_at, delivery_id in matches
+    ]
     with transaction.atomic():
         before = Conversion.objects.count()
         Conversion.objects.bulk_create(rows, ignore_conflicts=True)
@@ -664,8 +779,14 @@ def conversions_attribute(*, now: datetime | None = None) -> int:
 
 
 # --- test sends -----------------------------------------------------------------------------------
-def email_test_send(*, template: EmailTemplate, customer: User, to: str, campaign: Campaign | None = None,
-                    variant: Variant | None = None) -> str:
+def email_test_send(
+    *,
+    template: EmailTemplate,
+    customer: User,
+    to: str,
+    campaign: Campaign | None = None,
+    variant: Variant | None = None,
+) -> str:
     """Send ``template`` as ``customer`` would get it (their real picks) to a staff
     address, marked [TEST]. Returns the Message-ID. Raises ``ValidationError`` when
     ``to`` is not the address of a staff account."""
@@ -681,10 +802,15 @@ def email_test_send(*, template: EmailTemplate, customer: User, to: str, campaig
     message_id = message_id_make(0)
     rendered = RenderedEmail(subject=f"[TEST] {preview.subject}", text=preview.text, html=preview.html)
     connection = get_connection(fail_silently=False)
-    message = message_build(to=to, rendered=rendered, message_id=message_id,
-                            unsubscribe_url=f"{settings.SITE_URL}/c/u/test-email/",
-                            from_email=campaign.from_email if campaign else "", connection=connection,
-                            extra_headers={"X-Affinity-Test": f"as {customer.email}"})
+    message = message_build(
+        to=to,
+        rendered=rendered,
+        message_id=message_id,
+        unsubscribe_url=f"{settings.SITE_URL}/c/u/test-email/",
+        from_email=campaign.from_email if campaign else "",
+        connection=connection,
+        extra_headers={"X-Affinity-Test": f"as {customer.email}"},
+    )
     message.send()
     logger.info("test email of template %s as %s sent to %s", template.pk, customer.email, to)
     return message_id

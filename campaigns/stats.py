@@ -6,6 +6,7 @@ rates, with a two-proportion z-test (pooled standard error), a Wald confidence
 interval of the difference (unpooled standard error), and Fisher's exact test, which
 stays right when counts are small.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,13 +19,13 @@ from scipy import stats as sps
 class Uplift:
     treated_rate: float
     control_rate: float
-    difference: float            # treated - control (absolute, in rate units)
-    relative: float | None       # difference / control rate (None when control is 0)
+    difference: float  # treated - control (absolute, in rate units)
+    relative: float | None  # difference / control rate (None when control is 0)
     ci_low: float
     ci_high: float
     z: float | None
-    p_value: float | None        # two-sided, z-test
-    fisher_p: float | None       # two-sided, Fisher exact
+    p_value: float | None  # two-sided, z-test
+    fisher_p: float | None  # two-sided, Fisher exact
     confidence: float
     significant: bool
 
@@ -36,8 +37,9 @@ def rate(x: int, n: int) -> float:
     return x / n if n else 0.0
 
 
-def two_proportion_uplift(*, x_treated: int, n_treated: int, x_control: int, n_control: int,
-                          confidence: float = 0.95) -> Uplift:
+def two_proportion_uplift(
+    *, x_treated: int, n_treated: int, x_control: int, n_control: int, confidence: float = 0.95
+) -> Uplift:
     """Compare conversion of treated (x_treated of n_treated) with control."""
     for name, x, n in (("treated", x_treated, n_treated), ("control", x_control, n_control)):
         if n < 0 or x < 0 or x > n:
@@ -58,13 +60,25 @@ def two_proportion_uplift(*, x_treated: int, n_treated: int, x_control: int, n_c
             p_value = float(2 * sps.norm.sf(abs(z)))
         else:
             z, p_value = None, None
-        fisher_p = float(sps.fisher_exact(
-            [[x_treated, n_treated - x_treated], [x_control, n_control - x_control]], alternative="two-sided"
-        ).pvalue)
+        fisher_p = float(
+            sps.fisher_exact(
+                [[x_treated, n_treated - x_treated], [x_control, n_control - x_control]], alternative="two-sided"
+            ).pvalue
+        )
     else:
         ci, z, p_value, fisher_p = (float("nan"), float("nan")), None, None, None
     alpha = 1 - confidence
     significant = p_value is not None and p_value < alpha
-    return Uplift(treated_rate=p1, control_rate=p2, difference=diff, relative=relative, ci_low=ci[0],
-                  ci_high=ci[1], z=z, p_value=p_value, fisher_p=fisher_p, confidence=confidence,
-                  significant=significant)
+    return Uplift(
+        treated_rate=p1,
+        control_rate=p2,
+        difference=diff,
+        relative=relative,
+        ci_low=ci[0],
+        ci_high=ci[1],
+        z=z,
+        p_value=p_value,
+        fisher_p=fisher_p,
+        confidence=confidence,
+        significant=significant,
+    )

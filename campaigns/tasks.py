@@ -1,6 +1,7 @@
 """Background jobs of the campaigns app. Thin: take ids, call one service, and are
 safe to run twice (claims, unique constraints and conditional state changes make a
 repeated or concurrent run harmless)."""
+
 from __future__ import annotations
 
 import logging
@@ -34,11 +35,26 @@ def deliveries_send_task(campaign_id: int, min_id: int, max_id: int) -> dict:
     if stats.retry_in and not stats.stopped.startswith("campaign "):
         deliveries_send_task.apply_async(args=(campaign_id, min_id, max_id), countdown=stats.retry_in)
     services.campaign_complete_if_done(campaign_id=campaign_id)
-    logger.info("campaign %s [%s..%s]: sent %d, withheld %d, skipped %d, failed %d, retry %d%s",
-                campaign_id, min_id, max_id, stats.sent, stats.withheld, stats.skipped, stats.failed,
-                stats.retried, f" ({stats.stopped})" if stats.stopped else "")
-    return {"sent": stats.sent, "withheld": stats.withheld, "skipped": stats.skipped, "failed": stats.failed,
-            "retried": stats.retried, "stopped": stats.stopped}
+    logger.info(
+        "campaign %s [%s..%s]: sent %d, withheld %d, skipped %d, failed %d, retry %d%s",
+        campaign_id,
+        min_id,
+        max_id,
+        stats.sent,
+        stats.withheld,
+        stats.skipped,
+        stats.failed,
+        stats.retried,
+        f" ({stats.stopped})" if stats.stopped else "",
+    )
+    return {
+        "sent": stats.sent,
+        "withheld": stats.withheld,
+        "skipped": stats.skipped,
+        "failed": stats.failed,
+        "retried": stats.retried,
+        "stopped": stats.stopped,
+    }
 
 
 @shared_task(name="campaigns.attribute", soft_time_limit=600, time_limit=660)

@@ -6,6 +6,7 @@ product's page on this site) or a path on this site. Nothing else is trusted fro
 URL: where a click leads is computed from the product, and a path is checked against
 this site again before redirecting.
 """
+
 from __future__ import annotations
 
 import base64
@@ -168,7 +169,7 @@ def _reverse(name: str, **kwargs) -> str | None:
     if not kwargs:
         return _path(name)
     if len(kwargs) == 1:
-        (arg, value), = kwargs.items()
+        ((arg, value),) = kwargs.items()
         pattern = _pattern(name, arg)
         return pattern.replace(_MARK, str(value)) if pattern else None
     try:

@@ -1,5 +1,6 @@
 """Email tracking routes (mounted at /c/ in shop/urls.py) and the email provider's
 webhooks (django-anymail, /c/esp/<provider>/tracking/)."""
+
 from django.urls import include, path
 
 from . import views

@@ -5,6 +5,7 @@ Tokens are signed (see `campaigns.tokens`); a missing, forged or tampered token 
 400 and nothing is recorded. A click only ever redirects to this site: to the page of
 the product named in the token, or to a path on this site.
 """
+
 from __future__ import annotations
 
 import base64

@@ -1,6 +1,7 @@
 """Staff tools: model versions (metrics, chart by algorithm over time, train and
 activate, live progress), experiments with their report, impressions, forgotten
 customers. Actions and views call services; nothing here decides anything."""
+
 from __future__ import annotations
 
 import json
@@ -32,17 +33,26 @@ def _metric(obj: ModelVersion, name: str) -> str:
 
 def progress_payload(version: ModelVersion) -> dict:
     return {
-        "id": version.pk, "label": version.label, "status": version.status, "progress": version.progress,
-        "stage": version.stage, "error": (version.error.splitlines() or [""])[0][:300] if version.error else "",
-        "is_active": version.is_active, "activation_note": version.activation_note,
+        "id": version.pk,
+        "label": version.label,
+        "status": version.status,
+        "progress": version.progress,
+        "stage": version.stage,
+        "error": (version.error.splitlines() or [""])[0][:300] if version.error else "",
+        "is_active": version.is_active,
+        "activation_note": version.activation_note,
         "ndcg": version.ndcg,
     }
 
 
 class TrainForm(forms.Form):
     algorithm = forms.ChoiceField(help_text='"auto" tries every algorithm on a validation window and keeps the best.')
-    params = forms.CharField(required=False, initial="{}", widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-                             help_text='Algorithm parameters as JSON, e.g. {"lam": 400} for ease.')
+    params = forms.CharField(
+        required=False,
+        initial="{}",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text='Algorithm parameters as JSON, e.g. {"lam": 400} for ease.',
+    )
     slot = forms.SlugField(initial=DEFAULT_SLOT, max_length=40)
 
     def __init__(self, *args, **kwargs):
@@ -73,28 +83,82 @@ class TrainForm(forms.Form):
 class ModelVersionAdmin(admin.ModelAdmin):
     change_list_template = "admin/recommendations/modelversion/change_list.html"
     change_form_template = "admin/recommendations/modelversion/change_form.html"
-    list_display = ("label_column", "slot", "status_column", "ndcg_column", "precision_column", "recall_column",
-                    "map_column", "n_interactions", "seconds_column", "is_active", "trigger", "created_at")
+    list_display = (
+        "label_column",
+        "slot",
+        "status_column",
+        "ndcg_column",
+        "precision_column",
+        "recall_column",
+        "map_column",
+        "n_interactions",
+        "seconds_column",
+        "is_active",
+        "trigger",
+        "created_at",
+    )
     list_filter = ("status", "algorithm", "slot", "is_active", "trigger")
     search_fields = ("algorithm", "slot", "activation_note", "error")
     date_hierarchy = "created_at"
     actions = ["activate_action", "deactivate_action", "retrain_action"]
     list_per_page = 50
     readonly_fields = (
-        "algorithm", "requested_algorithm", "params_pretty", "slot", "status", "progress", "stage", "error", "trigger",
-        "created_by", "data_since", "data_until", "data_read_at", "n_users", "n_items", "n_interactions",
-        "metrics_table", "selection_table", "timings_pretty", "training_seconds", "artifact", "artifact_size",
-        "is_active", "activated_at", "activation_note", "tainted_at", "task_id", "created_at", "started_at",
+        "algorithm",
+        "requested_algorithm",
+        "params_pretty",
+        "slot",
+        "status",
+        "progress",
+        "stage",
+        "error",
+        "trigger",
+        "created_by",
+        "data_since",
+        "data_until",
+        "data_read_at",
+        "n_users",
+        "n_items",
+        "n_interactions",
+        "metrics_table",
+        "selection_table",
+        "timings_pretty",
+        "training_seconds",
+        "artifact",
+        "artifact_size",
+        "is_active",
+        "activated_at",
+        "activation_note",
+        "tainted_at",
+        "task_id",
+        "created_at",
+        "started_at",
         "finished_at",
     )
     fieldsets = (
         (None, {"fields": ("algorithm", "requested_algorithm", "params_pretty", "slot", "trigger", "created_by")}),
-        ("Run", {"fields": ("status", "progress", "stage", "error", "task_id", "created_at", "started_at",
-                            "finished_at", "training_seconds", "timings_pretty")}),
+        (
+            "Run",
+            {
+                "fields": (
+                    "status",
+                    "progress",
+                    "stage",
+                    "error",
+                    "task_id",
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "training_seconds",
+                    "timings_pretty",
+                )
+            },
+        ),
         ("Data", {"fields": ("data_since", "data_until", "data_read_at", "n_users", "n_items", "n_interactions")}),
         ("Offline evaluation (temporal holdout)", {"fields": ("metrics_table", "selection_table")}),
-        ("Serving", {"fields": ("is_active", "activated_at", "activation_note", "tainted_at", "artifact",
-                                "artifact_size")}),
+        (
+            "Serving",
+            {"fields": ("is_active", "activated_at", "activation_note", "tainted_at", "artifact", "artifact_size")},
+        ),
     )
 
     # --- permissions: rows are written by the training service only
@@ -126,7 +190,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if obj.status in (ModelVersion.Status.RUNNING, ModelVersion.Status.QUEUED):
             return format_html(
                 '<span data-version-progress="{}"><progress max="100" value="{}"></progress> '
-                '<span class="rec-stage">{}% {}</span></span>', obj.pk, obj.progress, obj.progress, obj.stage)
+                '<span class="rec-stage">{}% {}</span></span>',
+                obj.pk,
+                obj.progress,
+                obj.progress,
+                obj.stage,
+            )
         if obj.status == ModelVersion.Status.FAILED:
             return format_html('<span style="color:#ba2121" title="{}">failed</span>', obj.error[:500])
         if obj.tainted_at:
@@ -166,8 +235,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         metrics = {k: v for k, v in (obj.metrics or {}).items() if not isinstance(v, (list, dict))}
         if not metrics:
             return "–"
-        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
-                                ((k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in sorted(metrics.items())))
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td></tr>",
+            ((k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in sorted(metrics.items())),
+        )
         return format_html("<table>{}</table>", rows)
 
     @admin.display(description="model selection")
@@ -176,12 +248,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not rows:
             return "–"
         body = format_html_join(
-            "", "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((r.get("algorithm"), json.dumps(r.get("params", {}), sort_keys=True)[:160], r.get("status"),
-              f"{r['ndcg']:.4f}" if isinstance(r.get("ndcg"), float) else r.get("reason", ""),
-              f"{r['train_seconds']:.1f}" if isinstance(r.get("train_seconds"), float) else "") for r in rows))
-        return format_html("<table><tr><th>algorithm</th><th>params</th><th>status</th><th>NDCG@10 on validation"
-                           "</th><th>fit s</th></tr>{}</table>", body)
+            "",
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    r.get("algorithm"),
+                    json.dumps(r.get("params", {}), sort_keys=True)[:160],
+                    r.get("status"),
+                    f"{r['ndcg']:.4f}" if isinstance(r.get("ndcg"), float) else r.get("reason", ""),
+                    f"{r['train_seconds']:.1f}" if isinstance(r.get("train_seconds"), float) else "",
+                )
+                for r in rows
+            ),
+        )
+        return format_html(
+            "<table><tr><th>algorithm</th><th>params</th><th>status</th><th>NDCG@10 on validation"
+            "</th><th>fit s</th></tr>{}</table>",
+            body,
+        )
 
     # --- actions
     @admin.action(description="Activate the selected version (its slot's active model)")
@@ -208,8 +292,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
             for old in queryset:
                 requested = old.requested_algorithm or old.algorithm
                 version = services.model_version_create(
-                    algorithm=requested, params=old.params if requested == old.algorithm else {}, slot=old.slot,
-                    trigger=ModelVersion.Trigger.ADMIN, created_by=request.user)
+                    algorithm=requested,
+                    params=old.params if requested == old.algorithm else {},
+                    slot=old.slot,
+                    trigger=ModelVersion.Trigger.ADMIN,
+                    created_by=request.user,
+                )
                 services.model_train_enqueue(version=version)
                 self.message_user(request, f"Queued {version.label}.", messages.SUCCESS)
 
@@ -223,36 +311,51 @@ class ModelVersionAdmin(admin.ModelAdmin):
         ]
 
     def train_view(self, request: HttpRequest):
-        if not (request.user.is_staff and (request.user.has_perm("recommendations.add_modelversion")
-                                           or request.user.is_superuser)):
-            self.message_user(request, "Training needs the recommendations.add_modelversion permission.",
-                              messages.ERROR)
+        if not (
+            request.user.is_staff
+            and (request.user.has_perm("recommendations.add_modelversion") or request.user.is_superuser)
+        ):
+            self.message_user(
+                request, "Training needs the recommendations.add_modelversion permission.", messages.ERROR
+            )
             return HttpResponseRedirect(reverse("admin:recommendations_modelversion_changelist"))
         form = TrainForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             with transaction.atomic():
                 version = services.model_version_create(
-                    algorithm=form.cleaned_data["algorithm"], params=form.cleaned_data["params"],
-                    slot=form.cleaned_data["slot"], trigger=ModelVersion.Trigger.ADMIN, created_by=request.user)
+                    algorithm=form.cleaned_data["algorithm"],
+                    params=form.cleaned_data["params"],
+                    slot=form.cleaned_data["slot"],
+                    trigger=ModelVersion.Trigger.ADMIN,
+                    created_by=request.user,
+                )
                 services.model_train_enqueue(version=version)
             self.message_user(request, f"Queued {version.label}: its progress shows below.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:recommendations_modelversion_changelist"))
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
-                   "title": "Train a recommendation model"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "title": "Train a recommendation model",
+        }
         return TemplateResponse(request, "admin/recommendations/modelversion/train.html", context)
 
     def progress_view(self, request: HttpRequest):
         ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:100]
-        qs = ModelVersion.objects.filter(pk__in=ids) if ids else ModelVersion.objects.filter(
-            status__in=[ModelVersion.Status.QUEUED, ModelVersion.Status.RUNNING])
+        qs = (
+            ModelVersion.objects.filter(pk__in=ids)
+            if ids
+            else ModelVersion.objects.filter(status__in=[ModelVersion.Status.QUEUED, ModelVersion.Status.RUNNING])
+        )
         return JsonResponse({"versions": [progress_payload(v) for v in qs.order_by("-id")[:100]]})
 
     def changelist_view(self, request, extra_context=None):
         series = selectors.metrics_series(metric="ndcg@10")
         extra = {
             "metrics_chart": metric_lines_svg(series, title="NDCG@10 on the temporal holdout, by algorithm"),
-            "recall_chart": metric_lines_svg(selectors.metrics_series(metric="recall@10"),
-                                             title="Recall@10 on the temporal holdout, by algorithm"),
+            "recall_chart": metric_lines_svg(
+                selectors.metrics_series(metric="recall@10"), title="Recall@10 on the temporal holdout, by algorithm"
+            ),
             "progress_url": reverse("admin:recommendations_modelversion_progress"),
             "train_url": reverse("admin:recommendations_modelversion_train"),
         }
@@ -329,8 +432,14 @@ class ExperimentAdmin(admin.ModelAdmin):
                 state.epoch_bump()  # variants of a running experiment changed
 
     def get_urls(self):
-        return [path("<int:pk>/report/", self.admin_site.admin_view(self.report_view),
-                     name="recommendations_experiment_report"), *super().get_urls()]
+        return [
+            path(
+                "<int:pk>/report/",
+                self.admin_site.admin_view(self.report_view),
+                name="recommendations_experiment_report",
+            ),
+            *super().get_urls(),
+        ]
 
     def report_view(self, request, pk: int):
         experiment = get_object_or_404(Experiment, pk=pk)
@@ -338,13 +447,19 @@ class ExperimentAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:index"))
         rows = selectors.experiment_report(experiment=experiment)
         context = {
-            **self.admin_site.each_context(request), "opts": self.opts, "experiment": experiment, "rows": rows,
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "experiment": experiment,
+            "rows": rows,
             "title": f"Experiment report: {experiment.name}",
-            "ctr_chart": intervals_svg([Interval(r.name, r.ctr.value, r.ctr.low, r.ctr.high) for r in rows],
-                                       title="Click-through (lists with a click), 95% Wilson interval"),
+            "ctr_chart": intervals_svg(
+                [Interval(r.name, r.ctr.value, r.ctr.low, r.ctr.high) for r in rows],
+                title="Click-through (lists with a click), 95% Wilson interval",
+            ),
             "conversion_chart": intervals_svg(
                 [Interval(r.name, r.conversion.value, r.conversion.low, r.conversion.high) for r in rows],
-                title="Conversion (lists with an attributed order), 95% Wilson interval"),
+                title="Conversion (lists with an attributed order), 95% Wilson interval",
+            ),
         }
         return TemplateResponse(request, "admin/recommendations/experiment/report.html", context)
 

@@ -18,6 +18,7 @@ Who may call what:
 * ``models``: staff, or the ``recommendations`` model permissions
   (view / add = train / change = activate).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -44,7 +45,9 @@ VIEW_RECOMMENDATIONS = "recommendations.view_recommendations"
 
 # --- permissions -------------------------------------------------------------------------
 def _may_view_anyone(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and (user.is_staff or user.has_perm(VIEW_RECOMMENDATIONS)))
+    return bool(
+        user and user.is_authenticated and user.is_active and (user.is_staff or user.has_perm(VIEW_RECOMMENDATIONS))
+    )
 
 
 class CanViewRecommendations(BasePermission):
@@ -90,13 +93,16 @@ class PickSerializer(serializers.Serializer):
     score = serializers.FloatField()
     reason = serializers.CharField(help_text='Human text, e.g. "Because you bought X", "Trending now".')
     reason_code = serializers.ChoiceField(
-        choices=["history", "session", "similar", "also_bought", "interest", "trending"])
+        choices=["history", "session", "similar", "also_bought", "interest", "trending"]
+    )
 
 
 class RecommendationListSerializer(serializers.Serializer):
     id = serializers.UUIDField(help_text="Send it back with clicks (rec_list_id) to attribute them.")
     context = serializers.CharField()
-    strategy = serializers.CharField(help_text='What produced the list, e.g. "model:ease#12", "fallback:interests", "trending".')
+    strategy = serializers.CharField(
+        help_text='What produced the list, e.g. "model:ease#12", "fallback:interests", "trending".'
+    )
     model_version_id = serializers.IntegerField(allow_null=True)
     variant = serializers.CharField(help_text="A/B variant name, empty when no experiment applies.")
     items = PickSerializer(many=True)
@@ -108,17 +114,33 @@ def _present(rec) -> dict:
     items = []
     for rank, pick in enumerate(rec.picks, start=1):
         p, c = pick.product, pick.product.category
-        items.append({
-            "rank": rank,
-            "product": {
-                "id": p.pk, "sku": p.sku, "name": p.name, "slug": p.slug, "price": f"{p.price:.2f}",
-                "currency": p.currency, "in_stock": p.stock > 0, "image_url": p.image_url,
-                "category": {"id": c.pk, "name": c.name, "slug": c.slug} if c is not None else None,
-            },
-            "score": pick.score, "reason": pick.reason, "reason_code": pick.reason_code,
-        })
-    return {"id": str(rec.id), "context": rec.context, "strategy": rec.strategy,
-            "model_version_id": rec.model_version_id, "variant": rec.variant, "items": items}
+        items.append(
+            {
+                "rank": rank,
+                "product": {
+                    "id": p.pk,
+                    "sku": p.sku,
+                    "name": p.name,
+                    "slug": p.slug,
+                    "price": f"{p.price:.2f}",
+                    "currency": p.currency,
+                    "in_stock": p.stock > 0,
+                    "image_url": p.image_url,
+                    "category": {"id": c.pk, "name": c.name, "slug": c.slug} if c is not None else None,
+                },
+                "score": pick.score,
+                "reason": pick.reason,
+                "reason_code": pick.reason_code,
+            }
+        )
+    return {
+        "id": str(rec.id),
+        "context": rec.context,
+        "strategy": rec.strategy,
+        "model_version_id": rec.model_version_id,
+        "variant": rec.variant,
+        "items": items,
+    }
 
 
 # --- input ---------------------------------------------------------------------------------
@@ -130,8 +152,10 @@ class QuerySerializer(serializers.Serializer):
         blank = {
             name: [serializers.CharField.default_error_messages["blank"]]
             for name, field in self.fields.items()
-            if isinstance(field, serializers.CharField) and not field.allow_blank
-            and hasattr(data, "get") and data.get(name, None) == ""
+            if isinstance(field, serializers.CharField)
+            and not field.allow_blank
+            and hasattr(data, "get")
+            and data.get(name, None) == ""
         }
         if blank:
             raise ValidationError(blank)
@@ -141,11 +165,22 @@ class QuerySerializer(serializers.Serializer):
 class RecommendQuerySerializer(QuerySerializer):
     n = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
     context = serializers.ChoiceField(choices=list(services.CONTEXTS), required=False, default="api")
-    strategy = serializers.CharField(required=False, default="auto", max_length=40,
-                                     help_text='"auto" (active model with fallbacks), an algorithm name, "trending" or "interests".')
+    strategy = serializers.CharField(
+        required=False,
+        default="auto",
+        max_length=40,
+        help_text='"auto" (active model with fallbacks), an algorithm name, "trending" or "interests".',
+    )
     product_id = serializers.IntegerField(required=False, min_value=1, help_text="The product on screen, if any.")
-    category_id = serializers.IntegerField(required=False, min_value=1, help_text="Only this category (and its children).")
-    exclude = serializers.CharField(required=False, default="", allow_blank=True, help_text="Comma-separated product ids not to show (e.g. the cart).")
+    category_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="Only this category (and its children)."
+    )
+    exclude = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Comma-separated product ids not to show (e.g. the cart).",
+    )
     record = serializers.BooleanField(required=False, default=True, help_text="Record the list as shown (impression).")
 
     def validate_strategy(self, value: str) -> str:
@@ -176,7 +211,6 @@ class RecommendQuerySerializer(QuerySerializer):
         return attrs
 
 
-
 # Validated query strings that need no database lookup (no product_id / category_id),
 # by their raw text: API clients repeat the same few ("?n=10"), and DRF's field
 # machinery costs as much as a database round trip.
@@ -204,8 +238,15 @@ def _recommend_query(request) -> Mapping:
 def _recommend(request, *, user=None, user_id: int | None = None, session_key: str = "") -> Response:
     q = _recommend_query(request)
     rec = services.recommend_for_user(
-        user=user, user_id=user_id, session_key=session_key, context=q["context"], n=q["n"], product=q.get("product"),
-        category=q.get("category"), strategy=q["strategy"], exclude_product_ids=q["exclude"],
+        user=user,
+        user_id=user_id,
+        session_key=session_key,
+        context=q["context"],
+        n=q["n"],
+        product=q.get("product"),
+        category=q.get("category"),
+        strategy=q["strategy"],
+        exclude_product_ids=q["exclude"],
         record_impression=q["record"],
     )
     return Response(_present(rec))
@@ -217,8 +258,12 @@ class MyRecommendationsApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="Recommendations for me", parameters=[RecommendQuerySerializer],
-                   responses=RecommendationListSerializer, tags=["recommendations"])
+    @extend_schema(
+        summary="Recommendations for me",
+        parameters=[RecommendQuerySerializer],
+        responses=RecommendationListSerializer,
+        tags=["recommendations"],
+    )
     def get(self, request):
         return _recommend(request, user=request.user, session_key=request.session.session_key or "")
 
@@ -228,8 +273,12 @@ class UserRecommendationsApi(APIView):
 
     permission_classes = [CanViewRecommendations]
 
-    @extend_schema(summary="Recommendations for a customer", parameters=[RecommendQuerySerializer],
-                   responses=RecommendationListSerializer, tags=["recommendations"])
+    @extend_schema(
+        summary="Recommendations for a customer",
+        parameters=[RecommendQuerySerializer],
+        responses=RecommendationListSerializer,
+        tags=["recommendations"],
+    )
     def get(self, request, user_id: int):
         try:  # the customer's existence is checked in the history read's round trip
             return _recommend(request, user_id=user_id)
@@ -250,7 +299,8 @@ class SessionRecommendationsApi(APIView):
     @extend_schema(
         summary="Recommendations for an anonymous session",
         parameters=[SessionQuerySerializer, RecommendQuerySerializer],
-        responses=RecommendationListSerializer, tags=["recommendations"],
+        responses=RecommendationListSerializer,
+        tags=["recommendations"],
     )
     def get(self, request):
         key = SessionQuerySerializer(data=request.query_params)
@@ -272,9 +322,12 @@ class TrendingApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(summary="Trending products",
-                   parameters=[TrendingQuerySerializer],
-                   responses=RecommendationListSerializer, tags=["recommendations"])
+    @extend_schema(
+        summary="Trending products",
+        parameters=[TrendingQuerySerializer],
+        responses=RecommendationListSerializer,
+        tags=["recommendations"],
+    )
     def get(self, request):
         query = TrendingQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -293,21 +346,27 @@ class SimilarQuerySerializer(QuerySerializer):
 
 
 class SimilarProductsApi(APIView):
-    """"Customers also bought" (``kind=also_bought``) or content-similar products
+    """ "Customers also bought" (``kind=also_bought``) or content-similar products
     (``kind=similar``) for one product; new products get content neighbours."""
 
     permission_classes = [AllowAny]
 
-    @extend_schema(summary="Products like this one",
-                   parameters=[SimilarQuerySerializer],
-                   responses=RecommendationListSerializer, tags=["recommendations"])
+    @extend_schema(
+        summary="Products like this one",
+        parameters=[SimilarQuerySerializer],
+        responses=RecommendationListSerializer,
+        tags=["recommendations"],
+    )
     def get(self, request, product_id: int):
         query = SimilarQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         product = get_object_or_404(Product.objects.select_related("category"), pk=product_id, is_active=True)
         rec = services.similar_products(
-            product=product, n=query.validated_data["n"], kind=query.validated_data["kind"],
-            user=request.user, session_key=request.session.session_key or "",
+            product=product,
+            n=query.validated_data["n"],
+            kind=query.validated_data["kind"],
+            user=request.user,
+            session_key=request.session.session_key or "",
         )
         return Response(_present(rec))
 
@@ -326,8 +385,12 @@ class ClickApi(APIView):
         interaction_id = serializers.IntegerField()
         rec_list_id = serializers.UUIDField()
 
-    @extend_schema(summary="Record a click on a recommendation", request=InputSerializer,
-                   responses={201: OutputSerializer}, tags=["recommendations"])
+    @extend_schema(
+        summary="Record a click on a recommendation",
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        tags=["recommendations"],
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -340,12 +403,15 @@ class ClickApi(APIView):
         if product is None:
             raise ValidationError({"product_id": [f"unknown product {data.validated_data['product_id']}"]})
         try:
-            event = services.click_record(rec_list_id=data.validated_data["rec_list_id"], product=product,
-                                          user=user, session_key=session_key)
+            event = services.click_record(
+                rec_list_id=data.validated_data["rec_list_id"], product=product, user=user, session_key=session_key
+            )
         except ValueError as exc:
             raise ValidationError({"rec_list_id": [str(exc)]}) from None
-        return Response(self.OutputSerializer({"interaction_id": event.pk, "rec_list_id": event.rec_list_id}).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            self.OutputSerializer({"interaction_id": event.pk, "rec_list_id": event.rec_list_id}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 # --- model versions ----------------------------------------------------------------------------
@@ -358,10 +424,33 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [
-            "id", "algorithm", "requested_algorithm", "params", "slot", "status", "progress", "stage", "error",
-            "trigger", "created_by", "data_since", "data_until", "n_users", "n_items", "n_interactions",
-            "metrics", "timings", "training_seconds", "artifact_size", "is_active", "activated_at",
-            "activation_note", "tainted", "created_at", "started_at", "finished_at",
+            "id",
+            "algorithm",
+            "requested_algorithm",
+            "params",
+            "slot",
+            "status",
+            "progress",
+            "stage",
+            "error",
+            "trigger",
+            "created_by",
+            "data_since",
+            "data_until",
+            "n_users",
+            "n_items",
+            "n_interactions",
+            "metrics",
+            "timings",
+            "training_seconds",
+            "artifact_size",
+            "is_active",
+            "activated_at",
+            "activation_note",
+            "tainted",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields
 
@@ -382,7 +471,9 @@ class ModelVersionListApi(APIView):
         status = serializers.ChoiceField(choices=ModelVersion.Status.values, required=False)
 
     @extend_schema(
-        summary="Model versions", tags=["models"], operation_id="models_list",
+        summary="Model versions",
+        tags=["models"],
+        operation_id="models_list",
         parameters=[ListQuerySerializer, OpenApiParameter("page", int, description="Page number (1-based).")],
         responses=paginated(ModelVersionSerializer, "PaginatedModelVersionList"),
     )
@@ -403,7 +494,9 @@ class ModelVersionDetailApi(APIView):
 
     @extend_schema(summary="One model version (progress, metrics)", tags=["models"], responses=ModelVersionSerializer)
     def get(self, request, pk: int):
-        return Response(ModelVersionSerializer(get_object_or_404(ModelVersion.objects.select_related("created_by"), pk=pk)).data)
+        return Response(
+            ModelVersionSerializer(get_object_or_404(ModelVersion.objects.select_related("created_by"), pk=pk)).data
+        )
 
 
 class ModelTrainApi(APIView):
@@ -414,24 +507,32 @@ class ModelTrainApi(APIView):
     permission_action = "add"
 
     class InputSerializer(serializers.Serializer):
-        algorithm = serializers.CharField(required=False, default="auto", max_length=40,
-                                          help_text='"auto" (model selection) or an engine algorithm name.')
+        algorithm = serializers.CharField(
+            required=False,
+            default="auto",
+            max_length=40,
+            help_text='"auto" (model selection) or an engine algorithm name.',
+        )
         params = serializers.DictField(required=False, default=dict, help_text="Algorithm parameters.")
         slot = serializers.SlugField(required=False, default="default", max_length=40)
 
         def validate_algorithm(self, value: str) -> str:
             if value != "auto" and value not in algorithm_names():
-                raise serializers.ValidationError(f"unknown algorithm {value!r}; use 'auto' or one of {algorithm_names()}")
+                raise serializers.ValidationError(
+                    f"unknown algorithm {value!r}; use 'auto' or one of {algorithm_names()}"
+                )
             return value
 
-    @extend_schema(summary="Train a model", tags=["models"], request=InputSerializer,
-                   responses={202: ModelVersionSerializer})
+    @extend_schema(
+        summary="Train a model", tags=["models"], request=InputSerializer, responses={202: ModelVersionSerializer}
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             version = services.model_version_create(
-                **data.validated_data, trigger=ModelVersion.Trigger.API, created_by=request.user)
+                **data.validated_data, trigger=ModelVersion.Trigger.API, created_by=request.user
+            )
         except services.TrainingError as exc:
             raise ValidationError({"params": [str(exc)]}) from None
         services.model_train_enqueue(version=version)
@@ -444,8 +545,9 @@ class ModelActivateApi(APIView):
     permission_classes = [ModelVersionPermission]
     permission_action = "change"
 
-    @extend_schema(summary="Activate a model version", tags=["models"], request=None,
-                   responses={200: ModelVersionSerializer})
+    @extend_schema(
+        summary="Activate a model version", tags=["models"], request=None, responses={200: ModelVersionSerializer}
+    )
     def post(self, request, pk: int):
         version = get_object_or_404(ModelVersion, pk=pk)
         try:
@@ -453,4 +555,3 @@ class ModelActivateApi(APIView):
         except services.TrainingError as exc:
             raise ValidationError({"version": [str(exc)]}) from None
         return Response(ModelVersionSerializer(version).data)
-

@@ -3,6 +3,7 @@ engine's arrays (``Recommender.to_arrays``) plus what serving needs to fold a li
 history in exactly as the training matrix was built (item ids per column, kind
 weights, half-life, categories per column). Loaded with ``allow_pickle=False``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -121,9 +122,12 @@ class LoadedModel:
                 kinds = np.asarray(kinds, dtype=np.int64)
                 known = np.isin(kinds, list(self.meta.kind_weights))
                 weights = event_weights(
-                    kinds=kinds[known], values=np.asarray(values, dtype=np.float64)[known],
-                    times=np.asarray(times, dtype=np.float64)[known], kind_weights=self.meta.kind_weights,
-                    half_life_days=self.meta.half_life_days, now=now,
+                    kinds=kinds[known],
+                    values=np.asarray(values, dtype=np.float64)[known],
+                    times=np.asarray(times, dtype=np.float64)[known],
+                    kind_weights=self.meta.kind_weights,
+                    half_life_days=self.meta.half_life_days,
+                    now=now,
                 )
                 weighted.append((np.asarray(products, dtype=np.int64)[known], weights))
             else:
@@ -141,8 +145,12 @@ class LoadedModel:
         known = np.isin(kinds, list(self.meta.kind_weights))
         cols = self.columns(products[known])
         weights = event_weights(
-            kinds=kinds[known], values=values[known], times=times[known],
-            kind_weights=self.meta.kind_weights, half_life_days=self.meta.half_life_days, now=now,
+            kinds=kinds[known],
+            values=values[known],
+            times=times[known],
+            kind_weights=self.meta.kind_weights,
+            half_life_days=self.meta.half_life_days,
+            now=now,
         )
         on = cols >= 0
         if not on.any():
@@ -204,8 +212,14 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
     def score(history: sp.csr_matrix) -> np.ndarray:
         return fold_in(history) @ model.item_factors.T
 
-    def top_columns(history: sp.csr_matrix, k: int, *, exclude: np.ndarray | None = None,
-                    allowed: np.ndarray | None = None, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def top_columns(
+        history: sp.csr_matrix,
+        k: int,
+        *,
+        exclude: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+        block: int = 4096,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The same top ``k`` as scoring every item and taking the best (equal scores
         at the cut-off aside), for one history row, without excluded columns and
         with only ``allowed`` ones (bool mask): ``(columns, scores)``, best first,
@@ -236,7 +250,11 @@ def _als_gram_cached(model: engine_base.Recommender) -> None:
                 cols, scores = cols[keep], scores[keep]
             best_cols, best_scores = cols, scores
             start, block = stop, block * 2
-            if start < n and best_scores.size == k and float(best_scores.min()) > bound * norms_sorted[start] * (1 + 1e-5):
+            if (
+                start < n
+                and best_scores.size == k
+                and float(best_scores.min()) > bound * norms_sorted[start] * (1 + 1e-5)
+            ):
                 break
         order = np.lexsort((best_cols, -best_scores))  # best first, ties by column
         return best_cols[order], best_scores[order]
@@ -288,16 +306,18 @@ def artifact_read(*, name: str, version_id: int) -> LoadedModel:
     model = engine_base.from_arrays(arrays)
     item_ids = arrays[f"{META_PREFIX}item_ids"].astype(np.int64)
     if item_ids.size != model.n_items:
-        raise engine_base.EngineError(
-            f"artifact {name}: {item_ids.size} item ids for a model of {model.n_items} items"
-        )
+        raise engine_base.EngineError(f"artifact {name}: {item_ids.size} item ids for a model of {model.n_items} items")
     items = InteractionMatrix(
         user_items=sp.csr_matrix((0, item_ids.size), dtype=np.float32),
-        user_ids=np.zeros(0, dtype=np.int64), item_ids=item_ids,
+        user_ids=np.zeros(0, dtype=np.int64),
+        item_ids=item_ids,
     )
     _als_gram_cached(model)
     return LoadedModel(
-        version_id=version_id, algorithm=model.name, model=model, items=items,
+        version_id=version_id,
+        algorithm=model.name,
+        model=model,
+        items=items,
         item_category=arrays[f"{META_PREFIX}item_category"].astype(np.int64),
         meta=ArtifactMeta.from_json(str(arrays[f"{META_PREFIX}meta"])),
     )

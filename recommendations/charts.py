@@ -1,4 +1,5 @@
 """Small server-side SVG charts for admin (no JavaScript library, no CDN)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,8 +9,7 @@ from datetime import datetime
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
-           "#bcbd22"]
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ def _nice_max(value: float) -> float:
     return value * 1.1
 
 
-def metric_lines_svg(series: dict[str, Sequence[Point]], *, title: str, width: int = 760, height: int = 260) -> SafeString:
+def metric_lines_svg(
+    series: dict[str, Sequence[Point]], *, title: str, width: int = 760, height: int = 260
+) -> SafeString:
     """One line per series (e.g. algorithm) of a metric over time; active points ringed."""
     points = [p for s in series.values() for p in s]
     if not points:
@@ -56,9 +58,13 @@ def metric_lines_svg(series: dict[str, Sequence[Point]], *, title: str, width: i
         v = y_max * i / 4
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')
         parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#555">{v:.3g}</text>')
-    parts.append(f'<text x="{left}" y="{height - 8}" fill="#555">{escape(min(p.at for p in points).strftime("%Y-%m-%d %H:%M"))}</text>')
-    parts.append(f'<text x="{left + plot_w}" y="{height - 8}" text-anchor="end" fill="#555">'
-                 f'{escape(max(p.at for p in points).strftime("%Y-%m-%d %H:%M"))}</text>')
+    parts.append(
+        f'<text x="{left}" y="{height - 8}" fill="#555">{escape(min(p.at for p in points).strftime("%Y-%m-%d %H:%M"))}</text>'
+    )
+    parts.append(
+        f'<text x="{left + plot_w}" y="{height - 8}" text-anchor="end" fill="#555">'
+        f"{escape(max(p.at for p in points).strftime('%Y-%m-%d %H:%M'))}</text>"
+    )
     for index, (name, pts) in enumerate(sorted(series.items())):
         colour = PALETTE[index % len(PALETTE)]
         pts = sorted(pts, key=lambda p: p.at)
@@ -67,8 +73,10 @@ def metric_lines_svg(series: dict[str, Sequence[Point]], *, title: str, width: i
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
         for p in pts:
             ring = ' stroke="#000" stroke-width="2"' if p.active else ""
-            parts.append(f'<circle cx="{x(p):.1f}" cy="{y(p.value):.1f}" r="{5 if p.active else 3.5}" fill="{colour}"{ring}>'
-                         f'<title>{escape(p.label)}</title></circle>')
+            parts.append(
+                f'<circle cx="{x(p):.1f}" cy="{y(p.value):.1f}" r="{5 if p.active else 3.5}" fill="{colour}"{ring}>'
+                f"<title>{escape(p.label)}</title></circle>"
+            )
         ly = top + 14 * index + 6
         parts.append(f'<rect x="{left + plot_w + 14}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{left + plot_w + 28}" y="{ly + 1}">{escape(name)}</text>')
@@ -114,10 +122,14 @@ def intervals_svg(rows: Sequence[Interval], *, title: str, width: int = 560) -> 
             parts.append(f'<text x="{left}" y="{cy + 4:.1f}" fill="#888">no lists shown</text>')
             continue
         if r.low is not None and r.high is not None:
-            parts.append(f'<line x1="{x(r.low):.1f}" x2="{x(r.high):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" '
-                         f'stroke="{colour}" stroke-width="3"/>')
-        parts.append(f'<circle cx="{x(r.value):.1f}" cy="{cy:.1f}" r="5" fill="{colour}"><title>'
-                     f'{escape(r.label)}: {r.value:.2%} (95% CI {r.low or 0:.2%} – {r.high or 0:.2%})</title></circle>')
+            parts.append(
+                f'<line x1="{x(r.low):.1f}" x2="{x(r.high):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" '
+                f'stroke="{colour}" stroke-width="3"/>'
+            )
+        parts.append(
+            f'<circle cx="{x(r.value):.1f}" cy="{cy:.1f}" r="5" fill="{colour}"><title>'
+            f"{escape(r.label)}: {r.value:.2%} (95% CI {r.low or 0:.2%} – {r.high or 0:.2%})</title></circle>"
+        )
         parts.append(f'<text x="{width - right + 6}" y="{cy + 4:.1f}">{r.value:.2%}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))

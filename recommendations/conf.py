@@ -3,6 +3,7 @@
 Every value can be overridden in Django settings (``AFFINITY_<NAME>``); the
 defaults below are what the app does out of the box.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -27,6 +27,7 @@ disk) are lost — impressions are analytics; clicks and orders are written
 directly. Without Redis (the embedded mode) or with
 ``AFFINITY_IMPRESSIONS_QUEUE = False`` every list is one INSERT, as before.
 """
+
 from __future__ import annotations
 
 import functools
@@ -83,15 +84,27 @@ def record(row: Impression) -> None:
     if client is None:
         _insert_one(row)
         return
-    payload = json.dumps({
-        "id": str(row.id), "at": row.created_at.timestamp(), "user_id": row.user_id,
-        "session_key": row.session_key, "context": row.context, "strategy": row.strategy,
-        "model_version_id": row.model_version_id, "experiment_id": row.experiment_id, "variant": row.variant,
-        "product_ids": row.product_ids, "reason_codes": row.reason_codes,
-    }, separators=(",", ":"))
+    payload = json.dumps(
+        {
+            "id": str(row.id),
+            "at": row.created_at.timestamp(),
+            "user_id": row.user_id,
+            "session_key": row.session_key,
+            "context": row.context,
+            "strategy": row.strategy,
+            "model_version_id": row.model_version_id,
+            "experiment_id": row.experiment_id,
+            "variant": row.variant,
+            "product_ids": row.product_ids,
+            "reason_codes": row.reason_codes,
+        },
+        separators=(",", ":"),
+    )
     try:  # one round trip: the shown copy (for clicks) and the queue entry
-        length = _enqueue(client)(keys=[SHOWN_KEY.format(id=row.id), QUEUE_KEY],
-                                  args=[json.dumps(row.product_ids), payload, int(conf.get("IMPRESSIONS_SHOWN_TTL"))])
+        length = _enqueue(client)(
+            keys=[SHOWN_KEY.format(id=row.id), QUEUE_KEY],
+            args=[json.dumps(row.product_ids), payload, int(conf.get("IMPRESSIONS_SHOWN_TTL"))],
+        )
     except redis.RedisError:
         logger.warning("impression queue unavailable; writing list %s directly", row.id, exc_info=True)
         _insert_one(row)
@@ -169,14 +182,19 @@ def drain(*, max_batches: int | None = None) -> int:
             inserted += _insert_batch_or_each(items)
             # off the queue; the written lists' shown copies are no longer needed (the rows answer clicks)
             client.pipeline(transaction=False).ltrim(QUEUE_KEY, len(raw), -1).delete(
-                *(SHOWN_KEY.format(id=i["id"]) for i in items)).execute()
+                *(SHOWN_KEY.format(id=i["id"]) for i in items)
+            ).execute()
             batches += 1
             if len(raw) < BATCH:
                 break
     finally:
         # release only our own lock (compare-and-delete in one step)
-        client.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-                    1, LOCK_KEY, token)
+        client.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+            1,
+            LOCK_KEY,
+            token,
+        )
     return inserted
 
 
@@ -196,8 +214,19 @@ def _insert_batch_or_each(items: list[dict]) -> int:
     return inserted
 
 
-_FIELDS = ("id", "created_at", "user_id", "session_key", "context", "strategy", "model_version_id",
-           "experiment_id", "variant", "product_ids", "reason_codes")
+_FIELDS = (
+    "id",
+    "created_at",
+    "user_id",
+    "session_key",
+    "context",
+    "strategy",
+    "model_version_id",
+    "experiment_id",
+    "variant",
+    "product_ids",
+    "reason_codes",
+)
 
 
 def _insert_batch(items: list[dict]) -> int:
@@ -209,22 +238,34 @@ def _insert_batch(items: list[dict]) -> int:
     versions = {i["model_version_id"] for i in items if i["model_version_id"] is not None}
     experiments = {i["experiment_id"] for i in items if i["experiment_id"] is not None}
     with transaction.atomic():
-        forgotten = set(ForgottenUser.objects.filter(user_id__in=users).values_list("user_id", flat=True)) \
-            if users else set()
-        known_versions = set(ModelVersion.objects.filter(pk__in=versions).values_list("pk", flat=True)) \
-            if versions else set()
-        known_experiments = set(Experiment.objects.filter(pk__in=experiments).values_list("pk", flat=True)) \
-            if experiments else set()
+        forgotten = (
+            set(ForgottenUser.objects.filter(user_id__in=users).values_list("user_id", flat=True)) if users else set()
+        )
+        known_versions = (
+            set(ModelVersion.objects.filter(pk__in=versions).values_list("pk", flat=True)) if versions else set()
+        )
+        known_experiments = (
+            set(Experiment.objects.filter(pk__in=experiments).values_list("pk", flat=True)) if experiments else set()
+        )
         fresh = {uuid.UUID(i["id"]): i for i in items if i["user_id"] not in forgotten}
         # a drainer that died after inserting and before trimming left some in already
         fresh_ids = list(fresh)
         for pk in Impression.objects.filter(pk__in=fresh_ids).values_list("pk", flat=True):
             fresh.pop(pk, None)
         rows = [
-            (pk, datetime.fromtimestamp(i["at"], tz=UTC), i["user_id"], i["session_key"], i["context"], i["strategy"],
-             i["model_version_id"] if i["model_version_id"] in known_versions else None,
-             i["experiment_id"] if i["experiment_id"] in known_experiments else None,
-             i["variant"], i["product_ids"], i["reason_codes"])
+            (
+                pk,
+                datetime.fromtimestamp(i["at"], tz=UTC),
+                i["user_id"],
+                i["session_key"],
+                i["context"],
+                i["strategy"],
+                i["model_version_id"] if i["model_version_id"] in known_versions else None,
+                i["experiment_id"] if i["experiment_id"] in known_experiments else None,
+                i["variant"],
+                i["product_ids"],
+                i["reason_codes"],
+            )
             for pk, i in fresh.items()
         ]
         return rows_bulk_insert(model=Impression, fields=_FIELDS, rows=rows) if rows else 0
@@ -259,7 +300,8 @@ def _insert_one(row: Impression) -> None:
 
 def _fast_insert_ok() -> bool:
     return (
-        connection.vendor == "postgresql" and not connection.in_atomic_block
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
         and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
     )
 
@@ -269,8 +311,10 @@ def _insert_async_commit(row: Impression) -> None:
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
     table = connection.ops.quote_name(Impression._meta.db_table)
-    statement = (f"BEGIN; SET LOCAL synchronous_commit TO OFF; INSERT INTO {table} ({columns}) "
-                 f"VALUES ({', '.join(['%s'] * len(fields))}); COMMIT")
+    statement = (
+        f"BEGIN; SET LOCAL synchronous_commit TO OFF; INSERT INTO {table} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}); COMMIT"
+    )
     with connection.cursor() as cursor:
         try:
             cursor.execute(statement, values)

@@ -5,6 +5,7 @@ Rules that must always hold are database constraints: one active model per slot,
 only a succeeded version can be active, progress within 0..100, positive variant
 weights, one variant name per experiment.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -48,13 +49,13 @@ class ModelVersion(models.Model):
     )
     params = models.JSONField(default=dict, blank=True)
     slot = models.SlugField(
-        max_length=40, default=DEFAULT_SLOT, db_index=True,
+        max_length=40,
+        default=DEFAULT_SLOT,
+        db_index=True,
         help_text='Serving slot; "default" is what shoppers see unless a strategy or experiment says otherwise.',
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    progress = models.PositiveSmallIntegerField(
-        default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
-    )
+    progress = models.PositiveSmallIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(100)])
     stage = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.COMMAND)
@@ -79,7 +80,8 @@ class ModelVersion(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     activation_note = models.CharField(max_length=255, blank=True)
     tainted_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Set when a forgotten customer's data is in this version: it never serves again.",
     )
     task_id = models.CharField(max_length=64, blank=True)
@@ -164,9 +166,12 @@ class Experiment(models.Model):
     (hash of the experiment key and the user id or session key)."""
 
     name = models.CharField(max_length=120)
-    key = models.SlugField(max_length=60, unique=True, help_text="Salt of the assignment hash; never change it mid-test.")
+    key = models.SlugField(
+        max_length=60, unique=True, help_text="Salt of the assignment hash; never change it mid-test."
+    )
     context = models.CharField(
-        max_length=16, blank=True,
+        max_length=16,
+        blank=True,
         help_text='Only lists of this context ("home", "product", ...) take part; blank = every context.',
     )
     is_active = models.BooleanField(default=False)
@@ -226,7 +231,11 @@ class ForgottenUser(models.Model):
     )
     retired_versions = models.JSONField(default=list, blank=True, help_text="Model versions retired at that moment.")
     retrain_version = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The retraining queued because of it.",
     )
 

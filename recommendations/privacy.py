@@ -23,6 +23,7 @@ learned from them, nor from their events (history reads and trending are live).
 Not covered: files exported before (``manage.py recommend --out``) and e-mails
 already sent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,22 +59,29 @@ def user_data_forget(*, user_id: int) -> ForgottenUser:
         for slot, old in lost_slots.items():
             clean = (
                 ModelVersion.objects.filter(slot=slot, status=ModelVersion.Status.SUCCEEDED, tainted_at__isnull=True)
-                .exclude(artifact="").order_by("-finished_at", "-id").first()
+                .exclude(artifact="")
+                .order_by("-finished_at", "-id")
+                .first()
             )
             if clean is not None:
                 training._activate(clean, None, f"re-activated: {old.label} was retired (forgotten customer)")
-            if conf.get("RETRAIN_ON_FORGET") and not ModelVersion.objects.filter(
-                slot=slot, status=ModelVersion.Status.QUEUED
-            ).exists():
+            if (
+                conf.get("RETRAIN_ON_FORGET")
+                and not ModelVersion.objects.filter(slot=slot, status=ModelVersion.Status.QUEUED).exists()
+            ):
                 retrain = training.model_version_create(
                     algorithm=old.requested_algorithm or old.algorithm,
                     params=old.params if (old.requested_algorithm or old.algorithm) == old.algorithm else {},
-                    slot=slot, trigger=ModelVersion.Trigger.PRIVACY,
+                    slot=slot,
+                    trigger=ModelVersion.Trigger.PRIVACY,
                 )
                 training.model_train_enqueue(version=retrain)
         record = ForgottenUser.objects.create(
-            user_id=user_id, forgotten_at=timezone.now(), had_interactions=span["first"] is not None,
-            retired_versions=retired, retrain_version=retrain,
+            user_id=user_id,
+            forgotten_at=timezone.now(),
+            had_interactions=span["first"] is not None,
+            retired_versions=retired,
+            retrain_version=retrain,
         )
         state.epoch_bump()
     if retired:

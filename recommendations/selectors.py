@@ -6,6 +6,7 @@ PostgreSQL with ``COPY ... TO STDOUT (FORMAT BINARY)`` (fixed-width records pars
 with a numpy structured dtype, chunk by chunk — no Python object per row), on
 other databases with a raw cursor's ``fetchmany`` batches.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,21 +52,33 @@ class Events:
 
     @classmethod
     def empty(cls) -> Events:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int16),
-                   np.zeros(0, np.float64), np.zeros(0, np.float64))
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int16),
+            np.zeros(0, np.float64),
+            np.zeros(0, np.float64),
+        )
 
     def select(self, mask: np.ndarray) -> Events:
         return Events(self.users[mask], self.items[mask], self.kinds[mask], self.values[mask], self.times[mask])
 
 
-_PG_RECORD = np.dtype([
-    ("nfields", ">i2"),
-    ("l_user", ">i4"), ("user", ">i8"),
-    ("l_item", ">i4"), ("item", ">i8"),
-    ("l_kind", ">i4"), ("kind", ">i2"),
-    ("l_value", ">i4"), ("value", ">f8"),
-    ("l_time", ">i4"), ("time", ">f8"),
-])
+_PG_RECORD = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("l_user", ">i4"),
+        ("user", ">i8"),
+        ("l_item", ">i4"),
+        ("item", ">i8"),
+        ("l_kind", ">i4"),
+        ("kind", ">i2"),
+        ("l_value", ">i4"),
+        ("value", ">f8"),
+        ("l_time", ">i4"),
+        ("time", ">f8"),
+    ]
+)
 _PG_HEADER = 19  # "PGCOPY\n\377\r\n\0" + flags (4) + header extension length (4)
 COPY_CHUNK_BYTES = 1 << 23  # parse the stream into numpy arrays every 8 MB
 
@@ -89,7 +102,7 @@ def _read_postgresql(where: str, params: list, progress: Progress | None) -> lis
 
     table = Interaction._meta.db_table
     query_text = (
-        f'COPY (SELECT user_id, product_id, kind, value, EXTRACT(EPOCH FROM occurred_at)::float8 '
+        f"COPY (SELECT user_id, product_id, kind, value, EXTRACT(EPOCH FROM occurred_at)::float8 "
         f'FROM "{table}" WHERE {where.replace("%s", "{}")}) TO STDOUT (FORMAT BINARY)'
     )
     statement = sql.SQL(query_text).format(*[sql.Literal(p) for p in params])
@@ -134,8 +147,9 @@ def _columns(records: np.ndarray) -> np.ndarray:
         raise RuntimeError("unexpected field count in COPY BINARY stream")
     if records.size and (records["l_user"] != 8).any():  # a NULL would be length -1
         raise RuntimeError("unexpected NULL user in COPY BINARY stream")
-    out = np.empty(records.size, dtype=[("user", "<i8"), ("item", "<i8"), ("kind", "<i2"),
-                                        ("value", "<f8"), ("time", "<f8")])
+    out = np.empty(
+        records.size, dtype=[("user", "<i8"), ("item", "<i8"), ("kind", "<i2"), ("value", "<f8"), ("time", "<f8")]
+    )
     for name in ("user", "item", "kind", "value", "time"):
         out[name] = records[name]
     return out
@@ -153,9 +167,7 @@ def _read_cursor(where: str, params: list, progress: Progress | None, batch: int
     chunks: list[np.ndarray] = []
     dtype = [("user", "<i8"), ("item", "<i8"), ("kind", "<i2"), ("value", "<f8"), ("time", "<f8")]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT user_id, product_id, kind, value, {epoch} FROM "{table}" WHERE {where}', params
-        )
+        cursor.execute(f'SELECT user_id, product_id, kind, value, {epoch} FROM "{table}" WHERE {where}', params)
         while rows := cursor.fetchmany(batch):
             chunks.append(np.array(rows, dtype=dtype))
     return chunks
@@ -184,15 +196,16 @@ def interaction_events_read(
     else:
         data = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
         events = Events(
-            users=np.ascontiguousarray(data["user"]), items=np.ascontiguousarray(data["item"]),
-            kinds=np.ascontiguousarray(data["kind"]), values=np.ascontiguousarray(data["value"]),
+            users=np.ascontiguousarray(data["user"]),
+            items=np.ascontiguousarray(data["item"]),
+            kinds=np.ascontiguousarray(data["kind"]),
+            values=np.ascontiguousarray(data["value"]),
             times=np.ascontiguousarray(data["time"]),
         )
     events.read_seconds = time.perf_counter() - tic
     if progress:
         progress(1.0)
-    logger.info("read %d interactions in %.2fs (%.0f rows/s)", len(events), events.read_seconds,
-                events.rows_per_second)
+    logger.info("read %d interactions in %.2fs (%.0f rows/s)", len(events), events.read_seconds, events.rows_per_second)
     return events
 
 
@@ -211,8 +224,14 @@ def interaction_matrix_build(
     weights = kind_weights_parse(kind_weights)
     events = interaction_events_read(since=since, until=until, kinds=sorted(weights), progress=progress)
     return matrix_build(
-        users=events.users, items=events.items, kinds=events.kinds, values=events.values,
-        times=events.times, kind_weights=weights, half_life_days=half_life_days, now=now,
+        users=events.users,
+        items=events.items,
+        kinds=events.kinds,
+        values=events.values,
+        times=events.times,
+        kind_weights=weights,
+        half_life_days=half_life_days,
+        now=now,
         item_ids=item_ids,
     )
 
@@ -233,8 +252,9 @@ def catalogue_side_read(*, item_ids: np.ndarray | None = None) -> tuple[np.ndarr
     qs = Product.objects.all() if item_ids is not None else Product.objects.filter(is_active=True)
     rows = {
         pk: (name, description, category_id)
-        for pk, name, description, category_id in qs.values_list("id", "name", "description", "category_id")
-        .iterator(chunk_size=20_000)
+        for pk, name, description, category_id in qs.values_list("id", "name", "description", "category_id").iterator(
+            chunk_size=20_000
+        )
     }
     ids = np.asarray(sorted(rows) if item_ids is None else item_ids, dtype=np.int64)
     texts, cats = [], np.full(ids.size, -1, dtype=np.int64)
@@ -250,8 +270,10 @@ def product_categories(*, item_ids: np.ndarray) -> np.ndarray:
     """Category id of each product (``-1`` for none or unknown), aligned with ``item_ids``."""
     ids = np.asarray(item_ids, dtype=np.int64)
     pairs = np.array(
-        [(pk, c if c is not None else -1) for pk, c in Product.objects.values_list("id", "category_id").iterator(
-            chunk_size=50_000)],
+        [
+            (pk, c if c is not None else -1)
+            for pk, c in Product.objects.values_list("id", "category_id").iterator(chunk_size=50_000)
+        ],
         dtype=np.int64,
     ).reshape(-1, 2)
     out = np.full(ids.size, -1, dtype=np.int64)
@@ -305,8 +327,14 @@ class ShopperState:
 
 
 def shopper_state(
-    *, user_id: int | None, session_key: str = "", limit: int = 200, forever_kinds: Sequence[int] = (),
-    with_interests: bool = True, with_epoch: bool = False, with_user: bool = False,
+    *,
+    user_id: int | None,
+    session_key: str = "",
+    limit: int = 200,
+    forever_kinds: Sequence[int] = (),
+    with_interests: bool = True,
+    with_epoch: bool = False,
+    with_user: bool = False,
 ) -> ShopperState:
     """The recent history, the products bought (or of other kinds excluded for
     ever) and the interests of a shopper — and, ``with_epoch``, the serving epoch;
@@ -324,8 +352,11 @@ def shopper_state(
     else:
         rows = _shopper_rows_orm(user_id, session_key, limit, forever, want_interests, with_epoch, want_user)
     # PostgreSQL sends the times as unix seconds already (cheaper to read than timestamps)
-    history = [HistoryEvent(p, k, v, t if isinstance(t, float) else t.timestamp(), c)
-               for part, p, k, v, t, c in rows if part == 0]
+    history = [
+        HistoryEvent(p, k, v, t if isinstance(t, float) else t.timestamp(), c)
+        for part, p, k, v, t, c in rows
+        if part == 0
+    ]
     history.sort(key=lambda e: -e.at)
     bought = {p for part, p, *_ in rows if part == 1}
     interests = [c for part, _, _, _, _, c in rows if part == 2]
@@ -334,7 +365,9 @@ def shopper_state(
     return ShopperState(history, bought, interests, epoch, exists)
 
 
-def _shopper_rows_postgresql(user_id, session_key, limit, forever, want_interests, with_epoch, want_user) -> list[tuple]:
+def _shopper_rows_postgresql(
+    user_id, session_key, limit, forever, want_interests, with_epoch, want_user
+) -> list[tuple]:
     from shop.models import User
 
     from .models import ServingState
@@ -355,12 +388,16 @@ def _shopper_rows_postgresql(user_id, session_key, limit, forever, want_interest
     ]
     params.append(int(limit))
     if forever:
-        parts.append(f"(SELECT 1, product_id, kind, value, EXTRACT(EPOCH FROM occurred_at)::float8, NULL FROM {interaction} "
-                     f"WHERE user_id = %s AND kind IN ({', '.join(['%s'] * len(forever))}) LIMIT 5000)")
+        parts.append(
+            f"(SELECT 1, product_id, kind, value, EXTRACT(EPOCH FROM occurred_at)::float8, NULL FROM {interaction} "
+            f"WHERE user_id = %s AND kind IN ({', '.join(['%s'] * len(forever))}) LIMIT 5000)"
+        )
         params += [user_id, *forever]
     if want_interests:
-        parts.append(f"(SELECT 2, NULL, 0, 0.0, NULL, category_id FROM {q(User.interests.through._meta.db_table)} "
-                     "WHERE user_id = %s)")
+        parts.append(
+            f"(SELECT 2, NULL, 0, 0.0, NULL, category_id FROM {q(User.interests.through._meta.db_table)} "
+            "WHERE user_id = %s)"
+        )
         params.append(user_id)
     if with_epoch:
         parts.append(f"(SELECT 3, epoch, 0, 0.0, NULL, NULL FROM {q(ServingState._meta.db_table)} WHERE id = 1)")
@@ -382,14 +419,24 @@ def _shopper_rows_orm(user_id, session_key, limit, forever, want_interests, with
         actor |= Q(user_id=user_id)
     if session_key:
         actor |= Q(session_key=session_key, user__isnull=True)
-    rows = [(0, *r) for r in Interaction.objects.filter(actor).order_by("-occurred_at").values_list(
-        "product_id", "kind", "value", "occurred_at", "product__category_id")[:limit]]
+    rows = [
+        (0, *r)
+        for r in Interaction.objects.filter(actor)
+        .order_by("-occurred_at")
+        .values_list("product_id", "kind", "value", "occurred_at", "product__category_id")[:limit]
+    ]
     if forever:
-        rows += [(1, p, k, v, t, None) for p, k, v, t in Interaction.objects.filter(
-            user_id=user_id, kind__in=forever).values_list("product_id", "kind", "value", "occurred_at")[:5000]]
+        rows += [
+            (1, p, k, v, t, None)
+            for p, k, v, t in Interaction.objects.filter(user_id=user_id, kind__in=forever).values_list(
+                "product_id", "kind", "value", "occurred_at"
+            )[:5000]
+        ]
     if want_interests:
-        rows += [(2, None, 0, 0.0, None, c) for c in User.interests.through.objects.filter(
-            user_id=user_id).values_list("category_id", flat=True)]
+        rows += [
+            (2, None, 0, 0.0, None, c)
+            for c in User.interests.through.objects.filter(user_id=user_id).values_list("category_id", flat=True)
+        ]
     if with_epoch:
         rows += [(3, e, 0, 0.0, None, None) for e in ServingState.objects.filter(pk=1).values_list("epoch", flat=True)]
     if want_user:
@@ -418,7 +465,8 @@ def users_purchased(*, user_ids: Sequence[int], kinds: Sequence[int]) -> dict[in
         return out
     rows = (
         Interaction.objects.filter(user_id__in=list(user_ids), kind__in=list(kinds))
-        .values_list("user_id", "product_id").distinct()
+        .values_list("user_id", "product_id")
+        .distinct()
     )
     for uid, pid in rows.iterator(chunk_size=20_000):
         out[uid].add(pid)
@@ -443,8 +491,9 @@ def trending_compute(*, days: int | None = None, size: int | None = None) -> lis
     weights = {k: w for k, w in kind_weights_parse(conf.get("TRAIN_KIND_WEIGHTS")).items() if w > 0}
     from django.db.models import Case, FloatField, Sum, Value, When
 
-    weight = Case(*[When(kind=k, then=Value(float(w))) for k, w in weights.items()],
-                  default=Value(0.0), output_field=FloatField())
+    weight = Case(
+        *[When(kind=k, then=Value(float(w))) for k, w in weights.items()], default=Value(0.0), output_field=FloatField()
+    )
     rows = (
         Interaction.objects.filter(occurred_at__gte=newest - timedelta(days=days), kind__in=list(weights))
         .values("product_id", "product__category_id")
@@ -464,13 +513,16 @@ def co_purchased(*, product_id: int, limit: int = 50, buyers: int = 300) -> list
 
     recent_buyers = (
         Interaction.objects.filter(product_id=product_id, kind=Interaction.Kind.PURCHASE, user__isnull=False)
-        .order_by("-occurred_at").values_list("user_id", flat=True)[:buyers]
+        .order_by("-occurred_at")
+        .values_list("user_id", flat=True)[:buyers]
     )
     rows = (
         Interaction.objects.filter(user_id__in=list(recent_buyers), kind=Interaction.Kind.PURCHASE)
         .exclude(product_id=product_id)
-        .values("product_id").annotate(n=Count("user_id", distinct=True))
-        .order_by("-n", "product_id").values_list("product_id", "n")[:limit]
+        .values("product_id")
+        .annotate(n=Count("user_id", distinct=True))
+        .order_by("-n", "product_id")
+        .values_list("product_id", "n")[:limit]
     )
     rows = list(rows)
     top = rows[0][1] if rows else 1
@@ -503,8 +555,9 @@ def products_servable(*, ids: Iterable[int], category_ids: set[int] | None = Non
 
 
 # --- admin / API reads ----------------------------------------------------------------
-def model_version_list(*, slot: str | None = None, algorithm: str | None = None,
-                       status: str | None = None) -> QuerySet[ModelVersion]:
+def model_version_list(
+    *, slot: str | None = None, algorithm: str | None = None, status: str | None = None
+) -> QuerySet[ModelVersion]:
     qs = ModelVersion.objects.select_related("created_by")
     if slot:
         qs = qs.filter(slot=slot)
@@ -589,10 +642,16 @@ def experiment_report(*, experiment) -> list[VariantReport]:
 
     lists_qs = Impression.objects.filter(experiment=experiment)
     shown = dict(lists_qs.values("variant").annotate(n=Count("id")).values_list("variant", "n"))
-    clicked_ids = Interaction.objects.filter(kind=Interaction.Kind.CLICK, rec_list_id__isnull=False).values("rec_list_id")
-    clicked = dict(lists_qs.filter(id__in=clicked_ids).values("variant").annotate(n=Count("id")).values_list("variant", "n"))
+    clicked_ids = Interaction.objects.filter(kind=Interaction.Kind.CLICK, rec_list_id__isnull=False).values(
+        "rec_list_id"
+    )
+    clicked = dict(
+        lists_qs.filter(id__in=clicked_ids).values("variant").annotate(n=Count("id")).values_list("variant", "n")
+    )
     ordered_ids = OrderLine.objects.filter(rec_list_id__isnull=False).values("rec_list_id")
-    converted = dict(lists_qs.filter(id__in=ordered_ids).values("variant").annotate(n=Count("id")).values_list("variant", "n"))
+    converted = dict(
+        lists_qs.filter(id__in=ordered_ids).values("variant").annotate(n=Count("id")).values_list("variant", "n")
+    )
     revenue_by_list = (
         OrderLine.objects.filter(rec_list_id__in=lists_qs.values("id"))
         .values("rec_list_id")
@@ -617,15 +676,29 @@ def experiment_report(*, experiment) -> list[VariantReport]:
             except ValueError:
                 info = None
             version = ModelVersion.objects.filter(pk=info.id).first() if info else None
-        out.append(VariantReport(
-            name=v.name, served_by=(version.label if v.model_version else f"{v.strategy or 'auto'}"
-                                    + (f" → {version.label}" if version else "")),
-            weight=v.weight, lists=n, ctr=rate_wilson(clicked.get(v.name, 0), n),
-            conversion=rate_wilson(converted.get(v.name, 0), n), revenue=round(revenue.get(v.name, 0.0), 2),
-            offline={k: val for k, val in (version.metrics or {}).items()
-                     if k in ("ndcg@10", "precision@10", "recall@10", "map@10")} if version else None,
-            offline_version=version.label if version else "",
-        ))
+        out.append(
+            VariantReport(
+                name=v.name,
+                served_by=(
+                    version.label
+                    if v.model_version
+                    else f"{v.strategy or 'auto'}" + (f" → {version.label}" if version else "")
+                ),
+                weight=v.weight,
+                lists=n,
+                ctr=rate_wilson(clicked.get(v.name, 0), n),
+                conversion=rate_wilson(converted.get(v.name, 0), n),
+                revenue=round(revenue.get(v.name, 0.0), 2),
+                offline={
+                    k: val
+                    for k, val in (version.metrics or {}).items()
+                    if k in ("ndcg@10", "precision@10", "recall@10", "map@10")
+                }
+                if version
+                else None,
+                offline_version=version.label if version else "",
+            )
+        )
     if out:
         control = out[0]
         for r in out[1:]:
@@ -640,7 +713,8 @@ def metrics_series(*, metric: str = "ndcg@10", limit: int = 200):
 
     rows = (
         ModelVersion.objects.filter(status=ModelVersion.Status.SUCCEEDED, finished_at__isnull=False)
-        .order_by("-finished_at").values_list("id", "algorithm", "slot", "finished_at", "metrics", "is_active")[:limit]
+        .order_by("-finished_at")
+        .values_list("id", "algorithm", "slot", "finished_at", "metrics", "is_active")[:limit]
     )
     series: dict[str, list] = {}
     for pk, algorithm, slot, at, metrics, active in rows:
@@ -648,6 +722,11 @@ def metrics_series(*, metric: str = "ndcg@10", limit: int = 200):
         if value is None:
             continue
         series.setdefault(algorithm, []).append(
-            Point(at=at, value=float(value), label=f"{algorithm}#{pk} ({slot}): {metric} {float(value):.4f}"
-                  + (" — active" if active else ""), active=active))
+            Point(
+                at=at,
+                value=float(value),
+                label=f"{algorithm}#{pk} ({slot}): {metric} {float(value):.4f}" + (" — active" if active else ""),
+                active=active,
+            )
+        )
     return series

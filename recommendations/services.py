@@ -5,6 +5,7 @@ experiments, privacy.
 Serving is implemented in ``serving.py``, training in ``training.py``, forgetting
 in ``privacy.py``; this module is the one place other code imports from.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -69,7 +70,11 @@ __all__ = [
 
 
 def click_record(
-    *, rec_list_id: uuid.UUID | str, product: Product, user: User | None = None, session_key: str = "",
+    *,
+    rec_list_id: uuid.UUID | str,
+    product: Product,
+    user: User | None = None,
+    session_key: str = "",
     source: int = Interaction.Source.WEB,
 ) -> Interaction:
     """Record a click on a recommended product (an ``Interaction`` of kind CLICK with
@@ -85,8 +90,12 @@ def click_record(
     if product.pk not in shown:
         raise ValueError(f"product {product.pk} was not in recommendation list {list_id}")
     return shop_services.interaction_record(
-        product=product, kind=Interaction.Kind.CLICK, user=user, session_key=session_key,
-        source=source, rec_list_id=list_id,
+        product=product,
+        kind=Interaction.Kind.CLICK,
+        user=user,
+        session_key=session_key,
+        source=source,
+        rec_list_id=list_id,
     )
 
 
@@ -107,7 +116,8 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
         if clash is not None:
             raise ValueError(f"experiment {clash.key!r} already runs for context {experiment.context or 'all'!r}")
         Experiment.objects.filter(pk=experiment.pk).update(
-            is_active=True, started_at=experiment.started_at or timezone.now(), ended_at=None)
+            is_active=True, started_at=experiment.started_at or timezone.now(), ended_at=None
+        )
         state.epoch_bump()
     experiment.refresh_from_db()
     return experiment

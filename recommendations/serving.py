@@ -26,6 +26,7 @@ How one list is made (``recommend_for_user``):
 5. The list is recorded as an ``Impression`` unless told not to (queued in Redis
    and written in batches, or one INSERT without Redis: ``impressions``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -135,9 +136,7 @@ def strategy_check(strategy: str | None) -> str:
         return "auto"
     if strategy in SPECIAL_STRATEGIES or strategy in algorithm_names():
         return strategy
-    raise ValueError(
-        f"unknown strategy {strategy!r}; use one of {list(SPECIAL_STRATEGIES) + algorithm_names()}"
-    )
+    raise ValueError(f"unknown strategy {strategy!r}; use one of {list(SPECIAL_STRATEGIES) + algorithm_names()}")
 
 
 def _user_id(user: User | None) -> int | None:
@@ -163,7 +162,11 @@ def _version_for(snap: state.Snapshot, strategy: str) -> state.VersionInfo | Non
         row = (
             ModelVersion.objects.filter(
                 algorithm=strategy, status=ModelVersion.Status.SUCCEEDED, tainted_at__isnull=True
-            ).exclude(artifact="").order_by("-finished_at", "-id").only("id", "algorithm", "slot", "artifact").first()
+            )
+            .exclude(artifact="")
+            .order_by("-finished_at", "-id")
+            .only("id", "algorithm", "slot", "artifact")
+            .first()
         )
         snap.memo[memo_key] = state.VersionInfo(row.pk, row.algorithm, row.slot, row.artifact.name) if row else None
     return snap.memo[memo_key]
@@ -218,8 +221,9 @@ def _trending(snap: state.Snapshot) -> list[TrendingItem]:
     return items
 
 
-def _trending_cands(snap, *, n: int, code: str, reason: str, categories: set[int] | None = None,
-                    weights: dict[int, float] | None = None) -> list[_Cand]:
+def _trending_cands(
+    snap, *, n: int, code: str, reason: str, categories: set[int] | None = None, weights: dict[int, float] | None = None
+) -> list[_Cand]:
     """Trending candidates, optionally restricted to (and weighted by) categories.
     The plain list (no categories) is memoised with the trending list it comes from."""
     out: list[_Cand] = []
@@ -235,8 +239,9 @@ def _trending_cands(snap, *, n: int, code: str, reason: str, categories: set[int
         if categories is not None and item.category_id not in categories:
             continue
         score = item.score * (weights.get(item.category_id, 1.0) if weights else 1.0)
-        out.append(_Cand(item.product_id, score, code, reason, anchor_id=item.category_id,
-                         category_id=item.category_id))
+        out.append(
+            _Cand(item.product_id, score, code, reason, anchor_id=item.category_id, category_id=item.category_id)
+        )
         if weights is None and len(out) >= limit:
             break
     if weights:
@@ -263,8 +268,14 @@ def _anchors(loaded: LoadedModel, history: Sequence[HistoryEvent], limit: int) -
         return []
     ids = [e.product_id for e in history]
     cols = loaded.columns(ids)
-    strength = {Interaction.Kind.PURCHASE: 5, Interaction.Kind.ADD_TO_CART: 4, Interaction.Kind.WISHLIST: 3,
-                Interaction.Kind.RATING: 2, Interaction.Kind.CLICK: 1, Interaction.Kind.VIEW: 0}
+    strength = {
+        Interaction.Kind.PURCHASE: 5,
+        Interaction.Kind.ADD_TO_CART: 4,
+        Interaction.Kind.WISHLIST: 3,
+        Interaction.Kind.RATING: 2,
+        Interaction.Kind.CLICK: 1,
+        Interaction.Kind.VIEW: 0,
+    }
     best_kind: dict[int, int] = {}
     for e in history:
         if e.kind == Interaction.Kind.REMOVE_FROM_CART:
@@ -284,8 +295,14 @@ def _anchors(loaded: LoadedModel, history: Sequence[HistoryEvent], limit: int) -
 
 
 def _model_cands(
-    loaded: LoadedModel, shoppers: Sequence[_Shopper], *, n: int, now: float,
-    category_ids: set[int] | None, explain: bool, label: str,
+    loaded: LoadedModel,
+    shoppers: Sequence[_Shopper],
+    *,
+    n: int,
+    now: float,
+    category_ids: set[int] | None,
+    explain: bool,
+    label: str,
 ) -> None:
     """Add the model's candidates (with explanations) as the first level of each shopper."""
     rows_for = [s for s in shoppers if s.history]
@@ -299,8 +316,7 @@ def _model_cands(
     explain_items = int(conf.get("RECOMMEND_EXPLAIN_ITEMS")) if explain else 0
     k = min(max(4 * n, n + 20), loaded.model.n_items)
     if len(rows_for) == 1:
-        _model_cands_one(loaded, rows_for[0], k=k, now=now, allowed=allowed, explain_items=explain_items,
-                         label=label)
+        _model_cands_one(loaded, rows_for[0], k=k, now=now, allowed=allowed, explain_items=explain_items, label=label)
         return
     batch = 512
     for start in range(0, len(rows_for), batch):
@@ -320,19 +336,30 @@ def _model_cands(
             (np.ones(sum(c.size for c in ex_c), np.float32), (np.concatenate(ex_r), np.concatenate(ex_c))),
             shape=(live.size, loaded.model.n_items),
         )
-        ids, scores = loaded.model.recommend(
-            rows[live], n=k, exclude=exclude, exclude_history=False, allowed=allowed
-        )
+        ids, scores = loaded.model.recommend(rows[live], n=k, exclude=exclude, exclude_history=False, allowed=allowed)
         anchors = [_anchors(loaded, chunk[r].history, explain_items) for r in live.tolist()]
         contrib = _contributions(loaded, anchors, ids) if explain_items else None
         for pos, r in enumerate(live.tolist()):
-            _add_level(loaded, chunk[r], ids[pos], scores[pos], anchors[pos],
-                       contrib[pos] if contrib is not None else None, label)
+            _add_level(
+                loaded,
+                chunk[r],
+                ids[pos],
+                scores[pos],
+                anchors[pos],
+                contrib[pos] if contrib is not None else None,
+                label,
+            )
 
 
 def _model_cands_one(
-    loaded: LoadedModel, shopper: _Shopper, *, k: int, now: float, allowed: np.ndarray | None,
-    explain_items: int, label: str,
+    loaded: LoadedModel,
+    shopper: _Shopper,
+    *,
+    k: int,
+    now: float,
+    allowed: np.ndarray | None,
+    explain_items: int,
+    label: str,
 ) -> None:
     """One shopper (the per-request path): the same scores and picks as the batch
     path, with the history row, exclusions and the cut made in plain numpy."""
@@ -375,8 +402,15 @@ def _allowed_columns(loaded: LoadedModel, category_ids: set[int]) -> np.ndarray:
     return memo
 
 
-def _add_level(loaded: LoadedModel, shopper: _Shopper, ids: np.ndarray, scores: np.ndarray,
-               anchors: list[tuple[int, int, int]], contrib: np.ndarray | None, label: str) -> None:
+def _add_level(
+    loaded: LoadedModel,
+    shopper: _Shopper,
+    ids: np.ndarray,
+    scores: np.ndarray,
+    anchors: list[tuple[int, int, int]],
+    contrib: np.ndarray | None,
+    label: str,
+) -> None:
     """The model's ranked columns as explained candidates: each pick names the recent
     item that alone points at it most ("because you viewed X")."""
     best_anchor = None
@@ -391,10 +425,22 @@ def _add_level(loaded: LoadedModel, shopper: _Shopper, ids: np.ndarray, scores: 
         anchor_id = anchor_kind = None
         if best_anchor is not None and best_value[j] > 0:
             _, anchor_id, anchor_kind = anchors[int(best_anchor[j])]
-        reason = _BECAUSE.get(anchor_kind, _BECAUSE[Interaction.Kind.VIEW]) if anchor_id is not None \
+        reason = (
+            _BECAUSE.get(anchor_kind, _BECAUSE[Interaction.Kind.VIEW])
+            if anchor_id is not None
             else "Based on your recent activity"
-        cands.append(_Cand(int(item_ids[col]), float(scores[j]), shopper.code, reason, anchor_id, anchor_kind,
-                           _category_of(loaded, col)))
+        )
+        cands.append(
+            _Cand(
+                int(item_ids[col]),
+                float(scores[j]),
+                shopper.code,
+                reason,
+                anchor_id,
+                anchor_kind,
+                _category_of(loaded, col),
+            )
+        )
     if cands:
         shopper.levels.append((label, cands))
 
@@ -415,8 +461,10 @@ def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]
     cols = np.fromiter((c for a in anchors for c, _, _ in a), np.int32, total)
     user_vectors = getattr(loaded.model, "user_vectors", None)
     if user_vectors is not None:  # factor models: every anchor folded at once, only the candidates scored
-        one_hot = sp.csr_matrix((np.ones(total, np.float32), cols, np.arange(total + 1, dtype=np.int32)),
-                                shape=(total, loaded.model.n_items))
+        one_hot = sp.csr_matrix(
+            (np.ones(total, np.float32), cols, np.arange(total + 1, dtype=np.int32)),
+            shape=(total, loaded.model.n_items),
+        )
         vectors = user_vectors(one_hot)
         factors = loaded.model.item_factors
     pos = 0
@@ -425,8 +473,10 @@ def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]
         if user_vectors is not None:
             out.append(vectors[pos : pos + count] @ factors[cand].T)
         else:  # one one-item history per anchor, scored against the catalogue
-            rows = sp.csr_matrix((np.ones(count, np.float32), cols[pos : pos + count],
-                                  np.arange(count + 1, dtype=np.int32)), shape=(count, loaded.model.n_items))
+            rows = sp.csr_matrix(
+                (np.ones(count, np.float32), cols[pos : pos + count], np.arange(count + 1, dtype=np.int32)),
+                shape=(count, loaded.model.n_items),
+            )
             out.append(loaded.model.score(rows)[:, cand])
         pos += count
     return out
@@ -434,8 +484,12 @@ def _contributions(loaded: LoadedModel, anchors: list[list[tuple[int, int, int]]
 
 # --- assembling ----------------------------------------------------------------------
 def _fill(
-    shopper_levels: list[tuple[str, list[_Cand]]], products: dict[int, Product], *, n: int,
-    excluded: set[int], category_ids: set[int] | None,
+    shopper_levels: list[tuple[str, list[_Cand]]],
+    products: dict[int, Product],
+    *,
+    n: int,
+    excluded: set[int],
+    category_ids: set[int] | None,
 ) -> tuple[list[tuple[_Cand, Product]], str, int]:
     """Take candidates level by level: servable, not excluded, not twice, at most
     MAX_PER_CATEGORY per category (relaxed only if the list would be short)."""
@@ -454,8 +508,11 @@ def _fill(
                 break
             product = products.get(cand.product_id)
             if (
-                product is None or cand.product_id in taken or cand.product_id in excluded
-                or not product.is_active or (product.stock <= 0 and not out_of_stock_ok)
+                product is None
+                or cand.product_id in taken
+                or cand.product_id in excluded
+                or not product.is_active
+                or (product.stock <= 0 and not out_of_stock_ok)
                 or (category_ids is not None and product.category_id not in category_ids)
             ):
                 continue
@@ -485,16 +542,28 @@ def _pick(cand: _Cand, product: Product, names: dict[int, str]) -> Pick:
 
 def _record(rec: RecommendationList, *, user_id: int | None, session_key: str, experiment_id: int | None) -> None:
     """Record the list as shown (queued in Redis, or one INSERT: see ``impressions``)."""
-    impressions.record(Impression(
-        id=rec.id, user_id=user_id, session_key=(session_key or "")[:64], context=rec.context,
-        strategy=rec.strategy[:80], model_version_id=rec.model_version_id, experiment_id=experiment_id,
-        variant=rec.variant, product_ids=[p.product.pk for p in rec.picks],
-        reason_codes=[p.reason_code for p in rec.picks],
-    ))
+    impressions.record(
+        Impression(
+            id=rec.id,
+            user_id=user_id,
+            session_key=(session_key or "")[:64],
+            context=rec.context,
+            strategy=rec.strategy[:80],
+            model_version_id=rec.model_version_id,
+            experiment_id=experiment_id,
+            variant=rec.variant,
+            product_ids=[p.product.pk for p in rec.picks],
+            reason_codes=[p.reason_code for p in rec.picks],
+        )
+    )
 
 
 def _choose(
-    levels: list[tuple[str, list[_Cand]]], *, n: int, excluded: set[int], category_ids: set[int] | None,
+    levels: list[tuple[str, list[_Cand]]],
+    *,
+    n: int,
+    excluded: set[int],
+    category_ids: set[int] | None,
 ) -> tuple[list[tuple[_Cand, Product]], str, dict[int, Product]]:
     """Fetch the candidates most likely to be shown (the first 1.5n (at least n+5),
     level by level, and the products their explanations name) in one query,
@@ -581,15 +650,17 @@ def _history_category_cands(snap, shopper: _Shopper, *, n: int, now: float) -> l
             weights[e.category_id] = weights.get(e.category_id, 0.0) + 0.5 ** ((now - e.at) / 86400 / 7)
     if not weights:
         return []
-    return _trending_cands(snap, n=n, code=shopper.code, reason="Popular in {category}",
-                           categories=set(weights), weights=weights)
+    return _trending_cands(
+        snap, n=n, code=shopper.code, reason="Popular in {category}", categories=set(weights), weights=weights
+    )
 
 
 def _interest_cands(snap, interests: list[int], *, n: int) -> list[_Cand]:
     if not interests:
         return []
-    return _trending_cands(snap, n=n, code="interest", reason="Matches your interest in {category}",
-                           categories=set(interests))
+    return _trending_cands(
+        snap, n=n, code="interest", reason="Matches your interest in {category}", categories=set(interests)
+    )
 
 
 # --- public: one shopper ------------------------------------------------------------------
@@ -627,8 +698,12 @@ def recommend_for_user(
     # one round trip: recent events, what they bought, their interests, the serving
     # epoch (and whether the customer exists, when only the id is known)
     known = selectors.shopper_state(
-        user_id=user_id, session_key=session_key, limit=int(conf.get("RECOMMEND_HISTORY_LIMIT")),
-        forever_kinds=[int(k) for k, days in rules.items() if days is None], with_epoch=True, with_user=by_id,
+        user_id=user_id,
+        session_key=session_key,
+        limit=int(conf.get("RECOMMEND_HISTORY_LIMIT")),
+        forever_kinds=[int(k) for k, days in rules.items() if days is None],
+        with_epoch=True,
+        with_user=by_id,
     )
     if by_id and not known.user_exists:
         raise ShopperNotFound(f"no customer with id {user_id}")
@@ -661,31 +736,35 @@ def recommend_for_user(
     shopper = _Shopper(user_id, session_key, history, excluded)
     loaded = state.model_get(version) if version is not None else None
     if loaded is not None:
-        _model_cands(loaded, [shopper], n=n, now=now, category_ids=category_ids, explain=True,
-                     label=f"model:{loaded.label}")
-    if effective != "interests" and effective != "trending" and not shopper.levels and history:
-        shopper.levels.append(
-            (f"fallback:{shopper.code}", _history_category_cands(snap, shopper, n=n, now=now))
+        _model_cands(
+            loaded, [shopper], n=n, now=now, category_ids=category_ids, explain=True, label=f"model:{loaded.label}"
         )
+    if effective != "interests" and effective != "trending" and not shopper.levels and history:
+        shopper.levels.append((f"fallback:{shopper.code}", _history_category_cands(snap, shopper, n=n, now=now)))
     if known.interests and effective != "trending":
         shopper.levels.append(("fallback:interests", _interest_cands(snap, known.interests, n=n)))
     reason = "Popular in {category}" if category is not None else "Trending now"
-    shopper.levels.append(("trending", _trending_cands(snap, n=n, code="trending", reason=reason,
-                                                       categories=category_ids)))
+    shopper.levels.append(
+        ("trending", _trending_cands(snap, n=n, code="trending", reason=reason, categories=category_ids))
+    )
     chosen, produced, products = _choose(shopper.levels, n=n, excluded=excluded, category_ids=category_ids)
     if len(chosen) < n and category_ids is not None:
         # a quiet category: newest products in it, no trending signal needed
         extra = (
             Product.objects.select_related("category")
             .filter(category_id__in=category_ids, is_active=True, stock__gt=0)
-            .exclude(pk__in=excluded | {p.pk for _, p in chosen}).order_by("-created_at")[: n - len(chosen)]
+            .exclude(pk__in=excluded | {p.pk for _, p in chosen})
+            .order_by("-created_at")[: n - len(chosen)]
         )
         chosen += [(_Cand(p.pk, 0.0, "trending", "New in {category}"), p) for p in extra]
         produced = produced or "fallback:category"
     names = {pid: p.name for pid, p in products.items()}
     picks = [_pick(c, p, names) for c, p in chosen]
     rec = RecommendationList(
-        id=uuid.uuid4(), picks=picks, context=context, strategy=produced or "trending",
+        id=uuid.uuid4(),
+        picks=picks,
+        context=context,
+        strategy=produced or "trending",
         model_version_id=loaded.version_id if loaded is not None and produced.startswith("model:") else None,
         variant=variant.name if variant is not None else "",
     )
@@ -699,8 +778,10 @@ def _cf_version(snap: state.Snapshot) -> state.VersionInfo | None:
     default = snap.active.get(DEFAULT_SLOT)
     if default is not None and default.algorithm not in ("popularity", "trending", "content"):
         return default
-    others = sorted((v for v in snap.active.values() if v.algorithm not in ("popularity", "trending", "content")),
-                    key=lambda v: -v.id)
+    others = sorted(
+        (v for v in snap.active.values() if v.algorithm not in ("popularity", "trending", "content")),
+        key=lambda v: -v.id,
+    )
     return others[0] if others else None
 
 
@@ -733,9 +814,16 @@ def _content_cands(snap, product: Product, *, n: int) -> tuple[str, list[_Cand]]
 
         ids, scores = top_n(model.score_profiles(profile), k)
     cands = [
-        _Cand(int(loaded.item_ids[c]), float(s), "similar", "Similar to {name}", product.pk,
-              category_id=_category_of(loaded, c))
-        for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if c >= 0 and s > 0
+        _Cand(
+            int(loaded.item_ids[c]),
+            float(s),
+            "similar",
+            "Similar to {name}",
+            product.pk,
+            category_id=_category_of(loaded, c),
+        )
+        for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
+        if c >= 0 and s > 0
     ]
     return f"model:{loaded.label}", cands
 
@@ -749,7 +837,7 @@ def similar_products(
     session_key: str = "",
     record_impression: bool = True,
 ) -> RecommendationList:
-    """"Customers also bought" (collaborative item neighbours; co-purchases when no
+    """ "Customers also bought" (collaborative item neighbours; co-purchases when no
     model knows the product) or "similar products" (content: text and category,
     computed from the product's text when it is newer than the model)."""
     if kind not in ("also_bought", "similar"):
@@ -762,8 +850,11 @@ def similar_products(
         rules = conf.get("RECOMMEND_EXCLUDE_KINDS") or {}
         forever = [int(k) for k, days in rules.items() if days is None]
         if forever:
-            excluded |= set(Interaction.objects.filter(user_id=user_id, kind__in=forever)
-                            .values_list("product_id", flat=True).distinct())
+            excluded |= set(
+                Interaction.objects.filter(user_id=user_id, kind__in=forever)
+                .values_list("product_id", flat=True)
+                .distinct()
+            )
     levels: list[tuple[str, list[_Cand]]] = []
     version_id = None
     if kind == "also_bought":
@@ -773,39 +864,68 @@ def similar_products(
         if loaded is not None and col >= 0:
             k = min(max(4 * n, 40), loaded.model.n_items)
             ids, scores = loaded.model.similar_items([col], n=k)
-            levels.append((f"model:{loaded.label}", [
-                _Cand(int(loaded.item_ids[c]), float(s), "also_bought", "Customers who bought {name} also bought this",
-                      product.pk, category_id=_category_of(loaded, c))
-                for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if c >= 0
-            ]))
+            levels.append(
+                (
+                    f"model:{loaded.label}",
+                    [
+                        _Cand(
+                            int(loaded.item_ids[c]),
+                            float(s),
+                            "also_bought",
+                            "Customers who bought {name} also bought this",
+                            product.pk,
+                            category_id=_category_of(loaded, c),
+                        )
+                        for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
+                        if c >= 0
+                    ],
+                )
+            )
             version_id = loaded.version_id
         else:
-            levels.append(("fallback:co_purchase", [
-                _Cand(pid, s, "also_bought", "Customers who bought {name} also bought this", product.pk)
-                for pid, s in selectors.co_purchased(product_id=product.pk, limit=max(4 * n, 40))
-            ]))
+            levels.append(
+                (
+                    "fallback:co_purchase",
+                    [
+                        _Cand(pid, s, "also_bought", "Customers who bought {name} also bought this", product.pk)
+                        for pid, s in selectors.co_purchased(product_id=product.pk, limit=max(4 * n, 40))
+                    ],
+                )
+            )
     label, cands = _content_cands(snap, product, n=n)
     if cands:
         levels.append((label, cands))
         if kind == "similar":
             version_id = int(label.split("#")[1])
     if product.category_id is not None:
-        levels.append(("fallback:category", _trending_cands(
-            snap, n=n, code="similar", reason="More in {category}", categories={product.category_id})))
+        levels.append(
+            (
+                "fallback:category",
+                _trending_cands(
+                    snap, n=n, code="similar", reason="More in {category}", categories={product.category_id}
+                ),
+            )
+        )
     levels.append(("trending", _trending_cands(snap, n=n, code="trending", reason="Trending now")))
     chosen, produced, _ = _choose(levels, n=n, excluded=excluded, category_ids=None)
     picks = [_pick(c, p, {product.pk: product.name}) for c, p in chosen]
     produced = produced or "trending"
     rec = RecommendationList(
-        id=uuid.uuid4(), picks=picks, context="product", strategy=produced,
-        model_version_id=version_id if produced.startswith("model:") else None, variant="",
+        id=uuid.uuid4(),
+        picks=picks,
+        context="product",
+        strategy=produced,
+        model_version_id=version_id if produced.startswith("model:") else None,
+        variant="",
     )
     if record_impression:
         _record(rec, user_id=user_id, session_key=session_key, experiment_id=None)
     return rec
 
 
-def trending_products(*, n: int = 10, category: Category | None = None, record_impression: bool = True) -> RecommendationList:
+def trending_products(
+    *, n: int = 10, category: Category | None = None, record_impression: bool = True
+) -> RecommendationList:
     """What is popular right now (in a category and its subcategories, if given)."""
     n = _check_n(n)
     snap = state.snapshot()
@@ -818,12 +938,19 @@ def trending_products(*, n: int = 10, category: Category | None = None, record_i
         extra = (
             Product.objects.select_related("category")
             .filter(category_id__in=category_ids, is_active=True, stock__gt=0)
-            .exclude(pk__in=[p.pk for _, p in chosen]).order_by("-created_at")[: n - len(chosen)]
+            .exclude(pk__in=[p.pk for _, p in chosen])
+            .order_by("-created_at")[: n - len(chosen)]
         )
         chosen += [(_Cand(p.pk, 0.0, "trending", "New in {category}"), p) for p in extra]
     picks = [_pick(c, p, {}) for c, p in chosen]
-    rec = RecommendationList(id=uuid.uuid4(), picks=picks, context="category" if category else "home",
-                             strategy="trending", model_version_id=None, variant="")
+    rec = RecommendationList(
+        id=uuid.uuid4(),
+        picks=picks,
+        context="category" if category else "home",
+        strategy="trending",
+        model_version_id=None,
+        variant="",
+    )
     if record_impression:
         _record(rec, user_id=None, session_key="", experiment_id=None)
     return rec
@@ -865,12 +992,15 @@ def recommend_for_users_batch(
         excluded |= {e.product_id for e in history if e.kind in windows and now - e.at <= windows[e.kind]}
         shoppers.append(_Shopper(uid, "", history, excluded))
     if loaded is not None and use_history:
-        _model_cands(loaded, shoppers, n=n, now=now, category_ids=None, explain=explain,
-                     label=f"model:{loaded.label}")
-    needing = [s.user_id for s in shoppers if sum(len(c) for _, c in s.levels) < 2 * n] if requested != "trending" else []
+        _model_cands(loaded, shoppers, n=n, now=now, category_ids=None, explain=explain, label=f"model:{loaded.label}")
+    needing = (
+        [s.user_id for s in shoppers if sum(len(c) for _, c in s.levels) < 2 * n] if requested != "trending" else []
+    )
     interests: dict[int, list[int]] = {}
     if needing:
-        for uid, cid in User.interests.through.objects.filter(user_id__in=needing).values_list("user_id", "category_id"):
+        for uid, cid in User.interests.through.objects.filter(user_id__in=needing).values_list(
+            "user_id", "category_id"
+        ):
             interests.setdefault(uid, []).append(cid)
     trending = _trending_cands(snap, n=n, code="trending", reason="Trending now")
     for s in shoppers:

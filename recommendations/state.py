@@ -7,6 +7,7 @@ primary-key query (or trusts it for ``AFFINITY_SERVING_STATE_TTL`` seconds) and,
 when it moved, reloads the active versions and experiments; loaded artifacts stay
 cached by version id, so a refresh reloads only what changed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,12 +102,15 @@ def _load(epoch: int) -> Snapshot:
     for exp in Experiment.objects.filter(is_active=True).prefetch_related("variants__model_version"):
         variants = tuple(
             VariantInfo(
-                name=v.name, weight=v.weight, strategy=v.strategy,
+                name=v.name,
+                weight=v.weight,
+                strategy=v.strategy,
                 model_version=(
                     _version_info(v.model_version)
                     if v.model_version is not None
                     and v.model_version.status == ModelVersion.Status.SUCCEEDED
-                    and v.model_version.tainted_at is None and v.model_version.artifact
+                    and v.model_version.tainted_at is None
+                    and v.model_version.artifact
                     else None
                 ),
             )

@@ -1,4 +1,5 @@
 """Background jobs of the recommendations app. Thin: take ids, call a service."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,10 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    name="recommendations.model_train", acks_late=True,
-    soft_time_limit=conf.get("TRAIN_SOFT_TIME_LIMIT"), time_limit=conf.get("TRAIN_TIME_LIMIT"),
+    name="recommendations.model_train",
+    acks_late=True,
+    soft_time_limit=conf.get("TRAIN_SOFT_TIME_LIMIT"),
+    time_limit=conf.get("TRAIN_TIME_LIMIT"),
 )
 def model_train_task(version_id: int) -> str:
     """Train a queued model version (safe to run twice: a finished one is left alone)."""
@@ -23,8 +26,10 @@ def model_train_task(version_id: int) -> str:
 
 
 @shared_task(
-    name="recommendations.train_scheduled", acks_late=True,
-    soft_time_limit=conf.get("TRAIN_SOFT_TIME_LIMIT"), time_limit=conf.get("TRAIN_TIME_LIMIT"),
+    name="recommendations.train_scheduled",
+    acks_late=True,
+    soft_time_limit=conf.get("TRAIN_SOFT_TIME_LIMIT"),
+    time_limit=conf.get("TRAIN_TIME_LIMIT"),
 )
 def train_scheduled_task(algorithm: str = "auto", params: dict | None = None, slot: str = "default") -> int:
     """The nightly run (a django-celery-beat PeriodicTask staff edit in admin)."""

@@ -18,6 +18,7 @@ A failure at any step (including the soft time limit) marks the version failed
 with the error and leaves the active version serving. Running a version twice is
 harmless: a finished version is left alone, an interrupted one starts over.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,7 +93,11 @@ def model_version_create(
     if trigger not in ModelVersion.Trigger.values:
         raise TrainingError(f"unknown trigger {trigger!r}")
     return ModelVersion.objects.create(
-        algorithm=algorithm, requested_algorithm=algorithm, params=params, slot=slot, trigger=trigger,
+        algorithm=algorithm,
+        requested_algorithm=algorithm,
+        params=params,
+        slot=slot,
+        trigger=trigger,
         created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
         stage="queued",
     )
@@ -181,8 +186,11 @@ def model_train(*, version_id: int, progress: Callable[[int, str], None] | None 
     try:
         _run(version, reporter)
     except SoftTimeLimitExceeded:
-        _fail(version, f"timed out after {time.perf_counter() - started:.0f}s (the task's soft time limit); "
-                       "the active model keeps serving")
+        _fail(
+            version,
+            f"timed out after {time.perf_counter() - started:.0f}s (the task's soft time limit); "
+            "the active model keeps serving",
+        )
     except (TrainingError, engine_base.EngineError) as exc:
         _fail(version, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row
@@ -196,8 +204,12 @@ def _fail(version: ModelVersion, message: str) -> None:
     logger.warning("model version %s failed: %s", version.pk, message.splitlines()[0])
     name = version.artifact.name if version.artifact else ""
     ModelVersion.objects.filter(pk=version.pk).update(
-        status=ModelVersion.Status.FAILED, error=message[:20_000], finished_at=timezone.now(),
-        stage="failed", is_active=False, artifact="",
+        status=ModelVersion.Status.FAILED,
+        error=message[:20_000],
+        finished_at=timezone.now(),
+        stage="failed",
+        is_active=False,
+        artifact="",
     )
     if name:
         _delete_artifact(name)
@@ -215,16 +227,28 @@ class _Data:
 
 def _side(data: _Data, mask: np.ndarray | None, now: float) -> engine_base.SideData:
     events = data.events if mask is None else data.events.select(mask)
-    recent = recent_popularity(items=events.items, times=events.times, item_ids=data.item_ids,
-                               half_life_days=7.0, now=now) if len(events) else np.zeros(data.item_ids.size, np.float32)
+    recent = (
+        recent_popularity(items=events.items, times=events.times, item_ids=data.item_ids, half_life_days=7.0, now=now)
+        if len(events)
+        else np.zeros(data.item_ids.size, np.float32)
+    )
     return engine_base.SideData(item_text=data.item_text, item_category=data.item_category, item_recent=recent)
 
 
 def _matrix(data: _Data, mask: np.ndarray | None, *, now: float, user_ids: np.ndarray | None = None):
     e = data.events if mask is None else data.events.select(mask)
-    return matrix_build(users=e.users, items=e.items, kinds=e.kinds, values=e.values, times=e.times,
-                        kind_weights=data.kind_weights, half_life_days=data.half_life, now=now,
-                        item_ids=data.item_ids, user_ids=user_ids)
+    return matrix_build(
+        users=e.users,
+        items=e.items,
+        kinds=e.kinds,
+        values=e.values,
+        times=e.times,
+        kind_weights=data.kind_weights,
+        half_life_days=data.half_life,
+        now=now,
+        item_ids=data.item_ids,
+        user_ids=user_ids,
+    )
 
 
 def _relevant_matrix(data: _Data, mask: np.ndarray, *, user_ids: np.ndarray):
@@ -233,9 +257,17 @@ def _relevant_matrix(data: _Data, mask: np.ndarray, *, user_ids: np.ndarray):
     positive = np.isin(e.kinds, [k for k, w in data.kind_weights.items() if w > 0])
     positive &= ~((e.kinds == 6) & (e.values < 3))
     ones = {k: 1.0 for k in data.kind_weights}
-    return matrix_build(users=e.users[positive], items=e.items[positive], kinds=e.kinds[positive],
-                        values=np.ones(int(positive.sum())), times=e.times[positive], kind_weights=ones,
-                        value_modes={}, item_ids=data.item_ids, user_ids=user_ids)
+    return matrix_build(
+        users=e.users[positive],
+        items=e.items[positive],
+        kinds=e.kinds[positive],
+        values=np.ones(int(positive.sum())),
+        times=e.times[positive],
+        kind_weights=ones,
+        value_modes={},
+        item_ids=data.item_ids,
+        user_ids=user_ids,
+    )
 
 
 def _cutoff(times: np.ndarray) -> float:
@@ -284,8 +316,9 @@ def _evaluation_sample(events: selectors.Events, train: np.ndarray, test: np.nda
     other users up to max(``TRAIN_EVAL_MIN_INTERACTIONS``, ``TRAIN_EVAL_FRACTION`` of
     all events) in all. Below the bounds everything is used."""
     max_users = int(conf.get("TRAIN_EVAL_MAX_USERS"))
-    max_events = max(int(conf.get("TRAIN_EVAL_MIN_INTERACTIONS")),
-                     int(float(conf.get("TRAIN_EVAL_FRACTION")) * len(events)))
+    max_events = max(
+        int(conf.get("TRAIN_EVAL_MIN_INTERACTIONS")), int(float(conf.get("TRAIN_EVAL_FRACTION")) * len(events))
+    )
     rng = np.random.default_rng(seed)
     test_users = np.unique(events.users[test])
     if test_users.size > max_users:
@@ -315,9 +348,17 @@ def _sample_rows(test, limit: int, seed: int = 0):
     return sp.diags(keep.astype(np.float32)) @ test.user_items
 
 
-METRIC_NAMES = {"ndcg": "ndcg@10", "precision": "precision@10", "recall": "recall@10", "map": "map@10",
-                "hit_rate": "hit_rate@10", "coverage": "coverage", "novelty": "novelty", "diversity": "diversity",
-                "users": "eval_users"}
+METRIC_NAMES = {
+    "ndcg": "ndcg@10",
+    "precision": "precision@10",
+    "recall": "recall@10",
+    "map": "map@10",
+    "hit_rate": "hit_rate@10",
+    "coverage": "coverage",
+    "novelty": "novelty",
+    "diversity": "diversity",
+    "users": "eval_users",
+}
 
 
 def _metrics(raw: dict[str, float], k: int) -> dict[str, float]:
@@ -381,8 +422,11 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
         if algorithm == "auto":
             algorithm, params, selection_rows = _select(data, train_mask, cutoff, params, reporter)
         model = engine_base.algorithm_build(algorithm, **params)
-        model.fit(train.user_items, side_train, progress=reporter.part(25 if selection_rows else 20, 50,
-                                                                         f"fitting {algorithm} on the training part"))
+        model.fit(
+            train.user_items,
+            side_train,
+            progress=reporter.part(25 if selection_rows else 20, 50, f"fitting {algorithm} on the training part"),
+        )
         reporter.set(50, "scoring the holdout")
         if np.diff(test_rows.indptr).any():
             users = int((np.diff(test_rows.indptr) > 0).sum())
@@ -400,7 +444,9 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     tic = time.perf_counter()
     full = _matrix(data, None, now=now)
     model = engine_base.algorithm_build(algorithm, **params)
-    model.fit(full.user_items, _side(data, None, now), progress=reporter.part(55, 90, f"fitting {algorithm} on all data"))
+    model.fit(
+        full.user_items, _side(data, None, now), progress=reporter.part(55, 90, f"fitting {algorithm} on all data")
+    )
     timings["fit"] = time.perf_counter() - tic
 
     # 5. artifact -----------------------------------------------------------------------------
@@ -415,12 +461,21 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     total = time.perf_counter() - clock
     timings["total"] = total
     ModelVersion.objects.filter(pk=version.pk).update(
-        algorithm=algorithm, params=model.get_params(),
-        progress=97, stage="deciding activation", metrics=metrics,
-        timings={k_: round(v, 3) for k_, v in timings.items()}, training_seconds=round(total, 3),
-        artifact=stored, artifact_size=size, n_users=int(full.n_users), n_items=int(full.n_items),
-        n_interactions=len(events), data_since=datetime.fromtimestamp(float(events.times.min()), tz=dt_timezone.utc),
-        data_until=datetime.fromtimestamp(now, tz=dt_timezone.utc), finished_at=timezone.now(),
+        algorithm=algorithm,
+        params=model.get_params(),
+        progress=97,
+        stage="deciding activation",
+        metrics=metrics,
+        timings={k_: round(v, 3) for k_, v in timings.items()},
+        training_seconds=round(total, 3),
+        artifact=stored,
+        artifact_size=size,
+        n_users=int(full.n_users),
+        n_items=int(full.n_items),
+        n_interactions=len(events),
+        data_since=datetime.fromtimestamp(float(events.times.min()), tz=dt_timezone.utc),
+        data_until=datetime.fromtimestamp(now, tz=dt_timezone.utc),
+        finished_at=timezone.now(),
     )
     version.refresh_from_db()
 
@@ -464,15 +519,21 @@ def _select(data: _Data, train_mask: np.ndarray, cutoff: float, params: dict, re
     if not np.diff(validation_rows.tocsr().indptr).any():
         return "trending", {}, [{"algorithm": "trending", "status": "chosen", "reason": "no validation data"}]
     result = select_model(
-        inner_matrix.user_items, validation_rows, _side(data, inner, val_cutoff),
-        candidates=params.get("candidates"), k=int(conf.get("TRAIN_EVAL_K")),
+        inner_matrix.user_items,
+        validation_rows,
+        _side(data, inner, val_cutoff),
+        candidates=params.get("candidates"),
+        k=int(conf.get("TRAIN_EVAL_K")),
         time_budget_s=float(params.get("time_budget_s") or conf.get("TRAIN_SELECTION_BUDGET_S")),
         progress=reporter.part(20, 45, "selecting the algorithm"),
     )
     rows = []
     for row in result.rows:
-        clean = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()
-                 if k in ("algorithm", "params", "status", "reason", "ndcg", "precision", "recall", "train_seconds")}
+        clean = {
+            k: (round(v, 6) if isinstance(v, float) else v)
+            for k, v in row.items()
+            if k in ("algorithm", "params", "status", "reason", "ndcg", "precision", "recall", "train_seconds")
+        }
         rows.append(clean)
     return result.best_name, dict(result.best_params), rows
 
@@ -504,15 +565,18 @@ def model_version_promote(*, version: ModelVersion, finish: bool = False) -> boo
             version.save(update_fields=["status", "progress", "stage"])
         if version.status != ModelVersion.Status.SUCCEEDED or version.tainted_at is not None:
             return False
-        if version.data_read_at and ForgottenUser.objects.filter(
-            forgotten_at__gte=version.data_read_at, had_interactions=True
-        ).exists():
+        if (
+            version.data_read_at
+            and ForgottenUser.objects.filter(forgotten_at__gte=version.data_read_at, had_interactions=True).exists()
+        ):
             _taint(version, "a customer was forgotten while it trained")
             state.epoch_bump()
             return False
         champion = (
-            ModelVersion.objects.select_for_update().filter(slot=version.slot, is_active=True)
-            .exclude(pk=version.pk).first()
+            ModelVersion.objects.select_for_update()
+            .filter(slot=version.slot, is_active=True)
+            .exclude(pk=version.pk)
+            .first()
         )
         wins, note = _beats(version, champion)
         if wins:
@@ -527,8 +591,9 @@ def model_version_promote(*, version: ModelVersion, finish: bool = False) -> boo
 def _activate(version: ModelVersion, champion: ModelVersion | None, note: str) -> None:
     if champion is not None:
         ModelVersion.objects.filter(pk=champion.pk).update(is_active=False)
-    ModelVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=timezone.now(),
-                                                      activation_note=note[:255])
+    ModelVersion.objects.filter(pk=version.pk).update(
+        is_active=True, activated_at=timezone.now(), activation_note=note[:255]
+    )
     state.epoch_bump()
 
 
@@ -546,8 +611,9 @@ def model_version_activate(*, version: ModelVersion, by=None) -> ModelVersion:
             return version
         champion = ModelVersion.objects.select_for_update().filter(slot=version.slot, is_active=True).first()
         who = getattr(by, "email", "") or "staff"
-        _activate(version, champion, f"activated by hand by {who}"
-                  + (f" (replacing {champion.label})" if champion else ""))
+        _activate(
+            version, champion, f"activated by hand by {who}" + (f" (replacing {champion.label})" if champion else "")
+        )
     version.refresh_from_db()
     return version
 
@@ -556,7 +622,8 @@ def model_version_deactivate(*, version: ModelVersion) -> ModelVersion:
     """Stop serving ``version``; its slot falls back to interests/trending."""
     with transaction.atomic():
         ModelVersion.objects.filter(pk=version.pk, is_active=True).update(
-            is_active=False, activation_note="deactivated by hand")
+            is_active=False, activation_note="deactivated by hand"
+        )
         state.epoch_bump()
     version.refresh_from_db()
     return version
@@ -583,7 +650,8 @@ def model_version_delete(*, version: ModelVersion) -> None:
 def _taint(version: ModelVersion, why: str) -> None:
     name = version.artifact.name if version.artifact else ""
     ModelVersion.objects.filter(pk=version.pk).update(
-        tainted_at=timezone.now(), is_active=False, artifact="", activation_note=f"retired: {why}"[:255])
+        tainted_at=timezone.now(), is_active=False, artifact="", activation_note=f"retired: {why}"[:255]
+    )
     if name:
         transaction.on_commit(lambda: _delete_artifact(name))
 
@@ -600,12 +668,14 @@ def artifacts_prune(*, slot: str, keep: int | None = None) -> int:
     slot (never the active one, nor one an experiment uses). Returns how many."""
     keep = int(conf.get("ARTIFACT_KEEP") if keep is None else keep)
     versions = list(
-        ModelVersion.objects.filter(slot=slot, status=ModelVersion.Status.SUCCEEDED).exclude(artifact="")
-        .filter(is_active=False, variants__isnull=True).order_by("-finished_at", "-id")
+        ModelVersion.objects.filter(slot=slot, status=ModelVersion.Status.SUCCEEDED)
+        .exclude(artifact="")
+        .filter(is_active=False, variants__isnull=True)
+        .order_by("-finished_at", "-id")
     )
     active_count = ModelVersion.objects.filter(slot=slot, is_active=True).count()
     pruned = 0
-    for version in versions[max(keep - active_count, 0):]:
+    for version in versions[max(keep - active_count, 0) :]:
         name = version.artifact.name
         ModelVersion.objects.filter(pk=version.pk).update(artifact="", artifact_size=0)
         _delete_artifact(name)
@@ -615,6 +685,8 @@ def artifacts_prune(*, slot: str, keep: int | None = None) -> int:
 
 def versions_with_user_data(*, first: datetime, last: datetime):
     """Succeeded, still clean versions whose data window covers [first, last]."""
-    return ModelVersion.objects.filter(status=ModelVersion.Status.SUCCEEDED, tainted_at__isnull=True).filter(
-        Q(data_until__isnull=True) | Q(data_until__gte=first)
-    ).filter(Q(data_since__isnull=True) | Q(data_since__lte=last))
+    return (
+        ModelVersion.objects.filter(status=ModelVersion.Status.SUCCEEDED, tainted_at__isnull=True)
+        .filter(Q(data_until__isnull=True) | Q(data_until__gte=first))
+        .filter(Q(data_since__isnull=True) | Q(data_since__lte=last))
+    )

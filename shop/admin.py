@@ -1,5 +1,6 @@
 """Staff tools for the store: catalogue, customers (with history and orders),
 interactions (read-only: only `shop.services` writes them), carts and orders."""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -69,9 +70,7 @@ class UserAdmin(DjangoUserAdmin):
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = (
-        (None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),
-    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     inlines = [OrderInline, ConsentChangeInline, RecentInteractionInline]
     actions = ["forget_customers"]
 
@@ -122,7 +121,8 @@ class CategoryAdmin(admin.ModelAdmin):
     def swatch(self, obj: Category) -> str:
         return format_html(
             '<span style="display:inline-block;width:1.5em;height:1em;background:{};border:1px solid #999"></span> {}',
-            obj.colour, obj.colour,
+            obj.colour,
+            obj.colour,
         )
 
 
@@ -276,7 +276,10 @@ class APITokenAdmin(DRFTokenAdmin):
         if not change:
             messages.success(
                 request,
-                format_html("API token for {} created: <code>{}</code>. Send it as "
-                            "<code>Authorization: Token …</code>; delete it here to revoke it.",
-                            obj.user, obj.key),
+                format_html(
+                    "API token for {} created: <code>{}</code>. Send it as "
+                    "<code>Authorization: Token …</code>; delete it here to revoke it.",
+                    obj.user,
+                    obj.key,
+                ),
             )

@@ -8,6 +8,7 @@ Conventions shared by every app's endpoints (errors, pagination, throttling,
 permissions) live in `shop.api_errors`, `shop.pagination`, `shop.throttling` and
 `shop.permissions`; the schema at ``/api/v1/schema/`` documents all of it.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,24 +68,60 @@ class CategorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-CATEGORY_EXAMPLE = {"id": 3, "name": "Candles & lights", "slug": "candles-lights", "parent_id": None,
-                    "description": "", "colour": "#5b6c8f", "position": 0}
+CATEGORY_EXAMPLE = {
+    "id": 3,
+    "name": "Candles & lights",
+    "slug": "candles-lights",
+    "parent_id": None,
+    "description": "",
+    "colour": "#5b6c8f",
+    "position": 0,
+}
 PRODUCT_EXAMPLE = {
-    "id": 12, "sku": "85123A", "name": "White hanging heart t-light holder",
-    "slug": "white-hanging-heart-t-light-holder-85123a", "description": "",
+    "id": 12,
+    "sku": "85123A",
+    "name": "White hanging heart t-light holder",
+    "slug": "white-hanging-heart-t-light-holder-85123a",
+    "description": "",
     "category": {"id": 3, "name": "Candles & lights", "slug": "candles-lights"},
-    "price": "2.55", "currency": "GBP", "stock": 40, "in_stock": True, "is_active": True,
-    "attributes": {}, "image_url": "", "created_at": "2024-05-01T10:00:00Z", "updated_at": "2024-05-01T10:00:00Z",
+    "price": "2.55",
+    "currency": "GBP",
+    "stock": 40,
+    "in_stock": True,
+    "is_active": True,
+    "attributes": {},
+    "image_url": "",
+    "created_at": "2024-05-01T10:00:00Z",
+    "updated_at": "2024-05-01T10:00:00Z",
 }
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List categories", description="All categories, in display order.", tags=["catalogue"],
-                       examples=[OpenApiExample("categories", response_only=True, value={
-                           "count": 2, "next": None, "previous": None, "results": [CATEGORY_EXAMPLE, {
-                               **CATEGORY_EXAMPLE, "id": 4, "name": "Tea lights", "slug": "tea-lights", "parent_id": 3}]})]),
-    retrieve=extend_schema(summary="One category", tags=["catalogue"],
-                           examples=[OpenApiExample("category", response_only=True, value=CATEGORY_EXAMPLE)]),
+    list=extend_schema(
+        summary="List categories",
+        description="All categories, in display order.",
+        tags=["catalogue"],
+        examples=[
+            OpenApiExample(
+                "categories",
+                response_only=True,
+                value={
+                    "count": 2,
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        CATEGORY_EXAMPLE,
+                        {**CATEGORY_EXAMPLE, "id": 4, "name": "Tea lights", "slug": "tea-lights", "parent_id": 3},
+                    ],
+                },
+            )
+        ],
+    ),
+    retrieve=extend_schema(
+        summary="One category",
+        tags=["catalogue"],
+        examples=[OpenApiExample("category", response_only=True, value=CATEGORY_EXAMPLE)],
+    ),
 )
 class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
     """The category tree, flat (``parent_id`` links a category to its parent)."""
@@ -104,27 +141,43 @@ class ProductSerializer(serializers.ModelSerializer):
     category = ProductCategorySerializer(allow_null=True, read_only=True)
     in_stock = serializers.BooleanField(read_only=True)
     price = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
-    image_url = serializers.CharField(read_only=True, help_text="Absolute image URL, or empty when the product "
-                                      "has none (show a placeholder).")
+    image_url = serializers.CharField(
+        read_only=True, help_text="Absolute image URL, or empty when the product has none (show a placeholder)."
+    )
 
     class Meta:
         model = Product
         fields = [
-            "id", "sku", "name", "slug", "description", "category", "price", "currency", "stock", "in_stock",
-            "is_active", "attributes", "image_url", "created_at", "updated_at",
+            "id",
+            "sku",
+            "name",
+            "slug",
+            "description",
+            "category",
+            "price",
+            "currency",
+            "stock",
+            "in_stock",
+            "is_active",
+            "attributes",
+            "image_url",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
 
 PRODUCT_ORDERINGS = {
-    "name": ("name", "id"), "-name": ("-name", "-id"),
-    "price": ("price", "name", "id"), "-price": ("-price", "name", "id"),
-    "created_at": ("created_at", "id"), "-created_at": ("-created_at", "-id"),
+    "name": ("name", "id"),
+    "-name": ("-name", "-id"),
+    "price": ("price", "name", "id"),
+    "-price": ("-price", "name", "id"),
+    "created_at": ("created_at", "id"),
+    "-created_at": ("-created_at", "-id"),
 }
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^\d{1,10}(\.\d{1,2})?$",
-                      "example": "12.50"})
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^\d{1,10}(\.\d{1,2})?$", "example": "12.50"})
 class PriceFilterField(serializers.DecimalField):
     """A price bound in a query: 0 or more, at most 10 whole digits and 2 decimals
     (documented as a pattern: a schema's minimum does not apply to decimal strings)."""
@@ -137,23 +190,31 @@ class ProductFilterSerializer(serializers.Serializer):
     """Query parameters of the product list."""
 
     category = serializers.IntegerField(
-        required=False, min_value=1, max_value=2**63 - 1,
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
         help_text="Category id: products of this category and of every category below it.",
     )
     min_price = PriceFilterField(required=False)
     max_price = PriceFilterField(required=False)
-    in_stock = serializers.BooleanField(required=False, allow_null=True, default=None,
-                                        help_text="true: only products with stock; false: only without.")
+    in_stock = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="true: only products with stock; false: only without."
+    )
     active = serializers.BooleanField(
-        required=False, default=True,
+        required=False,
+        default=True,
         help_text="false lists withdrawn products: needs the `shop.view_product` permission (else 403).",
     )
     sku = serializers.CharField(required=False, max_length=64, help_text="Exact SKU.")
-    q = serializers.CharField(required=False, max_length=200,
-                              help_text="Search: words in the name, SKU, category or description (the store's "
-                                        "search, prefixes match). Results come best match first.")
-    ordering = serializers.ChoiceField(choices=list(PRODUCT_ORDERINGS), required=False,
-                                       help_text="Default: best match with `q`, else `name`.")
+    q = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="Search: words in the name, SKU, category or description (the store's "
+        "search, prefixes match). Results come best match first.",
+    )
+    ordering = serializers.ChoiceField(
+        choices=list(PRODUCT_ORDERINGS), required=False, help_text="Default: best match with `q`, else `name`."
+    )
 
     def validate(self, attrs):
         low, high = attrs.get("min_price"), attrs.get("max_price")
@@ -167,15 +228,20 @@ class ProductFilterSerializer(serializers.Serializer):
         summary="List and search products",
         parameters=[ProductFilterSerializer],
         tags=["catalogue"],
-        examples=[OpenApiExample(
-            "a page of products",
-            response_only=True,
-            value={"count": 1, "next": None, "previous": None, "results": [PRODUCT_EXAMPLE]},
-        )],
+        examples=[
+            OpenApiExample(
+                "a page of products",
+                response_only=True,
+                value={"count": 1, "next": None, "previous": None, "results": [PRODUCT_EXAMPLE]},
+            )
+        ],
     ),
-    retrieve=extend_schema(summary="One product", description="Withdrawn products are a 404 unless you hold "
-                           "the `shop.view_product` permission.", tags=["catalogue"],
-                           examples=[OpenApiExample("product", response_only=True, value=PRODUCT_EXAMPLE)]),
+    retrieve=extend_schema(
+        summary="One product",
+        description="Withdrawn products are a 404 unless you hold the `shop.view_product` permission.",
+        tags=["catalogue"],
+        examples=[OpenApiExample("product", response_only=True, value=PRODUCT_EXAMPLE)],
+    ),
 )
 class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     """The catalogue. Anyone may read it; withdrawn products only with permission."""
@@ -246,20 +312,40 @@ class InterestsField(serializers.SlugRelatedField):
 
 
 class CustomerOutputSerializer(serializers.ModelSerializer):
-    interests = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True,
-                                             help_text="Slugs of the categories the customer is interested in.")
+    interests = serializers.SlugRelatedField(
+        slug_field="slug", many=True, read_only=True, help_text="Slugs of the categories the customer is interested in."
+    )
 
     class Meta:
         model = User
-        fields = ["id", "external_id", "email", "first_name", "last_name", "country", "interests",
-                  "marketing_consent", "consent_changed_at", "date_joined", "is_active"]
+        fields = [
+            "id",
+            "external_id",
+            "email",
+            "first_name",
+            "last_name",
+            "country",
+            "interests",
+            "marketing_consent",
+            "consent_changed_at",
+            "date_joined",
+            "is_active",
+        ]
         read_only_fields = fields
 
 
 CUSTOMER_EXAMPLE = {
-    "id": 42, "external_id": "crm-1007", "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
-    "country": "United Kingdom", "interests": ["candles-lights", "kitchen"], "marketing_consent": True,
-    "consent_changed_at": "2024-05-01T10:00:00Z", "date_joined": "2024-05-01T10:00:00Z", "is_active": True,
+    "id": 42,
+    "external_id": "crm-1007",
+    "email": "ann@example.com",
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "country": "United Kingdom",
+    "interests": ["candles-lights", "kitchen"],
+    "marketing_consent": True,
+    "consent_changed_at": "2024-05-01T10:00:00Z",
+    "date_joined": "2024-05-01T10:00:00Z",
+    "is_active": True,
 }
 
 
@@ -269,7 +355,8 @@ class _ProfileFields(serializers.Serializer):
     country = serializers.CharField(required=False, allow_blank=True, max_length=64)
     interests = InterestsField(many=True, required=False, help_text="Category slugs (replaces the list).")
     marketing_consent = serializers.BooleanField(
-        required=False, help_text="Consent to marketing emails; every change is recorded with source `api`.")
+        required=False, help_text="Consent to marketing emails; every change is recorded with source `api`."
+    )
 
     def validate_interests(self, value):
         if len(value) > 100:
@@ -302,15 +389,26 @@ class CustomerListCreateApi(APIView):
 
     class InputSerializer(_ProfileFields):
         email = serializers.EmailField(max_length=254)
-        external_id = serializers.CharField(required=False, allow_null=True, max_length=64,
-                                            help_text="The customer's id in your system.")
+        external_id = serializers.CharField(
+            required=False, allow_null=True, max_length=64, help_text="The customer's id in your system."
+        )
 
     OutputSerializer = CustomerOutputSerializer
 
-    @extend_schema(operation_id="customers_list", summary="List customers", parameters=[CustomerFilterSerializer],
-                   examples=[OpenApiExample("customers", response_only=True, value={
-                       "count": 1, "next": None, "previous": None, "results": [CUSTOMER_EXAMPLE]})],
-                   responses=paginated(CustomerOutputSerializer, "PaginatedCustomerList"), tags=["customers"])
+    @extend_schema(
+        operation_id="customers_list",
+        summary="List customers",
+        parameters=[CustomerFilterSerializer],
+        examples=[
+            OpenApiExample(
+                "customers",
+                response_only=True,
+                value={"count": 1, "next": None, "previous": None, "results": [CUSTOMER_EXAMPLE]},
+            )
+        ],
+        responses=paginated(CustomerOutputSerializer, "PaginatedCustomerList"),
+        tags=["customers"],
+    )
     def get(self, request):
         params = CustomerFilterSerializer(data=query_params(request))
         params.is_valid(raise_exception=True)
@@ -328,12 +426,25 @@ class CustomerListCreateApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
     @extend_schema(
-        operation_id="customers_create", summary="Create a customer", request=InputSerializer,
-        responses={201: CustomerOutputSerializer}, tags=["customers"],
+        operation_id="customers_create",
+        summary="Create a customer",
+        request=InputSerializer,
+        responses={201: CustomerOutputSerializer},
+        tags=["customers"],
         examples=[
-            OpenApiExample("new customer", request_only=True, value={
-                "email": "ann@example.com", "external_id": "crm-1007", "first_name": "Ann", "last_name": "Lee",
-                "country": "United Kingdom", "interests": ["kitchen"], "marketing_consent": True}),
+            OpenApiExample(
+                "new customer",
+                request_only=True,
+                value={
+                    "email": "ann@example.com",
+                    "external_id": "crm-1007",
+                    "first_name": "Ann",
+                    "last_name": "Lee",
+                    "country": "United Kingdom",
+                    "interests": ["kitchen"],
+                    "marketing_consent": True,
+                },
+            ),
             OpenApiExample("created", response_only=True, status_codes=["201"], value=CUSTOMER_EXAMPLE),
         ],
     )
@@ -360,16 +471,27 @@ class CustomerDetailApi(APIView):
     def _get(self, pk: int) -> User:
         return get_object_or_404(_customers(), pk=pk)
 
-    @extend_schema(operation_id="customers_retrieve", summary="One customer", responses=CustomerOutputSerializer,
-                   tags=["customers"], examples=[OpenApiExample("customer", response_only=True, value=CUSTOMER_EXAMPLE)])
+    @extend_schema(
+        operation_id="customers_retrieve",
+        summary="One customer",
+        responses=CustomerOutputSerializer,
+        tags=["customers"],
+        examples=[OpenApiExample("customer", response_only=True, value=CUSTOMER_EXAMPLE)],
+    )
     def get(self, request, pk: int):
         return Response(self.OutputSerializer(self._get(pk)).data)
 
-    @extend_schema(operation_id="customers_partial_update", summary="Change a customer", request=InputSerializer,
-                   responses=CustomerOutputSerializer,
-                   examples=[OpenApiExample("new country", request_only=True, value={"country": "France"}),
-                             OpenApiExample("changed", response_only=True, value={**CUSTOMER_EXAMPLE, "country": "France"})],
-                   tags=["customers"])
+    @extend_schema(
+        operation_id="customers_partial_update",
+        summary="Change a customer",
+        request=InputSerializer,
+        responses=CustomerOutputSerializer,
+        examples=[
+            OpenApiExample("new country", request_only=True, value={"country": "France"}),
+            OpenApiExample("changed", response_only=True, value={**CUSTOMER_EXAMPLE, "country": "France"}),
+        ],
+        tags=["customers"],
+    )
     def patch(self, request, pk: int):
         user = self._get(pk)
         data = self.InputSerializer(data=request.data, partial=True)
@@ -377,8 +499,13 @@ class CustomerDetailApi(APIView):
         user = services.user_profile_update(user=user, **data.validated_data)
         return Response(self.OutputSerializer(_customers().get(pk=user.pk)).data)
 
-    @extend_schema(operation_id="customers_destroy", summary="Forget a customer", description="Deletes the account and everything the customer did "
-                   "(GDPR erasure); orders stay, anonymised.", responses={204: None}, tags=["customers"])
+    @extend_schema(
+        operation_id="customers_destroy",
+        summary="Forget a customer",
+        description="Deletes the account and everything the customer did (GDPR erasure); orders stay, anonymised.",
+        responses={204: None},
+        tags=["customers"],
+    )
     def delete(self, request, pk: int):
         services.user_forget(user=self._get(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -398,18 +525,33 @@ class CustomerByExternalIdApi(APIView):
 
     OutputSerializer = CustomerOutputSerializer
 
-    @extend_schema(operation_id="customers_external_retrieve", summary="One customer by external id",
-                   responses=CustomerOutputSerializer, tags=["customers"],
-                   examples=[OpenApiExample("customer", response_only=True, value=CUSTOMER_EXAMPLE)])
+    @extend_schema(
+        operation_id="customers_external_retrieve",
+        summary="One customer by external id",
+        responses=CustomerOutputSerializer,
+        tags=["customers"],
+        examples=[OpenApiExample("customer", response_only=True, value=CUSTOMER_EXAMPLE)],
+    )
     def get(self, request, external_id: str):
         return Response(self.OutputSerializer(get_object_or_404(_customers(), external_id=external_id)).data)
 
     @extend_schema(
-        operation_id="customers_external_upsert", summary="Create or update a customer by external id", request=InputSerializer,
-        responses={200: CustomerOutputSerializer, 201: CustomerOutputSerializer}, tags=["customers"],
+        operation_id="customers_external_upsert",
+        summary="Create or update a customer by external id",
+        request=InputSerializer,
+        responses={200: CustomerOutputSerializer, 201: CustomerOutputSerializer},
+        tags=["customers"],
         examples=[
-            OpenApiExample("sync", request_only=True, value={
-                "email": "ann@example.com", "first_name": "Ann", "interests": ["kitchen"], "marketing_consent": False}),
+            OpenApiExample(
+                "sync",
+                request_only=True,
+                value={
+                    "email": "ann@example.com",
+                    "first_name": "Ann",
+                    "interests": ["kitchen"],
+                    "marketing_consent": False,
+                },
+            ),
             OpenApiExample("updated", response_only=True, status_codes=["200"], value=CUSTOMER_EXAMPLE),
             OpenApiExample("created", response_only=True, status_codes=["201"], value=CUSTOMER_EXAMPLE),
         ],
@@ -419,11 +561,15 @@ class CustomerByExternalIdApi(APIView):
         data.is_valid(raise_exception=True)
         exists = User.objects.filter(external_id=external_id).exists()
         if not can_act_for_others(request.user, User, "change" if exists else "add"):
-            raise PermissionDenied(f"{'Updating' if exists else 'Creating'} a customer needs the "
-                                   f"shop.{'change' if exists else 'add'}_user permission.")
+            raise PermissionDenied(
+                f"{'Updating' if exists else 'Creating'} a customer needs the "
+                f"shop.{'change' if exists else 'add'}_user permission."
+            )
         user, created = services.customer_upsert(external_id=external_id, **data.validated_data)
-        return Response(self.OutputSerializer(_customers().get(pk=user.pk)).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            self.OutputSerializer(_customers().get(pk=user.pk)).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
     def get_permissions(self):
         # PUT decides between add and change itself (above); GET needs view.
@@ -442,17 +588,34 @@ class MeApi(APIView):
 
     OutputSerializer = CustomerOutputSerializer
 
-    @extend_schema(operation_id="me_retrieve", summary="My profile", responses=CustomerOutputSerializer, tags=["me"],
-                   examples=[OpenApiExample("profile", response_only=True, value=CUSTOMER_EXAMPLE)])
+    @extend_schema(
+        operation_id="me_retrieve",
+        summary="My profile",
+        responses=CustomerOutputSerializer,
+        tags=["me"],
+        examples=[OpenApiExample("profile", response_only=True, value=CUSTOMER_EXAMPLE)],
+    )
     def get(self, request):
         return Response(self.OutputSerializer(request.user).data)
 
     @extend_schema(
-        operation_id="me_partial_update", summary="Change my profile", request=InputSerializer, responses=CustomerOutputSerializer, tags=["me"],
-        examples=[OpenApiExample("opt out, new interests", request_only=True,
-                                 value={"interests": ["kitchen", "garden"], "marketing_consent": False}),
-                  OpenApiExample("changed", response_only=True, value={
-                      **CUSTOMER_EXAMPLE, "interests": ["garden", "kitchen"], "marketing_consent": False})],
+        operation_id="me_partial_update",
+        summary="Change my profile",
+        request=InputSerializer,
+        responses=CustomerOutputSerializer,
+        tags=["me"],
+        examples=[
+            OpenApiExample(
+                "opt out, new interests",
+                request_only=True,
+                value={"interests": ["kitchen", "garden"], "marketing_consent": False},
+            ),
+            OpenApiExample(
+                "changed",
+                response_only=True,
+                value={**CUSTOMER_EXAMPLE, "interests": ["garden", "kitchen"], "marketing_consent": False},
+            ),
+        ],
     )
     def patch(self, request):
         data = self.InputSerializer(data=request.data, partial=True)
@@ -464,39 +627,67 @@ class MeApi(APIView):
 # =====================================================================================
 # Interactions (events)
 # =====================================================================================
-EVENT_FIELDS = frozenset({
-    "event_id", "product_id", "product_sku", "user_id", "user_external_id", "session_key",
-    "kind", "value", "occurred_at", "source", "rec_list_id", "delivery_id",
-})
+EVENT_FIELDS = frozenset(
+    {
+        "event_id",
+        "product_id",
+        "product_sku",
+        "user_id",
+        "user_external_id",
+        "session_key",
+        "kind",
+        "value",
+        "occurred_at",
+        "source",
+        "rec_list_id",
+        "delivery_id",
+    }
+)
 
 
 class EventInputSerializer(serializers.Serializer):
     """One event. Documents the fields `parse_event` accepts (a test keeps them equal)."""
 
     event_id = serializers.CharField(
-        required=False, min_length=1, max_length=64,
+        required=False,
+        min_length=1,
+        max_length=64,
         help_text="Your unique id of the event: an event whose id is already stored is skipped, "
-                  "so a retried request never stores it twice. Strongly recommended.",
+        "so a retried request never stores it twice. Strongly recommended.",
     )
     product_id = serializers.IntegerField(required=False, min_value=1, help_text="Affinity product id…")
-    product_sku = serializers.CharField(required=False, min_length=1, max_length=64, help_text="…or its SKU (one of the two).")
+    product_sku = serializers.CharField(
+        required=False, min_length=1, max_length=64, help_text="…or its SKU (one of the two)."
+    )
     user_id = serializers.IntegerField(required=False, min_value=1, help_text="Affinity customer id…")
-    user_external_id = serializers.CharField(required=False, min_length=1, max_length=64,
-                                             help_text="…or the customer's id in your system…")
-    session_key = serializers.CharField(required=False, min_length=1, max_length=64,
-                                        help_text="…or, for an anonymous visitor, their session id. "
-                                                  "A shopper's own events need none of these.")
+    user_external_id = serializers.CharField(
+        required=False, min_length=1, max_length=64, help_text="…or the customer's id in your system…"
+    )
+    session_key = serializers.CharField(
+        required=False,
+        min_length=1,
+        max_length=64,
+        help_text="…or, for an anonymous visitor, their session id. A shopper's own events need none of these.",
+    )
     kind = serializers.ChoiceField(choices=EVENT_KIND_CHOICES, help_text="What happened.")
-    value = serializers.FloatField(required=False, default=1.0, min_value=0,
-                                   help_text="Quantity for purchases, stars (0-5) for ratings; default 1.")
+    value = serializers.FloatField(
+        required=False,
+        default=1.0,
+        min_value=0,
+        help_text="Quantity for purchases, stars (0-5) for ratings; default 1.",
+    )
     occurred_at = serializers.DateTimeField(
-        required=False, help_text="ISO 8601 with a timezone (`2024-05-01T10:00:00Z`); default: now. "
-                                  "Not more than 5 minutes in the future.")
+        required=False,
+        help_text="ISO 8601 with a timezone (`2024-05-01T10:00:00Z`); default: now. "
+        "Not more than 5 minutes in the future.",
+    )
     source = serializers.ChoiceField(choices=EVENT_SOURCE_CHOICES, required=False, default="api")
-    rec_list_id = serializers.UUIDField(required=False, allow_null=True,
-                                        help_text="Id of the recommendation list the product was shown in.")
-    delivery_id = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                           help_text="Id of the campaign email the event came from.")
+    rec_list_id = serializers.UUIDField(
+        required=False, allow_null=True, help_text="Id of the recommendation list the product was shown in."
+    )
+    delivery_id = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="Id of the campaign email the event came from."
+    )
 
 
 def _row_error(index: int, field: str, message: str, code: str = "invalid") -> RowError:
@@ -543,7 +734,11 @@ def _parse_event_fast(raw: dict, actor: User, for_anyone: bool) -> InteractionIn
         if number is not None and (type(number) is not int or not 0 < number <= _ID_MAX):
             return None
     product_sku, user_external_id, session_key, event_id = (
-        get("product_sku"), get("user_external_id"), get("session_key"), get("event_id"))
+        get("product_sku"),
+        get("user_external_id"),
+        get("session_key"),
+        get("event_id"),
+    )
     for text in (product_sku, user_external_id, session_key, event_id):
         if text is not None and (type(text) is not str or not 0 < len(text) <= 64):
             return None
@@ -579,13 +774,23 @@ def _parse_event_fast(raw: dict, actor: User, for_anyone: bool) -> InteractionIn
             return None
     if not for_anyone:
         if (user_id is not None and user_id != actor.pk) or (
-                user_external_id is not None and user_external_id != actor.external_id):
+            user_external_id is not None and user_external_id != actor.external_id
+        ):
             return None
         user_id, user_external_id = actor.pk, None
     return InteractionIn(
-        product_id=product_id, product_sku=product_sku, kind=kind, user_id=user_id,
-        user_external_id=user_external_id, session_key=session_key or "", value=value, occurred_at=occurred_at,
-        source=source, event_id=event_id, delivery_id=delivery_id, rec_list_id=rec_list_id,
+        product_id=product_id,
+        product_sku=product_sku,
+        kind=kind,
+        user_id=user_id,
+        user_external_id=user_external_id,
+        session_key=session_key or "",
+        value=value,
+        occurred_at=occurred_at,
+        source=source,
+        event_id=event_id,
+        delivery_id=delivery_id,
+        rec_list_id=rec_list_id,
     )
 
 
@@ -608,8 +813,9 @@ def parse_event(index: int, raw, *, actor: User, for_anyone: bool) -> tuple[Inte
     return _parse_event_careful(index, raw, actor=actor, for_anyone=for_anyone)
 
 
-def _parse_event_careful(index: int, raw: dict, *, actor: User,
-                         for_anyone: bool) -> tuple[InteractionIn | None, list[RowError]]:
+def _parse_event_careful(
+    index: int, raw: dict, *, actor: User, for_anyone: bool
+) -> tuple[InteractionIn | None, list[RowError]]:
     """Every problem of one event, named."""
     errors: list[RowError] = []
     unknown = raw.keys() - EVENT_FIELDS
@@ -627,13 +833,22 @@ def _parse_event_careful(index: int, raw: dict, *, actor: User,
     kind_name = raw.get("kind")
     kind = KIND_BY_NAME.get(kind_name) if type(kind_name) is str else None
     if kind is None:
-        errors.append(_row_error(index, "kind", f"unknown kind {kind_name!r}; one of {sorted(KIND_BY_NAME)}",
-                                 "required" if kind_name is None else "invalid_choice"))
+        errors.append(
+            _row_error(
+                index,
+                "kind",
+                f"unknown kind {kind_name!r}; one of {sorted(KIND_BY_NAME)}",
+                "required" if kind_name is None else "invalid_choice",
+            )
+        )
     source_name = raw.get("source", "api")
     source = SOURCE_BY_NAME.get(source_name) if type(source_name) is str else None
     if source is None:
-        errors.append(_row_error(index, "source", f"unknown source {source_name!r}; one of {sorted(SOURCE_BY_NAME)}",
-                                 "invalid_choice"))
+        errors.append(
+            _row_error(
+                index, "source", f"unknown source {source_name!r}; one of {sorted(SOURCE_BY_NAME)}", "invalid_choice"
+            )
+        )
     value = raw.get("value", 1.0)
     if type(value) not in (int, float) or not math.isfinite(value):
         errors.append(_row_error(index, "value", f"must be a number, not {value!r}"[:120]))
@@ -651,8 +866,9 @@ def _parse_event_careful(index: int, raw: dict, *, actor: User,
                 occurred_at = None
             else:
                 if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
-                    errors.append(_row_error(index, "occurred_at", "needs a timezone (e.g. Z or +01:00)",
-                                             "naive_datetime"))
+                    errors.append(
+                        _row_error(index, "occurred_at", "needs a timezone (e.g. Z or +01:00)", "naive_datetime")
+                    )
                     occurred_at = None
     rec_list_id = raw.get("rec_list_id")
     if rec_list_id is not None:
@@ -665,16 +881,26 @@ def _parse_event_careful(index: int, raw: dict, *, actor: User,
 
     if not for_anyone:
         own = (user_id is None or user_id == actor.pk) and (
-            user_external_id is None or (actor.external_id is not None and user_external_id == actor.external_id))
+            user_external_id is None or (actor.external_id is not None and user_external_id == actor.external_id)
+        )
         if not own:
             errors.append(_row_error(index, "user", "you may only send your own events", "permission_denied"))
         user_id, user_external_id = actor.pk, None
     if errors:
         return None, errors
     return InteractionIn(
-        product_id=product_id, product_sku=product_sku, kind=kind, user_id=user_id,
-        user_external_id=user_external_id, session_key=session_key, value=value, occurred_at=occurred_at,
-        source=source, event_id=event_id, delivery_id=delivery_id, rec_list_id=rec_list_id,
+        product_id=product_id,
+        product_sku=product_sku,
+        kind=kind,
+        user_id=user_id,
+        user_external_id=user_external_id,
+        session_key=session_key,
+        value=value,
+        occurred_at=occurred_at,
+        source=source,
+        event_id=event_id,
+        delivery_id=delivery_id,
+        rec_list_id=rec_list_id,
     ), []
 
 
@@ -685,8 +911,20 @@ class InteractionOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Interaction
-        fields = ["id", "event_id", "product_id", "product_sku", "user_id", "session_key", "kind", "value",
-                  "occurred_at", "source", "rec_list_id", "delivery_id"]
+        fields = [
+            "id",
+            "event_id",
+            "product_id",
+            "product_sku",
+            "user_id",
+            "session_key",
+            "kind",
+            "value",
+            "occurred_at",
+            "source",
+            "rec_list_id",
+            "delivery_id",
+        ]
         read_only_fields = fields
 
     def get_kind(self, obj) -> str:
@@ -697,8 +935,12 @@ class InteractionOutputSerializer(serializers.ModelSerializer):
 
 
 class InteractionFilterSerializer(serializers.Serializer):
-    user_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
-                                       help_text="Someone else's events: needs `shop.view_interaction`.")
+    user_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="Someone else's events: needs `shop.view_interaction`.",
+    )
     user_external_id = serializers.CharField(required=False, max_length=64)
     session_key = serializers.CharField(required=False, max_length=64)
     product_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
@@ -708,8 +950,12 @@ class InteractionFilterSerializer(serializers.Serializer):
 
 
 EVENT_EXAMPLE = {
-    "event_id": "9f1c2e7a-0001", "product_sku": "85123A", "user_external_id": "crm-1007", "kind": "purchase",
-    "value": 2, "occurred_at": "2024-05-01T10:00:00Z",
+    "event_id": "9f1c2e7a-0001",
+    "product_sku": "85123A",
+    "user_external_id": "crm-1007",
+    "kind": "purchase",
+    "value": 2,
+    "occurred_at": "2024-05-01T10:00:00Z",
 }
 
 
@@ -723,21 +969,48 @@ class InteractionListCreateApi(APIView):
     InputSerializer = EventInputSerializer
     OutputSerializer = InteractionOutputSerializer
 
-    @extend_schema(operation_id="interactions_list", summary="List events", parameters=[InteractionFilterSerializer],
-                   examples=[OpenApiExample("events", response_only=True, value={
-                       "count": 1, "next": None, "previous": None, "results": [{
-                           "id": 981, "event_id": "9f1c2e7a-0001", "product_id": 12, "product_sku": "85123A",
-                           "user_id": 42, "session_key": "", "kind": "purchase", "value": 2.0,
-                           "occurred_at": "2024-05-01T10:00:00Z", "source": "api", "rec_list_id": None,
-                           "delivery_id": None}]})],
-                   responses=paginated(InteractionOutputSerializer, "PaginatedInteractionList"), tags=["events"])
+    @extend_schema(
+        operation_id="interactions_list",
+        summary="List events",
+        parameters=[InteractionFilterSerializer],
+        examples=[
+            OpenApiExample(
+                "events",
+                response_only=True,
+                value={
+                    "count": 1,
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        {
+                            "id": 981,
+                            "event_id": "9f1c2e7a-0001",
+                            "product_id": 12,
+                            "product_sku": "85123A",
+                            "user_id": 42,
+                            "session_key": "",
+                            "kind": "purchase",
+                            "value": 2.0,
+                            "occurred_at": "2024-05-01T10:00:00Z",
+                            "source": "api",
+                            "rec_list_id": None,
+                            "delivery_id": None,
+                        }
+                    ],
+                },
+            )
+        ],
+        responses=paginated(InteractionOutputSerializer, "PaginatedInteractionList"),
+        tags=["events"],
+    )
     def get(self, request):
         params = InteractionFilterSerializer(data=query_params(request))
         params.is_valid(raise_exception=True)
         f = params.validated_data
         qs = Interaction.objects.select_related("product").order_by("-occurred_at", "-id")
         others = any(k in f for k in ("user_id", "user_external_id", "session_key")) and not (
-            f.get("user_id") in (None, request.user.pk) and "session_key" not in f
+            f.get("user_id") in (None, request.user.pk)
+            and "session_key" not in f
             and f.get("user_external_id") in (None, request.user.external_id)
         )
         if others:
@@ -764,25 +1037,46 @@ class InteractionListCreateApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
     @extend_schema(
-        operation_id="interactions_create", summary="Record one event",
+        operation_id="interactions_create",
+        summary="Record one event",
         request=EventInputSerializer,
         responses={
-            201: OpenApiResponse(inline_serializer("EventRecorded", {
-                "status": serializers.ChoiceField(choices=EVENT_STATUS_CHOICES),
-                "event_id": serializers.CharField(allow_null=True),
-            }), description="Stored."),
-            200: OpenApiResponse(inline_serializer("EventDuplicate", {
-                "status": serializers.ChoiceField(choices=EVENT_STATUS_CHOICES),
-                "event_id": serializers.CharField(allow_null=True),
-            }), description="An event with this `event_id` was already stored: nothing new was written."),
+            201: OpenApiResponse(
+                inline_serializer(
+                    "EventRecorded",
+                    {
+                        "status": serializers.ChoiceField(choices=EVENT_STATUS_CHOICES),
+                        "event_id": serializers.CharField(allow_null=True),
+                    },
+                ),
+                description="Stored.",
+            ),
+            200: OpenApiResponse(
+                inline_serializer(
+                    "EventDuplicate",
+                    {
+                        "status": serializers.ChoiceField(choices=EVENT_STATUS_CHOICES),
+                        "event_id": serializers.CharField(allow_null=True),
+                    },
+                ),
+                description="An event with this `event_id` was already stored: nothing new was written.",
+            ),
         },
         tags=["events"],
         examples=[
             OpenApiExample("a purchase", request_only=True, value=EVENT_EXAMPLE),
-            OpenApiExample("stored", response_only=True, status_codes=["201"],
-                           value={"status": "created", "event_id": "9f1c2e7a-0001"}),
-            OpenApiExample("sent before", response_only=True, status_codes=["200"],
-                           value={"status": "duplicate", "event_id": "9f1c2e7a-0001"}),
+            OpenApiExample(
+                "stored",
+                response_only=True,
+                status_codes=["201"],
+                value={"status": "created", "event_id": "9f1c2e7a-0001"},
+            ),
+            OpenApiExample(
+                "sent before",
+                response_only=True,
+                status_codes=["200"],
+                value={"status": "duplicate", "event_id": "9f1c2e7a-0001"},
+            ),
         ],
     )
     def post(self, request):
@@ -792,8 +1086,10 @@ class InteractionListCreateApi(APIView):
             raise services.ValidationFailed(errors)
         result = services.interactions_bulk_record(events=[event], partial=False)
         created = result.created == 1
-        return Response({"status": "created" if created else "duplicate", "event_id": event.event_id},
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            {"status": "created" if created else "duplicate", "event_id": event.event_id},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class BatchReportSerializer(serializers.Serializer):
@@ -802,12 +1098,15 @@ class BatchReportSerializer(serializers.Serializer):
     duplicates = serializers.IntegerField(help_text="Events skipped: their event_id was already stored.")
     rejected = serializers.IntegerField(help_text="Events refused; see errors.")
     errors = serializers.ListField(
-        child=inline_serializer("BatchRowError", {
-            "index": serializers.IntegerField(help_text="0-based position of the event in `events`."),
-            "field": serializers.CharField(help_text="The bad field, or `events[i]` for the event as a whole."),
-            "code": serializers.CharField(),
-            "message": serializers.CharField(),
-        }),
+        child=inline_serializer(
+            "BatchRowError",
+            {
+                "index": serializers.IntegerField(help_text="0-based position of the event in `events`."),
+                "field": serializers.CharField(help_text="The bad field, or `events[i]` for the event as a whole."),
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+            },
+        ),
         help_text="One entry per problem, in row order (an event may have several).",
     )
 
@@ -841,46 +1140,92 @@ class InteractionBatchApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         events = serializers.ListField(child=EventInputSerializer(), min_length=1, max_length=BATCH_MAX_EVENTS)
-        partial = serializers.BooleanField(required=False, default=True,
-                                           help_text="false: store all events or none.")
+        partial = serializers.BooleanField(required=False, default=True, help_text="false: store all events or none.")
 
     OutputSerializer = BatchReportSerializer
 
     @extend_schema(
-        operation_id="interactions_batch_create", summary="Record a batch of events",
+        operation_id="interactions_batch_create",
+        summary="Record a batch of events",
         request=InputSerializer,
         responses={
             201: OpenApiResponse(BatchReportSerializer, description="Every event accepted."),
-            200: OpenApiResponse(BatchReportSerializer, description="Some events rejected (see `errors`); "
-                                 "the others stored."),
-            400: error_response("400", "Nothing stored: see `fields` (per event: `events[i].<field>`).", error_body(
-                "validation_error", "Invalid input: 1 problem; first: events[1].kind: unknown kind 'viewed'",
-                [{"field": "events[1].kind", "index": 1, "code": "invalid_choice", "message": "unknown kind 'viewed'"}],
-            )),
+            200: OpenApiResponse(
+                BatchReportSerializer, description="Some events rejected (see `errors`); the others stored."
+            ),
+            400: error_response(
+                "400",
+                "Nothing stored: see `fields` (per event: `events[i].<field>`).",
+                error_body(
+                    "validation_error",
+                    "Invalid input: 1 problem; first: events[1].kind: unknown kind 'viewed'",
+                    [
+                        {
+                            "field": "events[1].kind",
+                            "index": 1,
+                            "code": "invalid_choice",
+                            "message": "unknown kind 'viewed'",
+                        }
+                    ],
+                ),
+            ),
         },
         tags=["events"],
         examples=[
-            OpenApiExample("two events", request_only=True, value={"events": [
-                EVENT_EXAMPLE,
-                {"event_id": "9f1c2e7a-0002", "product_id": 12, "session_key": "a1b2c3", "kind": "view"},
-            ]}),
-            OpenApiExample("all accepted", response_only=True, status_codes=["201"],
-                           value={"received": 2, "created": 1, "duplicates": 1, "rejected": 0, "errors": []}),
-            OpenApiExample("partly rejected", response_only=True, status_codes=["200"], value={
-                "received": 3, "created": 2, "duplicates": 0, "rejected": 1,
-                "errors": [{"index": 1, "field": "product", "code": "does_not_exist",
-                            "message": "unknown product SKU 'NOPE'"}]}),
+            OpenApiExample(
+                "two events",
+                request_only=True,
+                value={
+                    "events": [
+                        EVENT_EXAMPLE,
+                        {"event_id": "9f1c2e7a-0002", "product_id": 12, "session_key": "a1b2c3", "kind": "view"},
+                    ]
+                },
+            ),
+            OpenApiExample(
+                "all accepted",
+                response_only=True,
+                status_codes=["201"],
+                value={"received": 2, "created": 1, "duplicates": 1, "rejected": 0, "errors": []},
+            ),
+            OpenApiExample(
+                "partly rejected",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    "received": 3,
+                    "created": 2,
+                    "duplicates": 0,
+                    "rejected": 1,
+                    "errors": [
+                        {
+                            "index": 1,
+                            "field": "product",
+                            "code": "does_not_exist",
+                            "message": "unknown product SKU 'NOPE'",
+                        }
+                    ],
+                },
+            ),
         ],
     )
     def post(self, request):
         body = request.data
         if type(body) is not dict or "events" not in body:
-            raise ValidationError({"events": [serializers.ErrorDetail(
-                'the body is {"events": [...]}, a JSON object with a list of events', code="required")]})
+            raise ValidationError(
+                {
+                    "events": [
+                        serializers.ErrorDetail(
+                            'the body is {"events": [...]}, a JSON object with a list of events', code="required"
+                        )
+                    ]
+                }
+            )
         unknown = set(body) - {"events", "partial"}
         if unknown:
-            raise ValidationError({name: [serializers.ErrorDetail("unknown field", code="unknown_field")]
-                                   for name in sorted(unknown)[:5]})
+            raise ValidationError(
+                {name: [serializers.ErrorDetail("unknown field", code="unknown_field")] for name in sorted(unknown)[:5]}
+            )
         events_raw, partial = body["events"], body.get("partial", True)
         if type(partial) is not bool:
             raise ValidationError({"partial": [serializers.ErrorDetail("must be true or false", code="invalid")]})
@@ -889,8 +1234,15 @@ class InteractionBatchApi(APIView):
         if not events_raw:
             raise ValidationError({"events": [serializers.ErrorDetail("send at least one event", code="empty")]})
         if len(events_raw) > BATCH_MAX_EVENTS:
-            raise ValidationError({"events": [serializers.ErrorDetail(
-                f"at most {BATCH_MAX_EVENTS} events per request, not {len(events_raw)}", code="max_length")]})
+            raise ValidationError(
+                {
+                    "events": [
+                        serializers.ErrorDetail(
+                            f"at most {BATCH_MAX_EVENTS} events per request, not {len(events_raw)}", code="max_length"
+                        )
+                    ]
+                }
+            )
 
         actor = request.user
         for_anyone = can_act_for_others(actor, Interaction, "add")
@@ -919,10 +1271,14 @@ class InteractionBatchApi(APIView):
             _raise_rows(errors)
         errors.sort(key=lambda e: e.index)
         report = {
-            "received": len(events_raw), "created": result.created, "duplicates": result.duplicates,
+            "received": len(events_raw),
+            "created": result.created,
+            "duplicates": result.duplicates,
             "rejected": len({e.index for e in errors}),
-            "errors": [{"index": e.index, "field": e.field or f"events[{e.index}]", "code": e.code,
-                        "message": e.message} for e in errors],
+            "errors": [
+                {"index": e.index, "field": e.field or f"events[{e.index}]", "code": e.code, "message": e.message}
+                for e in errors
+            ],
         }
         return Response(report, status=status.HTTP_200_OK if errors else status.HTTP_201_CREATED)
 

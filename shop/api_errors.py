@@ -26,6 +26,7 @@ Installed as ``REST_FRAMEWORK["EXCEPTION_HANDLER"]``; the Django-level handlers
 below give the same shape to what never reaches a DRF view (unknown URLs, bad
 hosts, crashes) for paths under ``/api/``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -182,7 +183,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     # Anything else is our bug: log it with its traceback, tell the client nothing more.
     request = context.get("request")
     logger.error(
-        "Unhandled error in API %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"),
+        "Unhandled error in API %s %s",
+        getattr(request, "method", "?"),
+        getattr(request, "path", "?"),
         exc_info=exc,
     )
     if request is not None:
@@ -236,8 +239,12 @@ def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 
 # --- schema components (used by shop.api_schema) -------------------------------------
 class FieldErrorSerializer(serializers.Serializer):
-    field = serializers.CharField(allow_null=True, help_text="Path of the bad input, e.g. `events[3].kind`; null for the input as a whole.")
-    code = serializers.CharField(help_text="Machine-readable reason, e.g. `required`, `invalid_choice`, `does_not_exist`.")
+    field = serializers.CharField(
+        allow_null=True, help_text="Path of the bad input, e.g. `events[3].kind`; null for the input as a whole."
+    )
+    code = serializers.CharField(
+        help_text="Machine-readable reason, e.g. `required`, `invalid_choice`, `does_not_exist`."
+    )
     message = serializers.CharField(help_text="Human-readable reason.")
     index = serializers.IntegerField(required=False, help_text="Row of a list (0-based) the problem is in.")
 

@@ -5,6 +5,7 @@ DRF reads the body from the WSGI stream itself, which bypasses Django's size che
 the limit with 413 ``payload_too_large`` -- from ``Content-Length`` before reading
 anything, and while reading for chunked bodies -- so a huge request never fills memory.
 """
+
 from __future__ import annotations
 
 import codecs

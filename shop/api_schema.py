@@ -12,6 +12,7 @@ example each, unless the view documents that status itself:
 
 Serializers nested in views are named after the view (see `AutoSchema.get_serializer_name`).
 """
+
 from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
@@ -21,26 +22,51 @@ from rest_framework.permissions import AllowAny
 from .api_errors import ErrorSerializer, error_body
 
 ERRORS = {
-    "400": ("Bad input: the fields say what and why.", error_body(
-        "validation_error", "Invalid input: kind: unknown kind 'viewed'",
-        [{"field": "kind", "code": "invalid_choice", "message": "unknown kind 'viewed'"}],
-    )),
-    "401": ("No or bad credentials: send `Authorization: Token <key>` or log in.", error_body(
-        "not_authenticated", "Authentication credentials were not provided.",
-    )),
-    "403": ("Authenticated, but not allowed to do this.", error_body(
-        "permission_denied", "You do not have permission to perform this action.",
-    )),
+    "400": (
+        "Bad input: the fields say what and why.",
+        error_body(
+            "validation_error",
+            "Invalid input: kind: unknown kind 'viewed'",
+            [{"field": "kind", "code": "invalid_choice", "message": "unknown kind 'viewed'"}],
+        ),
+    ),
+    "401": (
+        "No or bad credentials: send `Authorization: Token <key>` or log in.",
+        error_body(
+            "not_authenticated",
+            "Authentication credentials were not provided.",
+        ),
+    ),
+    "403": (
+        "Authenticated, but not allowed to do this.",
+        error_body(
+            "permission_denied",
+            "You do not have permission to perform this action.",
+        ),
+    ),
     "404": ("No such object (or not one you may see).", error_body("not_found", "Not found.")),
-    "413": ("The request body is larger than the server accepts.", error_body(
-        "payload_too_large", "The request body is 3000000 bytes; the limit is 2621440.",
-    )),
-    "415": ("The body is not JSON (send `Content-Type: application/json`).", error_body(
-        "unsupported_media_type", 'Unsupported media type "text/plain" in request.',
-    )),
-    "429": ("Too many requests: wait `retry_after` seconds (also in `Retry-After`).", error_body(
-        "throttled", "Request was throttled. Expected available in 12 seconds.", retry_after=12,
-    )),
+    "413": (
+        "The request body is larger than the server accepts.",
+        error_body(
+            "payload_too_large",
+            "The request body is 3000000 bytes; the limit is 2621440.",
+        ),
+    ),
+    "415": (
+        "The body is not JSON (send `Content-Type: application/json`).",
+        error_body(
+            "unsupported_media_type",
+            'Unsupported media type "text/plain" in request.',
+        ),
+    ),
+    "429": (
+        "Too many requests: wait `retry_after` seconds (also in `Retry-After`).",
+        error_body(
+            "throttled",
+            "Request was throttled. Expected available in 12 seconds.",
+            retry_after=12,
+        ),
+    ),
 }
 
 
@@ -50,8 +76,9 @@ def error_response(code: str, description: str | None = None, example: dict | No
     return OpenApiResponse(
         ErrorSerializer,
         description=description or default_description,
-        examples=[OpenApiExample(f"error {code}", value=example or default_example, response_only=True,
-                                 status_codes=[code])],
+        examples=[
+            OpenApiExample(f"error {code}", value=example or default_example, response_only=True, status_codes=[code])
+        ],
     )
 
 
@@ -180,9 +207,12 @@ def paginated(serializer_class, name: str):
     from drf_spectacular.utils import inline_serializer
     from rest_framework import serializers
 
-    return inline_serializer(name, {
-        "count": serializers.IntegerField(help_text="Results in all pages."),
-        "next": serializers.URLField(allow_null=True, help_text="The next page, null on the last."),
-        "previous": serializers.URLField(allow_null=True),
-        "results": serializer_class(many=True),
-    })
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(help_text="Results in all pages."),
+            "next": serializers.URLField(allow_null=True, help_text="The next page, null on the last."),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )

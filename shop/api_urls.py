@@ -2,6 +2,7 @@
 
 No trailing slashes: ``/api/v1/products/12``, ``POST /api/v1/interactions/batch``.
 """
+
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 

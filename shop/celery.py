@@ -1,5 +1,6 @@
 """Celery application. Broker: Redis when REDIS_URL is set, else kombu's filesystem
 transport under var/ (no server needed, still a real worker process)."""
+
 import os
 
 from celery import Celery

@@ -4,6 +4,7 @@ Both are lazy (templates call them only when they render them), so admin pages a
 JSON views pay nothing; the categories come from the cache, the cart count costs one
 query.
 """
+
 from __future__ import annotations
 
 from functools import cache

@@ -1,4 +1,5 @@
 """Storefront forms: they validate input at the edge and name what was wrong."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -19,33 +20,46 @@ class InterestsField(forms.ModelMultipleChoiceField):
     widget = forms.CheckboxSelectMultiple
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("queryset", Category.objects.filter(children__isnull=True).select_related("parent")
-                          .order_by("parent__position", "parent__name", "position", "name"))
+        kwargs.setdefault(
+            "queryset",
+            Category.objects.filter(children__isnull=True)
+            .select_related("parent")
+            .order_by("parent__position", "parent__name", "position", "name"),
+        )
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 
 
 class SignupForm(forms.Form):
-    email = forms.EmailField(label="Email address", max_length=254,
-                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
-    first_name = forms.CharField(label="First name", max_length=150, required=False,
-                                 widget=forms.TextInput(attrs={"autocomplete": "given-name"}))
-    password1 = forms.CharField(label="Password", strip=False,
-                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-                                help_text="At least 8 characters, not all numbers, not a common password.")
-    password2 = forms.CharField(label="Password again", strip=False,
-                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-    interests = InterestsField(label="What do you like?",
-                               help_text="Pick a few: your first recommendations come from these.")
+    email = forms.EmailField(
+        label="Email address", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    first_name = forms.CharField(
+        label="First name", max_length=150, required=False, widget=forms.TextInput(attrs={"autocomplete": "given-name"})
+    )
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not all numbers, not a common password.",
+    )
+    password2 = forms.CharField(
+        label="Password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    interests = InterestsField(
+        label="What do you like?", help_text="Pick a few: your first recommendations come from these."
+    )
     marketing_consent = forms.BooleanField(
-        label="Email me offers and recommendations (you can stop at any time)", required=False)
+        label="Email me offers and recommendations (you can stop at any time)", required=False
+    )
 
     def clean_email(self) -> str:
         email = User.objects.normalize_email(self.cleaned_data["email"]).lower().strip()
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError(
                 "An account with this email address already exists. Log in, or reset your password.",
-                code="duplicate_email")
+                code="duplicate_email",
+            )
         return email
 
     def clean(self):
@@ -76,16 +90,18 @@ class LoginForm(AuthenticationForm):
 
 class PreferencesForm(forms.Form):
     marketing_consent = forms.BooleanField(
-        label="Send me marketing email: offers and products picked for me", required=False)
-    interests = InterestsField(label="My interests",
-                               help_text="We use these to pick products for you.")
+        label="Send me marketing email: offers and products picked for me", required=False
+    )
+    interests = InterestsField(label="My interests", help_text="We use these to pick products for you.")
 
 
 class DeleteAccountForm(forms.Form):
-    password = forms.CharField(label="Your password", strip=False,
-                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    password = forms.CharField(
+        label="Your password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
     confirm = forms.BooleanField(
-        label="I understand this deletes my account, history and preferences for good", required=True)
+        label="I understand this deletes my account, history and preferences for good", required=True
+    )
 
     def __init__(self, *args, user: User, **kwargs):
         self.user = user
@@ -102,20 +118,34 @@ class ProductFilterForm(forms.Form):
     """Filters and sort of a category or search page (GET). Invalid values are reported
     and ignored, so the page still shows products."""
 
-    min_price = forms.DecimalField(label="Min £", required=False, min_value=Decimal("0"), max_digits=12,
-                                   decimal_places=2, widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}))
-    max_price = forms.DecimalField(label="Max £", required=False, min_value=Decimal("0"), max_digits=12,
-                                   decimal_places=2, widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}))
+    min_price = forms.DecimalField(
+        label="Min £",
+        required=False,
+        min_value=Decimal("0"),
+        max_digits=12,
+        decimal_places=2,
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+    )
+    max_price = forms.DecimalField(
+        label="Max £",
+        required=False,
+        min_value=Decimal("0"),
+        max_digits=12,
+        decimal_places=2,
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+    )
     in_stock = forms.BooleanField(label="In stock only", required=False)
-    sort = forms.ChoiceField(label="Sort by", required=False,
-                             choices=[(k, label) for k, (label, _) in selectors.SORTS.items()])
+    sort = forms.ChoiceField(
+        label="Sort by", required=False, choices=[(k, label) for k, (label, _) in selectors.SORTS.items()]
+    )
 
     def clean(self):
         data = super().clean()
         lo, hi = data.get("min_price"), data.get("max_price")
         if lo is not None and hi is not None and lo > hi:
-            self.add_error("max_price", forms.ValidationError(
-                "The maximum price is below the minimum.", code="price_range"))
+            self.add_error(
+                "max_price", forms.ValidationError("The maximum price is below the minimum.", code="price_range")
+            )
         return data
 
     def filters(self) -> dict:

@@ -1,4 +1,5 @@
 """Liveness and readiness endpoints for load balancers and orchestrators."""
+
 from __future__ import annotations
 
 import logging

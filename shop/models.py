@@ -3,6 +3,7 @@
 Rules that must always hold are database constraints, not only form validation.
 `Interaction` rows are written only by `shop.services`.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -50,7 +51,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     last_name = models.CharField(max_length=150, blank=True)
     country = models.CharField(max_length=64, blank=True, db_index=True)
     external_id = models.CharField(
-        max_length=64, unique=True, null=True, blank=True,
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
         help_text="The customer's id in another system (import, API sync).",
     )
     interests = models.ManyToManyField("Category", blank=True, related_name="interested_users")
@@ -108,9 +112,7 @@ class Category(models.Model):
 
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=120, unique=True)
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
-    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     description = models.TextField(blank=True)
     colour = models.CharField(
         max_length=7, default="#5b6c8f", help_text="Hex colour of the category's placeholder images."
@@ -141,9 +143,7 @@ class Product(models.Model):
     name = models.CharField(max_length=255)
     slug = models.SlugField(max_length=300, unique=True)
     description = models.TextField(blank=True)
-    category = models.ForeignKey(
-        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
-    )
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
     price = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="GBP")
     stock = models.IntegerField(default=0)
@@ -204,19 +204,17 @@ class Interaction(models.Model):
     delivery_id = models.BigIntegerField(null=True, blank=True, help_text="campaigns.Delivery id")
     rec_list_id = models.UUIDField(null=True, blank=True, help_text="Id of the recommendation list shown")
     event_id = models.CharField(  # unique when given: constraint interaction_event_id_unique
-        max_length=64, null=True, blank=True,
+        max_length=64,
+        null=True,
+        blank=True,
         help_text="Client-chosen idempotency key: an event with a known id is not stored twice.",
     )
 
     class Meta:
         # No default ordering: the training read streams millions of rows unsorted.
         constraints = [
-            models.CheckConstraint(
-                condition=Q(user__isnull=False) | ~Q(session_key=""), name="interaction_has_actor"
-            ),
-            models.CheckConstraint(
-                condition=Q(kind__gte=1) & Q(kind__lte=7), name="interaction_kind_known"
-            ),
+            models.CheckConstraint(condition=Q(user__isnull=False) | ~Q(session_key=""), name="interaction_has_actor"),
+            models.CheckConstraint(condition=Q(kind__gte=1) & Q(kind__lte=7), name="interaction_kind_known"),
             models.CheckConstraint(
                 condition=~Q(kind=6) | (Q(value__gte=0) & Q(value__lte=5)), name="interaction_rating_0_5"
             ),

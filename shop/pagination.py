@@ -11,6 +11,7 @@ Rules (documented in the schema of each list):
 * The response is ``{"count", "next", "previous", "results"}``; follow ``next``
   until it is ``null``.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -66,9 +67,11 @@ class PageNumberPagination(pagination.PageNumberPagination):
             self.page = paginator.page(number)
         except InvalidPage:
             raise ValidationError(
-                {self.page_query_param: [_err(
-                    f"page {number} is past the last page ({paginator.num_pages})", "out_of_range"
-                )]}
+                {
+                    self.page_query_param: [
+                        _err(f"page {number} is past the last page ({paginator.num_pages})", "out_of_range")
+                    ]
+                }
             ) from None
         if paginator.num_pages > 1 and self.template is not None:
             self.display_page_controls = True

@@ -10,13 +10,19 @@
   ``shop.add_interaction`` for an event pipeline) and a token created in admin.
   ``is_staff`` alone grants nothing here: it is about admin access, not data.
 """
+
 from __future__ import annotations
 
 from rest_framework import permissions
 
 METHOD_ACTIONS = {
-    "GET": "view", "HEAD": "view", "OPTIONS": "view",
-    "POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete",
+    "GET": "view",
+    "HEAD": "view",
+    "OPTIONS": "view",
+    "POST": "add",
+    "PUT": "change",
+    "PATCH": "change",
+    "DELETE": "delete",
 }
 
 

@@ -2,6 +2,7 @@
 initials and a pattern of its own, so a catalogue without photos still looks
 deliberate. Pure functions (no Django, no network); the view adds caching headers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,32 @@ DEFAULT_COLOUR = "#5b6c8f"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Words that say little about the product: skipped when choosing initials.
 _STOP = {
-    "A", "AN", "AND", "THE", "OF", "WITH", "IN", "ON", "FOR", "TO", "SET", "PACK", "BOX", "BOXES",
-    "SMALL", "LARGE", "MINI", "JUMBO", "BIG", "NEW", "ASSORTED", "DESIGN", "PC", "PCS", "S", "T",
+    "A",
+    "AN",
+    "AND",
+    "THE",
+    "OF",
+    "WITH",
+    "IN",
+    "ON",
+    "FOR",
+    "TO",
+    "SET",
+    "PACK",
+    "BOX",
+    "BOXES",
+    "SMALL",
+    "LARGE",
+    "MINI",
+    "JUMBO",
+    "BIG",
+    "NEW",
+    "ASSORTED",
+    "DESIGN",
+    "PC",
+    "PCS",
+    "S",
+    "T",
 }
 
 
@@ -33,6 +58,7 @@ def _mix(rgb: tuple[int, int, int], other: tuple[int, int, int], t: float) -> tu
 
 def relative_luminance(rgb: tuple[float, float, float]) -> float:
     """WCAG 2 relative luminance of an sRGB colour."""
+
     def channel(c: float) -> float:
         c = c / 255
         return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
@@ -132,7 +158,8 @@ def product_svg(*, product_id: int, name: str, colour: str, label: str = "") -> 
             f'font-family="system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif" '
             f'font-size="20" font-weight="600" letter-spacing="3" fill="{pal["text"]}" '
             f'opacity="0.85">{caption}</text>'
-            if caption else ""
+            if caption
+            else ""
         )
         + "</svg>"
     )

@@ -1,4 +1,5 @@
 """What the store does when its own rows change (connected in `ShopConfig.ready`)."""
+
 from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver

@@ -7,6 +7,7 @@ are what a new database starts with: ``periodic_tasks_install`` (run after every
 exists, so an edit made in admin survives upgrades. Tasks are named by their Celery
 name (a string): the project package imports no app for this.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,7 @@ PERIODIC_TASKS: tuple[PeriodicEntry, ...] = (
         task="shop.carts_expire",
         crontab={"minute": "15", "hour": "3"},
         kwargs={"days": 30},
-        description="Every night at 03:15: deletes anonymous carts untouched for 30 days "
-        "(customers' carts are kept).",
+        description="Every night at 03:15: deletes anonymous carts untouched for 30 days (customers' carts are kept).",
     ),
 )
 

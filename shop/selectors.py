@@ -4,6 +4,7 @@ Every function here returns models or plain data in a bounded number of queries
 (``select_related``/``prefetch_related``, no per-row lookups): the storefront's query
 counts are asserted in tests.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,10 +54,17 @@ def category_nodes() -> list[CategoryNode]:
     nodes = cache.get(CATEGORY_CACHE_KEY)
     if nodes is None:
         nodes = [
-            CategoryNode(id=c["id"], name=c["name"], slug=c["slug"], colour=c["colour"],
-                         parent_id=c["parent_id"], position=c["position"])
+            CategoryNode(
+                id=c["id"],
+                name=c["name"],
+                slug=c["slug"],
+                colour=c["colour"],
+                parent_id=c["parent_id"],
+                position=c["position"],
+            )
             for c in Category.objects.order_by("position", "name").values(
-                "id", "name", "slug", "colour", "parent_id", "position")
+                "id", "name", "slug", "colour", "parent_id", "position"
+            )
         ]
         cache.set(CATEGORY_CACHE_KEY, nodes, CATEGORY_CACHE_SECONDS)
     return nodes
@@ -165,8 +173,9 @@ def _search_document():
     )
 
 
-def product_search(*, query: str, category_ids: Iterable[int] | None = None,
-                   in_stock: bool = False) -> QuerySet[Product]:
+def product_search(
+    *, query: str, category_ids: Iterable[int] | None = None, in_stock: bool = False
+) -> QuerySet[Product]:
     """Active products matching ``query``, best first.
 
     On PostgreSQL: full-text search (``SearchVector``/``SearchQuery``/``SearchRank``)
@@ -196,7 +205,8 @@ def product_search(*, query: str, category_ids: Iterable[int] | None = None,
         # product document stays on the product table and its index serves.
         category_hits = list(
             Category.objects.annotate(document=SearchVector("name", config="english"))
-            .filter(document=search).values_list("id", flat=True)
+            .filter(document=search)
+            .values_list("id", flat=True)
         )
         document = _search_document()
         matches = Q(document=search)
@@ -204,8 +214,7 @@ def product_search(*, query: str, category_ids: Iterable[int] | None = None,
         if category_hits:
             hit_ids = [i for cid in category_hits for i in category_descendant_ids(category_id=cid)]
             matches |= Q(category_id__in=hit_ids)
-            boost = Case(When(category_id__in=hit_ids, then=Value(0.2)), default=Value(0.0),
-                         output_field=FloatField())
+            boost = Case(When(category_id__in=hit_ids, then=Value(0.2)), default=Value(0.0), output_field=FloatField())
         return (
             qs.annotate(document=document)
             .filter(matches)
@@ -214,10 +223,13 @@ def product_search(*, query: str, category_ids: Iterable[int] | None = None,
         )
     nodes = category_nodes()
     for term in terms:
-        in_categories = [i for c in nodes if term in c.name.lower()
-                         for i in category_descendant_ids(category_id=c.id)]
-        qs = qs.filter(Q(name__icontains=term) | Q(sku__icontains=term) | Q(description__icontains=term)
-                       | Q(category_id__in=in_categories))
+        in_categories = [i for c in nodes if term in c.name.lower() for i in category_descendant_ids(category_id=c.id)]
+        qs = qs.filter(
+            Q(name__icontains=term)
+            | Q(sku__icontains=term)
+            | Q(description__icontains=term)
+            | Q(category_id__in=in_categories)
+        )
     return qs.order_by("name", "id")
 
 
@@ -235,8 +247,7 @@ def _actor_filter(*, user: User | None, session_key: str) -> Q | None:
     return None
 
 
-def recently_viewed(*, user: User | None = None, session_key: str = "", n: int = 8,
-                    scan: int = 60) -> list[Product]:
+def recently_viewed(*, user: User | None = None, session_key: str = "", n: int = 8, scan: int = 60) -> list[Product]:
     """The last ``n`` distinct active products the shopper looked at, newest first.
 
     Two queries: the latest ``scan`` view events (index on actor and time), then the
@@ -248,7 +259,8 @@ def recently_viewed(*, user: User | None = None, session_key: str = "", n: int =
     ids: list[int] = []
     for pid in (
         Interaction.objects.filter(actor, kind=Interaction.Kind.VIEW)
-        .order_by("-occurred_at").values_list("product_id", flat=True)[:scan]
+        .order_by("-occurred_at")
+        .values_list("product_id", flat=True)[:scan]
     ):
         if pid not in ids:
             ids.append(pid)
@@ -266,7 +278,8 @@ def click_exists(*, rec_list_id, product: Product, user: User | None = None, ses
     if actor is None:
         return False
     return Interaction.objects.filter(
-        actor, rec_list_id=rec_list_id, product=product, kind=Interaction.Kind.CLICK).exists()
+        actor, rec_list_id=rec_list_id, product=product, kind=Interaction.Kind.CLICK
+    ).exists()
 
 
 # --- carts ----------------------------------------------------------------------------
@@ -318,12 +331,19 @@ def cart_view(*, cart: Cart | None) -> CartView:
         return CartView(cart=None, lines=[], total=Decimal("0"), count=0, currency="GBP")
     items = list(CartItem.objects.filter(cart=cart).select_related("product__category").order_by("added_at", "id"))
     lines = [
-        CartLine(item=i, product=i.product, quantity=i.quantity, amount=i.product.price * i.quantity,
-                 available=i.product.is_active and i.product.stock >= i.quantity)
+        CartLine(
+            item=i,
+            product=i.product,
+            quantity=i.quantity,
+            amount=i.product.price * i.quantity,
+            available=i.product.is_active and i.product.stock >= i.quantity,
+        )
         for i in items
     ]
     return CartView(
-        cart=cart, lines=lines, total=sum((line.amount for line in lines), Decimal("0")),
+        cart=cart,
+        lines=lines,
+        total=sum((line.amount for line in lines), Decimal("0")),
         count=sum(line.quantity for line in lines),
         currency=lines[0].product.currency if lines else "GBP",
     )
@@ -332,8 +352,10 @@ def cart_view(*, cart: Cart | None) -> CartView:
 # --- orders ---------------------------------------------------------------------------
 def user_orders(*, user: User) -> QuerySet[Order]:
     """The customer's orders, newest first, with lines and products (three queries)."""
-    return Order.objects.filter(user=user).order_by("-placed_at", "-id").prefetch_related(
-        Prefetch("lines", queryset=OrderLine.objects.select_related("product").order_by("id"))
+    return (
+        Order.objects.filter(user=user)
+        .order_by("-placed_at", "-id")
+        .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.select_related("product").order_by("id")))
     )
 
 
@@ -378,11 +400,19 @@ def user_data_export(*, user: User) -> dict:
             for c in ConsentChange.objects.filter(user=user).order_by("changed_at", "id")
         ],
         "cart": [
-            {"product_id": i["product_id"], "sku": i["product__sku"], "name": i["product__name"],
-             "quantity": i["quantity"], "added_at": _iso(i["added_at"])}
-            for i in CartItem.objects.filter(cart=cart).order_by("added_at", "id").values(
-                "product_id", "product__sku", "product__name", "quantity", "added_at")
-        ] if cart else [],
+            {
+                "product_id": i["product_id"],
+                "sku": i["product__sku"],
+                "name": i["product__name"],
+                "quantity": i["quantity"],
+                "added_at": _iso(i["added_at"]),
+            }
+            for i in CartItem.objects.filter(cart=cart)
+            .order_by("added_at", "id")
+            .values("product_id", "product__sku", "product__name", "quantity", "added_at")
+        ]
+        if cart
+        else [],
         "orders": [
             {
                 "number": str(o.number),
@@ -393,8 +423,13 @@ def user_data_export(*, user: User) -> dict:
                 "currency": o.currency,
                 "country": o.country,
                 "lines": [
-                    {"product_id": line.product_id, "sku": line.product.sku, "name": line.product.name,
-                     "quantity": line.quantity, "unit_price": str(line.unit_price)}
+                    {
+                        "product_id": line.product_id,
+                        "sku": line.product.sku,
+                        "name": line.product.name,
+                        "quantity": line.quantity,
+                        "unit_price": str(line.unit_price),
+                    }
                     for line in o.lines.all()
                 ],
             }
@@ -410,9 +445,10 @@ def user_data_export(*, user: User) -> dict:
                 "source": sources.get(row["source"], str(row["source"])),
                 "rec_list_id": str(row["rec_list_id"]) if row["rec_list_id"] else None,
             }
-            for row in Interaction.objects.filter(user=user).order_by("occurred_at", "id").values(
-                "occurred_at", "kind", "product_id", "product__sku", "value", "source", "rec_list_id"
-            ).iterator(chunk_size=2000)
+            for row in Interaction.objects.filter(user=user)
+            .order_by("occurred_at", "id")
+            .values("occurred_at", "kind", "product_id", "product__sku", "value", "source", "rec_list_id")
+            .iterator(chunk_size=2000)
         ],
     }
     return data

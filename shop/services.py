@@ -3,6 +3,7 @@
 Functions are named ``<entity>_<action>``, take keyword-only arguments, validate at
 the edge and raise typed errors (`ValidationFailed` carries every row's problem).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,11 @@ class ValidationFailed(ValueError):
         first = self.errors[0] if self.errors else None
         super().__init__(
             message
-            or (f"{len(self.errors)} invalid row(s); first: row {first.index} {first.field}: {first.message}"
-                if first else "invalid input")
+            or (
+                f"{len(self.errors)} invalid row(s); first: row {first.index} {first.field}: {first.message}"
+                if first
+                else "invalid input"
+            )
         )
 
 
@@ -124,7 +128,9 @@ def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]
     if len(ev.session_key) > 64:
         errors.append(RowError(index, "session_key", "at most 64 characters", "max_length"))
     if ev.kind not in _KINDS:
-        errors.append(RowError(index, "kind", f"unknown kind {ev.kind!r}; one of {sorted(KIND_BY_NAME)}", "invalid_choice"))
+        errors.append(
+            RowError(index, "kind", f"unknown kind {ev.kind!r}; one of {sorted(KIND_BY_NAME)}", "invalid_choice")
+        )
     if ev.source not in _SOURCES:
         errors.append(RowError(index, "source", f"unknown source {ev.source!r}", "invalid_choice"))
     try:
@@ -234,7 +240,9 @@ def _events_resolve(events: Sequence[InteractionIn]) -> tuple[list[RowError], li
         if ev.user_external_id:
             user_id = user_by_external.get(ev.user_external_id)
             if user_id is None:
-                errors.append(RowError(i, "user", f"unknown user external id {ev.user_external_id!r}", "does_not_exist"))
+                errors.append(
+                    RowError(i, "user", f"unknown user external id {ev.user_external_id!r}", "does_not_exist")
+                )
         elif ev.user_id is not None:
             user_id = ev.user_id if ev.user_id in known_users else None
             if user_id is None:
@@ -243,7 +251,9 @@ def _events_resolve(events: Sequence[InteractionIn]) -> tuple[list[RowError], li
             user_id = None
         if ev.event_id:
             if ev.event_id in seen:
-                errors.append(RowError(i, "event_id", f"repeats row {seen[ev.event_id]}'s id in this batch", "duplicate"))
+                errors.append(
+                    RowError(i, "event_id", f"repeats row {seen[ev.event_id]}'s id in this batch", "duplicate")
+                )
             seen.setdefault(ev.event_id, i)
         resolved.append((product_id, user_id))
     errors.sort(key=lambda e: e.index)
@@ -257,9 +267,16 @@ def interactions_validate(*, events: Sequence[InteractionIn]) -> list[RowError]:
 
 # Column order of the PostgreSQL fast insert below.
 _INSERT_COLUMNS = (
-    ("user_id", "bigint"), ("session_key", "varchar"), ("product_id", "bigint"), ("kind", "smallint"),
-    ("value", "float8"), ("occurred_at", "timestamptz"), ("source", "smallint"), ("event_id", "varchar"),
-    ("delivery_id", "bigint"), ("rec_list_id", "uuid"),
+    ("user_id", "bigint"),
+    ("session_key", "varchar"),
+    ("product_id", "bigint"),
+    ("kind", "smallint"),
+    ("value", "float8"),
+    ("occurred_at", "timestamptz"),
+    ("source", "smallint"),
+    ("event_id", "varchar"),
+    ("delivery_id", "bigint"),
+    ("rec_list_id", "uuid"),
 )
 
 
@@ -273,8 +290,10 @@ def _interactions_insert_pg(columns: list[list]) -> int:
     table = connection.ops.quote_name(Interaction._meta.db_table)
     names = ", ".join(connection.ops.quote_name(name) for name, _ in _INSERT_COLUMNS)
     arrays = ", ".join(f"%b::{sqltype}[]" for _, sqltype in _INSERT_COLUMNS)
-    sql = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
-           "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING")  # the partial unique constraint
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING"
+    )  # the partial unique constraint
     with _pg_cursor() as cursor:
         cursor.execute(sql, columns)
         return cursor.rowcount
@@ -305,33 +324,41 @@ def interactions_bulk_record(
         with transaction.atomic():
             for start in range(0, len(good), batch_size):
                 chunk = good[start : start + batch_size]
-                created += _interactions_insert_pg([
-                    [user_id for _, (_, user_id) in chunk],
-                    [ev.session_key or "" for ev, _ in chunk],
-                    [product_id for _, (product_id, _) in chunk],
-                    [int(ev.kind) for ev, _ in chunk],
-                    [float(ev.value) for ev, _ in chunk],
-                    [ev.occurred_at or now for ev, _ in chunk],
-                    [int(ev.source) for ev, _ in chunk],
-                    [ev.event_id or None for ev, _ in chunk],
-                    [ev.delivery_id for ev, _ in chunk],
-                    [ev.rec_list_id for ev, _ in chunk],
-                ])
+                created += _interactions_insert_pg(
+                    [
+                        [user_id for _, (_, user_id) in chunk],
+                        [ev.session_key or "" for ev, _ in chunk],
+                        [product_id for _, (product_id, _) in chunk],
+                        [int(ev.kind) for ev, _ in chunk],
+                        [float(ev.value) for ev, _ in chunk],
+                        [ev.occurred_at or now for ev, _ in chunk],
+                        [int(ev.source) for ev, _ in chunk],
+                        [ev.event_id or None for ev, _ in chunk],
+                        [ev.delivery_id for ev, _ in chunk],
+                        [ev.rec_list_id for ev, _ in chunk],
+                    ]
+                )
         return BulkResult(created=created, duplicates=len(good) - created, errors=errors)
     rows = [
         Interaction(
-            user_id=user_id, session_key=ev.session_key or "", product_id=product_id,
-            kind=ev.kind, value=float(ev.value), occurred_at=ev.occurred_at or now,
-            source=ev.source, event_id=ev.event_id or None, delivery_id=ev.delivery_id,
+            user_id=user_id,
+            session_key=ev.session_key or "",
+            product_id=product_id,
+            kind=ev.kind,
+            value=float(ev.value),
+            occurred_at=ev.occurred_at or now,
+            source=ev.source,
+            event_id=ev.event_id or None,
+            delivery_id=ev.delivery_id,
             rec_list_id=ev.rec_list_id,
         )
         for ev, (product_id, user_id) in good
     ]
     keyed = [r.event_id for r in rows if r.event_id]
     with transaction.atomic():
-        known = set(
-            Interaction.objects.filter(event_id__in=keyed).values_list("event_id", flat=True)
-        ) if keyed else set()
+        known = (
+            set(Interaction.objects.filter(event_id__in=keyed).values_list("event_id", flat=True)) if keyed else set()
+        )
         fresh = [r for r in rows if not r.event_id or r.event_id not in known]
         # ignore_conflicts covers a concurrent retry of the same batch racing us.
         Interaction.objects.bulk_create(fresh, batch_size=batch_size, ignore_conflicts=bool(keyed))
@@ -378,9 +405,16 @@ def interaction_record(
     if user is not None and not user.is_authenticated:
         user = None
     ev = InteractionIn(
-        product_id=product.pk, kind=kind, user_id=user.pk if user else None, session_key=session_key or "",
-        value=value, occurred_at=occurred_at, source=source, event_id=event_id,
-        delivery_id=delivery_id, rec_list_id=rec_list_id,
+        product_id=product.pk,
+        kind=kind,
+        user_id=user.pk if user else None,
+        session_key=session_key or "",
+        value=value,
+        occurred_at=occurred_at,
+        source=source,
+        event_id=event_id,
+        delivery_id=delivery_id,
+        rec_list_id=rec_list_id,
     )
     errors = _check_event(0, ev, timezone.now())
     if errors:
@@ -388,9 +422,16 @@ def interaction_record(
     try:
         with transaction.atomic():
             return Interaction.objects.create(
-                user=user, session_key=ev.session_key, product=product, kind=kind, value=float(value),
-                occurred_at=occurred_at or timezone.now(), source=source, delivery_id=delivery_id,
-                rec_list_id=rec_list_id, event_id=event_id,
+                user=user,
+                session_key=ev.session_key,
+                product=product,
+                kind=kind,
+                value=float(value),
+                occurred_at=occurred_at or timezone.now(),
+                source=source,
+                delivery_id=delivery_id,
+                rec_list_id=rec_list_id,
+                event_id=event_id,
             )
     except IntegrityError:
         if event_id and (existing := Interaction.objects.filter(event_id=event_id).first()):
@@ -435,8 +476,12 @@ def user_register(
     email = User.objects.normalize_email(email).lower()
     with transaction.atomic():
         user = User.objects.create_user(
-            email=email, password=password, first_name=first_name, last_name=last_name,
-            country=country, external_id=external_id,
+            email=email,
+            password=password,
+            first_name=first_name,
+            last_name=last_name,
+            country=country,
+            external_id=external_id,
         )
         user.interests.set(list(interests))
         user_consent_set(user=user, consent=marketing_consent, source=consent_source)
@@ -487,8 +532,7 @@ def order_place(
     if user is not None and not user.is_authenticated:
         user = None
     errors = [
-        RowError(i, "quantity", "must be at least 1", "min_value")
-        for i, line in enumerate(lines) if line.quantity < 1
+        RowError(i, "quantity", "must be at least 1", "min_value") for i, line in enumerate(lines) if line.quantity < 1
     ]
     if not lines:
         errors.append(RowError(0, "lines", "an order needs at least one line", "required"))
@@ -509,20 +553,35 @@ def order_place(
             p.stock -= line.quantity
         total = sum((products[l.product.pk].price * l.quantity for l in lines), Decimal("0"))
         order = Order.objects.create(
-            user=user, total=total, placed_at=placed_at, country=user.country if user else "",
+            user=user,
+            total=total,
+            placed_at=placed_at,
+            country=user.country if user else "",
             currency=next(iter(products.values())).currency,
         )
         OrderLine.objects.bulk_create(
-            OrderLine(order=order, product_id=l.product.pk, quantity=l.quantity,
-                      unit_price=products[l.product.pk].price, rec_list_id=l.rec_list_id)
+            OrderLine(
+                order=order,
+                product_id=l.product.pk,
+                quantity=l.quantity,
+                unit_price=products[l.product.pk].price,
+                rec_list_id=l.rec_list_id,
+            )
             for l in lines
         )
         for l in lines:
             Product.objects.filter(pk=l.product.pk).update(stock=F("stock") - l.quantity)
         Interaction.objects.bulk_create(
-            Interaction(user=user, session_key="" if user else session_key, product_id=l.product.pk,
-                        kind=Interaction.Kind.PURCHASE, value=float(l.quantity), occurred_at=placed_at,
-                        source=source, rec_list_id=l.rec_list_id)
+            Interaction(
+                user=user,
+                session_key="" if user else session_key,
+                product_id=l.product.pk,
+                kind=Interaction.Kind.PURCHASE,
+                value=float(l.quantity),
+                occurred_at=placed_at,
+                source=source,
+                rec_list_id=l.rec_list_id,
+            )
             for l in lines
         )
     logger.info("order %s placed: %d lines, total %s", order.pk, len(lines), total)
@@ -539,7 +598,11 @@ def cart_get_or_create(*, user: User | None = None, session_key: str = "") -> Ca
 
 
 def cart_add(
-    *, cart: Cart, product: Product, quantity: int = 1, rec_list_id: uuid.UUID | None = None,
+    *,
+    cart: Cart,
+    product: Product,
+    quantity: int = 1,
+    rec_list_id: uuid.UUID | None = None,
     source: int = Interaction.Source.WEB,
 ) -> CartItem:
     """Add to the cart (or raise the quantity) and record an add_to_cart event."""
@@ -557,9 +620,13 @@ def cart_add(
         if item.quantity > product.stock:
             raise OutOfStock(product, item.quantity)
         interaction_record(
-            product=product, kind=Interaction.Kind.ADD_TO_CART, user=cart.user,
-            session_key="" if cart.user_id else cart.session_key or "", value=quantity,
-            source=source, rec_list_id=rec_list_id,
+            product=product,
+            kind=Interaction.Kind.ADD_TO_CART,
+            user=cart.user,
+            session_key="" if cart.user_id else cart.session_key or "",
+            value=quantity,
+            source=source,
+            rec_list_id=rec_list_id,
         )
         Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
     return item
@@ -570,8 +637,11 @@ def cart_remove(*, cart: Cart, product: Product, source: int = Interaction.Sourc
         deleted, _ = CartItem.objects.filter(cart=cart, product=product).delete()
         if deleted:
             interaction_record(
-                product=product, kind=Interaction.Kind.REMOVE_FROM_CART, user=cart.user,
-                session_key="" if cart.user_id else cart.session_key or "", source=source,
+                product=product,
+                kind=Interaction.Kind.REMOVE_FROM_CART,
+                user=cart.user,
+                session_key="" if cart.user_id else cart.session_key or "",
+                source=source,
             )
     return bool(deleted)
 
@@ -587,8 +657,9 @@ def cart_merge(*, session_key: str, user: User) -> Cart:
                 if existing:
                     CartItem.objects.filter(pk=existing.pk).update(quantity=F("quantity") + item.quantity)
                 else:
-                    CartItem.objects.create(cart=cart, product_id=item.product_id, quantity=item.quantity,
-                                            rec_list_id=item.rec_list_id)
+                    CartItem.objects.create(
+                        cart=cart, product_id=item.product_id, quantity=item.quantity, rec_list_id=item.rec_list_id
+                    )
             anon.delete()
         interactions_adopt_session(session_key=session_key, user=user)
     return cart
@@ -600,7 +671,9 @@ def cart_checkout(*, cart: Cart, source: int = Interaction.Source.WEB) -> Order:
     with transaction.atomic():
         order = order_place(
             lines=[OrderLineIn(product=i.product, quantity=i.quantity, rec_list_id=i.rec_list_id) for i in items],
-            user=cart.user, session_key=cart.session_key or "", source=source,
+            user=cart.user,
+            session_key=cart.session_key or "",
+            source=source,
         )
         cart.items.all().delete()
     return order
@@ -668,6 +741,7 @@ def _pg_adapter(field_obj):
 
         return Jsonb
     if isinstance(field_obj, m.DateTimeField):
+
         def check_aware(v):
             if v is not None and (v.tzinfo is None or v.utcoffset() is None):
                 raise ValueError(f"naive datetime {v!r} for {field_obj.name}")
@@ -699,10 +773,13 @@ def rows_bulk_insert(*, model, fields: Sequence[str], rows: Iterable[Sequence], 
     if any(adapters):
         needs = [(i, a) for i, a in enumerate(adapters) if a is not None]
         if len(needs) == 1:  # the common case (a time column): no per-row list
-            (k, one), = needs
-            rows = (r[:k] + (one(r[k]),) + r[k + 1:] if type(r) is tuple else
-                    (*r[:k], one(r[k]), *r[k + 1:]) for r in rows)
+            ((k, one),) = needs
+            rows = (
+                r[:k] + (one(r[k]),) + r[k + 1 :] if type(r) is tuple else (*r[:k], one(r[k]), *r[k + 1 :])
+                for r in rows
+            )
         else:
+
             def adapt(row):
                 row = list(row)
                 for i, a in needs:
@@ -822,8 +899,11 @@ def cart_quantity_set(
         interaction_record(
             product=product,
             kind=Interaction.Kind.ADD_TO_CART if delta > 0 else Interaction.Kind.REMOVE_FROM_CART,
-            user=cart.user, session_key="" if cart.user_id else cart.session_key or "",
-            value=abs(delta), source=source, rec_list_id=item.rec_list_id if delta > 0 else None,
+            user=cart.user,
+            session_key="" if cart.user_id else cart.session_key or "",
+            value=abs(delta),
+            source=source,
+            rec_list_id=item.rec_list_id if delta > 0 else None,
         )
         Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
     return item
@@ -906,12 +986,20 @@ def customer_create(
         raise ValidationFailed(errors)
     try:
         return user_register(
-            email=email, password=None, first_name=first_name, last_name=last_name, country=country,
-            interests=interests, marketing_consent=marketing_consent, external_id=external_id or None,
+            email=email,
+            password=None,
+            first_name=first_name,
+            last_name=last_name,
+            country=country,
+            interests=interests,
+            marketing_consent=marketing_consent,
+            external_id=external_id or None,
             consent_source=consent_source,
         )
     except IntegrityError as exc:  # lost a race with a concurrent create
-        raise ValidationFailed([RowError(0, "email", "another account has this email or external id", "unique")]) from exc
+        raise ValidationFailed(
+            [RowError(0, "email", "another account has this email or external id", "unique")]
+        ) from exc
 
 
 def customer_upsert(
@@ -941,13 +1029,24 @@ def customer_upsert(
             if not email:
                 raise ValidationFailed([RowError(0, "email", "required to create a customer", "required_to_create")])
             return customer_create(
-                email=email, external_id=external_id, first_name=first_name or "", last_name=last_name or "",
-                country=country or "", interests=interests or (), marketing_consent=bool(marketing_consent),
+                email=email,
+                external_id=external_id,
+                first_name=first_name or "",
+                last_name=last_name or "",
+                country=country or "",
+                interests=interests or (),
+                marketing_consent=bool(marketing_consent),
                 consent_source=consent_source,
             ), True
         return user_profile_update(
-            user=user, email=email, first_name=first_name, last_name=last_name, country=country,
-            interests=interests, marketing_consent=marketing_consent, consent_source=consent_source,
+            user=user,
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            country=country,
+            interests=interests,
+            marketing_consent=marketing_consent,
+            consent_source=consent_source,
         ), False
 
 
@@ -995,22 +1094,31 @@ def tables_bulk_load(*, models: Sequence, expected_rows: int, using: str = "defa
             if conn.vendor == "postgresql":
                 cur.execute(
                     "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                    "WHERE conrelid = %s::regclass AND contype = 'f'", [table])
+                    "WHERE conrelid = %s::regclass AND contype = 'f'",
+                    [table],
+                )
                 for name, definition in cur.fetchall():
-                    recreate.append(f"ALTER TABLE {conn.ops.quote_name(table)} ADD CONSTRAINT "
-                                    f"{conn.ops.quote_name(name)} {definition}")
+                    recreate.append(
+                        f"ALTER TABLE {conn.ops.quote_name(table)} ADD CONSTRAINT "
+                        f"{conn.ops.quote_name(name)} {definition}"
+                    )
                     cur.execute(f"ALTER TABLE {conn.ops.quote_name(table)} DROP CONSTRAINT {conn.ops.quote_name(name)}")
                 cur.execute(
                     "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
                     "JOIN pg_class i ON i.oid = x.indexrelid "
                     "WHERE x.indrelid = %s::regclass AND NOT x.indisunique AND NOT x.indisprimary "
-                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)", [table])
+                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+                    [table],
+                )
                 for name, definition in cur.fetchall():
                     recreate.insert(0, definition)  # indexes before the foreign keys that use them
                     cur.execute(f"DROP INDEX {conn.ops.quote_name(name)}")
             else:
-                cur.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s "
-                            "AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%%'", [table])
+                cur.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s "
+                    "AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%%'",
+                    [table],
+                )
                 for name, definition in cur.fetchall():
                     recreate.append(definition)
                     cur.execute(f"DROP INDEX {conn.ops.quote_name(name)}")

@@ -6,6 +6,7 @@ no server), emails to the outbox that staff read in admin. Set ``DJANGO_ENV=prod
 for production: it refuses to start without ``DJANGO_SECRET_KEY`` and turns on the
 security settings that ``manage.py check --deploy`` asks for.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,18 +25,14 @@ if (BASE_DIR / ".env").exists():
 
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 if DJANGO_ENV not in {"development", "production", "test"}:
-    raise ImproperlyConfigured(
-        f"DJANGO_ENV must be development, production or test, not {DJANGO_ENV!r}"
-    )
+    raise ImproperlyConfigured(f"DJANGO_ENV must be development, production or test, not {DJANGO_ENV!r}")
 PRODUCTION = DJANGO_ENV == "production"
 TESTING = DJANGO_ENV == "test" or "pytest" in sys.modules
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     if PRODUCTION:
-        raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set: production refuses to start without a secret."
-        )
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set: production refuses to start without a secret.")
     SECRET_KEY = "django-insecure-dev-only-not-for-production-affinity-0123456789"
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
@@ -99,9 +96,7 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'affinity.sqlite3'}")
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'affinity.sqlite3'}")}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)

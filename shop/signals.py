@@ -1,4 +1,5 @@
 """Signals the store sends; other apps listen (shop never imports them)."""
+
 from django.dispatch import Signal
 
 # Sent inside the transaction that deletes a customer, before the row goes:

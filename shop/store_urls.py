@@ -1,4 +1,5 @@
 """Storefront routes (namespace ``shop``)."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
@@ -23,16 +24,33 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
-    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(
-        template_name="registration/password_reset_done.html"), name="password_reset_done"),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="registration/password_reset_done.html"),
+        name="password_reset_done",
+    ),
     path("reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
-    path("reset/done/", auth_views.PasswordResetCompleteView.as_view(
-        template_name="registration/password_reset_complete.html"), name="password_reset_complete"),
-    path("password-change/", auth_views.PasswordChangeView.as_view(
-        template_name="registration/password_change_form.html", extra_context={"section": "password"},
-        success_url=reverse_lazy("shop:password_change_done")), name="password_change"),
-    path("password-change/done/", auth_views.PasswordChangeDoneView.as_view(
-        template_name="registration/password_change_done.html", extra_context={"section": "password"}), name="password_change_done"),
+    path(
+        "reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="registration/password_reset_complete.html"),
+        name="password_reset_complete",
+    ),
+    path(
+        "password-change/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="registration/password_change_form.html",
+            extra_context={"section": "password"},
+            success_url=reverse_lazy("shop:password_change_done"),
+        ),
+        name="password_change",
+    ),
+    path(
+        "password-change/done/",
+        auth_views.PasswordChangeDoneView.as_view(
+            template_name="registration/password_change_done.html", extra_context={"section": "password"}
+        ),
+        name="password_change_done",
+    ),
     path("account/", views.account_orders, name="account"),
     path("account/orders/<uuid:number>/", views.order_detail, name="order"),
     path("account/preferences/", views.account_preferences, name="preferences"),

@@ -1,4 +1,5 @@
 """Background jobs of the store. Thin: take ids or plain values, call a service."""
+
 from __future__ import annotations
 
 import logging

@@ -13,6 +13,7 @@ in production, so every gunicorn process shares them).
 A throttled request gets 429 with the error shape, ``retry_after`` and a
 ``Retry-After`` header.
 """
+
 from __future__ import annotations
 
 from django.conf import settings

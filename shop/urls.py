@@ -1,4 +1,5 @@
 """Root URL configuration: storefront, admin, health, API v1, email tracking (/c/)."""
+
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

@@ -6,6 +6,7 @@ later order are attributed to the list. Events (views, clicks, cart changes,
 purchases) are recorded through `shop.services` as they happen; the next page's
 recommendations read them.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,9 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
 
 def _next_url(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return default
 
@@ -76,8 +78,9 @@ def _record(request: HttpRequest, *, product: Product, kind: int, rec_list_id: u
     if who["user"] is None and not who["session_key"]:
         who["session_key"] = _session_key(request, create=True)
     try:
-        services.interaction_record(product=product, kind=kind, rec_list_id=rec_list_id,
-                                    source=Interaction.Source.WEB, **who)
+        services.interaction_record(
+            product=product, kind=kind, rec_list_id=rec_list_id, source=Interaction.Source.WEB, **who
+        )
     except Exception:  # noqa: BLE001 - an event must never break the page
         logger.exception("could not record %s of product %s", Interaction.Kind(kind).label, product.pk)
 
@@ -139,7 +142,11 @@ def _shelf(key: str, title: str, call: str, *, subtitle: str = "", **kwargs) -> 
     if not rec_list.picks:
         return None
     return Shelf(
-        key=key, title=title, subtitle=subtitle, list_id=rec_list.id, strategy=rec_list.strategy,
+        key=key,
+        title=title,
+        subtitle=subtitle,
+        list_id=rec_list.id,
+        strategy=rec_list.strategy,
         items=[ShelfItem(product=p.product, reason=p.reason, reason_code=p.reason_code) for p in rec_list.picks],
     )
 
@@ -174,32 +181,52 @@ def home(request: HttpRequest) -> HttpResponse:
     # A shopper we know nothing about gets the trending list once, not twice.
     if personal and not personal.strategy.startswith("trending"):
         personal.subtitle = (
-            f"Picked for you, {request.user.get_short_name()}" if request.user.is_authenticated
-            and request.user.first_name else "Picked from what you like and what you looked at"
+            f"Picked for you, {request.user.get_short_name()}"
+            if request.user.is_authenticated and request.user.first_name
+            else "Picked from what you like and what you looked at"
         )
         shelves.append(personal)
     if viewed:
         last = viewed[0]
-        because = _shelf("because-viewed", f"Because you viewed {display_name(last.name)}", "similar_products",
-                         product=last, kind="also_bought", n=SHELF_SIZE, **who)
+        because = _shelf(
+            "because-viewed",
+            f"Because you viewed {display_name(last.name)}",
+            "similar_products",
+            product=last,
+            kind="also_bought",
+            n=SHELF_SIZE,
+            **who,
+        )
         if because is None:
-            because = _shelf("because-viewed", f"Because you viewed {display_name(last.name)}", "similar_products",
-                             product=last, kind="similar", n=SHELF_SIZE, **who)
+            because = _shelf(
+                "because-viewed",
+                f"Because you viewed {display_name(last.name)}",
+                "similar_products",
+                product=last,
+                kind="similar",
+                n=SHELF_SIZE,
+                **who,
+            )
         because = _without(because, {p.pk for p in viewed})
         if because:
             shelves.append(because)
-    trending = _shelf("trending", "Trending now", "trending_products", n=SHELF_SIZE,
-                      subtitle="What shoppers are buying this week")
+    trending = _shelf(
+        "trending", "Trending now", "trending_products", n=SHELF_SIZE, subtitle="What shoppers are buying this week"
+    )
     if trending:
         shelves.append(trending)
     recent = _plain_shelf("recently-viewed", "Recently viewed", viewed)
     if recent:
         shelves.append(recent)
-    return render(request, "shop/home.html", {
-        "shelves": shelves,
-        "is_new_visitor": not request.user.is_authenticated and not viewed,
-        "categories": selectors.category_top_level(),
-    })
+    return render(
+        request,
+        "shop/home.html",
+        {
+            "shelves": shelves,
+            "is_new_visitor": not request.user.is_authenticated and not viewed,
+            "categories": selectors.category_top_level(),
+        },
+    )
 
 
 @require_GET
@@ -211,20 +238,26 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
     form = forms.ProductFilterForm(request.GET)
     form.is_valid()
     products = selectors.product_browse(
-        category_ids=selectors.category_descendant_ids(category_id=node.id), **form.filters())
+        category_ids=selectors.category_descendant_ids(category_id=node.id), **form.filters()
+    )
     page = Paginator(products, PAGE_SIZE).get_page(request.GET.get("page"))
     popular = None
     if page.number == 1:
-        popular = _shelf("popular-in-category", f"Popular in {node.name}", "trending_products",
-                         category=cat, n=SHELF_SIZE)
-    return render(request, "shop/category.html", {
-        "category": node,
-        "breadcrumbs": selectors.category_path(category_id=node.id)[:-1],
-        "subcategories": selectors.category_children(category_id=node.id),
-        "form": form,
-        "page": page,
-        "popular": popular,
-    })
+        popular = _shelf(
+            "popular-in-category", f"Popular in {node.name}", "trending_products", category=cat, n=SHELF_SIZE
+        )
+    return render(
+        request,
+        "shop/category.html",
+        {
+            "category": node,
+            "breadcrumbs": selectors.category_path(category_id=node.id)[:-1],
+            "subcategories": selectors.category_children(category_id=node.id),
+            "form": form,
+            "page": page,
+            "popular": popular,
+        },
+    )
 
 
 @require_GET
@@ -240,9 +273,16 @@ def search(request: HttpRequest) -> HttpResponse:
     fallback = None
     if not page or not page.paginator.count:
         fallback = _shelf("trending", "Popular right now", "trending_products", n=SHELF_SIZE)
-    return render(request, "shop/search.html", {
-        "query": query, "page": page, "fallback": fallback, "form": form,
-    })
+    return render(
+        request,
+        "shop/search.html",
+        {
+            "query": query,
+            "page": page,
+            "fallback": fallback,
+            "form": form,
+        },
+    )
 
 
 @require_GET
@@ -257,26 +297,37 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
     if rec_list_id is not None and not _click_recorded(rec_list_id=rec_list_id, product=item, who=who):
         rec_list_id = None  # not a list that showed this product: no attribution
     _record(request, product=item, kind=Interaction.Kind.VIEW, rec_list_id=rec_list_id)
-    also = _shelf("also-bought", "Customers also bought", "similar_products",
-                  product=item, kind="also_bought", n=SHELF_SIZE, **who)
-    similar = _shelf("similar", "Similar products", "similar_products",
-                     product=item, kind="similar", n=SHELF_SIZE, **who)
+    also = _shelf(
+        "also-bought",
+        "Customers also bought",
+        "similar_products",
+        product=item,
+        kind="also_bought",
+        n=SHELF_SIZE,
+        **who,
+    )
+    similar = _shelf(
+        "similar", "Similar products", "similar_products", product=item, kind="similar", n=SHELF_SIZE, **who
+    )
     if also is not None:  # without a model both lists may fall back to the same products
         similar = _without(similar, {it.product.pk for it in also.items})
-    return render(request, "shop/product.html", {
-        "product": item,
-        "breadcrumbs": selectors.category_path(category_id=item.category_id) if item.category_id else [],
-        "rec_list_id": rec_list_id,
-        "shelves": [s for s in (also, similar) if s],
-        "max_quantity": max(1, min(item.stock, 99)),
-    })
+    return render(
+        request,
+        "shop/product.html",
+        {
+            "product": item,
+            "breadcrumbs": selectors.category_path(category_id=item.category_id) if item.category_id else [],
+            "rec_list_id": rec_list_id,
+            "shelves": [s for s in (also, similar) if s],
+            "max_quantity": max(1, min(item.stock, 99)),
+        },
+    )
 
 
 @require_GET
 def product_image(request: HttpRequest, pk: int) -> HttpResponse:
     """The product's generated picture (SVG), cached by browsers and proxies."""
-    row = (Product.objects.filter(pk=pk)
-           .values("name", "category__colour", "category__name").first())
+    row = Product.objects.filter(pk=pk).values("name", "category__colour", "category__name").first()
     if row is None:
         raise Http404("No such product.")
     colour = row["category__colour"] or placeholders.DEFAULT_COLOUR
@@ -307,8 +358,15 @@ def _cart_for_write(request: HttpRequest):
 def cart(request: HttpRequest) -> HttpResponse:
     who = _shopper(request)
     view = selectors.cart_view(cart=selectors.cart_find(**who))
-    more = _shelf("cart-recs", "You might also like", "recommend_for_user", context="cart", n=SHELF_SIZE,
-                  exclude_product_ids=[line.product.pk for line in view.lines], **who)
+    more = _shelf(
+        "cart-recs",
+        "You might also like",
+        "recommend_for_user",
+        context="cart",
+        n=SHELF_SIZE,
+        exclude_product_ids=[line.product.pk for line in view.lines],
+        **who,
+    )
     return render(request, "shop/cart.html", {"cart": view, "shelves": [more] if more else []})
 
 
@@ -317,16 +375,23 @@ def cart_add(request: HttpRequest) -> HttpResponse:
     form = forms.CartAddForm(request.POST)
     back = _next_url(request, reverse("shop:cart"))
     if not form.is_valid():
-        messages.error(request, "Could not add to the cart: " + "; ".join(
-            f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()))
+        messages.error(
+            request,
+            "Could not add to the cart: "
+            + "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()),
+        )
         return redirect(back)
     item = selectors.product_list().filter(pk=form.cleaned_data["product"]).first()
     if item is None:
         messages.error(request, "That product is no longer for sale.")
         return redirect(back)
     try:
-        services.cart_add(cart=_cart_for_write(request), product=item,
-                          quantity=form.cleaned_data["quantity"] or 1, rec_list_id=form.cleaned_data["rl"])
+        services.cart_add(
+            cart=_cart_for_write(request),
+            product=item,
+            quantity=form.cleaned_data["quantity"] or 1,
+            rec_list_id=form.cleaned_data["rl"],
+        )
     except services.OutOfStock as exc:
         messages.error(request, f"Sorry, only {exc.product.stock} of {display_name(item.name)} left in stock.")
         return redirect(back)
@@ -341,8 +406,11 @@ def cart_add(request: HttpRequest) -> HttpResponse:
 def cart_update(request: HttpRequest) -> HttpResponse:
     form = forms.CartUpdateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Could not change the quantity: " + "; ".join(
-            f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()))
+        messages.error(
+            request,
+            "Could not change the quantity: "
+            + "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()),
+        )
         return redirect("shop:cart")
     who = _shopper(request)
     current = selectors.cart_find(**who)
@@ -389,8 +457,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
         try:
             order = services.cart_checkout(cart=current)
         except services.OutOfStock as exc:
-            messages.error(request, f"Sorry, only {exc.product.stock} of {display_name(exc.product.name)} "
-                                    "left in stock: please change the quantity.")
+            messages.error(
+                request,
+                f"Sorry, only {exc.product.stock} of {display_name(exc.product.name)} "
+                "left in stock: please change the quantity.",
+            )
             return redirect("shop:cart")
         except services.ValidationFailed as exc:
             messages.error(request, f"Could not place the order: {exc.errors[0].message}.")
@@ -432,8 +503,11 @@ def signup(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         anonymous_key = request.session.session_key or ""
         user = services.user_register(
-            email=data["email"], password=data["password1"], first_name=data["first_name"],
-            interests=data["interests"], marketing_consent=data["marketing_consent"],
+            email=data["email"],
+            password=data["password1"],
+            first_name=data["first_name"],
+            interests=data["interests"],
+            marketing_consent=data["marketing_consent"],
         )
         _log_in(request, user, anonymous_key=anonymous_key)
         messages.success(request, "Welcome to Affinity! Here are a few things we think you will like.")
@@ -481,8 +555,10 @@ def account_preferences(request: HttpRequest) -> HttpResponse:
     form = forms.PreferencesForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         services.user_preferences_update(
-            user=user, marketing_consent=form.cleaned_data["marketing_consent"],
-            interests=form.cleaned_data["interests"], source=ConsentChange.Source.PREFERENCES,
+            user=user,
+            marketing_consent=form.cleaned_data["marketing_consent"],
+            interests=form.cleaned_data["interests"],
+            source=ConsentChange.Source.PREFERENCES,
         )
         messages.success(request, "Your preferences are saved.")
         return redirect("shop:preferences")
@@ -509,9 +585,9 @@ def account_privacy(request: HttpRequest) -> HttpResponse:
 def account_export(request: HttpRequest) -> HttpResponse:
     data = selectors.user_data_export(user=request.user)
     data["exported_at"] = timezone.now().isoformat()
-    response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False),
-                            content_type="application/json; charset=utf-8")
+    response = HttpResponse(
+        json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
+    )
     stamp = timezone.localdate().isoformat()
     response["Content-Disposition"] = f'attachment; filename="affinity-my-data-{stamp}.json"'
     return response
-

@@ -5,6 +5,7 @@ database. Screenshots of every step go to ``test-artifacts/e2e/`` (gitignored).
 The fixtures are registered once, in ``tests/conftest.py``: there must be exactly one
 session-wide Playwright (its sync API owns this thread's event loop), so test modules
 use the fixtures by name and never import them."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,13 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -38,8 +44,10 @@ def chromium_path() -> str | None:
 def browser() -> Iterator:
     path = chromium_path()
     if path is None:
-        pytest.skip(f"Chromium not found at {os.environ.get('CHROMIUM_PATH') or '/usr/bin/chromium'} "
-                    "(set CHROMIUM_PATH or install Debian's chromium): browser tests skipped")
+        pytest.skip(
+            f"Chromium not found at {os.environ.get('CHROMIUM_PATH') or '/usr/bin/chromium'} "
+            "(set CHROMIUM_PATH or install Debian's chromium): browser tests skipped"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -71,8 +79,7 @@ class Shots:
 
 
 def _new_page(browser, live_server, request, **context_args):
-    context = browser.new_context(base_url=live_server.url, accept_downloads=True, locale="en-GB",
-                                  **context_args)
+    context = browser.new_context(base_url=live_server.url, accept_downloads=True, locale="en-GB", **context_args)
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors: list[str] = []
@@ -95,8 +102,7 @@ def _new_page(browser, live_server, request, **context_args):
 
 @pytest.fixture
 def page(browser, live_server, request, transactional_db):
-    context, page, errors, outside = _new_page(browser, live_server, request,
-                                               viewport={"width": 1280, "height": 900})
+    context, page, errors, outside = _new_page(browser, live_server, request, viewport={"width": 1280, "height": 900})
     page.shots = Shots(page, request.node.name)
     yield page
     context.close()
@@ -107,8 +113,14 @@ def page(browser, live_server, request, transactional_db):
 @pytest.fixture
 def phone_page(browser, live_server, request, transactional_db):
     context, page, errors, outside = _new_page(
-        browser, live_server, request, viewport={"width": 390, "height": 844}, device_scale_factor=2,
-        is_mobile=True, has_touch=True)
+        browser,
+        live_server,
+        request,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
     page.shots = Shots(page, request.node.name, full_page=False)  # what the phone's screen shows
     yield page
     context.close()

@@ -3,6 +3,7 @@
 The suite runs against whatever ``DATABASE_URL``/``REDIS_URL`` say: CI points them at
 PostgreSQL and Redis. Integration fixtures start real processes on loopback.
 """
+
 from __future__ import annotations
 
 import os
@@ -86,10 +87,32 @@ class WorkerProcess:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "shop", "worker", "-Q", self.queue, "-c", "2",
-             "--pool", "prefork", "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "-n", f"test-{self.queue}@%h", "--loglevel", "INFO"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "shop",
+                "worker",
+                "-Q",
+                self.queue,
+                "-c",
+                "2",
+                "--pool",
+                "prefork",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test-{self.queue}@%h",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -133,8 +156,11 @@ def celery_worker_factory(transactional_db, tmp_path, settings):
     workers: list[WorkerProcess] = []
 
     def start(**env: str) -> WorkerProcess:
-        w = WorkerProcess(queue=queue, env=child_env(CELERY_TASK_DEFAULT_QUEUE=queue, **env),
-                          log_path=tmp_path / f"worker-{len(workers)}.log")
+        w = WorkerProcess(
+            queue=queue,
+            env=child_env(CELERY_TASK_DEFAULT_QUEUE=queue, **env),
+            log_path=tmp_path / f"worker-{len(workers)}.log",
+        )
         workers.append(w)
         w.start()
         return w

@@ -1,4 +1,5 @@
 """Factories for tests (factory_boy). One place for all apps' test data."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -65,12 +66,18 @@ class OrderLineFactory(factory.django.DjangoModelFactory):
     unit_price = Decimal("9.99")
 
 
-def interaction_make(*, user=None, product, kind=Interaction.Kind.VIEW, session_key="", value=1.0,
-                     occurred_at=None, **extra) -> Interaction:
+def interaction_make(
+    *, user=None, product, kind=Interaction.Kind.VIEW, session_key="", value=1.0, occurred_at=None, **extra
+) -> Interaction:
     """Create an interaction through the one writer, `shop.services`."""
     from shop import services
 
     return services.interaction_record(
-        product=product, kind=kind, user=user, session_key=session_key, value=value,
-        occurred_at=occurred_at, **extra,
+        product=product,
+        kind=kind,
+        user=user,
+        session_key=session_key,
+        value=value,
+        occurred_at=occurred_at,
+        **extra,
     )

@@ -79,25 +79,19 @@ class SideData:
         """Raise ``EngineError`` unless every given field has one entry per item."""
         if self.item_text is not None:
             if len(self.item_text) != n_items:
-                raise EngineError(
-                    f"side.item_text has {len(self.item_text)} entries for {n_items} items"
-                )
+                raise EngineError(f"side.item_text has {len(self.item_text)} entries for {n_items} items")
             if not all(isinstance(text, str) for text in self.item_text):
                 raise EngineError("side.item_text must hold one string per item")
         if self.item_category is not None:
             category = np.asarray(self.item_category)
             if category.shape != (n_items,):
-                raise EngineError(
-                    f"side.item_category has shape {category.shape} for {n_items} items"
-                )
+                raise EngineError(f"side.item_category has shape {category.shape} for {n_items} items")
             if category.size and not np.issubdtype(category.dtype, np.integer):
                 raise EngineError("side.item_category must hold integer ids (-1 for none)")
         if self.item_recent is not None:
             recent = np.asarray(self.item_recent, dtype=np.float64)
             if recent.shape != (n_items,):
-                raise EngineError(
-                    f"side.item_recent has shape {recent.shape} for {n_items} items"
-                )
+                raise EngineError(f"side.item_recent has shape {recent.shape} for {n_items} items")
             if not np.all(np.isfinite(recent)):
                 raise EngineError("side.item_recent contains NaN/inf values")
             if np.any(recent < 0):
@@ -150,9 +144,7 @@ def _coerce_param(algorithm: str, key: str, value: Any, default: Any) -> Any:
             return int(value)
         raise bad("an integer")
     if isinstance(default, float):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)
-        ):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise bad("a number")
         value = float(value)
         if not np.isfinite(value):
@@ -193,9 +185,7 @@ class _ProgressReporter:
     def part(self, start: float, stop: float) -> _ProgressReporter:
         """A reporter for the sub-range [start, stop] of this one."""
         span = self.stop - self.start
-        return _ProgressReporter(
-            self.callback, self.start + span * start, self.start + span * stop
-        )
+        return _ProgressReporter(self.callback, self.start + span * start, self.start + span * stop)
 
 
 # --------------------------------------------------------------------------- interface
@@ -219,10 +209,7 @@ class Recommender(ABC):
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
-            raise EngineError(
-                f"{self.name}: unknown parameter(s) {unknown}; "
-                f"known: {sorted(self.defaults)}"
-            )
+            raise EngineError(f"{self.name}: unknown parameter(s) {unknown}; known: {sorted(self.defaults)}")
         merged = dict(self.defaults)
         for key, value in params.items():
             merged[key] = _coerce_param(self.name, key, value, self.defaults[key])
@@ -276,9 +263,7 @@ class Recommender(ABC):
         if n_items == 0:
             raise EmptyDataError(f"{self.name}: the matrix has no items")
         if self.needs_interactions and (n_users == 0 or matrix.nnz == 0):
-            raise EmptyDataError(
-                f"{self.name}: no interactions to learn from (matrix {n_users} x {n_items})"
-            )
+            raise EmptyDataError(f"{self.name}: no interactions to learn from (matrix {n_users} x {n_items})")
         if side is not None:
             side.check(n_items)
         reporter = _ProgressReporter(progress)
@@ -297,8 +282,7 @@ class Recommender(ABC):
         matrix = check_user_items(history, what="history")
         if matrix.shape[1] != self.n_items:
             raise EngineError(
-                f"{self.name}: history has {matrix.shape[1]} item columns, "
-                f"the model was fitted on {self.n_items}"
+                f"{self.name}: history has {matrix.shape[1]} item columns, the model was fitted on {self.n_items}"
             )
         return matrix
 
@@ -344,9 +328,7 @@ class Recommender(ABC):
                 raise EngineError("exclude must be a scipy.sparse matrix")
             exclude = sp.csr_matrix(exclude)
             if exclude.shape[1] != self.n_items or exclude.shape[0] not in (1, rows):
-                raise EngineError(
-                    f"exclude has shape {exclude.shape}; expected ({rows} or 1, {self.n_items})"
-                )
+                raise EngineError(f"exclude has shape {exclude.shape}; expected ({rows} or 1, {self.n_items})")
             r, c = exclude.nonzero()
             if exclude.shape[0] == 1 and rows != 1:
                 scores[:, c] = -np.inf
@@ -375,9 +357,7 @@ class Recommender(ABC):
             )
         return array
 
-    def similar_items(
-        self, items: np.ndarray | list[int], *, n: int = 10
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(self, items: np.ndarray | list[int], *, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` most similar item columns to each given item column (itself excluded).
 
         Only items with a positive similarity are listed. Returns
@@ -442,9 +422,7 @@ class Recommender(ABC):
             raise EngineError(f"artifact holds algorithm {name!r}, not {cls.name!r}")
         version = int(arrays["format_version"])
         if version > FORMAT_VERSION:
-            raise EngineError(
-                f"artifact format {version} is newer than this engine ({FORMAT_VERSION})"
-            )
+            raise EngineError(f"artifact format {version} is newer than this engine ({FORMAT_VERSION})")
         params = json.loads(str(arrays["params"]))
         model = cls(**params)
         state = {k[len("state__") :]: arrays[k] for k in arrays if k.startswith("state__")}
@@ -459,9 +437,7 @@ def algorithm_build(name: str, **params: Any) -> Recommender:
     try:
         cls = ALGORITHMS[name]
     except KeyError:
-        raise EngineError(
-            f"unknown algorithm {name!r}; available: {sorted(ALGORITHMS)}"
-        ) from None
+        raise EngineError(f"unknown algorithm {name!r}; available: {sorted(ALGORITHMS)}") from None
     return cls(**params)
 
 

@@ -122,9 +122,7 @@ class ContentRecommender(Recommender):
     # ------------------------------------------------------------ fit / score
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
         if side is None or (side.item_text is None and side.item_category is None):
-            raise EngineError(
-                "content: needs side data (side.item_text and/or side.item_category)"
-            )
+            raise EngineError("content: needs side data (side.item_text and/or side.item_category)")
         self._fixed_vectorizer = None
         self._weighting.fit(user_items)
         if side.item_text is not None:

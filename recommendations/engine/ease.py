@@ -142,9 +142,7 @@ def _keep_top_k(weights: np.ndarray, k: int) -> sp.csr_matrix:
     k = min(k, n_cols)
     part = np.argpartition(-np.abs(weights), k - 1, axis=1)[:, :k]
     values = np.take_along_axis(weights, part, axis=1)
-    matrix = sp.csr_matrix(
-        (values.ravel(), part.ravel(), np.arange(0, n_rows * k + 1, k)), shape=(n_rows, n_cols)
-    )
+    matrix = sp.csr_matrix((values.ravel(), part.ravel(), np.arange(0, n_rows * k + 1, k)), shape=(n_rows, n_cols))
     matrix.eliminate_zeros()
     matrix.sort_indices()
     return matrix

@@ -113,9 +113,7 @@ def _pair_keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
     return pairs
 
 
-def leave_last_n_out(
-    users: np.ndarray, items: np.ndarray, times: np.ndarray, *, n: int = 1
-) -> Split:
+def leave_last_n_out(users: np.ndarray, items: np.ndarray, times: np.ndarray, *, n: int = 1) -> Split:
     """Per user, the ``n`` latest events go to test, the rest to train.
 
     Users with ``n`` or fewer events keep all of them in train (nothing would be
@@ -193,9 +191,7 @@ def _hits(recommended: np.ndarray, relevant: Relevant, k: int) -> tuple[np.ndarr
         else:
             safe = np.minimum(safe, matrix.shape[1] - 1)
             in_range = valid & (top < matrix.shape[1])
-            flags = np.asarray(
-                matrix[np.repeat(np.arange(rows), k), safe.ravel()], dtype=bool
-            ).reshape(rows, k)
+            flags = np.asarray(matrix[np.repeat(np.arange(rows), k), safe.ravel()], dtype=bool).reshape(rows, k)
             hits = flags & in_range
     else:
         if len(relevant) != rows:
@@ -222,9 +218,7 @@ def _finish(values: np.ndarray, n_relevant: np.ndarray, average: bool) -> float 
     return float(np.nanmean(values))
 
 
-def ndcg_at_k(
-    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
-) -> float | np.ndarray:
+def ndcg_at_k(recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True) -> float | np.ndarray:
     """NDCG@k with binary gain (see the module docstring)."""
     hits, n_relevant = _hits(recommended, relevant, k)
     discount = 1.0 / np.log(np.arange(2, k + 2))
@@ -233,25 +227,19 @@ def ndcg_at_k(
     return _finish(np.where(n_relevant > 0, dcg / ideal, 0.0), n_relevant, average)
 
 
-def precision_at_k(
-    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
-) -> float | np.ndarray:
+def precision_at_k(recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True) -> float | np.ndarray:
     """Precision@k = hits / k."""
     hits, n_relevant = _hits(recommended, relevant, k)
     return _finish(hits.sum(axis=1) / k, n_relevant, average)
 
 
-def recall_at_k(
-    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
-) -> float | np.ndarray:
+def recall_at_k(recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True) -> float | np.ndarray:
     """Recall@k = hits / |relevant|."""
     hits, n_relevant = _hits(recommended, relevant, k)
     return _finish(hits.sum(axis=1) / np.maximum(n_relevant, 1), n_relevant, average)
 
 
-def map_at_k(
-    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
-) -> float | np.ndarray:
+def map_at_k(recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True) -> float | np.ndarray:
     """Mean average precision@k (normalised by ``min(k, |relevant|)``)."""
     hits, n_relevant = _hits(recommended, relevant, k)
     precision_at_i = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
@@ -259,9 +247,7 @@ def map_at_k(
     return _finish(ap, n_relevant, average)
 
 
-def hit_rate_at_k(
-    recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True
-) -> float | np.ndarray:
+def hit_rate_at_k(recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True) -> float | np.ndarray:
     """Share of rows with at least one relevant item in the top k."""
     hits, n_relevant = _hits(recommended, relevant, k)
     return _finish(hits.any(axis=1).astype(np.float64), n_relevant, average)

@@ -147,9 +147,7 @@ class HybridRecommender(Recommender):
         """items x items: column ``i`` (a cold item) = normalised weights of its warm
         content neighbours, so ``cf @ cold_map`` gives cold items their neighbours' mean."""
         assert self.content_model is not None
-        neighbours = self.content_model.neighbours(
-            self.params["cold_neighbours"], candidates=warm
-        )
+        neighbours = self.content_model.neighbours(self.params["cold_neighbours"], candidates=warm)
         neighbours = sp.diags((~warm).astype(np.float32)) @ neighbours  # cold rows only
         totals = np.asarray(neighbours.sum(axis=1)).ravel()
         totals[totals == 0] = 1.0
@@ -174,9 +172,7 @@ class HybridRecommender(Recommender):
         parts = {"cf": self._cf_scores(history)}
         if self.content_model is not None:
             parts["content"] = row_normalise_max(self.content_model._score(history))
-        parts["trending"] = np.broadcast_to(
-            self.trending_model.item_scores[None, :], (history.shape[0], self.n_items)
-        )
+        parts["trending"] = np.broadcast_to(self.trending_model.item_scores[None, :], (history.shape[0], self.n_items))
         return parts
 
     def _blend(
@@ -302,10 +298,7 @@ class HybridRecommender(Recommender):
         order = np.argsort(-means, kind="stable")
         best_content, best_trending = grid[order[0]]
         self.params.update(w_cf=1.0, w_content=best_content, w_trending=best_trending)
-        return [
-            {"w_content": grid[i][0], "w_trending": grid[i][1], "ndcg": float(means[i])}
-            for i in order
-        ]
+        return [{"w_content": grid[i][0], "w_trending": grid[i][1], "ndcg": float(means[i])} for i in order]
 
     # ------------------------------------------------------------ persistence
     def _state(self) -> dict[str, np.ndarray]:

@@ -112,12 +112,8 @@ def _as_1d(name: str, array: object, dtype: type) -> np.ndarray:
     if out.ndim != 1:
         raise EngineError(f"{name} must be one-dimensional, got shape {out.shape}")
     if np.issubdtype(dtype, np.integer):
-        if out.size and not (
-            np.issubdtype(out.dtype, np.integer) or np.issubdtype(out.dtype, np.bool_)
-        ):
-            if not np.issubdtype(out.dtype, np.floating) or not np.all(
-                np.isfinite(out) & (out == np.round(out))
-            ):
+        if out.size and not (np.issubdtype(out.dtype, np.integer) or np.issubdtype(out.dtype, np.bool_)):
+            if not np.issubdtype(out.dtype, np.floating) or not np.all(np.isfinite(out) & (out == np.round(out))):
                 raise EngineError(f"{name} must hold integers, got dtype {out.dtype}")
     elif out.size and not np.issubdtype(out.dtype, np.number):
         raise EngineError(f"{name} must be numeric, got dtype {out.dtype}")
@@ -128,9 +124,7 @@ def _check_finite(name: str, array: np.ndarray) -> None:
     bad = ~np.isfinite(array)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise EngineError(
-            f"{name} contains {int(bad.sum())} NaN/inf value(s) (first at position {first})"
-        )
+        raise EngineError(f"{name} contains {int(bad.sum())} NaN/inf value(s) (first at position {first})")
 
 
 class _IdLookup:
@@ -154,13 +148,9 @@ class _IdLookup:
         return np.where(found, self._sorter[pos], -1).astype(np.int64, copy=False)
 
 
-def _coo_to_csr(
-    rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int, int]
-) -> sp.csr_matrix:
+def _coo_to_csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """Sum duplicates in float64, clip negative sums at 0, drop zeros, return float32 CSR."""
-    matrix = sp.csr_matrix(
-        (data.astype(np.float64, copy=False), (rows, cols)), shape=shape, dtype=np.float64
-    )
+    matrix = sp.csr_matrix((data.astype(np.float64, copy=False), (rows, cols)), shape=shape, dtype=np.float64)
     matrix.sum_duplicates()
     np.maximum(matrix.data, 0.0, out=matrix.data)
     matrix.eliminate_zeros()
@@ -216,14 +206,11 @@ def event_weights(
         if not known.all():
             unknown = np.unique(kinds[~known])
             raise EngineError(
-                f"kind code(s) {unknown.tolist()} have no weight in kind_weights "
-                f"(known: {codes.tolist()})"
+                f"kind code(s) {unknown.tolist()} have no weight in kind_weights (known: {codes.tolist()})"
             )
         weights = base[pos]
 
-    mode_codes = {
-        mode: [int(k) for k, m in value_modes.items() if m == mode] for mode in _VALUE_MODES
-    }
+    mode_codes = {mode: [int(k) for k, m in value_modes.items() if m == mode] for mode in _VALUE_MODES}
     if mode_codes["quantity"]:
         mask = np.isin(kinds, mode_codes["quantity"])
         quantity = np.clip(values[mask], 1.0, quantity_cap)
@@ -317,9 +304,7 @@ class InteractionMatrix:
         self.user_items = sp.csr_matrix(self.user_items, dtype=np.float32)
         expected = (self.user_ids.size, self.item_ids.size)
         if self.user_items.shape != expected:
-            raise EngineError(
-                f"user_items has shape {self.user_items.shape}, ids give {expected}"
-            )
+            raise EngineError(f"user_items has shape {self.user_items.shape}, ids give {expected}")
         self._users = _IdLookup(self.user_ids)
         self._items = _IdLookup(self.item_ids)
 
@@ -351,9 +336,7 @@ class InteractionMatrix:
             raise UnknownIdError(f"unknown user id(s): {ids[rows < 0][:10].tolist()}")
         return self.user_items[rows]
 
-    def history_rows(
-        self, histories: Sequence[tuple[np.ndarray, np.ndarray]]
-    ) -> sp.csr_matrix:
+    def history_rows(self, histories: Sequence[tuple[np.ndarray, np.ndarray]]) -> sp.csr_matrix:
         """Fold-in rows for arbitrary (known or new) users: one row per history.
 
         Each history is ``(item_ids, weights)`` in external item ids (weight it with
@@ -368,9 +351,7 @@ class InteractionMatrix:
             item_ids = _as_1d(f"histories[{number}] item ids", item_ids, np.int64)
             weights = _as_1d(f"histories[{number}] weights", weights, np.float64)
             if weights.shape != item_ids.shape:
-                raise EngineError(
-                    f"histories[{number}]: {item_ids.size} item ids but {weights.size} weights"
-                )
+                raise EngineError(f"histories[{number}]: {item_ids.size} item ids but {weights.size} weights")
             _check_finite(f"histories[{number}] weights", weights)
             counts[number] = item_ids.size
             item_parts.append(item_ids)

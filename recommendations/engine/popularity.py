@@ -77,9 +77,7 @@ class TrendingRecommender(PopularityRecommender):
             recent = np.asarray(user_items.sum(axis=0), dtype=np.float64).ravel()
         all_time = np.bincount(user_items.indices, minlength=user_items.shape[1])
         smoothing = self.params["smoothing"]
-        self.item_scores = _normalised(
-            (1 - smoothing) * _normalised(recent) + smoothing * _normalised(all_time)
-        )
+        self.item_scores = _normalised((1 - smoothing) * _normalised(recent) + smoothing * _normalised(all_time))
 
 
 def _normalised(values: np.ndarray) -> np.ndarray:

@@ -45,10 +45,8 @@ DEFAULT_CANDIDATES: Mapping[str, Sequence[Mapping[str, Any]]] = {
     "ease": [
         {"lam": 300.0, "weighting": "binary"},
         {"lam": 800.0, "weighting": "binary"},
-        {"lam": 1000.0, "weighting": "confidence", "confidence_alpha": 3.0,
-         "history_weighting": "binary"},
-        {"lam": 2000.0, "weighting": "confidence", "confidence_alpha": 5.0,
-         "history_weighting": "binary"},
+        {"lam": 1000.0, "weighting": "confidence", "confidence_alpha": 3.0, "history_weighting": "binary"},
+        {"lam": 2000.0, "weighting": "confidence", "confidence_alpha": 5.0, "history_weighting": "binary"},
     ],
 }
 """A small default grid: 17 fits (+ the hybrid), about a minute on 200k interactions."""
@@ -70,12 +68,8 @@ class SelectionResult:
     """The winner as fitted on the training matrix (not refitted on all data)."""
 
 
-def _skip_reason(
-    name: str, params: Mapping[str, Any], n_items: int, side: SideData | None
-) -> str | None:
-    if name == "content" and (
-        side is None or (side.item_text is None and side.item_category is None)
-    ):
+def _skip_reason(name: str, params: Mapping[str, Any], n_items: int, side: SideData | None) -> str | None:
+    if name == "content" and (side is None or (side.item_text is None and side.item_category is None)):
         return "no side text/categories"
     if name == "ease":
         limit = params.get("max_items", ALGORITHMS["ease"].defaults["max_items"])
@@ -150,9 +144,9 @@ def select_model(
         fitted.append((row, model))
 
     if not fitted:
-        raise EngineError("no candidate could be fitted: " + "; ".join(
-            f"{r['algorithm']}: {r.get('reason')}" for r in rows
-        ))
+        raise EngineError(
+            "no candidate could be fitted: " + "; ".join(f"{r['algorithm']}: {r.get('reason')}" for r in rows)
+        )
 
     if hybrid:
         report(len(plan))
@@ -166,9 +160,7 @@ def select_model(
                 model = HybridRecommender(cf=cf_row["algorithm"], cf_params=cf_row["params"])
                 model.fit_with_cf(train, side, cf_model=cf_model)
                 rows_eval = np.flatnonzero(np.diff(validation.indptr) > 0)
-                tuning = model.tune_weights(
-                    train[rows_eval], validation[rows_eval], k=k, exclude_history=exclude_train
-                )
+                tuning = model.tune_weights(train[rows_eval], validation[rows_eval], k=k, exclude_history=exclude_train)
                 row["train_seconds"] = cf_row["train_seconds"] + time.perf_counter() - tic
                 row["params"] = model.get_params()
                 row["tuning"] = tuning[:5]
@@ -180,11 +172,7 @@ def select_model(
 
     best_row, best_model = max(fitted, key=lambda pair: pair[0]["ndcg"])
     report(total_steps)
-    metrics = {
-        key: value
-        for key, value in best_row.items()
-        if isinstance(value, float) and key != "train_seconds"
-    }
+    metrics = {key: value for key, value in best_row.items() if isinstance(value, float) and key != "train_seconds"}
     return SelectionResult(
         best_name=best_row["algorithm"],
         best_params=dict(best_row["params"]),

@@ -42,9 +42,7 @@ WEIGHTING_DEFAULTS: Final = {"bm25_k1": 1.2, "bm25_b": 0.75, "confidence_alpha":
 class RowWeighting:
     """A fitted weighting scheme (see the module docstring)."""
 
-    def __init__(
-        self, mode: str = "none", *, k1: float = 1.2, b: float = 0.75, alpha: float = 1.0
-    ) -> None:
+    def __init__(self, mode: str = "none", *, k1: float = 1.2, b: float = 0.75, alpha: float = 1.0) -> None:
         if mode not in WEIGHTING_MODES:
             raise EngineError(f"weighting must be one of {WEIGHTING_MODES}, got {mode!r}")
         if not (k1 > 0 and 0 <= b <= 1):
@@ -62,9 +60,7 @@ class RowWeighting:
         if self.mode == "bm25":
             lengths = np.asarray(user_items.sum(axis=0), dtype=np.float64).ravel()
             average = lengths[lengths > 0].mean() if np.any(lengths > 0) else 1.0
-            self.item_length_norm = ((1.0 - self.b) + self.b * lengths / average).astype(
-                np.float32
-            )
+            self.item_length_norm = ((1.0 - self.b) + self.b * lengths / average).astype(np.float32)
         return self
 
     def transform(self, rows: sp.csr_matrix) -> sp.csr_matrix:
@@ -87,9 +83,7 @@ class RowWeighting:
             row_of = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
             norm = self.item_length_norm[out.indices].astype(np.float64)
             r = out.data.astype(np.float64)
-            out.data = (r * (self.k1 + 1.0) / (self.k1 * norm + r) * idf[row_of]).astype(
-                np.float32
-            )
+            out.data = (r * (self.k1 + 1.0) / (self.k1 * norm + r) * idf[row_of]).astype(np.float32)
         return out
 
     def state(self) -> dict[str, np.ndarray]:

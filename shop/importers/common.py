@@ -1,4 +1,5 @@
 """What the importers share: progress reporting, catalogue writes by natural key."""
+
 from __future__ import annotations
 
 import time
@@ -45,8 +46,16 @@ def tqdm_progress(file=None) -> ProgressFactory:
     from tqdm import tqdm
 
     def make(*, total: int | None = None, desc: str = "", unit: str = "rows") -> Progress:
-        return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=file, mininterval=0.5,
-                    dynamic_ncols=True, leave=True)
+        return tqdm(
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=True,
+            file=file,
+            mininterval=0.5,
+            dynamic_ncols=True,
+            leave=True,
+        )
 
     return make
 
@@ -65,7 +74,7 @@ class PhaseTimer:
 
 def chunked(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 # --- catalogue writes by natural key ---------------------------------------------------------
@@ -84,8 +93,7 @@ def category_tree_ensure(*, paths: Iterable[str] | None = None) -> tuple[dict[st
             node = Category.objects.filter(slug=slug).first()
             if node is None:
                 order = list(CATEGORY_TREE).index(top) if top in CATEGORY_TREE else position
-                node = Category.objects.create(name=top, slug=slug, colour=colours.get(top, "#5b6c8f"),
-                                               position=order)
+                node = Category.objects.create(name=top, slug=slug, colour=colours.get(top, "#5b6c8f"), position=order)
                 created += 1
             ids[top] = node.pk
         for path in wanted:
@@ -95,7 +103,10 @@ def category_tree_ensure(*, paths: Iterable[str] | None = None) -> tuple[dict[st
             if node is None:
                 children = CATEGORY_TREE.get(top, [])
                 node = Category.objects.create(
-                    name=child, slug=slug, parent_id=ids[top], colour=colours.get(path, "#5b6c8f"),
+                    name=child,
+                    slug=slug,
+                    parent_id=ids[top],
+                    colour=colours.get(path, "#5b6c8f"),
                     position=children.index(child) if child in children else 0,
                 )
                 created += 1
@@ -145,9 +156,17 @@ def products_ensure(*, products: list[NewProduct], batch_size: int = 2000) -> tu
         slugs = unique_slugs([(p.name, p.sku) for p in fresh])
         rows = []
         for p, slug in zip(fresh, slugs):
-            row = Product(sku=p.sku, name=p.name[:255], slug=slug, description=p.description,
-                          category_id=p.category_id, price=p.price, stock=p.stock, is_active=True,
-                          attributes=p.attributes or {})
+            row = Product(
+                sku=p.sku,
+                name=p.name[:255],
+                slug=slug,
+                description=p.description,
+                category_id=p.category_id,
+                price=p.price,
+                stock=p.stock,
+                is_active=True,
+                attributes=p.attributes or {},
+            )
             if p.created_at is not None:
                 row.created_at = p.created_at
             rows.append(row)
@@ -179,8 +198,9 @@ def customers_ensure(*, customers: list[NewCustomer], batch_size: int = 2000) ->
     unusable = make_password(None)  # "!..." : nobody can log in until they reset it
     now = timezone.now()
     for batch in chunked(customers, batch_size):
-        known = dict(User.objects.filter(external_id__in=[c.external_id for c in batch])
-                     .values_list("external_id", "pk"))
+        known = dict(
+            User.objects.filter(external_id__in=[c.external_id for c in batch]).values_list("external_id", "pk")
+        )
         ids.update(known)
         fresh = [c for c in batch if c.external_id not in known]
         if not fresh:
@@ -193,21 +213,33 @@ def customers_ensure(*, customers: list[NewCustomer], batch_size: int = 2000) ->
                 local, _, domain = email.partition("@")
                 email = f"{local}.x{c.external_id}@{domain}"
             taken.add(email)
-            user = User(email=email, first_name=c.first_name[:150], last_name=c.last_name[:150],
-                        country=c.country[:64], external_id=c.external_id, password=unusable,
-                        marketing_consent=bool(c.consent),
-                        consent_changed_at=(c.joined_at or now) if c.consent is not None else None)
+            user = User(
+                email=email,
+                first_name=c.first_name[:150],
+                last_name=c.last_name[:150],
+                country=c.country[:64],
+                external_id=c.external_id,
+                password=unusable,
+                marketing_consent=bool(c.consent),
+                consent_changed_at=(c.joined_at or now) if c.consent is not None else None,
+            )
             if c.joined_at is not None:
                 user.date_joined = c.joined_at
             rows.append(user)
         with transaction.atomic():
             User.objects.bulk_create(rows)
-            new_ids = dict(User.objects.filter(external_id__in=[c.external_id for c in fresh])
-                           .values_list("external_id", "pk"))
+            new_ids = dict(
+                User.objects.filter(external_id__in=[c.external_id for c in fresh]).values_list("external_id", "pk")
+            )
             changes = [
-                ConsentChange(user_id=new_ids[c.external_id], consent=c.consent,
-                              source=ConsentChange.Source.IMPORT, changed_at=c.joined_at or now)
-                for c in fresh if c.consent is not None
+                ConsentChange(
+                    user_id=new_ids[c.external_id],
+                    consent=c.consent,
+                    source=ConsentChange.Source.IMPORT,
+                    changed_at=c.joined_at or now,
+                )
+                for c in fresh
+                if c.consent is not None
             ]
             ConsentChange.objects.bulk_create(changes)
         ids.update(new_ids)

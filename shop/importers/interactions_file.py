@@ -6,6 +6,7 @@ and ``value``), e.g. ``user=customer_id,item=sku,value=qty,timestamp=ts,kind=eve
 Every row is checked; a problem is reported with its line number and the reason,
 e.g. ``line 17: timestamp 'yesterday' is not ISO 8601 or unix seconds``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,10 +23,19 @@ MAX_ID_LENGTH = 64  # User.external_id and Product.sku
 KINDS = {"view": 1, "click": 2, "add_to_cart": 3, "remove_from_cart": 4, "purchase": 5, "rating": 6, "wishlist": 7}
 # Other spellings found in public event logs (RetailRocket: addtocart, transaction).
 KIND_ALIASES = {
-    "addtocart": "add_to_cart", "cart": "add_to_cart", "add": "add_to_cart",
-    "removefromcart": "remove_from_cart", "remove": "remove_from_cart",
-    "transaction": "purchase", "buy": "purchase", "order": "purchase", "checkout": "purchase",
-    "rate": "rating", "pageview": "view", "detail": "view", "wish": "wishlist",
+    "addtocart": "add_to_cart",
+    "cart": "add_to_cart",
+    "add": "add_to_cart",
+    "removefromcart": "remove_from_cart",
+    "remove": "remove_from_cart",
+    "transaction": "purchase",
+    "buy": "purchase",
+    "order": "purchase",
+    "checkout": "purchase",
+    "rate": "rating",
+    "pageview": "view",
+    "detail": "view",
+    "wish": "wishlist",
 }
 RATING = KINDS["rating"]
 UTC = timezone.utc
@@ -145,8 +155,9 @@ class TimestampParser:
         return at
 
 
-def parse_event(fields: list[str], columns: dict[str, int], stamp: TimestampParser,
-                default_kind: int, default_value: float) -> EventRow | list[str]:
+def parse_event(
+    fields: list[str], columns: dict[str, int], stamp: TimestampParser, default_kind: int, default_value: float
+) -> EventRow | list[str]:
     """One row -> an `EventRow`, or the list of everything wrong with it."""
     problems: list[str] = []
     width = max(columns.values()) + 1

@@ -7,6 +7,7 @@ customers (by external id) and products (by SKU, as placeholders "Product <sku>"
 active, price 0) and streams the events into the database through
 `shop.services.interactions_bulk_copy`.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -23,7 +24,13 @@ from shop.services import interactions_bulk_copy, tables_bulk_load
 
 from . import interactions_file as ifile
 from .common import (
-    NewCustomer, NewProduct, PhaseTimer, ProgressFactory, customers_ensure, no_progress, products_ensure,
+    NewCustomer,
+    NewProduct,
+    PhaseTimer,
+    ProgressFactory,
+    customers_ensure,
+    no_progress,
+    products_ensure,
 )
 
 KIND_NAMES = {v: k for k, v in ifile.KINDS.items()}
@@ -55,7 +62,8 @@ class InteractionsImportReport:
             f"Created: customers {self.created['customers']:,}, products {self.created['products']:,} "
             f"(placeholders), interactions {self.created['interactions']:,}",
             f"Already known: customers {self.existing_customers:,}, products {self.existing_products:,}",
-            "Time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
+            "Time: "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
             + (" (indexes rebuilt after the load)" if self.bulk_load else ""),
         ]
 
@@ -69,9 +77,16 @@ def placeholder_email(external_id: str) -> str:
 
 
 def interactions_file_import(
-    *, path: Path | str, delimiter: str | None = None, mapping: str | dict | None = None,
-    timestamp_unit: str = "s", default_kind: str = "purchase", default_value: float = 1.0,
-    keep_problems: int = 1000, defer_indexes: bool = True, progress: ProgressFactory = no_progress,
+    *,
+    path: Path | str,
+    delimiter: str | None = None,
+    mapping: str | dict | None = None,
+    timestamp_unit: str = "s",
+    default_kind: str = "purchase",
+    default_value: float = 1.0,
+    keep_problems: int = 1000,
+    defer_indexes: bool = True,
+    progress: ProgressFactory = no_progress,
 ) -> InteractionsImportReport:
     """Validate the whole file, then write all of it in one transaction, or nothing.
 
@@ -126,14 +141,14 @@ def interactions_file_import(
 
     # --- pass 2: write, all in one transaction -------------------------------------------------
     with transaction.atomic():
-        user_ids, created, _ = customers_ensure(customers=[
-            NewCustomer(external_id=u, email=placeholder_email(u)) for u in users
-        ])
+        user_ids, created, _ = customers_ensure(
+            customers=[NewCustomer(external_id=u, email=placeholder_email(u)) for u in users]
+        )
         report.created["customers"] = created
         report.existing_customers = len(users) - created
-        product_ids, created = products_ensure(products=[
-            NewProduct(sku=i, name=f"Product {i}", price=0, attributes={"placeholder": True}) for i in items
-        ])
+        product_ids, created = products_ensure(
+            products=[NewProduct(sku=i, name=f"Product {i}", price=0, attributes={"placeholder": True}) for i in items]
+        )
         report.created["products"] = created
         report.existing_products = len(items) - created
         del users, items

@@ -36,6 +36,7 @@ Decisions about the file's quirks (see data/ONLINE_RETAIL_README.md):
   with the summed quantity.
 * **Times** are Europe/London wall-clock times, made aware (kept in UTC).
 """
+
 from __future__ import annotations
 
 import csv
@@ -171,8 +172,17 @@ def parse_row(fields: list[str], line: int) -> Row:
         qty = int(quantity)
     except ValueError:
         raise MalformedRow(f"Quantity {quantity!r} is not a whole number") from None
-    return Row(line, invoice, code, _description[description], qty, _time[invoiced], _price[price],
-               _customer[customer], _country[country])
+    return Row(
+        line,
+        invoice,
+        code,
+        _description[description],
+        qty,
+        _time[invoiced],
+        _price[price],
+        _customer[customer],
+        _country[country],
+    )
 
 
 _is_product_code = _Memo(lambda code: PRODUCT_CODE.match(code) is not None)
@@ -375,16 +385,22 @@ class OnlineRetailScan:
                 continue
             best_price = max(stats.prices, key=lambda p: (stats.prices[p], stats.price_last[p]))
             category = categorise(name)
-            products.append(ProductSpec(
-                sku=sku, name=name, category=category,
-                description=describe(name=name, category_path=category, key=sku),
-                price=price_round(best_price), stock=stock_level(sku, stats.units),
-                first_sold=stats.first_sold,
-                spellings=len({d.upper() for d in stats.names if _name_key(d) is not None}),
-            ))
+            products.append(
+                ProductSpec(
+                    sku=sku,
+                    name=name,
+                    category=category,
+                    description=describe(name=name, category_path=category, key=sku),
+                    price=price_round(best_price),
+                    stock=stock_level(sku, stats.units),
+                    first_sold=stats.first_sold,
+                    spellings=len({d.upper() for d in stats.names if _name_key(d) is not None}),
+                )
+            )
         customers = [
-            CustomerSpec(external_id=cid, first_purchase=first,
-                         country=max(countries.items(), key=lambda kv: (kv[1], kv[0]))[0])
+            CustomerSpec(
+                external_id=cid, first_purchase=first, country=max(countries.items(), key=lambda kv: (kv[1], kv[0]))[0]
+            )
             for cid, (first, countries) in sorted(self.customers.items(), key=lambda kv: int(kv[0]))
         ]
         return products, customers, services
@@ -397,13 +413,34 @@ class OnlineRetailScan:
 
 # --- customers' generated identities ----------------------------------------------------
 FAKER_LOCALES = {
-    "United Kingdom": "en_GB", "Ireland": "en_IE", "Channel Islands": "en_GB", "Germany": "de_DE",
-    "France": "fr_FR", "Spain": "es_ES", "Netherlands": "nl_NL", "Belgium": "nl_BE",
-    "Switzerland": "de_CH", "Portugal": "pt_PT", "Australia": "en_AU", "Norway": "no_NO",
-    "Italy": "it_IT", "Finland": "fi_FI", "Sweden": "sv_SE", "Austria": "de_AT", "Denmark": "da_DK",
-    "Poland": "pl_PL", "United States": "en_US", "Canada": "en_CA", "Iceland": "is_IS",
-    "Malta": "en_GB", "Lithuania": "lt_LT", "Brazil": "pt_BR", "Czech Republic": "cs_CZ",
-    "South Africa": "en_GB", "Singapore": "en_GB", "Hong Kong": "en_GB",
+    "United Kingdom": "en_GB",
+    "Ireland": "en_IE",
+    "Channel Islands": "en_GB",
+    "Germany": "de_DE",
+    "France": "fr_FR",
+    "Spain": "es_ES",
+    "Netherlands": "nl_NL",
+    "Belgium": "nl_BE",
+    "Switzerland": "de_CH",
+    "Portugal": "pt_PT",
+    "Australia": "en_AU",
+    "Norway": "no_NO",
+    "Italy": "it_IT",
+    "Finland": "fi_FI",
+    "Sweden": "sv_SE",
+    "Austria": "de_AT",
+    "Denmark": "da_DK",
+    "Poland": "pl_PL",
+    "United States": "en_US",
+    "Canada": "en_CA",
+    "Iceland": "is_IS",
+    "Malta": "en_GB",
+    "Lithuania": "lt_LT",
+    "Brazil": "pt_BR",
+    "Czech Republic": "cs_CZ",
+    "South Africa": "en_GB",
+    "Singapore": "en_GB",
+    "Hong Kong": "en_GB",
 }
 
 

@@ -12,6 +12,7 @@ skips every invoice whose order exists, so running it twice writes nothing. A fi
 import into empty tables rebuilds the interaction indexes once at the end
 (`shop.services.tables_bulk_load`) instead of maintaining them row by row.
 """
+
 from __future__ import annotations
 
 import random
@@ -31,7 +32,13 @@ from shop.services import interactions_bulk_copy, rows_bulk_insert, tables_bulk_
 
 from . import online_retail as orr
 from .common import (
-    NewCustomer, NewProduct, PhaseTimer, ProgressFactory, category_tree_ensure, customers_ensure, no_progress,
+    NewCustomer,
+    NewProduct,
+    PhaseTimer,
+    ProgressFactory,
+    category_tree_ensure,
+    customers_ensure,
+    no_progress,
     products_ensure,
 )
 
@@ -83,23 +90,33 @@ class OnlineRetailReport:
             out.append(f"  malformed: {example}")
         out.append("Handled and kept:")
         out.append(f"  {self.cancelled_invoices:>8,}  cancelled invoices (not imported as orders)")
-        out.append(f"  {self.guest_invoices:>8,}  guest checkouts (no CustomerID): anonymous orders, "
-                   f"session key {orr.GUEST_SESSION_PREFIX}<InvoiceNo>")
+        out.append(
+            f"  {self.guest_invoices:>8,}  guest checkouts (no CustomerID): anonymous orders, "
+            f"session key {orr.GUEST_SESSION_PREFIX}<InvoiceNo>"
+        )
         out.append(f"  {self.unknown_description_rows:>8,}  rows described 'Unknown' (names come from other rows)")
-        out.append(f"  {self.products_with_several_spellings:>8,}  products with several spellings "
-                   "(the most frequent one is the name)")
+        out.append(
+            f"  {self.products_with_several_spellings:>8,}  products with several spellings "
+            "(the most frequent one is the name)"
+        )
         out.append(f"  {self.case_merged_codes:>8,}  stock codes seen in two cases, merged (upper-cased)")
         out.append(f"  {self.huge_lines:>8,}  lines with {orr.HUGE_QUANTITY:,}+ units (wholesale, kept)")
         out.append(f"  {self.merged_duplicate_lines:>8,}  duplicate lines merged (same invoice, code, price)")
-        out.append(f"  {self.catch_all_products:>8,}  of {self.catalogue_products:,} products in the "
-                   "catch-all category Gifts > Other")
-        out.append("Created: " + ", ".join(f"{k} {v:,}" for k, v in self.created.items())
-                   + f" (total {self.total_created:,})")
+        out.append(
+            f"  {self.catch_all_products:>8,}  of {self.catalogue_products:,} products in the "
+            "catch-all category Gifts > Other"
+        )
+        out.append(
+            "Created: " + ", ".join(f"{k} {v:,}" for k, v in self.created.items()) + f" (total {self.total_created:,})"
+        )
         if self.existing:
             out.append("Already present, left unchanged: " + ", ".join(f"{k} {v:,}" for k, v in self.existing.items()))
         if self.timings:
-            out.append("Time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
-                       + (" (indexes rebuilt after the load)" if self.bulk_load else ""))
+            out.append(
+                "Time: "
+                + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
+                + (" (indexes rebuilt after the load)" if self.bulk_load else "")
+            )
         return out
 
 
@@ -126,7 +143,10 @@ class _Sampler:
 
 
 def online_retail_import(
-    *, path: Path | str | None = None, limit: int | None = None, batch_invoices: int = 1500,
+    *,
+    path: Path | str | None = None,
+    limit: int | None = None,
+    batch_invoices: int = 1500,
     progress: ProgressFactory = no_progress,
 ) -> OnlineRetailReport:
     """Import the Online Retail file (the bundled one by default). Idempotent."""
@@ -157,12 +177,21 @@ def online_retail_import(
     # --- catalogue and customers -----------------------------------------------------------
     category_ids, created = category_tree_ensure()
     report.created["categories"] = created
-    product_ids, created = products_ensure(products=[
-        NewProduct(sku=s.sku, name=s.name, price=s.price, category_id=category_ids[s.category],
-                   description=s.description, stock=s.stock, created_at=s.first_sold,
-                   attributes={"imported_from": "online_retail"})
-        for s in specs
-    ])
+    product_ids, created = products_ensure(
+        products=[
+            NewProduct(
+                sku=s.sku,
+                name=s.name,
+                price=s.price,
+                category_id=category_ids[s.category],
+                description=s.description,
+                stock=s.stock,
+                created_at=s.first_sold,
+                attributes={"imported_from": "online_retail"},
+            )
+            for s in specs
+        ]
+    )
     report.created["products"] = created
     report.existing["products"] = len(specs) - created
     namer = orr.CustomerNamer()
@@ -170,11 +199,17 @@ def online_retail_import(
     new_customers = []
     for c in customers:
         first, last = namer.name(c.external_id, c.country)
-        new_customers.append(NewCustomer(
-            external_id=c.external_id, email=namer.email(first, last, c.external_id, domain),
-            first_name=first, last_name=last, country=c.country, joined_at=c.first_purchase,
-            consent=orr.consent_given(c.external_id),
-        ))
+        new_customers.append(
+            NewCustomer(
+                external_id=c.external_id,
+                email=namer.email(first, last, c.external_id, domain),
+                first_name=first,
+                last_name=last,
+                country=c.country,
+                joined_at=c.first_purchase,
+                consent=orr.consent_given(c.external_id),
+            )
+        )
     user_ids, created, consents = customers_ensure(customers=new_customers)
     report.created["customers"] = created
     report.created["consent records"] = consents
@@ -194,14 +229,25 @@ def online_retail_import(
     invoices = list(scan.invoice_last_line)
     known = 0
     for start in range(0, len(invoices), 5000):
-        known += Order.objects.filter(external_id__in=invoices[start:start + 5000]).count()
+        known += Order.objects.filter(external_id__in=invoices[start : start + 5000]).count()
     # About 3.6 interactions and one order line per sale row of a new invoice.
     expected = int(scan.sale_rows * 4.6 * (len(invoices) - known) / max(1, len(invoices)))
     with transaction.atomic():
         with tables_bulk_load(models=[Interaction, OrderLine], expected_rows=expected) as report.bulk_load:
             rows = kept if kept is not None else _sale_rows(path, limit)
-            _load_invoices(rows, sales, scan, services, report, product_ids, user_ids, spec_by_sku, related,
-                           batch_invoices, progress)
+            _load_invoices(
+                rows,
+                sales,
+                scan,
+                services,
+                report,
+                product_ids,
+                user_ids,
+                spec_by_sku,
+                related,
+                batch_invoices,
+                progress,
+            )
             del kept, rows
             lap("orders and events")
         if report.bulk_load:
@@ -212,8 +258,9 @@ def online_retail_import(
     report.sale_rows = scan.sale_rows
     report.skipped = scan.skipped
     report.non_product_codes = scan.non_product_codes
-    report.service_codes = {c: (orr.OnlineRetailScan.canonical_name(scan.codes[c].names, c), scan.codes[c].sale_rows)
-                            for c in services}
+    report.service_codes = {
+        c: (orr.OnlineRetailScan.canonical_name(scan.codes[c].names, c), scan.codes[c].sale_rows) for c in services
+    }
     report.malformed_examples = scan.malformed_examples
     report.cancelled_invoices = len(scan.cancelled_invoices)
     report.guest_invoices = len(scan.guest_invoices)
@@ -237,8 +284,9 @@ def _sale_rows(path: Path, limit: int | None) -> Iterator[orr.Row]:
             yield row
 
 
-def _load_invoices(rows, total, scan, services, report, product_ids, user_ids, spec_by_sku, related,
-                   batch_invoices, progress) -> None:
+def _load_invoices(
+    rows, total, scan, services, report, product_ids, user_ids, spec_by_sku, related, batch_invoices, progress
+) -> None:
     """Pass 2: group the sale rows by invoice and write them in batches of invoices.
     An invoice is complete at its last sale row (its rows need not be adjacent)."""
     open_invoices: dict[str, dict] = {}
@@ -259,7 +307,10 @@ def _load_invoices(rows, total, scan, services, report, product_ids, user_ids, s
         inv = open_invoices.get(invoice)
         if inv is None:
             inv = open_invoices[invoice] = {
-                "customer": row.customer_id, "country": row.country, "at": row.invoiced_at, "lines": {},
+                "customer": row.customer_id,
+                "country": row.country,
+                "at": row.invoiced_at,
+                "lines": {},
             }
         lines = inv["lines"]
         k = (row.code, row.unit_price)
@@ -284,8 +335,9 @@ def _load_invoices(rows, total, scan, services, report, product_ids, user_ids, s
 def _write_invoices(batch, report, product_ids, user_ids, spec_by_sku, related) -> None:
     """One transaction: the batch's new orders, their lines and their events."""
     with transaction.atomic():
-        known = set(Order.objects.filter(external_id__in=[inv for inv, _ in batch])
-                    .values_list("external_id", flat=True))
+        known = set(
+            Order.objects.filter(external_id__in=[inv for inv, _ in batch]).values_list("external_id", flat=True)
+        )
         report.existing["orders"] += len(known)
         fresh = [(inv, data) for inv, data in batch if inv not in known]
         if not fresh:
@@ -293,15 +345,22 @@ def _write_invoices(batch, report, product_ids, user_ids, spec_by_sku, related) 
         orders = []
         for inv, data in fresh:
             total = sum((price * qty for (_, price), qty in data["lines"].items()), Decimal("0"))
-            orders.append(Order(
-                external_id=inv, user_id=user_ids.get(data["customer"]) if data["customer"] else None,
-                status=Order.Status.SHIPPED, total=total.quantize(orr.CENT), currency="GBP",
-                country=data["country"][:64], placed_at=data["at"],
-            ))
+            orders.append(
+                Order(
+                    external_id=inv,
+                    user_id=user_ids.get(data["customer"]) if data["customer"] else None,
+                    status=Order.Status.SHIPPED,
+                    total=total.quantize(orr.CENT),
+                    currency="GBP",
+                    country=data["country"][:64],
+                    placed_at=data["at"],
+                )
+            )
         Order.objects.bulk_create(orders)
         if any(o.pk is None for o in orders):  # a backend that does not return ids
-            ids = dict(Order.objects.filter(external_id__in=[o.external_id for o in orders])
-                       .values_list("external_id", "pk"))
+            ids = dict(
+                Order.objects.filter(external_id__in=[o.external_id for o in orders]).values_list("external_id", "pk")
+            )
             for o in orders:
                 o.pk = ids[o.external_id]
         line_rows = []
@@ -319,12 +378,12 @@ def _write_invoices(batch, report, product_ids, user_ids, spec_by_sku, related) 
                     per_product[pid] = [pid, qty, spec_by_sku[code].category]
             user_id = order.user_id
             session = "" if user_id else f"{orr.GUEST_SESSION_PREFIX}{inv}"
-            visit = orr.browsing_events(invoice=inv, placed_at=data["at"], related=related,
-                                        lines=[tuple(v) for v in per_product.values()])
+            visit = orr.browsing_events(
+                invoice=inv, placed_at=data["at"], related=related, lines=[tuple(v) for v in per_product.values()]
+            )
             events.extend([(user_id, session, pid, kind, value, at, source) for pid, kind, value, at in visit])
             bought += len(per_product)
-        rows_bulk_insert(model=OrderLine, fields=("order_id", "product_id", "quantity", "unit_price"),
-                         rows=line_rows)
+        rows_bulk_insert(model=OrderLine, fields=("order_id", "product_id", "quantity", "unit_price"), rows=line_rows)
         interactions_bulk_copy(rows=events)
         report.created["orders"] += len(orders)
         report.created["order lines"] += len(line_rows)

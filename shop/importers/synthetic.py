@@ -17,6 +17,7 @@ Pure (no database) and deterministic for a seed and an end date. The structure:
 * **Time.** ``days`` days (default 180) up to ``end``, with weekly seasonality
   (busier weekends), a daily rhythm (evening peak) and slight growth.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,16 +35,94 @@ P_CART = 0.28
 P_BUY_GIVEN_CART = 0.55
 P_NEW_VISIT = 0.3  # chance that a shopper's next touch starts a new visit
 WEEKDAY_WEIGHT = np.array([1.0, 0.95, 0.95, 1.0, 1.08, 1.3, 1.25])  # Monday..Sunday
-HOUR_WEIGHT = np.array([0.3, 0.2, 0.12, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.0, 1.05, 1.1,
-                        1.2, 1.15, 1.05, 1.0, 1.05, 1.15, 1.3, 1.5, 1.7, 1.6, 1.2, 0.7])
+HOUR_WEIGHT = np.array(
+    [
+        0.3,
+        0.2,
+        0.12,
+        0.1,
+        0.1,
+        0.15,
+        0.3,
+        0.6,
+        0.9,
+        1.0,
+        1.05,
+        1.1,
+        1.2,
+        1.15,
+        1.05,
+        1.0,
+        1.05,
+        1.15,
+        1.3,
+        1.5,
+        1.7,
+        1.6,
+        1.2,
+        0.7,
+    ]
+)
 COUNTRIES = ("United Kingdom",) * 16 + ("Ireland", "Germany", "France", "Netherlands")
-ADJECTIVES = ("Vintage", "Classic", "Modern", "Rustic", "Retro", "Handmade", "Scandi", "Botanical",
-              "Pastel", "Folk", "Deluxe", "Mini", "Large", "Small", "Set of 3", "Set of 6", "Painted",
-              "Enamel", "Wooden", "Glass", "Ceramic", "Woven", "Printed", "Striped", "Spotty", "Floral")
-COLOURS = ("Red", "Blue", "Green", "Pink", "Ivory", "Cream", "Black", "White", "Yellow", "Grey",
-           "Sage", "Mustard", "Navy", "Teal", "Lilac", "Gold", "Silver", "Coral")
-BASE_PRICE = {"Home": 6.0, "Kitchen": 4.5, "Bags": 3.0, "Christmas": 2.5, "Stationery": 1.8,
-              "Garden": 5.5, "Toys & Games": 3.5, "Jewellery & Accessories": 4.0, "Gifts": 3.0}
+ADJECTIVES = (
+    "Vintage",
+    "Classic",
+    "Modern",
+    "Rustic",
+    "Retro",
+    "Handmade",
+    "Scandi",
+    "Botanical",
+    "Pastel",
+    "Folk",
+    "Deluxe",
+    "Mini",
+    "Large",
+    "Small",
+    "Set of 3",
+    "Set of 6",
+    "Painted",
+    "Enamel",
+    "Wooden",
+    "Glass",
+    "Ceramic",
+    "Woven",
+    "Printed",
+    "Striped",
+    "Spotty",
+    "Floral",
+)
+COLOURS = (
+    "Red",
+    "Blue",
+    "Green",
+    "Pink",
+    "Ivory",
+    "Cream",
+    "Black",
+    "White",
+    "Yellow",
+    "Grey",
+    "Sage",
+    "Mustard",
+    "Navy",
+    "Teal",
+    "Lilac",
+    "Gold",
+    "Silver",
+    "Coral",
+)
+BASE_PRICE = {
+    "Home": 6.0,
+    "Kitchen": 4.5,
+    "Bags": 3.0,
+    "Christmas": 2.5,
+    "Stationery": 1.8,
+    "Garden": 5.5,
+    "Toys & Games": 3.5,
+    "Jewellery & Accessories": 4.0,
+    "Gifts": 3.0,
+}
 
 
 @dataclass
@@ -89,8 +168,9 @@ def choose_categories(n: int) -> list[str]:
     robin); beyond the tree's 31, numbered collections are added to the tops."""
     if n < 1:
         raise ValueError("at least one category is needed")
-    per_top = [[f"{top} > {child}" for child in children if child != "Other"]
-               for top, children in CATEGORY_TREE.items()]
+    per_top = [
+        [f"{top} > {child}" for child in children if child != "Other"] for top, children in CATEGORY_TREE.items()
+    ]
     chosen: list[str] = []
     depth = 0
     while len(chosen) < n and depth < max(len(p) for p in per_top):
@@ -107,14 +187,27 @@ def choose_categories(n: int) -> list[str]:
 
 
 def _nouns(path: str) -> list[str]:
-    words = [w.title() for rule in RULES if rule.path == path
-             for w in (rule.requires or rule.words) if " " not in w and len(w) > 3 and not w.endswith("S")]
+    words = [
+        w.title()
+        for rule in RULES
+        if rule.path == path
+        for w in (rule.requires or rule.words)
+        if " " not in w and len(w) > 3 and not w.endswith("S")
+    ]
     return words[:40] or [path.split(" > ")[-1].rstrip("s") or "Item"]
 
 
 def generate(
-    *, users: int, products: int, interactions: int, seed: int = 0, categories: int = 20,
-    days: int = 180, end: datetime | None = None, zipf: float = 1.0, taste_alpha: float = 0.3,
+    *,
+    users: int,
+    products: int,
+    interactions: int,
+    seed: int = 0,
+    categories: int = 20,
+    days: int = 180,
+    end: datetime | None = None,
+    zipf: float = 1.0,
+    taste_alpha: float = 0.3,
 ) -> SyntheticStore:
     """Generate a store with exactly ``interactions`` events (see the module doc)."""
     if users < 1 or products < 1 or interactions < 1:
@@ -191,7 +284,7 @@ def generate(
         idx = np.flatnonzero(touch_cat == c)
         if len(idx) == 0:
             continue
-        members = by_cat[bounds[c]:bounds[c + 1]]
+        members = by_cat[bounds[c] : bounds[c + 1]]
         p = popularity[members] / popularity[members].sum()
         touch_product[idx] = rng.choice(members, size=len(idx), p=p)
 
@@ -208,8 +301,13 @@ def generate(
     day = rng.choice(days, size=V, p=day_w / day_w.sum())
     hour = rng.choice(24, size=V, p=HOUR_WEIGHT / HOUR_WEIGHT.sum())
     second = 1_000_000
-    visit_start = (end_us - days * 86_400 * second + day * 86_400 * second + hour * 3600 * second
-                   + rng.integers(0, 3600 * second, size=V))
+    visit_start = (
+        end_us
+        - days * 86_400 * second
+        + day * 86_400 * second
+        + hour * 3600 * second
+        + rng.integers(0, 3600 * second, size=V)
+    )
     # Keep every visit (they last minutes to a few hours) before ``end``.
     visit_start = np.minimum(visit_start, end_us - 12 * 3600 * second - rng.integers(0, 3600 * second, size=V))
     visit_first = np.flatnonzero(new_visit)
@@ -226,13 +324,15 @@ def generate(
     # --- events ----------------------------------------------------------------------------------
     view_touch = np.repeat(np.arange(T), n_views)
     view_rank = np.arange(len(view_touch)) - np.repeat(np.cumsum(n_views) - n_views, n_views)
-    view_time = np.repeat(touch_time, n_views) + view_rank * ((np.repeat(last_view - touch_time, n_views))
-                                                              // np.maximum(1, np.repeat(n_views - 1, n_views)))
+    view_time = np.repeat(touch_time, n_views) + view_rank * (
+        (np.repeat(last_view - touch_time, n_views)) // np.maximum(1, np.repeat(n_views - 1, n_views))
+    )
     cart_touch = np.flatnonzero(cart)
     buy_touch = np.flatnonzero(buy)
     ev_touch = np.concatenate([view_touch, cart_touch, buy_touch])
-    ev_kind = np.concatenate([np.full(len(view_touch), VIEW), np.full(len(cart_touch), ADD_TO_CART),
-                              np.full(len(buy_touch), PURCHASE)]).astype(np.int16)
+    ev_kind = np.concatenate(
+        [np.full(len(view_touch), VIEW), np.full(len(cart_touch), ADD_TO_CART), np.full(len(buy_touch), PURCHASE)]
+    ).astype(np.int16)
     ev_time = np.concatenate([view_time, cart_time[cart_touch], checkout[visit[buy_touch]]])
     ev_value = np.where(ev_kind == VIEW, 1.0, quantity[ev_touch].astype(np.float64))
     order = np.argsort(ev_time, kind="stable")
@@ -249,12 +349,26 @@ def generate(
     joined = first_seen - rng.integers(0, 30 * 86_400 * second, size=users)
 
     return SyntheticStore(
-        seed=seed, categories=paths, product_category=product_category, product_name=names,
-        product_price_pence=price_pence, product_stock=stock, product_popularity=popularity,
-        user_first=user_first, user_last=user_last, user_country=user_country, user_consent=user_consent,
+        seed=seed,
+        categories=paths,
+        product_category=product_category,
+        product_name=names,
+        product_price_pence=price_pence,
+        product_stock=stock,
+        product_popularity=popularity,
+        user_first=user_first,
+        user_last=user_last,
+        user_country=user_country,
+        user_consent=user_consent,
         user_joined_us=joined,
-        event_user=touch_user[ev_touch][order], event_product=touch_product[ev_touch][order],
-        event_kind=ev_kind[order], event_value=ev_value[order], event_time_us=ev_time[order],
-        order_user=order_user, order_time_us=order_time, line_order=line_order.ravel(),
-        line_product=touch_product[buy_touch], line_quantity=quantity[buy_touch],
+        event_user=touch_user[ev_touch][order],
+        event_product=touch_product[ev_touch][order],
+        event_kind=ev_kind[order],
+        event_value=ev_value[order],
+        event_time_us=ev_time[order],
+        order_user=order_user,
+        order_time_us=order_time,
+        line_order=line_order.ravel(),
+        line_product=touch_product[buy_touch],
+        line_quantity=quantity[buy_touch],
     )

@@ -1,4 +1,5 @@
 """Template helpers of the storefront: prices and product pictures."""
+
 from __future__ import annotations
 
 import re

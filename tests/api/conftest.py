@@ -1,4 +1,5 @@
 """Fixtures of the API tests: accounts of each kind and clients acting as them."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,5 @@
 """Products and categories: public reads, filters, search, pagination."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -18,7 +19,9 @@ def catalogue():
     candles = CategoryFactory(name="Candles", slug="candles", parent=home)
     garden = CategoryFactory(name="Garden", slug="garden")
     return {
-        "home": home, "candles": candles, "garden": garden,
+        "home": home,
+        "candles": candles,
+        "garden": garden,
         "lamp": ProductFactory(name="Brass lamp", sku="LAMP1", category=home, price=Decimal("30.00"), stock=3),
         "candle": ProductFactory(name="Vanilla candle", sku="CAND1", category=candles, price=Decimal("4.50"), stock=0),
         "spade": ProductFactory(name="Garden spade", sku="SPADE", category=garden, price=Decimal("12.00"), stock=9),
@@ -41,7 +44,10 @@ def test_anyone_reads_the_catalogue(api, catalogue):
     assert one.status_code == 200 and one.json()["sku"] == "SPADE"
     cats = api.get("/api/v1/categories").json()
     assert {c["slug"]: c["parent_id"] for c in cats["results"]} == {
-        "home": None, "candles": catalogue["home"].pk, "garden": None}
+        "home": None,
+        "candles": catalogue["home"].pk,
+        "garden": None,
+    }
 
 
 def test_filters(api, catalogue):
@@ -58,15 +64,18 @@ def test_filters(api, catalogue):
     assert skus(api.get("/api/v1/products", {"category": 999999})) == []
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"min_price": "abc"}, "min_price"),
-    ({"min_price": "-1"}, "min_price"),
-    ({"min_price": "10", "max_price": "5"}, "min_price"),
-    ({"category": "x"}, "category"),
-    ({"category": "99999999999999999999999"}, "category"),
-    ({"in_stock": "maybe"}, "in_stock"),
-    ({"ordering": "popularity"}, "ordering"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"min_price": "abc"}, "min_price"),
+        ({"min_price": "-1"}, "min_price"),
+        ({"min_price": "10", "max_price": "5"}, "min_price"),
+        ({"category": "x"}, "category"),
+        ({"category": "99999999999999999999999"}, "category"),
+        ({"in_stock": "maybe"}, "in_stock"),
+        ({"ordering": "popularity"}, "ordering"),
+    ],
+)
 def test_bad_filters_are_400_naming_the_parameter(api, catalogue, params, field):
     err = assert_error(api.get("/api/v1/products", params), 400, "validation_error")
     assert [f["field"] for f in err["fields"]] == [field]

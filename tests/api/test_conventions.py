@@ -1,4 +1,5 @@
 """API-wide conventions: the one error shape, documentation without CDN, the schema."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,9 @@ def test_bad_host_under_api_is_a_json_400():
 
 
 def test_validation_failed_from_a_service_lists_every_row():
-    exc = ValidationFailed([RowError(0, "user", "required", "required"), RowError(3, "kind", "unknown kind 9", "invalid_choice")])
+    exc = ValidationFailed(
+        [RowError(0, "user", "required", "required"), RowError(3, "kind", "unknown kind 9", "invalid_choice")]
+    )
     response = api_exception_handler(exc, {})
     assert response.status_code == 400
     err = response.data["error"]
@@ -45,8 +48,12 @@ def test_validation_failed_from_a_service_lists_every_row():
 
 
 def test_nested_drf_validation_errors_are_flattened_with_paths():
-    exc = exceptions.ValidationError({"events": [{}, {"kind": [exceptions.ErrorDetail("bad kind", code="invalid_choice")]}],
-                                      "non_field_errors": ["whole thing wrong"]})
+    exc = exceptions.ValidationError(
+        {
+            "events": [{}, {"kind": [exceptions.ErrorDetail("bad kind", code="invalid_choice")]}],
+            "non_field_errors": ["whole thing wrong"],
+        }
+    )
     err = api_exception_handler(exc, {}).data["error"]
     assert {"field": "events[1].kind", "code": "invalid_choice", "message": "bad kind", "index": 1} in err["fields"]
     assert {"field": None, "code": "invalid", "message": "whole thing wrong"} in err["fields"]
@@ -96,8 +103,12 @@ def test_event_parser_and_its_documentation_agree():
 
 def test_every_operation_documents_its_errors_and_my_writes_have_examples(api):
     schema = api.get("/api/v1/schema/?format=json").json()
-    operations = [(path, method, op) for path, item in schema["paths"].items()
-                  for method, op in item.items() if method in {"get", "post", "put", "patch", "delete"}]
+    operations = [
+        (path, method, op)
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
     assert len(operations) >= 15
     for path, method, op in operations:
         codes = set(op["responses"])
@@ -110,14 +121,22 @@ def test_every_operation_documents_its_errors_and_my_writes_have_examples(api):
             if code.startswith(("4", "5")):
                 content = op["responses"][code]["content"]["application/json"]
                 assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (method, path, code)
-    mine = {("post", "/api/v1/interactions"), ("post", "/api/v1/interactions/batch"), ("post", "/api/v1/customers"),
-            ("put", "/api/v1/customers/external/{external_id}"), ("patch", "/api/v1/me")}
+    mine = {
+        ("post", "/api/v1/interactions"),
+        ("post", "/api/v1/interactions/batch"),
+        ("post", "/api/v1/customers"),
+        ("put", "/api/v1/customers/external/{external_id}"),
+        ("patch", "/api/v1/me"),
+    }
     for method, path in mine:
         body = schema["paths"][path][method]["requestBody"]["content"]
         assert list(body) == ["application/json"]
         assert body["application/json"].get("examples"), (method, path)
-    store = [(path, method, op) for path, method, op in operations
-             if any(path.startswith(f"/api/v1/{p}") for p in ("products", "categories", "customers", "me", "interactions"))]
+    store = [
+        (path, method, op)
+        for path, method, op in operations
+        if any(path.startswith(f"/api/v1/{p}") for p in ("products", "categories", "customers", "me", "interactions"))
+    ]
     assert len(store) == 16
     for path, method, op in store:
         assert op.get("summary"), (method, path)
@@ -135,13 +154,16 @@ def test_unhandled_error_in_a_view_is_a_json_500(monkeypatch, staff_user):
         raise RuntimeError("database password is hunter2")
 
     monkeypatch.setattr(services, "interactions_bulk_record", broken)
-    client = Client(raise_request_exception=False,
-                    HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    client = Client(
+        raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}"
+    )
     from tests.factories import ProductFactory
 
-    response = client.post("/api/v1/interactions/batch",
-                           {"events": [{"product_id": ProductFactory().pk, "session_key": "s", "kind": "view"}]},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/interactions/batch",
+        {"events": [{"product_id": ProductFactory().pk, "session_key": "s", "kind": "view"}]},
+        content_type="application/json",
+    )
     err = assert_error(response, 500, "server_error")
     assert "hunter2" not in response.content.decode()
     assert err["fields"] == []
@@ -175,10 +197,12 @@ def test_not_acceptable_is_406_with_the_shape(api):
 def test_django_level_handlers_answer_json_under_api_only(rf):
     from shop import api_errors
 
-    for handler, status, code in [(api_errors.server_error, 500, "server_error"),
-                                  (api_errors.permission_denied, 403, "permission_denied"),
-                                  (api_errors.bad_request, 400, "bad_request"),
-                                  (api_errors.page_not_found, 404, "not_found")]:
+    for handler, status, code in [
+        (api_errors.server_error, 500, "server_error"),
+        (api_errors.permission_denied, 403, "permission_denied"),
+        (api_errors.bad_request, 400, "bad_request"),
+        (api_errors.page_not_found, 404, "not_found"),
+    ]:
         args = () if handler is api_errors.server_error else (Exception("internal detail"),)
         api = handler(rf.get("/api/v1/anything"), *args)
         assert api.status_code == status and api["Content-Type"] == "application/json"

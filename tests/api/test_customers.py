@@ -1,4 +1,5 @@
 """Customers (sync by external id) and the shopper's own profile (`me`)."""
+
 from __future__ import annotations
 
 import pytest
@@ -48,12 +49,17 @@ def test_bad_token_is_401(api):
 
 def test_staff_accounts_are_not_customers(crm_api, staff_user):
     assert_error(crm_api.get(f"/api/v1/customers/{staff_user.pk}"), 404, "not_found")
-    assert_error(crm_api.patch(f"/api/v1/customers/{staff_user.pk}", {"email": "mine@evil.example"}, format="json"), 404)
+    assert_error(
+        crm_api.patch(f"/api/v1/customers/{staff_user.pk}", {"email": "mine@evil.example"}, format="json"), 404
+    )
     assert staff_user.pk not in [c["id"] for c in crm_api.get("/api/v1/customers").json()["results"]]
     staff_user.external_id = "crm-admin"
     staff_user.save()
-    err = assert_error(crm_api.put("/api/v1/customers/external/crm-admin", {"email": "x@evil.example"},
-                                   format="json"), 400, "validation_error")
+    err = assert_error(
+        crm_api.put("/api/v1/customers/external/crm-admin", {"email": "x@evil.example"}, format="json"),
+        400,
+        "validation_error",
+    )
     assert err["fields"][0]["code"] == "forbidden"
     staff_user.refresh_from_db()
     assert staff_user.email == "staff@affinity.example"
@@ -61,9 +67,17 @@ def test_staff_accounts_are_not_customers(crm_api, staff_user):
 
 # --- create, list, change, forget ---------------------------------------------------------
 def test_create_and_list_customers(crm_api, kitchen):
-    response = crm_api.post("/api/v1/customers", {
-        "email": "New@Example.com", "external_id": "crm-9", "first_name": "Nia", "interests": ["kitchen"],
-        "marketing_consent": True}, format="json")
+    response = crm_api.post(
+        "/api/v1/customers",
+        {
+            "email": "New@Example.com",
+            "external_id": "crm-9",
+            "first_name": "Nia",
+            "interests": ["kitchen"],
+            "marketing_consent": True,
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["email"] == "new@example.com" and body["interests"] == ["kitchen"] and body["marketing_consent"]
@@ -75,20 +89,29 @@ def test_create_and_list_customers(crm_api, kitchen):
     opted_out = crm_api.get("/api/v1/customers", {"marketing_consent": "false"}).json()["results"]
     assert user.pk not in [c["id"] for c in opted_out]
     assert [c["id"] for c in crm_api.get("/api/v1/customers", {"marketing_consent": "true"}).json()["results"]] == [
-        user.pk]
+        user.pk
+    ]
 
 
 def test_create_customer_validation(crm_api, shopper):
-    err = assert_error(crm_api.post("/api/v1/customers", {"email": "not-an-email", "interests": ["nope"],
-                                                          "first_name": 5 * "x" * 40}, format="json"), 400)
+    err = assert_error(
+        crm_api.post(
+            "/api/v1/customers",
+            {"email": "not-an-email", "interests": ["nope"], "first_name": 5 * "x" * 40},
+            format="json",
+        ),
+        400,
+    )
     assert {f["field"] for f in err["fields"]} == {"email", "interests", "first_name"}
-    err = assert_error(crm_api.post("/api/v1/customers", {"email": "ANN@example.com", "external_id": "crm-ann"},
-                                    format="json"), 400, "validation_error")
+    err = assert_error(
+        crm_api.post("/api/v1/customers", {"email": "ANN@example.com", "external_id": "crm-ann"}, format="json"),
+        400,
+        "validation_error",
+    )
     assert {(f["field"], f["code"]) for f in err["fields"]} == {("email", "unique"), ("external_id", "unique")}
     assert_error(crm_api.post("/api/v1/customers", ["email"], format="json"), 400, "validation_error")
     assert_error(crm_api.post("/api/v1/customers", "{not json", content_type="application/json"), 400, "parse_error")
-    assert_error(crm_api.post("/api/v1/customers", "email=x", content_type="text/plain"), 415,
-                 "unsupported_media_type")
+    assert_error(crm_api.post("/api/v1/customers", "email=x", content_type="text/plain"), 415, "unsupported_media_type")
 
 
 def test_upsert_by_external_id_creates_then_updates(crm_api, kitchen):
@@ -101,22 +124,31 @@ def test_upsert_by_external_id_creates_then_updates(crm_api, kitchen):
     assert again.status_code == 200
     body = again.json()
     assert (body["first_name"], body["last_name"], body["interests"], body["marketing_consent"]) == (
-        "Kai", "Moss", ["kitchen"], True)
+        "Kai",
+        "Moss",
+        ["kitchen"],
+        True,
+    )
     assert User.objects.filter(external_id="shopify-77").count() == 1
     # create needs add_user, update change_user
     changer = token_client(make_user("chg@x.example", perms=("shop.change_user",)))
     assert changer.put(url, {"first_name": "Kim"}, format="json").status_code == 200
-    assert_error(changer.put("/api/v1/customers/external/new-one", {"email": "n@x.example"}, format="json"),
-                 403, "permission_denied")
+    assert_error(
+        changer.put("/api/v1/customers/external/new-one", {"email": "n@x.example"}, format="json"),
+        403,
+        "permission_denied",
+    )
 
 
 def test_patch_customer_and_email_clash(crm_api, shopper, other_shopper):
     response = crm_api.patch(f"/api/v1/customers/{shopper.pk}", {"country": "France"}, format="json")
     assert response.status_code == 200 and response.json()["country"] == "France"
-    err = assert_error(crm_api.patch(f"/api/v1/customers/{shopper.pk}", {"email": "bob@example.com"},
-                                     format="json"), 400)
-    assert err["fields"] == [{"field": "email", "code": "unique", "message": "another account has this email address",
-                              "index": 0}]
+    err = assert_error(
+        crm_api.patch(f"/api/v1/customers/{shopper.pk}", {"email": "bob@example.com"}, format="json"), 400
+    )
+    assert err["fields"] == [
+        {"field": "email", "code": "unique", "message": "another account has this email address", "index": 0}
+    ]
 
 
 def test_forget_customer(staff_api, shopper):
@@ -132,10 +164,18 @@ def test_me_reads_and_changes_only_own_profile(api, shopper, shopper_api, other_
     assert_error(api.get("/api/v1/me"), 401, "not_authenticated")
     me = shopper_api.get("/api/v1/me").json()
     assert me["id"] == shopper.pk and me["email"] == "ann@example.com"
-    response = shopper_api.patch("/api/v1/me", {
-        "first_name": "Annie", "interests": ["kitchen"], "marketing_consent": True,
-        "email": "hijack@example.com", "id": other_shopper.pk, "external_id": "crm-bob",
-    }, format="json")
+    response = shopper_api.patch(
+        "/api/v1/me",
+        {
+            "first_name": "Annie",
+            "interests": ["kitchen"],
+            "marketing_consent": True,
+            "email": "hijack@example.com",
+            "id": other_shopper.pk,
+            "external_id": "crm-bob",
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["id"] == shopper.pk and body["first_name"] == "Annie" and body["interests"] == ["kitchen"]
@@ -150,8 +190,9 @@ def test_me_works_with_a_token(shopper):
 
 
 def test_me_validation(shopper_api):
-    err = assert_error(shopper_api.patch("/api/v1/me", {"interests": "kitchen", "marketing_consent": "perhaps"},
-                                         format="json"), 400)
+    err = assert_error(
+        shopper_api.patch("/api/v1/me", {"interests": "kitchen", "marketing_consent": "perhaps"}, format="json"), 400
+    )
     assert {f["field"] for f in err["fields"]} == {"interests", "marketing_consent"}
     assert_error(shopper_api.delete("/api/v1/me"), 405, "method_not_allowed")
 

@@ -1,5 +1,6 @@
 """The interactive API docs in real headless Chromium: they render every app's
 operations and load nothing from any other host (the project's no-CDN rule)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Events in: one at a time, and in batches of up to 1,000 with a per-row report."""
+
 from __future__ import annotations
 
 import json
@@ -29,14 +30,25 @@ def post_batch(client, events, **extra):
 
 # --- one event ----------------------------------------------------------------------------
 def test_one_event_by_sku_and_external_id(pipeline_api, shopper, products):
-    event = {"event_id": "e-1", "product_sku": "P1", "user_external_id": "crm-ann", "kind": "purchase",
-             "value": 2, "occurred_at": "2024-05-01T10:00:00+02:00"}
+    event = {
+        "event_id": "e-1",
+        "product_sku": "P1",
+        "user_external_id": "crm-ann",
+        "kind": "purchase",
+        "value": 2,
+        "occurred_at": "2024-05-01T10:00:00+02:00",
+    }
     response = pipeline_api.post("/api/v1/interactions", event, format="json")
     assert response.status_code == 201, response.json()
     assert response.json() == {"status": "created", "event_id": "e-1"}
     row = Interaction.objects.get(event_id="e-1")
     assert (row.user_id, row.product_id, row.kind, row.value, row.source) == (
-        shopper.pk, products[1].pk, Interaction.Kind.PURCHASE, 2.0, Interaction.Source.API)
+        shopper.pk,
+        products[1].pk,
+        Interaction.Kind.PURCHASE,
+        2.0,
+        Interaction.Source.API,
+    )
     assert row.occurred_at.isoformat() == "2024-05-01T08:00:00+00:00"
     again = pipeline_api.post("/api/v1/interactions", event, format="json")
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
@@ -44,11 +56,21 @@ def test_one_event_by_sku_and_external_id(pipeline_api, shopper, products):
 
 
 def test_one_bad_event_is_400_with_fields(pipeline_api, products):
-    err = assert_error(pipeline_api.post("/api/v1/interactions", {
-        "product_sku": "NOPE", "session_key": "s1", "kind": "viewed"}, format="json"), 400, "validation_error")
+    err = assert_error(
+        pipeline_api.post(
+            "/api/v1/interactions", {"product_sku": "NOPE", "session_key": "s1", "kind": "viewed"}, format="json"
+        ),
+        400,
+        "validation_error",
+    )
     assert {f["field"] for f in err["fields"]} == {"kind"}
-    err = assert_error(pipeline_api.post("/api/v1/interactions", {
-        "product_sku": "NOPE", "session_key": "s1", "kind": "view"}, format="json"), 400, "validation_error")
+    err = assert_error(
+        pipeline_api.post(
+            "/api/v1/interactions", {"product_sku": "NOPE", "session_key": "s1", "kind": "view"}, format="json"
+        ),
+        400,
+        "validation_error",
+    )
     assert err["fields"][0]["field"] == "product" and err["fields"][0]["code"] == "does_not_exist"
     assert not Interaction.objects.exists()
 
@@ -61,11 +83,21 @@ def test_batch_partial_report_and_idempotency(pipeline_api, shopper, other_shopp
         {"event_id": "b-1", "product_sku": "NOPE", "user_id": shopper.pk, "kind": "view"},
         {"event_id": "b-2", "product_sku": "P2", "user_external_id": "crm-bob", "kind": "rating", "value": 4.5},
         {"event_id": "b-3", "product_id": products[0].pk, "kind": "view"},  # no actor
-        {"event_id": "b-4", "product_id": products[1].pk, "session_key": "anon-1", "kind": "add_to_cart",
-         "occurred_at": (now - timedelta(hours=1)).isoformat()},
+        {
+            "event_id": "b-4",
+            "product_id": products[1].pk,
+            "session_key": "anon-1",
+            "kind": "add_to_cart",
+            "occurred_at": (now - timedelta(hours=1)).isoformat(),
+        },
         {"event_id": "b-5", "product_id": products[1].pk, "session_key": "anon-1", "kind": "rating", "value": 9},
-        {"event_id": "b-6", "product_id": "12", "session_key": "anon-1", "kind": "view",
-         "occurred_at": "2024-05-01T10:00:00"},
+        {
+            "event_id": "b-6",
+            "product_id": "12",
+            "session_key": "anon-1",
+            "kind": "view",
+            "occurred_at": "2024-05-01T10:00:00",
+        },
         "not an object",
         {"event_id": "b-0", "product_id": products[2].pk, "session_key": "anon-1", "kind": "view"},  # repeats row 0
         {"event_id": "b-9", "product_id": products[2].pk, "session_key": "anon-2", "kind": "click", "colour": "red"},
@@ -98,8 +130,10 @@ def test_batch_partial_report_and_idempotency(pipeline_api, shopper, other_shopp
 
 
 def test_batch_all_good_is_201(pipeline_api, products):
-    events = [{"event_id": f"g-{i}", "product_id": products[i % 3].pk, "session_key": f"s{i % 7}", "kind": "view"}
-              for i in range(50)]
+    events = [
+        {"event_id": f"g-{i}", "product_id": products[i % 3].pk, "session_key": f"s{i % 7}", "kind": "view"}
+        for i in range(50)
+    ]
     response = post_batch(pipeline_api, events)
     assert response.status_code == 201
     assert response.json() == {"received": 50, "created": 50, "duplicates": 0, "rejected": 0, "errors": []}
@@ -122,7 +156,9 @@ def test_batch_all_or_nothing(pipeline_api, products):
     ]
     err = assert_error(post_batch(pipeline_api, events, partial=False), 400, "validation_error")
     assert {(f["field"], f["index"], f["code"]) for f in err["fields"]} == {
-        ("events[1].product", 1, "does_not_exist"), ("events[2].kind", 2, "invalid_choice")}
+        ("events[1].product", 1, "does_not_exist"),
+        ("events[2].kind", 2, "invalid_choice"),
+    }
     assert not Interaction.objects.exists()
 
 
@@ -133,14 +169,17 @@ def test_batch_with_every_row_bad_is_400_and_stores_nothing(pipeline_api, produc
     assert not Interaction.objects.exists()
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "events"),
-    ({"events": "x"}, "events"),
-    ({"events": []}, "events"),
-    ({"events": [{}], "partial": "yes"}, "partial"),
-    ({"events": [{}], "extra": 1}, "extra"),
-    ([{"kind": "view"}], "events"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "events"),
+        ({"events": "x"}, "events"),
+        ({"events": []}, "events"),
+        ({"events": [{}], "partial": "yes"}, "partial"),
+        ({"events": [{}], "extra": 1}, "extra"),
+        ([{"kind": "view"}], "events"),
+    ],
+)
 def test_malformed_batches(pipeline_api, body, field):
     err = assert_error(pipeline_api.post(BATCH, body, format="json"), 400, "validation_error")
     assert err["fields"][0]["field"] == field
@@ -149,8 +188,11 @@ def test_malformed_batches(pipeline_api, body, field):
 def test_more_than_1000_events_is_400(pipeline_api, products):
     events = [{"product_id": products[0].pk, "session_key": "s", "kind": "view"}] * 1001
     err = assert_error(post_batch(pipeline_api, events), 400, "validation_error")
-    assert err["fields"][0] == {"field": "events", "code": "max_length",
-                                "message": "at most 1000 events per request, not 1001"}
+    assert err["fields"][0] == {
+        "field": "events",
+        "code": "max_length",
+        "message": "at most 1000 events per request, not 1001",
+    }
     assert not Interaction.objects.exists()
 
 
@@ -174,27 +216,39 @@ def test_anonymous_cannot_post_events(api, products):
 
 
 def test_shopper_sends_only_own_events(shopper, shopper_api, other_shopper, products):
-    response = post_batch(shopper_api, [
-        {"product_id": products[0].pk, "kind": "view"},                                   # own, implicit
-        {"product_id": products[0].pk, "kind": "click", "user_id": shopper.pk},           # own, explicit
-        {"product_id": products[0].pk, "kind": "view", "user_id": other_shopper.pk},      # someone else
-        {"product_id": products[0].pk, "kind": "view", "user_external_id": "crm-bob"},    # someone else
-        {"product_id": products[0].pk, "kind": "view", "user_external_id": "crm-ann"},    # own by external id
-    ])
+    response = post_batch(
+        shopper_api,
+        [
+            {"product_id": products[0].pk, "kind": "view"},  # own, implicit
+            {"product_id": products[0].pk, "kind": "click", "user_id": shopper.pk},  # own, explicit
+            {"product_id": products[0].pk, "kind": "view", "user_id": other_shopper.pk},  # someone else
+            {"product_id": products[0].pk, "kind": "view", "user_external_id": "crm-bob"},  # someone else
+            {"product_id": products[0].pk, "kind": "view", "user_external_id": "crm-ann"},  # own by external id
+        ],
+    )
     report = response.json()
     assert response.status_code == 200 and report["created"] == 3
     assert [(e["index"], e["code"]) for e in report["errors"]] == [(2, "permission_denied"), (3, "permission_denied")]
     assert set(Interaction.objects.values_list("user_id", flat=True)) == {shopper.pk}
-    err = assert_error(shopper_api.post("/api/v1/interactions", {
-        "product_id": products[0].pk, "kind": "view", "user_id": other_shopper.pk}, format="json"), 400)
+    err = assert_error(
+        shopper_api.post(
+            "/api/v1/interactions",
+            {"product_id": products[0].pk, "kind": "view", "user_id": other_shopper.pk},
+            format="json",
+        ),
+        400,
+    )
     assert err["fields"][0]["code"] == "permission_denied"
 
 
 def test_client_with_permission_sends_anyones_events(pipeline_api, shopper, other_shopper, products):
-    report = post_batch(pipeline_api, [
-        {"product_id": products[0].pk, "kind": "view", "user_id": shopper.pk},
-        {"product_id": products[0].pk, "kind": "view", "user_id": other_shopper.pk},
-    ]).json()
+    report = post_batch(
+        pipeline_api,
+        [
+            {"product_id": products[0].pk, "kind": "view", "user_id": shopper.pk},
+            {"product_id": products[0].pk, "kind": "view", "user_id": other_shopper.pk},
+        ],
+    ).json()
     assert report["created"] == 2
     # without the permission, a token is just a shopper
     plain = token_client(shopper)
@@ -216,10 +270,18 @@ def test_list_own_events_and_others_only_with_permission(shopper, shopper_api, o
 
 # --- the hot path --------------------------------------------------------------------------
 def test_batch_of_1000_query_count(pipeline_api, pipeline_user, shopper, products, django_assert_max_num_queries):
-    events = [{"event_id": uuid.uuid4().hex, "product_id": products[i % 3].pk,
-               "product_sku": None, "user_id": shopper.pk if i % 2 else None,
-               "session_key": None if i % 2 else f"s-{i % 50}", "kind": "view",
-               "occurred_at": "2024-05-01T10:00:00Z"} for i in range(1000)]
+    events = [
+        {
+            "event_id": uuid.uuid4().hex,
+            "product_id": products[i % 3].pk,
+            "product_sku": None,
+            "user_id": shopper.pk if i % 2 else None,
+            "session_key": None if i % 2 else f"s-{i % 50}",
+            "kind": "view",
+            "occurred_at": "2024-05-01T10:00:00Z",
+        }
+        for i in range(1000)
+    ]
     for e in events:
         del e["product_sku"]
         if e["session_key"] is None:
@@ -241,15 +303,31 @@ def test_batch_of_1000_query_count(pipeline_api, pipeline_user, shopper, product
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st  # noqa: E402
 
 _values = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-3, max_value=2**64), st.floats(allow_nan=True),
-    st.text(max_size=70), st.sampled_from(["view", "purchase", "api", "web", "2024-05-01T10:00:00Z",
-                                           "2024-05-01T10:00:00", "2024-05-01T10:00:00+02:00",
-                                           "6f1c2e7a-0000-4000-8000-000000000001", "crm-ann", ""]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-3, max_value=2**64),
+    st.floats(allow_nan=True),
+    st.text(max_size=70),
+    st.sampled_from(
+        [
+            "view",
+            "purchase",
+            "api",
+            "web",
+            "2024-05-01T10:00:00Z",
+            "2024-05-01T10:00:00",
+            "2024-05-01T10:00:00+02:00",
+            "6f1c2e7a-0000-4000-8000-000000000001",
+            "crm-ann",
+            "",
+        ]
+    ),
     st.lists(st.integers(), max_size=2),
 )
 _events = st.dictionaries(
     st.sampled_from(sorted(__import__("shop.api", fromlist=["EVENT_FIELDS"]).EVENT_FIELDS) + ["colour"]),
-    _values, max_size=8,
+    _values,
+    max_size=8,
 )
 
 
@@ -260,11 +338,22 @@ class _Actor:
 
 @hsettings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(raw=_events, for_anyone=st.booleans())
-@example(raw={"kind": "view", "product_id": 5, "occurred_at": "2024-05-01T10:00:00Z", "event_id": "e",
-              "user_external_id": "crm-ann", "value": 2, "rec_list_id": "6f1c2e7a-0000-4000-8000-000000000001"},
-         for_anyone=False)
-@example(raw={"kind": "rating", "product_sku": "S", "session_key": "s", "value": 4.5, "source": "web",
-              "delivery_id": 3}, for_anyone=True)
+@example(
+    raw={
+        "kind": "view",
+        "product_id": 5,
+        "occurred_at": "2024-05-01T10:00:00Z",
+        "event_id": "e",
+        "user_external_id": "crm-ann",
+        "value": 2,
+        "rec_list_id": "6f1c2e7a-0000-4000-8000-000000000001",
+    },
+    for_anyone=False,
+)
+@example(
+    raw={"kind": "rating", "product_sku": "S", "session_key": "s", "value": 4.5, "source": "web", "delivery_id": 3},
+    for_anyone=True,
+)
 @example(raw={"kind": "view", "product_id": 5, "user_id": 8}, for_anyone=False)
 def test_fast_and_careful_event_parsing_agree(raw, for_anyone):
     from shop.api import _parse_event_careful, _parse_event_fast

@@ -10,6 +10,7 @@ Bounded: a handful of examples per operation (a few hundred requests in all), no
 deadline, a fixed seed so that a failure reproduces. Nothing is excluded: an
 operation that fails here fails the suite, whichever app it belongs to.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -27,27 +28,41 @@ from .conftest import make_user
 
 MAX_EXAMPLES = 8
 
-CONFIG = SchemathesisConfig.from_dict({
-    "seed": 20240501,
-    "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True},
-    "phases": {
-        "examples": {"enabled": True},   # the examples written in the schema itself
-        "coverage": {"enabled": False},  # hundreds of cases per operation: too many for every run
-        "fuzzing": {"enabled": True},
-        "stateful": {"enabled": False},
-    },
-    "checks": {
-        # A schema-valid request may still be refused with 400 for what a schema cannot
-        # say (an unknown id or slug, a page past the last); `rejected_for_a_documented_rule`
-        # below fails the ones the schema could have said.
-        "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]},
-    },
-})
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "seed": 20240501,
+        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True},
+        "phases": {
+            "examples": {"enabled": True},  # the examples written in the schema itself
+            "coverage": {"enabled": False},  # hundreds of cases per operation: too many for every run
+            "fuzzing": {"enabled": True},
+            "stateful": {"enabled": False},
+        },
+        "checks": {
+            # A schema-valid request may still be refused with 400 for what a schema cannot
+            # say (an unknown id or slug, a page past the last); `rejected_for_a_documented_rule`
+            # below fails the ones the schema could have said.
+            "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]},
+        },
+    }
+)
 
 # Error codes of rules an OpenAPI schema can express (types, bounds, lengths, enums).
 SCHEMA_EXPRESSIBLE_CODES = {
-    "required", "null", "blank", "max_value", "min_value", "max_length", "min_length", "invalid_choice",
-    "not_a_list", "unknown_field", "max_digits", "max_decimal_places", "max_whole_digits", "empty",
+    "required",
+    "null",
+    "blank",
+    "max_value",
+    "min_value",
+    "max_length",
+    "min_length",
+    "invalid_choice",
+    "not_a_list",
+    "unknown_field",
+    "max_digits",
+    "max_decimal_places",
+    "max_whole_digits",
+    "empty",
 }
 
 

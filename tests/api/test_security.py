@@ -1,4 +1,5 @@
 """The classic holes: CSRF on session writes, other people's data, rate limits, sizes."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,8 +39,12 @@ def test_session_writes_need_the_csrf_token(shopper):
     assert client.get("/api/v1/me").status_code == 200
     ok = client.patch("/api/v1/me", {"first_name": "Annie"}, format="json", HTTP_X_CSRFTOKEN=token)
     assert ok.status_code == 200, ok.content
-    assert client.post("/api/v1/interactions/batch", {"events": [event]}, format="json",
-                       HTTP_X_CSRFTOKEN=token).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/interactions/batch", {"events": [event]}, format="json", HTTP_X_CSRFTOKEN=token
+        ).status_code
+        == 201
+    )
 
 
 def test_csrf_with_plain_django_client_too(shopper):
@@ -82,8 +87,10 @@ def test_errors_never_leak_internals(staff_api):
 
 
 def test_throttling_per_client(settings, shopper, other_shopper):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"anon": "2/min", "user": "3/min", "interactions_batch": "5/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "2/min", "user": "3/min", "interactions_batch": "5/min"},
+    }
     ann, bob = token_client(shopper), token_client(other_shopper)
     for _ in range(3):
         assert ann.get("/api/v1/me").status_code == 200
@@ -96,10 +103,17 @@ def test_throttling_per_client(settings, shopper, other_shopper):
     # the bulk endpoint has its own, separate scope
     product = ProductFactory()
     for _ in range(5):
-        assert ann.post("/api/v1/interactions/batch", {"events": [{"product_id": product.pk, "kind": "view"}]},
-                        format="json").status_code == 201
-    assert_error(ann.post("/api/v1/interactions/batch", {"events": [{"product_id": product.pk, "kind": "view"}]},
-                          format="json"), 429, "throttled")
+        assert (
+            ann.post(
+                "/api/v1/interactions/batch", {"events": [{"product_id": product.pk, "kind": "view"}]}, format="json"
+            ).status_code
+            == 201
+        )
+    assert_error(
+        ann.post("/api/v1/interactions/batch", {"events": [{"product_id": product.pk, "kind": "view"}]}, format="json"),
+        429,
+        "throttled",
+    )
     # anonymous callers are counted per address
     anon = APIClient()
     assert anon.get("/api/v1/products").status_code == 200
@@ -109,8 +123,10 @@ def test_throttling_per_client(settings, shopper, other_shopper):
 
 
 def test_x_forwarded_for_does_not_dodge_the_anonymous_limit(settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"anon": "1/min", "user": "off", "interactions_batch": "off"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "1/min", "user": "off", "interactions_batch": "off"},
+    }
     assert APIClient().get("/api/v1/products", HTTP_X_FORWARDED_FOR="1.1.1.1").status_code == 200
     assert_error(APIClient().get("/api/v1/products", HTTP_X_FORWARDED_FOR="2.2.2.2"), 429)
 
@@ -162,14 +178,19 @@ def test_click_links_in_a_sent_email_never_redirect_off_site(client, mailoutbox,
         genuine = client.get(f"/c/k/{token}/")
         assert genuine.status_code == 302 and not _off_site(genuine), genuine.get("Location")
         payload_b64, _, signature = token.partition(":")
-        evil = base64.urlsafe_b64encode(json.dumps(
-            {"d": delivery.pk, "u": "https://evil.example/login"}, separators=(",", ":")).encode()).decode().rstrip("=")
+        evil = (
+            base64.urlsafe_b64encode(
+                json.dumps({"d": delivery.pk, "u": "https://evil.example/login"}, separators=(",", ":")).encode()
+            )
+            .decode()
+            .rstrip("=")
+        )
         attempts = [
-            f"/c/k/{token}/?next=https://evil.example/",         # extra parameters are ignored
-            f"/c/k/{evil}:{signature}/",                           # payload swapped, signature kept
-            f"/c/k/{evil}/",                                       # no signature at all
-            f"/c/k/{token[:-3]}xyz/",                              # signature altered
-            "/c/k/https:%2F%2Fevil.example/",                      # a URL instead of a token
+            f"/c/k/{token}/?next=https://evil.example/",  # extra parameters are ignored
+            f"/c/k/{evil}:{signature}/",  # payload swapped, signature kept
+            f"/c/k/{evil}/",  # no signature at all
+            f"/c/k/{token[:-3]}xyz/",  # signature altered
+            "/c/k/https:%2F%2Fevil.example/",  # a URL instead of a token
             "/c/k/%2F%2Fevil.example/",
         ]
         for url in attempts:

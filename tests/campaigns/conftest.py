@@ -1,6 +1,7 @@
 """Fixtures of the campaigns tests: a small store with history (so the
 recommendations service has something to say), customers, a template, segments and
 campaigns built through the services."""
+
 from __future__ import annotations
 
 import uuid
@@ -50,15 +51,33 @@ def build_store() -> Store:
     kitchen = CategoryFactory(name="Kitchen", slug="kitchen")
     products = []
     for i in range(6):
-        products.append(ProductFactory(sku=f"CAN{i}", name=f"Candle {i}", slug=f"candle-{i}", category=candles,
-                                       price=Decimal("4.50"), stock=500))
+        products.append(
+            ProductFactory(
+                sku=f"CAN{i}",
+                name=f"Candle {i}",
+                slug=f"candle-{i}",
+                category=candles,
+                price=Decimal("4.50"),
+                stock=500,
+            )
+        )
     for i in range(6):
-        products.append(ProductFactory(sku=f"KIT{i}", name=f"Kettle {i}", slug=f"kettle-{i}", category=kitchen,
-                                       price=Decimal("20.00"), stock=500))
+        products.append(
+            ProductFactory(
+                sku=f"KIT{i}",
+                name=f"Kettle {i}",
+                slug=f"kettle-{i}",
+                category=kitchen,
+                price=Decimal("20.00"),
+                stock=500,
+            )
+        )
     # Some anonymous activity, so that trending has something for everyone.
     now = timezone.now()
-    rows = [Interaction(session_key=f"s{j}", product=p, kind=Interaction.Kind.VIEW, occurred_at=now - timedelta(hours=j))
-            for j, p in enumerate(products * 2)]
+    rows = [
+        Interaction(session_key=f"s{j}", product=p, kind=Interaction.Kind.VIEW, occurred_at=now - timedelta(hours=j))
+        for j, p in enumerate(products * 2)
+    ]
     shop_services.interactions_bulk_insert(rows=rows)
     return Store(home=home, candles=candles, kitchen=kitchen, products=products)
 
@@ -80,7 +99,8 @@ def buy(user: User, products: list[Product], *, days_ago: float = 1.0, quantity:
 
 def default_template(**overrides) -> EmailTemplate:
     fields = {
-        "name": "Recommended", "subject": "{{ greeting_name }}, picked for you",
+        "name": "Recommended",
+        "subject": "{{ greeting_name }}, picked for you",
         "html_body": (EMAILS / "recommendations.html").read_text(encoding="utf-8"),
         "text_body": (EMAILS / "recommendations.txt").read_text(encoding="utf-8"),
     }

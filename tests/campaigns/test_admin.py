@@ -1,5 +1,6 @@
 """Staff tools in admin: pages render, live segment preview, template preview and
 test send, campaign actions, live status, report, outbox."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,16 @@ from .conftest import launch, make_campaign, make_customers, make_segment
 
 def test_changelists_and_add_pages_render(staff_client, store, template):
     make_campaign(template)
-    for model in ("segment", "emailtemplate", "campaign", "delivery", "suppression", "trackingevent",
-                  "conversion", "outboxmessage"):
+    for model in (
+        "segment",
+        "emailtemplate",
+        "campaign",
+        "delivery",
+        "suppression",
+        "trackingevent",
+        "conversion",
+        "outboxmessage",
+    ):
         assert staff_client.get(reverse(f"admin:campaigns_{model}_changelist")).status_code == 200, model
     for model in ("segment", "emailtemplate", "campaign", "suppression"):
         assert staff_client.get(reverse(f"admin:campaigns_{model}_add")).status_code == 200, model
@@ -29,8 +38,9 @@ def test_segment_live_preview_counts_and_reports_errors(staff_client, store):
     assert response.status_code == 200
     data = response.json()
     assert data["count"] == 7 and len(data["sample"]) == 7
-    bad = staff_client.post(url, json.dumps({"rules": {"all": [{"rule": "bought_within", "days": -1}]}}),
-                            content_type="application/json")
+    bad = staff_client.post(
+        url, json.dumps({"rules": {"all": [{"rule": "bought_within", "days": -1}]}}), content_type="application/json"
+    )
     assert bad.status_code == 200 and "all[0].days" in bad.json()["errors"][0]
     assert staff_client.post(url, "not json", content_type="application/json").status_code == 400
     assert staff_client.get(url).status_code == 405
@@ -38,11 +48,13 @@ def test_segment_live_preview_counts_and_reports_errors(staff_client, store):
 
 def test_segment_form_refuses_invalid_rules_and_shows_the_count(staff_client, store):
     make_customers(3)
-    response = staff_client.post(reverse("admin:campaigns_segment_add"), {
-        "name": "Broken", "description": "", "rules": '{"rule": "country"}'})
+    response = staff_client.post(
+        reverse("admin:campaigns_segment_add"), {"name": "Broken", "description": "", "rules": '{"rule": "country"}'}
+    )
     assert response.status_code == 200 and b"in: must be a non-empty list" in response.content
-    response = staff_client.post(reverse("admin:campaigns_segment_add"), {
-        "name": "All", "description": "", "rules": '{"rule": "consent"}'})
+    response = staff_client.post(
+        reverse("admin:campaigns_segment_add"), {"name": "All", "description": "", "rules": '{"rule": "consent"}'}
+    )
     assert response.status_code == 302
     segment = Segment.objects.get(name="All")
     page = staff_client.get(reverse("admin:campaigns_segment_change", args=[segment.pk]))
@@ -51,9 +63,15 @@ def test_segment_form_refuses_invalid_rules_and_shows_the_count(staff_client, st
 
 
 def test_template_syntax_is_validated_on_save(staff_client, db):
-    response = staff_client.post(reverse("admin:campaigns_emailtemplate_add"), {
-        "name": "Broken", "subject": "Hi", "html_body": "{% for p in products %}{{ unsubscribe_url }}",
-        "text_body": "{{ unsubscribe_url }}"})
+    response = staff_client.post(
+        reverse("admin:campaigns_emailtemplate_add"),
+        {
+            "name": "Broken",
+            "subject": "Hi",
+            "html_body": "{% for p in products %}{{ unsubscribe_url }}",
+            "text_body": "{{ unsubscribe_url }}",
+        },
+    )
     assert response.status_code == 200
     assert b"Unclosed tag on line 1" in response.content
     assert not EmailTemplate.objects.filter(name="Broken").exists()
@@ -109,8 +127,9 @@ def test_pause_and_cancel_from_the_changelist(staff_client, store, template):
 
 
 def test_manual_suppression_is_stored_lower_case(staff_client, db):
-    staff_client.post(reverse("admin:campaigns_suppression_add"), {
-        "email": "Someone@Example.com", "reason": "manual", "note": ""})
+    staff_client.post(
+        reverse("admin:campaigns_suppression_add"), {"email": "Someone@Example.com", "reason": "manual", "note": ""}
+    )
     assert Suppression.objects.get().email == "someone@example.com"
 
 

@@ -1,4 +1,5 @@
 """Campaigns API: create, schedule, pause/resume/cancel, preview, report, permissions."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -28,9 +29,16 @@ def create(api, template, segment, /, **extra):
 
 def test_create_a_campaign_with_variants(staff_api, store, template):
     segment = make_segment()
-    response = create(staff_api, template, segment, holdout_percent=10, n_products=4, seed=99,
-                      exclude_category_ids=[store.kitchen.pk],
-                      variants=[{"name": "A"}, {"name": "B", "subject": "B: {{ greeting_name }}", "weight": 2}])
+    response = create(
+        staff_api,
+        template,
+        segment,
+        holdout_percent=10,
+        n_products=4,
+        seed=99,
+        exclude_category_ids=[store.kitchen.pk],
+        variants=[{"name": "A"}, {"name": "B", "subject": "B: {{ greeting_name }}", "weight": 2}],
+    )
     assert response.status_code == 201, response.content
     data = response.json()
     assert data["status"] == "draft" and data["holdout_percent"] == 10 and data["seed"] == 99
@@ -40,14 +48,17 @@ def test_create_a_campaign_with_variants(staff_api, store, template):
     assert listing["count"] == 1 and listing["results"][0]["id"] == data["id"]
 
 
-@pytest.mark.parametrize(("extra", "field"), [
-    ({"strategy": "astrology"}, "strategy"),
-    ({"variants": [{"name": "A", "subject": "{% if %}"}]}, "variants[0]"),
-    ({"variants": [{"name": "A"}, {"name": "A"}]}, "variants"),
-    ({"holdout_percent": 95}, "holdout_percent"),
-    ({"kind": "win_back"}, "inactive_days"),
-    ({"segment": None}, "segment"),
-])
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"strategy": "astrology"}, "strategy"),
+        ({"variants": [{"name": "A", "subject": "{% if %}"}]}, "variants[0]"),
+        ({"variants": [{"name": "A"}, {"name": "A"}]}, "variants"),
+        ({"holdout_percent": 95}, "holdout_percent"),
+        ({"kind": "win_back"}, "inactive_days"),
+        ({"segment": None}, "segment"),
+    ],
+)
 def test_bad_input_is_a_400_naming_the_field(staff_api, store, template, extra, field):
     segment = make_segment()
     response = create(staff_api, template, segment, **extra)
@@ -130,7 +141,11 @@ def test_only_staff_or_permitted_accounts(store, template):
 def test_the_schema_documents_the_campaigns_api(staff_api):
     schema = staff_api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     paths = schema["paths"]
-    for path in ("/api/v1/campaigns", "/api/v1/campaigns/{id}/schedule", "/api/v1/campaigns/{id}/preview",
-                 "/api/v1/campaigns/{id}/report"):
+    for path in (
+        "/api/v1/campaigns",
+        "/api/v1/campaigns/{id}/schedule",
+        "/api/v1/campaigns/{id}/preview",
+        "/api/v1/campaigns/{id}/report",
+    ):
         assert path in paths, path
     assert "409" in paths["/api/v1/campaigns/{id}/resume"]["post"]["responses"]

@@ -1,5 +1,6 @@
 """Attribution of orders to email clicks, the report on known numbers, the
 statistics, provider webhooks (bounces, complaints) and forgetting a customer."""
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,16 @@ S = Delivery.Status
 def sent_delivery(campaign: Campaign, user: User, *, days_ago: float = 3, **fields) -> Delivery:
     at = timezone.now() - timedelta(days=days_ago)
     fields.setdefault("variant", campaign.variants.first())
-    return Delivery.objects.create(campaign=campaign, user=user, email=user.email, status=S.SENT, sent_at=at,
-                                   processed_at=at, message_id=f"<{user.pk}.{campaign.pk}@t>", **fields)
+    return Delivery.objects.create(
+        campaign=campaign,
+        user=user,
+        email=user.email,
+        status=S.SENT,
+        sent_at=at,
+        processed_at=at,
+        message_id=f"<{user.pk}.{campaign.pk}@t>",
+        **fields,
+    )
 
 
 def click(delivery: Delivery, *, days_ago: float) -> None:
@@ -68,10 +77,10 @@ def test_an_order_within_the_window_after_a_click_is_attributed_with_its_revenue
     click(d1, days_ago=2)
     click(d2, days_ago=8)
     click(d3, days_ago=1)
-    order = buy(clicked, candles[:2], days_ago=1, quantity=3)   # 2 lines x 3 x 4.50 = 27.00
-    buy(late, candles[:1], days_ago=1)                          # 7 days after the click: outside 5
-    buy(before, candles[:1], days_ago=2)                        # before the click
-    buy(unclicked, candles[:1], days_ago=1)                     # never clicked
+    order = buy(clicked, candles[:2], days_ago=1, quantity=3)  # 2 lines x 3 x 4.50 = 27.00
+    buy(late, candles[:1], days_ago=1)  # 7 days after the click: outside 5
+    buy(before, candles[:1], days_ago=2)  # before the click
+    buy(unclicked, candles[:1], days_ago=1)  # never clicked
     assert services.conversions_attribute() == 1
     conversion = Conversion.objects.get()
     assert (conversion.delivery_id, conversion.order_id, conversion.revenue) == (d1.pk, order.pk, Decimal("27.00"))
@@ -101,25 +110,42 @@ def test_report_counts_and_uplift_against_the_holdout_on_known_numbers(store, te
     for i, user in enumerate(customers):
         at = now - timedelta(days=4)
         if i < 100:
-            d = Delivery.objects.create(campaign=campaign, user=user, email=user.email, variant=variant,
-                                        status=S.SENT, sent_at=at, processed_at=at, message_id=f"<{i}@t>",
-                                        opened_at=at if i < 40 else None, clicked_at=at if i < 20 else None,
-                                        unsubscribed_at=at if i == 99 else None)
-            if i < 12:   # 12 of 100 emailed ordered within the window
+            d = Delivery.objects.create(
+                campaign=campaign,
+                user=user,
+                email=user.email,
+                variant=variant,
+                status=S.SENT,
+                sent_at=at,
+                processed_at=at,
+                message_id=f"<{i}@t>",
+                opened_at=at if i < 40 else None,
+                clicked_at=at if i < 20 else None,
+                unsubscribed_at=at if i == 99 else None,
+            )
+            if i < 12:  # 12 of 100 emailed ordered within the window
                 order = buy(user, store.products[:1], days_ago=3)
                 if i < 8:  # 8 of them after a click in the email
-                    Conversion.objects.create(delivery=d, order=order, revenue=Decimal("4.50"),
-                                              clicked_at=at, ordered_at=order.placed_at)
+                    Conversion.objects.create(
+                        delivery=d, order=order, revenue=Decimal("4.50"), clicked_at=at, ordered_at=order.placed_at
+                    )
         else:
-            Delivery.objects.create(campaign=campaign, user=user, email=user.email, is_holdout=True,
-                                    status=S.WITHHELD, processed_at=at)
+            Delivery.objects.create(
+                campaign=campaign, user=user, email=user.email, is_holdout=True, status=S.WITHHELD, processed_at=at
+            )
             if i < 105:  # 5 of 100 in the holdout ordered anyway
                 buy(user, store.products[:1], days_ago=3)
     buy(customers[50], store.products[:1], days_ago=10)  # before the email: not counted
     report = campaign_report(campaign=campaign)
     group, holdout = report.groups
     assert (group.audience, group.sent, group.opened, group.clicked, group.converted, group.unsubscribed) == (
-        100, 100, 40, 20, 8, 1)
+        100,
+        100,
+        40,
+        20,
+        8,
+        1,
+    )
     assert group.revenue == Decimal("36.00") and group.ordered == 12
     assert (holdout.audience, holdout.withheld, holdout.ordered) == (100, 100, 5)
     u = group.uplift
@@ -160,11 +186,19 @@ def test_provider_bounces_and_complaints_become_suppressions(store, template):
     bounced, complained, unsubscribed, delivered = make_customers(4)
     campaign = make_campaign(template)
     d = sent_delivery(campaign, complained)
-    for user, event_type in ((bounced, "bounced"), (complained, "complained"), (unsubscribed, "unsubscribed"),
-                             (delivered, "delivered")):
-        event = AnymailTrackingEvent(event_type=event_type, recipient=user.email, timestamp=timezone.now(),
-                                     metadata={"delivery_id": str(d.pk)} if user == complained else {},
-                                     description="test")
+    for user, event_type in (
+        (bounced, "bounced"),
+        (complained, "complained"),
+        (unsubscribed, "unsubscribed"),
+        (delivered, "delivered"),
+    ):
+        event = AnymailTrackingEvent(
+            event_type=event_type,
+            recipient=user.email,
+            timestamp=timezone.now(),
+            metadata={"delivery_id": str(d.pk)} if user == complained else {},
+            description="test",
+        )
         tracking.send(sender=object, event=event, esp_name="TestESP")
     reasons = dict(Suppression.objects.values_list("email", "reason"))
     assert reasons == {bounced.email: "bounced", complained.email: "complained", unsubscribed.email: "unsubscribed"}

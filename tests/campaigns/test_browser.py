@@ -1,5 +1,6 @@
 """In real headless Chromium: the live count of a segment as staff edit its rules,
 and a customer unsubscribing from an email with one click."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,9 @@ pytestmark = pytest.mark.e2e
 def log_in(page, live_server, user) -> None:
     client = Client()
     client.force_login(user)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
-                               "url": live_server.url}])
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
 
 
 def test_segment_rules_show_a_live_count_and_sample(page, live_server, staff_user):

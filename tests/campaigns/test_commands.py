@@ -1,4 +1,5 @@
 """Management commands: send a campaign in-process with progress; run the tick."""
+
 from __future__ import annotations
 
 from io import StringIO

@@ -1,6 +1,7 @@
 """End to end with real parts: a real Celery worker process on the configured broker
 (Redis in CI), the real test database, and a real SMTP server on loopback. The
 server's own count of messages is the proof."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,10 +38,18 @@ def real_store(transactional_db):
 
 
 def bulk_customers(n: int, *, prefix: str, consent: bool = True) -> list[User]:
-    User.objects.bulk_create([
-        User(email=f"{prefix}{i}@customers.affinity.example", first_name=f"Cust{i}", marketing_consent=consent,
-             password="!") for i in range(n)
-    ], batch_size=2000)
+    User.objects.bulk_create(
+        [
+            User(
+                email=f"{prefix}{i}@customers.affinity.example",
+                first_name=f"Cust{i}",
+                marketing_consent=consent,
+                password="!",
+            )
+            for i in range(n)
+        ],
+        batch_size=2000,
+    )
     return list(User.objects.filter(email__startswith=prefix).order_by("pk"))
 
 
@@ -64,7 +73,8 @@ def wait_until_done(campaign: Campaign, *, timeout: float, nudge=None) -> None:
 
 
 def test_a_campaign_to_thousands_arrives_exactly_once_and_never_to_who_said_no(
-        real_store, smtp_server, celery_worker_factory, settings):
+    real_store, smtp_server, celery_worker_factory, settings
+):
     settings.CAMPAIGNS_SEND_CHUNK_SIZE = 500
     customers = bulk_customers(3000, prefix="bulk")
     never_asked = bulk_customers(100, prefix="noconsent", consent=False)
@@ -95,28 +105,35 @@ def test_a_campaign_to_thousands_arrives_exactly_once_and_never_to_who_said_no(
     assert not set(received) & {u.email for u in never_asked + customers[:51]}
     sent = dict(Delivery.objects.filter(campaign=campaign, status=S.SENT).values_list("email", "message_id"))
     assert {email: [mid] for email, mid in sent.items()} == dict(received)
-    skipped = dict(Delivery.objects.filter(campaign=campaign, status=S.SKIPPED).values_list("user__email", "skip_reason"))
+    skipped = dict(
+        Delivery.objects.filter(campaign=campaign, status=S.SKIPPED).values_list("user__email", "skip_reason")
+    )
     assert len(skipped) == 50 and set(skipped.values()) == {Delivery.SkipReason.NO_CONSENT}
-    wait_for(lambda: Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED, timeout=20,
-             what="the campaign to complete")
+    wait_for(
+        lambda: Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED,
+        timeout=20,
+        what="the campaign to complete",
+    )
     print(f"\n{len(sent)} emails delivered through SMTP in {elapsed:.1f}s ({len(sent) / elapsed:.0f}/s)")
 
 
 def test_a_worker_killed_mid_send_and_restarted_delivers_the_rest_exactly_once(
-        real_store, smtp_server, celery_worker_factory, settings):
+    real_store, smtp_server, celery_worker_factory, settings
+):
     lease = 4
     settings.CAMPAIGNS_SEND_CHUNK_SIZE = 500
     settings.CAMPAIGNS_SEND_LEASE_SECONDS = lease  # this process's view (the tick runs in the worker)
     customers = bulk_customers(2000, prefix="kill")
-    env = {"EMAIL_URL": smtp_server.url, "CAMPAIGNS_SEND_LEASE_SECONDS": str(lease),
-           "CAMPAIGNS_SEND_BATCH_SIZE": "50"}
+    env = {"EMAIL_URL": smtp_server.url, "CAMPAIGNS_SEND_LEASE_SECONDS": str(lease), "CAMPAIGNS_SEND_BATCH_SIZE": "50"}
     worker = celery_worker_factory(**env)
     campaign = make_campaign(default_template(), n_products=3, strategy="trending", exclude_purchased=False)
     services.campaign_schedule(campaign=campaign)
 
     def mid_send():
-        return (sum(len(v) for v in by_recipient(smtp_server).values()) >= 300
-                and Delivery.objects.filter(campaign=campaign, status=S.SENDING).exists())
+        return (
+            sum(len(v) for v in by_recipient(smtp_server).values()) >= 300
+            and Delivery.objects.filter(campaign=campaign, status=S.SENDING).exists()
+        )
 
     wait_for(mid_send, timeout=60, interval=0.05, what="sending to be under way")
     worker.kill()  # SIGKILL to the worker and its pool: no clean-up runs
@@ -191,12 +208,16 @@ sending.deliveries_send_range(campaign_id=int(sys.argv[1]), min_id=0, max_id=2**
 """
 
 
-@pytest.mark.parametrize(("mark_every", "mark_seconds", "delay", "accept"), [
-    (10, 3600.0, 0.0, 25),  # marks by count: 20 marked, 5 in doubt
-    (1000, 0.3, 0.2, 6),  # by time: the count is never reached, marks are written anyway
-])
+@pytest.mark.parametrize(
+    ("mark_every", "mark_seconds", "delay", "accept"),
+    [
+        (10, 3600.0, 0.0, 25),  # marks by count: 20 marked, 5 in doubt
+        (1000, 0.3, 0.2, 6),  # by time: the count is never reached, marks are written anyway
+    ],
+)
 def test_a_sender_killed_after_the_server_accepted_leaves_at_most_one_group_in_doubt(
-        real_store, unread_queue, settings, mark_every, mark_seconds, delay, accept):
+    real_store, unread_queue, settings, mark_every, mark_seconds, delay, accept
+):
     from aiosmtpd.controller import Controller
 
     customers = bulk_customers(35, prefix="doubt")
@@ -210,8 +231,10 @@ def test_a_sender_killed_after_the_server_accepted_leaves_at_most_one_group_in_d
     sender = None
     try:
         sender = subprocess.Popen(
-            [sys.executable, "-c", SENDER, str(campaign.pk), str(mark_every), str(mark_seconds)], cwd=ROOT,
-            env=child_env(EMAIL_URL=f"smtp://127.0.0.1:{port}"), start_new_session=True,
+            [sys.executable, "-c", SENDER, str(campaign.pk), str(mark_every), str(mark_seconds)],
+            cwd=ROOT,
+            env=child_env(EMAIL_URL=f"smtp://127.0.0.1:{port}"),
+            start_new_session=True,
         )
         assert gate.holding.wait(60), "the sender never reached the held message"
         os.killpg(sender.pid, signal.SIGKILL)  # mid-send: no clean-up runs
@@ -232,7 +255,8 @@ def test_a_sender_killed_after_the_server_accepted_leaves_at_most_one_group_in_d
         # The lease runs out; another sender takes the rows over and sends them again.
         gate.release.set()
         Delivery.objects.filter(campaign=campaign, status=S.SENDING).update(
-            lease_expires_at=timezone.now() - timedelta(seconds=1))
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
         settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False

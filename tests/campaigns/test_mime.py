@@ -1,4 +1,5 @@
 """The fast serialisation of campaign emails says what Django's would say."""
+
 from __future__ import annotations
 
 import email
@@ -24,11 +25,17 @@ CASES = [
 
 
 def build(cls, subject, text, html, to, extra=None):
-    headers = {"Message-ID": "<1.2@affinity.example>", "Date": "Sat, 28 Nov 2026 16:08:56 -0000",
-               "List-Unsubscribe": f"<mailto:u@shop.example.com?subject=unsubscribe-1>, <{LONG_URL}>",
-               "List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "X-Affinity-Delivery": "1", **(extra or {})}
-    msg = cls(subject=subject, body=text, from_email="Affinity Store <store@affinity.example>", to=[to],
-              headers=headers)
+    headers = {
+        "Message-ID": "<1.2@affinity.example>",
+        "Date": "Sat, 28 Nov 2026 16:08:56 -0000",
+        "List-Unsubscribe": f"<mailto:u@shop.example.com?subject=unsubscribe-1>, <{LONG_URL}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "X-Affinity-Delivery": "1",
+        **(extra or {}),
+    }
+    msg = cls(
+        subject=subject, body=text, from_email="Affinity Store <store@affinity.example>", to=[to], headers=headers
+    )
     msg.attach_alternative(html, "text/html")
     return msg
 
@@ -46,8 +53,17 @@ def test_same_message_as_django(subject, text, html, to):
     assert b"\n" not in raw.replace(b"\r\n", b"")
     theirs = parse(build(EmailMultiAlternatives, subject, text, html, to).message().as_bytes(linesep="\r\n"))
     mine = parse(raw)
-    for name in ("Subject", "From", "To", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post",
-                 "X-Affinity-Delivery", "MIME-Version"):
+    for name in (
+        "Subject",
+        "From",
+        "To",
+        "Date",
+        "Message-ID",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "X-Affinity-Delivery",
+        "MIME-Version",
+    ):
         assert str(mine[name]).strip() == str(theirs[name]).strip(), name
     assert mine.get_content_type() == "multipart/alternative"
     for kind in ("plain", "html"):

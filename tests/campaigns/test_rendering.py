@@ -1,4 +1,5 @@
 """Templates: validation on save, a safe context, both parts, headers, signed links."""
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,12 @@ from django.core.exceptions import ValidationError
 from campaigns import sending, tokens
 from campaigns.models import Delivery, EmailTemplate
 from campaigns.rendering import (
-    email_compile, email_render, message_build, message_id_make, sample_context, template_errors,
+    email_compile,
+    email_render,
+    message_build,
+    message_id_make,
+    sample_context,
+    template_errors,
 )
 
 from .conftest import default_template, launch, make_campaign, make_customers
@@ -21,17 +27,21 @@ TEXT_OK = "Hi {{ greeting_name }}\nUnsubscribe: {{ unsubscribe_url }}"
 
 
 def test_syntax_errors_name_the_field_and_the_line():
-    errors = template_errors(subject="Hi", html_body="<p>\n{% for p in products %}\n<b>{{ p.name }}</b>",
-                             text_body=TEXT_OK)
+    errors = template_errors(
+        subject="Hi", html_body="<p>\n{% for p in products %}\n<b>{{ p.name }}</b>", text_body=TEXT_OK
+    )
     assert list(errors) == ["html_body"]
     assert "line 2" in errors["html_body"][0] and "endfor" in errors["html_body"][0]
-    errors = template_errors(subject="Hi {% if %}", html_body=HTML_OK, text_body="{{ p|nosuchfilter }} {{ unsubscribe_url }}")
+    errors = template_errors(
+        subject="Hi {% if %}", html_body=HTML_OK, text_body="{{ p|nosuchfilter }} {{ unsubscribe_url }}"
+    )
     assert set(errors) == {"subject", "text_body"}
     assert "nosuchfilter" in errors["text_body"][0]
 
 
-@pytest.mark.parametrize("source", ['{% include "base.html" %}', '{% extends "base.html" %}', "{% debug %}",
-                                    "{% load static %}"])
+@pytest.mark.parametrize(
+    "source", ['{% include "base.html" %}', '{% extends "base.html" %}', "{% debug %}", "{% load static %}"]
+)
 def test_tags_that_reach_outside_the_email_are_refused(source):
     errors = template_errors(html_body=source + HTML_OK)
     assert "html_body" in errors
@@ -42,7 +52,8 @@ def test_bodies_must_carry_the_unsubscribe_link_and_subject_is_one_line():
     assert errors["subject"] == ["the subject is one line"]
     assert "unsubscribe_url" in errors["html_body"][0] and "unsubscribe_url" in errors["text_body"][0]
     assert template_errors(subject="{{ nothing }}", html_body=HTML_OK, text_body=TEXT_OK) == {
-        "subject": ["renders to an empty subject"]}
+        "subject": ["renders to an empty subject"]
+    }
 
 
 def test_model_validation_on_save_gives_a_clear_error(db):
@@ -54,9 +65,11 @@ def test_model_validation_on_save_gives_a_clear_error(db):
 
 
 def test_the_context_is_plain_values_and_html_is_escaped():
-    compiled = email_compile(subject="{{ customer.first_name }}", html_body="{{ customer.first_name }}|"
-                             "{{ customer.password }}|{{ customer.pk }}|{{ unsubscribe_url }}",
-                             text_body="{{ customer.first_name }}")
+    compiled = email_compile(
+        subject="{{ customer.first_name }}",
+        html_body="{{ customer.first_name }}|{{ customer.password }}|{{ customer.pk }}|{{ unsubscribe_url }}",
+        text_body="{{ customer.first_name }}",
+    )
     context = sample_context()
     context["customer"]["first_name"] = "<script>x</script>"
     rendered = email_render(compiled, context)
@@ -65,8 +78,7 @@ def test_the_context_is_plain_values_and_html_is_escaped():
 
 
 def test_the_open_pixel_goes_before_the_end_of_body():
-    compiled = email_compile(subject="s", html_body="<html><body>hi {{ unsubscribe_url }}</body></html>",
-                             text_body="t")
+    compiled = email_compile(subject="s", html_body="<html><body>hi {{ unsubscribe_url }}</body></html>", text_body="t")
     html = email_render(compiled, sample_context(), open_pixel_url="https://shop.example.com/c/o/x.gif").html
     assert re.search(r'<img src="https://shop.example.com/c/o/x.gif"[^>]*></body></html>$', html)
 
@@ -76,14 +88,20 @@ def test_message_is_multipart_with_one_click_unsubscribe_headers(settings):
     compiled = email_compile(subject="Hi", html_body=HTML_OK, text_body=TEXT_OK)
     rendered = email_render(compiled, sample_context())
     mid = message_id_make(7)
-    msg = message_build(to="ada@example.com", rendered=rendered, message_id=mid,
-                        unsubscribe_url="https://shop.example.com/c/u/tok/", delivery_id=7)
+    msg = message_build(
+        to="ada@example.com",
+        rendered=rendered,
+        message_id=mid,
+        unsubscribe_url="https://shop.example.com/c/u/tok/",
+        delivery_id=7,
+    )
     parsed = message_from_bytes(msg.message().as_bytes())
     assert parsed.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in parsed.get_payload()] == ["text/plain", "text/html"]
     assert parsed["Message-ID"] == mid and mid.endswith("@affinity.example>")
-    assert " ".join(parsed["List-Unsubscribe"].split()) == ("<mailto:unsubscribe@shop.example.com?subject=unsubscribe-7>, "
-                                          "<https://shop.example.com/c/u/tok/>")
+    assert " ".join(parsed["List-Unsubscribe"].split()) == (
+        "<mailto:unsubscribe@shop.example.com?subject=unsubscribe-7>, <https://shop.example.com/c/u/tok/>"
+    )
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 

@@ -1,4 +1,5 @@
 """Segment rules -> querysets, against the real database."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -9,7 +10,13 @@ from django.utils import timezone
 
 from campaigns.models import Segment
 from campaigns.segments import (
-    RuleError, ids_q, lookalike_user_ids, rfm_table, rules_preview, rules_queryset, rules_validate,
+    RuleError,
+    ids_q,
+    lookalike_user_ids,
+    rfm_table,
+    rules_preview,
+    rules_queryset,
+    rules_validate,
 )
 from shop import services as shop_services
 from shop.models import Interaction, Order, User
@@ -49,8 +56,12 @@ def test_bought_from_a_category_includes_its_subcategories_and_time(store):
 def test_interested_in_stated_interests_or_activity(store):
     stated, browsed, other = make_customers(3)
     stated.interests.add(store.kitchen)
-    shop_services.interaction_record(product=store.in_category(store.kitchen)[0], kind=Interaction.Kind.VIEW,
-                                     user=browsed, occurred_at=timezone.now() - timedelta(days=2))
+    shop_services.interaction_record(
+        product=store.in_category(store.kitchen)[0],
+        kind=Interaction.Kind.VIEW,
+        user=browsed,
+        occurred_at=timezone.now() - timedelta(days=2),
+    )
     assert emails({"rule": "interested_in", "category": "kitchen"}) == {e(stated)}
     assert emails({"rule": "interested_in", "category": "kitchen", "include_activity": True}) == {e(stated), e(browsed)}
     assert emails({"rule": "interested_in", "category": "kitchen", "include_activity": True, "days": 1}) == {e(stated)}
@@ -104,16 +115,18 @@ def test_lookalikes_by_purchase_history(store):
     seed1, seed2, twin, half, stranger, nobody = make_customers(6)
     buy(seed1, candles[:3])
     buy(seed2, candles[1:4])
-    buy(twin, candles[1:3])             # the seed's core
+    buy(twin, candles[1:3])  # the seed's core
     buy(half, [candles[0], kitchen[0]])  # one candle in common
-    buy(stranger, kitchen[:3])           # nothing in common
+    buy(stranger, kitchen[:3])  # nothing in common
     ids = lookalike_user_ids(seed_ids=[seed1.pk, seed2.pk], size=10)
     assert ids == [twin.pk, half.pk]
     assert lookalike_user_ids(seed_ids=[seed1.pk, seed2.pk], size=1) == [twin.pk]
     seed = make_segment({"rule": "users", "ids": [seed1.pk, seed2.pk]}, name="seed")
     assert emails({"rule": "lookalike", "seed": {"segment": seed.pk}, "size": 5}) == {e(twin), e(half)}
     assert emails({"rule": "lookalike", "seed": {"emails": [seed1.email]}, "size": 5, "include_seed": True}) >= {
-        e(seed1), e(twin)}
+        e(seed1),
+        e(twin),
+    }
 
 
 def test_combinators_and_segment_references(store):
@@ -122,8 +135,12 @@ def test_combinators_and_segment_references(store):
     c.save()
     buy(a, store.products[:1], days_ago=2)
     france = make_segment({"rule": "country", "in": ["France"]}, name="France")
-    rules = {"any": [{"all": [{"rule": "consent"}, {"rule": "bought_within", "days": 7}]},
-                     {"rule": "segment", "id": france.pk}]}
+    rules = {
+        "any": [
+            {"all": [{"rule": "consent"}, {"rule": "bought_within", "days": 7}]},
+            {"rule": "segment", "id": france.pk},
+        ]
+    }
     assert emails(rules) == {e(a), e(c)}
     assert emails({"all": [{"rule": "consent"}, {"not": {"rule": "segment", "id": france.pk}}]}) == {e(a), e(b)}
 
@@ -134,21 +151,24 @@ def test_a_long_id_list_is_one_parameter(store):
     assert set(User.objects.filter(ids_q(ids)).values_list("pk", flat=True)) == {u.pk for u in users}
 
 
-@pytest.mark.parametrize(("rules", "message"), [
-    ([], "must be an object"),
-    ({"rule": "bought_recently"}, "unknown rule 'bought_recently'"),
-    ({"all": []}, "all: must be a non-empty list"),
-    ({"all": [{"rule": "bought_within", "days": 0}]}, "all[0].days: must be a whole number of days"),
-    ({"all": [{"rule": "bought_within"}]}, "all[0].days: is required"),
-    ({"rule": "bought_category", "category": "no-such"}, "unknown category 'no-such'"),
-    ({"rule": "country", "in": "France"}, "in: must be a non-empty list"),
-    ({"rule": "rfm", "recency": [6]}, "quintile scores 1..5"),
-    ({"rule": "rfm"}, "needs at least one of recency"),
-    ({"rule": "users", "emails": ["ghost@example.com"]}, "unknown customer email(s): ghost@example.com"),
-    ({"rule": "lookalike", "seed": {"ids": [1]}, "size": 0}, "size: must be a whole number between 1"),
-    ({"rule": "consent", "value": True, "colour": "red"}, "does not take colour"),
-    ({"all": [{"rule": "consent"}], "any": [{"rule": "consent"}]}, "holds nothing else"),
-])
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ([], "must be an object"),
+        ({"rule": "bought_recently"}, "unknown rule 'bought_recently'"),
+        ({"all": []}, "all: must be a non-empty list"),
+        ({"all": [{"rule": "bought_within", "days": 0}]}, "all[0].days: must be a whole number of days"),
+        ({"all": [{"rule": "bought_within"}]}, "all[0].days: is required"),
+        ({"rule": "bought_category", "category": "no-such"}, "unknown category 'no-such'"),
+        ({"rule": "country", "in": "France"}, "in: must be a non-empty list"),
+        ({"rule": "rfm", "recency": [6]}, "quintile scores 1..5"),
+        ({"rule": "rfm"}, "needs at least one of recency"),
+        ({"rule": "users", "emails": ["ghost@example.com"]}, "unknown customer email(s): ghost@example.com"),
+        ({"rule": "lookalike", "seed": {"ids": [1]}, "size": 0}, "size: must be a whole number between 1"),
+        ({"rule": "consent", "value": True, "colour": "red"}, "does not take colour"),
+        ({"all": [{"rule": "consent"}], "any": [{"rule": "consent"}]}, "holds nothing else"),
+    ],
+)
 def test_invalid_rules_are_named_with_their_path(store, rules, message):
     with pytest.raises(RuleError) as info:
         rules_validate(rules)

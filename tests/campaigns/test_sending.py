@@ -1,6 +1,7 @@
 """Sending: exactly once, rules checked at send time, retries, error-rate pause,
 recovery of a dead sender's rows. Against the real database; email through Django's
 locmem backend, the outbox backend, or a real SMTP server on loopback."""
+
 from __future__ import annotations
 
 import asyncio
@@ -139,14 +140,22 @@ def test_holdout_is_seeded_withheld_and_never_sent(store, template):
     assert Delivery.objects.filter(campaign=a, status=S.WITHHELD).count() == len(held_a)
     assert len(mail.outbox) == 200 - len(held_a)
     assert not {m.to[0] for m in mail.outbox} & set(
-        Delivery.objects.filter(campaign=a, is_holdout=True).values_list("email", flat=True))
+        Delivery.objects.filter(campaign=a, is_holdout=True).values_list("email", flat=True)
+    )
 
 
 def test_variants_split_the_audience_by_weight_and_use_their_subject(store, template):
     make_customers(120)
-    campaign = launch(make_campaign(template, seed=7, variants=[
-        {"name": "A", "weight": 1}, {"name": "B", "weight": 1, "subject": "B: {{ greeting_name }}, new in"},
-    ]))
+    campaign = launch(
+        make_campaign(
+            template,
+            seed=7,
+            variants=[
+                {"name": "A", "weight": 1},
+                {"name": "B", "weight": 1, "subject": "B: {{ greeting_name }}, new in"},
+            ],
+        )
+    )
     counts = dict(campaign.deliveries.values_list("variant__name").annotate(n=Count("pk")))
     assert set(counts) == {"A", "B"} and min(counts.values()) > 30
     send_all(campaign)
@@ -199,7 +208,8 @@ def test_outbox_backend_stores_the_email_in_the_same_transaction(store, template
 
 @pytest.mark.parametrize("n", [50, 400])
 def test_sending_costs_queries_per_claim_and_per_batch_not_per_email(
-        store, template, settings, n, django_assert_max_num_queries):
+    store, template, settings, n, django_assert_max_num_queries
+):
     settings.CAMPAIGNS_SEND_MARK_EVERY = 20
     make_customers(n)
     campaign = launch(make_campaign(template))
@@ -297,8 +307,9 @@ def test_campaign_pauses_itself_when_the_error_rate_passes_its_threshold(store, 
     assert Delivery.objects.filter(status=S.PENDING).count() == 35
 
 
-def test_staff_pausing_mid_claim_stops_the_sender_at_the_next_batch(transactional_db, unread_queue, flaky_smtp,
-                                                                   settings):
+def test_staff_pausing_mid_claim_stops_the_sender_at_the_next_batch(
+    transactional_db, unread_queue, flaky_smtp, settings
+):
     from django.db import connections
 
     from .conftest import build_store, default_template

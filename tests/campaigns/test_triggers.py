@@ -1,5 +1,6 @@
 """Triggered campaigns: abandoned cart, welcome, win-back, post-purchase; at most
 once per triggering event; the periodic tick."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -43,9 +44,9 @@ def test_abandoned_cart_once_per_abandonment(store, template):
     User.objects.filter(pk=no_consent.pk).update(marketing_consent=False)
     candles = store.in_category(store.candles)
     cart = abandon(idle, candles[:2], hours_ago=5)
-    abandon(fresh, candles[:1], hours_ago=1)          # not idle long enough
+    abandon(fresh, candles[:1], hours_ago=1)  # not idle long enough
     abandon(bought, candles[:1], hours_ago=5)
-    buy(bought, candles[3:4], days_ago=0.01)           # ordered after leaving the cart
+    buy(bought, candles[3:4], days_ago=0.01)  # ordered after leaving the cart
     abandon(no_consent, candles[:1], hours_ago=5)
     campaign = start(make_campaign(template, kind=Campaign.Kind.ABANDONED_CART, trigger_delay_hours=3))
 
@@ -100,7 +101,9 @@ def test_post_purchase_cross_sell_once_per_order(store, template):
     assert services.triggers_evaluate(campaign=campaign) == 1
     assert services.triggers_evaluate(campaign=campaign) == 0
     delivery = Delivery.objects.get()
-    assert delivery.trigger_key == f"order:{order.pk}" and delivery.context["product_ids"] == [c.pk for c in candles[:2]]
+    assert delivery.trigger_key == f"order:{order.pk}" and delivery.context["product_ids"] == [
+        c.pk for c in candles[:2]
+    ]
     send_all(campaign)
     (message,) = mail.outbox
     assert "Thank you for your order" in message.body
@@ -109,9 +112,9 @@ def test_post_purchase_cross_sell_once_per_order(store, template):
 
 def test_win_back_when_a_customer_becomes_inactive(store, template):
     lapsed, active, long_gone = make_customers(3)
-    buy(lapsed, store.products[:1], days_ago=31)        # crossed 30 days a day ago
+    buy(lapsed, store.products[:1], days_ago=31)  # crossed 30 days a day ago
     buy(active, store.products[:1], days_ago=3)
-    buy(long_gone, store.products[:1], days_ago=200)    # crossed long before the campaign
+    buy(long_gone, store.products[:1], days_ago=200)  # crossed long before the campaign
     campaign = start(make_campaign(template, kind=Campaign.Kind.WIN_BACK, inactive_days=30), hours_ago=72)
     assert services.triggers_evaluate(campaign=campaign) == 1
     assert Delivery.objects.get().user == lapsed
@@ -136,8 +139,9 @@ def test_tick_launches_due_campaigns_and_completes_finished_ones(store, template
     due = make_campaign(template, name="due")
     later = make_campaign(template, name="later", segment=due.segment)
     services.campaign_schedule(campaign=later, at=timezone.now() + timedelta(hours=1))
-    Campaign.objects.filter(pk=due.pk).update(status=Campaign.Status.SCHEDULED,
-                                              scheduled_at=timezone.now() - timedelta(minutes=1))
+    Campaign.objects.filter(pk=due.pk).update(
+        status=Campaign.Status.SCHEDULED, scheduled_at=timezone.now() - timedelta(minutes=1)
+    )
     with django_capture_on_commit_callbacks() as callbacks:
         result = services.campaigns_tick()
     assert result.launched == 1 and len(callbacks) == 1  # campaigns.launch for "due" only

@@ -1,5 +1,6 @@
 """Tracking endpoints: open pixel, click redirect, one-click unsubscribe; bad,
 tampered and foreign tokens refused."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,8 +40,9 @@ def test_open_pixel_records_an_open(client, delivery, django_assert_max_num_quer
     assert TrackingEvent.objects.filter(delivery=delivery, kind="open").count() == 2
 
 
-def test_click_redirects_to_the_product_page_and_records_an_email_click(client, delivery,
-                                                                         django_assert_max_num_queries):
+def test_click_redirects_to_the_product_page_and_records_an_email_click(
+    client, delivery, django_assert_max_num_queries
+):
     product_id = delivery.products[0]["id"]
     url = f"/c/k/{tokens.click_token(delivery.pk, product_id=product_id)}/"
     with django_assert_max_num_queries(12):
@@ -49,7 +51,11 @@ def test_click_redirects_to_the_product_page_and_records_an_email_click(client, 
     assert response["Location"] == f"/product/{delivery.products[0]['slug']}/"
     click = Interaction.objects.get(kind=Interaction.Kind.CLICK)
     assert (click.user_id, click.product_id, click.source, click.delivery_id) == (
-        delivery.user_id, product_id, Interaction.Source.EMAIL, delivery.pk)
+        delivery.user_id,
+        product_id,
+        Interaction.Source.EMAIL,
+        delivery.pk,
+    )
     delivery.refresh_from_db()
     assert delivery.clicked_at is not None and delivery.click_count == 1
     assert delivery.opened_at is not None  # a click proves the email was opened
@@ -62,8 +68,9 @@ def test_click_on_a_site_path(client, delivery):
     assert TrackingEvent.objects.get(kind="click").detail == "/category/candles/"
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "http:/x",
-                                    "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "http:/x", "javascript:alert(1)"]
+)
 def test_a_foreign_redirect_is_refused_even_when_signed(client, delivery, target):
     with pytest.raises(ValueError):
         tokens.click_token(delivery.pk, path=target)
@@ -108,8 +115,7 @@ def test_unsubscribe_page_asks_first_and_one_post_unsubscribes_at_once(delivery)
     assert page.status_code == 200 and b"Unsubscribe" in page.content
     assert not Suppression.objects.exists(), "GET (e.g. a link scanner) must not unsubscribe"
 
-    response = client.post(url, data="List-Unsubscribe=One-Click",
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(url, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
     assert Suppression.objects.get(email=delivery.email).reason == Suppression.Reason.UNSUBSCRIBED
     delivery.user.refresh_from_db()
@@ -128,8 +134,10 @@ def test_tracking_methods(client, delivery):
     assert client.delete(f"/c/u/{tokens.unsubscribe_token(delivery.pk)}/").status_code == 405
 
 
-@pytest.mark.parametrize("payload", [{"d": 1, "p": 2}, {"d": 123456789, "u": "/category/candles/?page=2"},
-                                     {"d": 7, "u": "/search/?q=caf\u00e9"}])
+@pytest.mark.parametrize(
+    "payload",
+    [{"d": 1, "p": 2}, {"d": 123456789, "u": "/category/candles/?page=2"}, {"d": 7, "u": "/search/?q=caf\u00e9"}],
+)
 def test_fast_signing_is_exactly_djangos(payload, settings):
     djangos = signing.Signer(salt=tokens.SALT_CLICK, algorithm="sha256").sign_object(payload, compress=False)
     assert tokens._sign_object(payload, tokens.SALT_CLICK) == djangos

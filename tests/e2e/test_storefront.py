@@ -2,6 +2,7 @@
 
 Every step saves a screenshot under ``test-artifacts/e2e/<test>/``.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,46 @@ pytestmark = [pytest.mark.e2e]
 
 PASSWORD = "a-long-pass-phrase-42"
 NAMES = {
-    "lights": ["MOROCCAN METAL LANTERN", "WHITE HANGING HEART T-LIGHT HOLDER", "STAR FAIRY LIGHTS",
-               "GLASS STAR FROSTED T-LIGHT HOLDER", "PAPER CHAIN KIT VINTAGE", "RED RETROSPOT LAMP",
-               "ZINC HEART LANTERN", "HANGING GLASS CANDLE HOLDER"],
-    "kitchen": ["ENAMEL MUG BLUE", "JAM MAKING SET PRINTED", "CAKE TINS PANTRY DESIGN", "RETROSPOT TEA SET",
-                "LUNCH BAG RED RETROSPOT", "SPOTTY BUNTING", "BAKING SET 9 PIECE", "RECIPE BOX PANTRY"],
-    "garden": ["WATERING CAN BLUE", "GARDEN KNEELER", "BIRD HOUSE HOT WATER BOTTLE", "HERB MARKER THYME",
-               "PLANT POT GINGHAM", "DOORMAT UNION FLAG", "GARDEN TOOL SET", "WOODEN BIRD FEEDER"],
-    "stationery": ["PACK OF 12 PENCILS", "NOTEBOOK VINTAGE MAP", "WRAPPING PAPER ROSES", "GIFT TAG SET",
-                   "JOURNAL LEATHER", "STICKER SHEET", "ENVELOPE SET 50", "POSTCARD BOX"],
+    "lights": [
+        "MOROCCAN METAL LANTERN",
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+        "STAR FAIRY LIGHTS",
+        "GLASS STAR FROSTED T-LIGHT HOLDER",
+        "PAPER CHAIN KIT VINTAGE",
+        "RED RETROSPOT LAMP",
+        "ZINC HEART LANTERN",
+        "HANGING GLASS CANDLE HOLDER",
+    ],
+    "kitchen": [
+        "ENAMEL MUG BLUE",
+        "JAM MAKING SET PRINTED",
+        "CAKE TINS PANTRY DESIGN",
+        "RETROSPOT TEA SET",
+        "LUNCH BAG RED RETROSPOT",
+        "SPOTTY BUNTING",
+        "BAKING SET 9 PIECE",
+        "RECIPE BOX PANTRY",
+    ],
+    "garden": [
+        "WATERING CAN BLUE",
+        "GARDEN KNEELER",
+        "BIRD HOUSE HOT WATER BOTTLE",
+        "HERB MARKER THYME",
+        "PLANT POT GINGHAM",
+        "DOORMAT UNION FLAG",
+        "GARDEN TOOL SET",
+        "WOODEN BIRD FEEDER",
+    ],
+    "stationery": [
+        "PACK OF 12 PENCILS",
+        "NOTEBOOK VINTAGE MAP",
+        "WRAPPING PAPER ROSES",
+        "GIFT TAG SET",
+        "JOURNAL LEATHER",
+        "STICKER SHEET",
+        "ENVELOPE SET 50",
+        "POSTCARD BOX",
+    ],
 }
 COLOURS = {"lights": "#c2410c", "kitchen": "#0369a1", "garden": "#15803d", "stationery": "#7c3aed"}
 
@@ -45,8 +77,12 @@ def store(transactional_db):
         cats[slug] = CategoryFactory(name=slug.title(), slug=slug, colour=COLOURS[slug], position=pos)
         for i, name in enumerate(names):
             products[name] = ProductFactory(
-                name=name, slug=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"), category=cats[slug],
-                price=Decimal("1.25") + Decimal(i * 2 + pos), stock=40)
+                name=name,
+                slug=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
+                category=cats[slug],
+                price=Decimal("1.25") + Decimal(i * 2 + pos),
+                stock=40,
+            )
     # Other shoppers were here before: everything sold a little, some products a lot.
     for i, product in enumerate(products.values()):
         interaction_make(product=product, session_key=f"shopper-{i % 3}", kind=Interaction.Kind.PURCHASE)

@@ -1,5 +1,6 @@
 """Fixtures of the recommendations tests: a small store whose shoppers have clear
 tastes (each customer sticks to one category), and a clean serving state."""
+
 from __future__ import annotations
 
 import random
@@ -38,36 +39,59 @@ class Store:
         return self.categories[self.customers.index(user) % len(self.categories)]
 
 
-def build_store(*, n_categories: int = 4, per_category: int = 10, n_customers: int = 60, events: int = 14,
-                days: int = 60, seed: int = 7) -> Store:
+def build_store(
+    *,
+    n_categories: int = 4,
+    per_category: int = 10,
+    n_customers: int = 60,
+    events: int = 14,
+    days: int = 60,
+    seed: int = 7,
+) -> Store:
     """Customers who stay in their category: any sensible model recommends from it."""
     rng = random.Random(seed)
     categories = [CategoryFactory(name=f"Taste {c}", slug=f"taste-{c}") for c in range(n_categories)]
     products = []
     for c, category in enumerate(categories):
         for i in range(per_category):
-            products.append(ProductFactory(
-                sku=f"T{c}-{i:03d}", name=f"{['Kettle', 'Candle', 'Lamp', 'Mug', 'Scarf', 'Vase'][c % 6]} {i}",
-                slug=f"t{c}-{i}", category=category, price=Decimal("5.00"), stock=50,
-                description=f"A {['kitchen', 'home', 'light', 'tea', 'warm', 'flower'][c % 6]} thing number {i}",
-            ))
+            products.append(
+                ProductFactory(
+                    sku=f"T{c}-{i:03d}",
+                    name=f"{['Kettle', 'Candle', 'Lamp', 'Mug', 'Scarf', 'Vase'][c % 6]} {i}",
+                    slug=f"t{c}-{i}",
+                    category=category,
+                    price=Decimal("5.00"),
+                    stock=50,
+                    description=f"A {['kitchen', 'home', 'light', 'tea', 'warm', 'flower'][c % 6]} thing number {i}",
+                )
+            )
     customers = [UserFactory(email=f"taste{u}@customers.affinity.example") for u in range(n_customers)]
     now = timezone.now()
     rows = []
     for u, user in enumerate(customers):
         c = u % n_categories
-        pool = products[c * per_category:(c + 1) * per_category]
+        pool = products[c * per_category : (c + 1) * per_category]
         # popular items first in each category (power law), so neighbours are meaningful
         weights = [1.0 / (i + 1) for i in range(per_category)]
         for _ in range(events):
             product = rng.choices(pool, weights=weights)[0]
-            kind = rng.choice([Interaction.Kind.VIEW, Interaction.Kind.VIEW, Interaction.Kind.ADD_TO_CART,
-                               Interaction.Kind.PURCHASE])
-            rows.append(Interaction(user=user, product=product, kind=kind, value=1.0,
-                                    occurred_at=now - timedelta(days=rng.random() * days, minutes=5)))
+            kind = rng.choice(
+                [Interaction.Kind.VIEW, Interaction.Kind.VIEW, Interaction.Kind.ADD_TO_CART, Interaction.Kind.PURCHASE]
+            )
+            rows.append(
+                Interaction(
+                    user=user,
+                    product=product,
+                    kind=kind,
+                    value=1.0,
+                    occurred_at=now - timedelta(days=rng.random() * days, minutes=5),
+                )
+            )
     shop_services.interactions_bulk_insert(rows=rows)
     store = Store(categories, products, customers, per_category)
-    store.by_category = {cat.pk: products[c * per_category:(c + 1) * per_category] for c, cat in enumerate(categories)}
+    store.by_category = {
+        cat.pk: products[c * per_category : (c + 1) * per_category] for c, cat in enumerate(categories)
+    }
     return store
 
 

@@ -1,4 +1,5 @@
 """Admin: model versions (chart, train, actions, live progress) and experiment reports."""
+
 from __future__ import annotations
 
 import pytest
@@ -77,8 +78,10 @@ def test_experiment_report_with_confidence_intervals(staff_client, store, traine
         if rec.variant == "model":  # the model's shoppers click more in this test
             services.click_record(rec_list_id=rec.id, product=rec.picks[0].product, user=user)
             clicks += 1
-            shop_services.order_place(lines=[shop_services.OrderLineIn(product=rec.picks[0].product, quantity=1,
-                                                                      rec_list_id=rec.id)], user=user)
+            shop_services.order_place(
+                lines=[shop_services.OrderLineIn(product=rec.picks[0].product, quantity=1, rec_list_id=rec.id)],
+                user=user,
+            )
     from recommendations import impressions, selectors
 
     impressions.drain()  # with Redis the lists are queued first

@@ -1,5 +1,6 @@
 """The model versions admin in real headless Chromium: the metrics chart renders and
 a running training's progress updates live (the page polls its JSON endpoint)."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,11 +47,16 @@ def test_live_progress_and_chart(admin_page):
     from django.utils import timezone
 
     done = ModelVersion.objects.create(
-        algorithm="ease", requested_algorithm="ease", status="succeeded", progress=100,
-        metrics={"ndcg@10": 0.11, "recall@10": 0.07}, finished_at=timezone.now(),
+        algorithm="ease",
+        requested_algorithm="ease",
+        status="succeeded",
+        progress=100,
+        metrics={"ndcg@10": 0.11, "recall@10": 0.07},
+        finished_at=timezone.now(),
     )
-    running = ModelVersion.objects.create(algorithm="als", requested_algorithm="als", status="running",
-                                          progress=10, stage="fitting als")
+    running = ModelVersion.objects.create(
+        algorithm="als", requested_algorithm="als", status="running", progress=10, stage="fitting als"
+    )
     page.goto("/admin/recommendations/modelversion/")
     assert page.locator("svg[aria-label^='NDCG@10']").count() == 1
     assert page.locator("svg[aria-label^='NDCG@10'] circle title", has_text=f"ease#{done.pk}").count() == 1

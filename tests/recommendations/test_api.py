@@ -1,4 +1,5 @@
 """The recommendations API: permissions on every endpoint, outputs, validation."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,8 +29,9 @@ def client_for(user=None, *, token: bool = False) -> APIClient:
 
 def integration_account(*codenames: str):
     account = UserFactory(email=f"pipeline-{'-'.join(codenames)}@partner.example")
-    account.user_permissions.set(Permission.objects.filter(content_type__app_label="recommendations",
-                                                           codename__in=codenames))
+    account.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="recommendations", codename__in=codenames)
+    )
     return account
 
 
@@ -78,8 +80,9 @@ def test_permissions_on_every_endpoint(store, trained, staff, monkeypatch):
     callers = [client_for(), client_for(shopper), client_for(integration, token=True), client_for(staff)]
     for name, (method, url) in endpoints(store, trained.pk).items():
         for caller, expected in zip(callers, EXPECTED[name], strict=True):
-            response = getattr(caller, method)(url, {"algorithm": "popularity"} if name == "train" else None,
-                                               format="json")
+            response = getattr(caller, method)(
+                url, {"algorithm": "popularity"} if name == "train" else None, format="json"
+            )
             assert response.status_code == expected, (name, expected, response.status_code, response.content[:300])
 
 
@@ -116,15 +119,23 @@ def test_recommendations_for_me(store, trained):
 def test_recommendations_for_a_customer_and_query_validation(store, trained, staff):
     api = client_for(staff)
     user = store.customers[1]
-    ok = api.get(f"{BASE}/recommendations/users/{user.pk}",
-                 {"n": 3, "strategy": "trending", "record": "false", "exclude": f"{store.products[0].pk}"})
+    ok = api.get(
+        f"{BASE}/recommendations/users/{user.pk}",
+        {"n": 3, "strategy": "trending", "record": "false", "exclude": f"{store.products[0].pk}"},
+    )
     assert ok.status_code == 200 and ok.json()["strategy"] == "trending" and len(ok.json()["items"]) == 3
     impressions.drain()
     assert not Impression.objects.filter(pk=ok.json()["id"]).exists()
     assert api.get(f"{BASE}/recommendations/users/999999").status_code == 404
-    for params, field in [({"n": 0}, "n"), ({"n": "x"}, "n"), ({"strategy": "magic"}, "strategy"),
-                          ({"context": "sidebar"}, "context"), ({"exclude": "1,a"}, "exclude"),
-                          ({"product_id": 999999}, "product_id"), ({"category_id": 999999}, "category_id")]:
+    for params, field in [
+        ({"n": 0}, "n"),
+        ({"n": "x"}, "n"),
+        ({"strategy": "magic"}, "strategy"),
+        ({"context": "sidebar"}, "context"),
+        ({"exclude": "1,a"}, "exclude"),
+        ({"product_id": 999999}, "product_id"),
+        ({"category_id": 999999}, "category_id"),
+    ]:
         bad = api.get(f"{BASE}/recommendations/users/{user.pk}", params)
         assert bad.status_code == 400, (params, bad.content)
         assert field in bad.content.decode(), (params, bad.content)
@@ -162,19 +173,27 @@ def test_click_endpoint(store, trained):
     api = client_for(shopper)
     rec = api.get(f"{BASE}/recommendations/me", {"n": 3}).json()
     product_id = rec["items"][0]["product"]["id"]
-    response = api.post(f"{BASE}/recommendations/clicks", {"rec_list_id": rec["id"], "product_id": product_id},
-                        format="json")
+    response = api.post(
+        f"{BASE}/recommendations/clicks", {"rec_list_id": rec["id"], "product_id": product_id}, format="json"
+    )
     assert response.status_code == 201
     click = Interaction.objects.get(pk=response.json()["interaction_id"])
     assert click.kind == Interaction.Kind.CLICK and str(click.rec_list_id) == rec["id"] and click.user == shopper
-    wrong = api.post(f"{BASE}/recommendations/clicks", {"rec_list_id": rec["id"], "product_id": store.products[-1].pk
-                                                        if store.products[-1].pk not in
-                                                        [i["product"]["id"] for i in rec["items"]] else 1},
-                     format="json")
+    wrong = api.post(
+        f"{BASE}/recommendations/clicks",
+        {
+            "rec_list_id": rec["id"],
+            "product_id": store.products[-1].pk
+            if store.products[-1].pk not in [i["product"]["id"] for i in rec["items"]]
+            else 1,
+        },
+        format="json",
+    )
     assert wrong.status_code == 400 and "rec_list_id" in wrong.content.decode()
     assert api.post(f"{BASE}/recommendations/clicks", {"rec_list_id": "x"}, format="json").status_code == 400
-    anonymous = client_for().post(f"{BASE}/recommendations/clicks", {"rec_list_id": rec["id"], "product_id": product_id},
-                                  format="json")
+    anonymous = client_for().post(
+        f"{BASE}/recommendations/clicks", {"rec_list_id": rec["id"], "product_id": product_id}, format="json"
+    )
     assert anonymous.status_code == 201  # attributed to the browser's session
     assert Interaction.objects.get(pk=anonymous.json()["interaction_id"]).session_key
 
@@ -217,10 +236,17 @@ def test_the_fast_presenter_matches_the_documented_serializer(store, trained):
     from recommendations.api import RecommendationListSerializer, _present
 
     rec = services.recommend_for_user(user=store.customers[0], n=5, record_impression=False)
-    documented = RecommendationListSerializer({
-        "id": rec.id, "context": rec.context, "strategy": rec.strategy, "model_version_id": rec.model_version_id,
-        "variant": rec.variant,
-        "items": [{"rank": i, "product": p.product, "score": p.score, "reason": p.reason, "reason_code": p.reason_code}
-                  for i, p in enumerate(rec.picks, start=1)],
-    }).data
+    documented = RecommendationListSerializer(
+        {
+            "id": rec.id,
+            "context": rec.context,
+            "strategy": rec.strategy,
+            "model_version_id": rec.model_version_id,
+            "variant": rec.variant,
+            "items": [
+                {"rank": i, "product": p.product, "score": p.score, "reason": p.reason, "reason_code": p.reason_code}
+                for i, p in enumerate(rec.picks, start=1)
+            ],
+        }
+    ).data
     assert json.loads(json.dumps(_present(rec))) == json.loads(json.dumps(documented))

@@ -1,4 +1,5 @@
 """Artifacts: what serving loads is what training saved, scored the same way."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,10 @@ from recommendations.engine import base as engine_base
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("algorithm,params", [("als", {"factors": 8, "iterations": 5}),
-                                              ("hybrid", {"cf": "als", "cf_params": {"factors": 8, "iterations": 5}})])
+@pytest.mark.parametrize(
+    "algorithm,params",
+    [("als", {"factors": 8, "iterations": 5}), ("hybrid", {"cf": "als", "cf_params": {"factors": 8, "iterations": 5}})],
+)
 def test_loaded_als_scores_like_the_engine(store, algorithm, params):
     version = services.model_train(version_id=services.model_version_create(algorithm=algorithm, params=params).pk)
     assert version.status == "succeeded", version.error
@@ -25,13 +28,17 @@ def test_loaded_als_scores_like_the_engine(store, algorithm, params):
     dense[4:] = False
     dense[4, 5] = dense[5, 0] = True  # one-item histories (a closed form in serving)
     rows = sp.csr_matrix(dense, dtype=np.float32)
-    rows.data[rows.indptr[4]:] = 3.0  # of weight 3 (confidence other than 1)
+    rows.data[rows.indptr[4] :] = 3.0  # of weight 3 (confidence other than 1)
     np.testing.assert_allclose(loaded.model.score(rows), plain.score(rows), rtol=1e-4, atol=1e-5)
     assert loaded.item_ids.size == loaded.model.n_items == plain.n_items
     if algorithm == "als":  # explanations fold the anchors, then score only the candidates' columns
         columns = np.array([3, 0, 7])
-        np.testing.assert_allclose(loaded.model.user_vectors(rows) @ loaded.model.item_factors[columns].T,
-                                   plain.score(rows)[:, columns], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            loaded.model.user_vectors(rows) @ loaded.model.item_factors[columns].T,
+            plain.score(rows)[:, columns],
+            rtol=1e-4,
+            atol=1e-5,
+        )
 
 
 def default_storage_open(name):
@@ -71,8 +78,13 @@ def test_early_stopping_top_k_equals_scoring_every_item():
     few[rng.choice(n_items, 25, replace=False)] = True
     masks = [None, rng.random(n_items) < 0.2, few]
     for user in range(60):
-        history = matrix[user] if user % 3 else sp.csr_matrix(  # also brand-new histories of rare items
-            (np.ones(3, np.float32), (np.zeros(3, int), rng.choice(n_items, 3))), shape=(1, n_items))
+        history = (
+            matrix[user]
+            if user % 3
+            else sp.csr_matrix(  # also brand-new histories of rare items
+                (np.ones(3, np.float32), (np.zeros(3, int), rng.choice(n_items, 3))), shape=(1, n_items)
+            )
+        )
         exclude = rng.choice(n_items, 50, replace=False)
         for allowed in masks:
             scores = model.score(history)[0]
@@ -112,9 +124,14 @@ def test_one_history_row_equals_the_engines_rows(store):
         times = now - rng.integers(0, 90 * 86400, products.size).astype(np.float64)
         one = loaded.history_row(products, kinds, values, times, now=now)
         known = np.isin(kinds, kinds_known)
-        weights = event_weights(kinds=kinds[known], values=values[known], times=times[known],
-                                kind_weights=loaded.meta.kind_weights, half_life_days=loaded.meta.half_life_days,
-                                now=now)
+        weights = event_weights(
+            kinds=kinds[known],
+            values=values[known],
+            times=times[known],
+            kind_weights=loaded.meta.kind_weights,
+            half_life_days=loaded.meta.half_life_days,
+            now=now,
+        )
         engine_row = loaded.items.history_rows([(products[known], weights)])
         np.testing.assert_array_equal(one.indices, engine_row.indices)
         np.testing.assert_allclose(one.toarray(), engine_row.toarray(), rtol=1e-6)

@@ -1,4 +1,5 @@
 """manage.py train and manage.py recommend."""
+
 from __future__ import annotations
 
 import csv
@@ -55,8 +56,9 @@ def test_recommend_export_format(store, trained, tmp_path):
     User.objects.filter(pk=user.pk).update(external_id="CUST-1")
     path = tmp_path / "recs.csv"
     err = io.StringIO()
-    call_command("recommend", "--all", "--n", "3", "--out", str(path), "--batch-size", "7", stdout=io.StringIO(),
-                 stderr=err)
+    call_command(
+        "recommend", "--all", "--n", "3", "--out", str(path), "--batch-size", "7", stdout=io.StringIO(), stderr=err
+    )
     rows = list(csv.reader(path.open()))
     assert rows[0] == ["user", "rank", "sku", "score"]
     body = rows[1:]
@@ -68,8 +70,9 @@ def test_recommend_export_format(store, trained, tmp_path):
     assert all(r[2] in skus for r in body)
     scores = [float(r[3]) for r in body[:3]]
     assert scores == sorted(scores, reverse=True)
-    bought = set(Interaction.objects.filter(user=user, kind=Interaction.Kind.PURCHASE)
-                 .values_list("product__sku", flat=True))
+    bought = set(
+        Interaction.objects.filter(user=user, kind=Interaction.Kind.PURCHASE).values_list("product__sku", flat=True)
+    )
     assert not bought & {r[2] for r in body[:3]}
     assert "100%" in err.getvalue()
 

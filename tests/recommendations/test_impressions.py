@@ -1,6 +1,7 @@
 """The impression queue (``recommendations.impressions``) on a real Redis: lists are
 queued, clickable at once, written once each, never for a forgotten customer, and
 drained by a real Celery worker."""
+
 from __future__ import annotations
 
 import json
@@ -91,10 +92,17 @@ def test_no_queued_list_of_a_forgotten_customer_is_written(small, django_capture
 
 def test_a_version_deleted_meanwhile_does_not_break_the_batch(small):
     version = ModelVersion.objects.create(algorithm="popularity", status="succeeded")
-    impressions.record(Impression(user_id=None, session_key="s1", context="home", strategy="model:x",
-                                  model_version_id=version.pk, product_ids=[1]))
-    impressions.record(Impression(user_id=None, session_key="s2", context="home", strategy="trending",
-                                  product_ids=[2]))
+    impressions.record(
+        Impression(
+            user_id=None,
+            session_key="s1",
+            context="home",
+            strategy="model:x",
+            model_version_id=version.pk,
+            product_ids=[1],
+        )
+    )
+    impressions.record(Impression(user_id=None, session_key="s2", context="home", strategy="trending", product_ids=[2]))
     version.delete()
     assert impressions.drain() == 2
     assert set(Impression.objects.values_list("session_key", "model_version_id")) == {("s1", None), ("s2", None)}
@@ -123,8 +131,9 @@ def test_a_real_worker_drains_the_queue(transactional_db, celery_worker):
     store = build_store(n_customers=6)
     recs = [services.recommend_for_user(user=u, n=2) for u in store.customers]
     impressions_drain_task.delay()
-    wait_for(lambda: Impression.objects.count() == len(recs), timeout=60,
-             what=f"the worker's drain\n{celery_worker.log()}")
+    wait_for(
+        lambda: Impression.objects.count() == len(recs), timeout=60, what=f"the worker's drain\n{celery_worker.log()}"
+    )
     assert set(Impression.objects.values_list("pk", flat=True)) == {r.id for r in recs}
 
 

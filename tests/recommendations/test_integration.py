@@ -1,5 +1,6 @@
 """Training and activation through a REAL Celery worker process (Redis broker,
 the test database), and serving in this process picking up what the worker did."""
+
 from __future__ import annotations
 
 import pytest
@@ -35,10 +36,13 @@ def test_training_end_to_end_through_the_worker(tstore, worker):
     before = services.recommend_for_user(user=user, n=4)
     assert before.model_version_id is None  # nothing trained yet: fallbacks serve
     with transaction.atomic():
-        version = services.model_version_create(algorithm="item_knn", params={"k": 20},
-                                                trigger=ModelVersion.Trigger.API)
+        version = services.model_version_create(
+            algorithm="item_knn", params={"k": 20}, trigger=ModelVersion.Trigger.API
+        )
         services.model_train_enqueue(version=version)
-    version = wait_for(lambda: finished(version.pk), timeout=120, what=f"training of version {version.pk}\n{worker.log()}")
+    version = wait_for(
+        lambda: finished(version.pk), timeout=120, what=f"training of version {version.pk}\n{worker.log()}"
+    )
     assert version.status == "succeeded", version.error
     assert version.is_active and version.task_id and version.progress == 100
     assert version.metrics["ndcg@10"] > 0
@@ -55,15 +59,17 @@ def test_activation_in_the_worker_refreshes_serving_here(tstore, worker):
     user = tstore.customers[1]
     assert services.recommend_for_user(user=user).model_version_id == first.pk  # loaded and cached here
     model_activate_task.delay(second.pk)
-    wait_for(lambda: ModelVersion.objects.filter(pk=second.pk, is_active=True).exists(), timeout=60,
-             what=f"activation by the worker\n{worker.log()}")
+    wait_for(
+        lambda: ModelVersion.objects.filter(pk=second.pk, is_active=True).exists(),
+        timeout=60,
+        what=f"activation by the worker\n{worker.log()}",
+    )
     assert services.recommend_for_user(user=user).model_version_id == second.pk
 
 
 def test_a_timed_out_run_fails_and_the_active_model_keeps_serving(tstore, worker):
     active = services.model_train(version_id=services.model_version_create(algorithm="item_knn", params={"k": 20}).pk)
-    slow = services.model_version_create(algorithm="als", params={"iterations": 200000, "factors": 4,
-                                                                   "num_threads": 1})
+    slow = services.model_version_create(algorithm="als", params={"iterations": 200000, "factors": 4, "num_threads": 1})
     model_train_task.apply_async(args=[slow.pk], soft_time_limit=3, time_limit=60)
     slow = wait_for(lambda: finished(slow.pk), timeout=90, what=f"the soft time limit\n{worker.log()}")
     assert slow.status == "failed" and "timed out" in slow.error and "soft time limit" in slow.error

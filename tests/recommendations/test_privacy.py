@@ -1,4 +1,5 @@
 """Forgetting a customer: nothing they did feeds a recommendation from that moment."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,9 @@ def train(algorithm="item_knn", params=None):
     return services.model_train(version_id=version.pk)
 
 
-def test_forgetting_retires_models_that_learned_from_them(store, trained, monkeypatch,
-                                                          django_capture_on_commit_callbacks):
+def test_forgetting_retires_models_that_learned_from_them(
+    store, trained, monkeypatch, django_capture_on_commit_callbacks
+):
     from shop.celery import app
 
     monkeypatch.setitem(app.conf, "task_always_eager", True)  # the queued retraining runs right here

@@ -1,4 +1,5 @@
 """The serving contract (recommendations.services) against the real database."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -92,7 +93,9 @@ def test_model_picks_follow_taste_and_are_explained(store, trained, settings):
         assert pick.reason_code == "history"
         assert pick.reason.startswith("Because you ")
         assert any(name in pick.reason for name in history_names), pick.reason
-    bought = set(Interaction.objects.filter(user=user, kind=Interaction.Kind.PURCHASE).values_list("product_id", flat=True))
+    bought = set(
+        Interaction.objects.filter(user=user, kind=Interaction.Kind.PURCHASE).values_list("product_id", flat=True)
+    )
     assert not bought & {p.product.pk for p in rec.picks}
 
 
@@ -217,8 +220,9 @@ def test_similar_content_also_for_a_product_newer_than_the_model(store, settings
     assert rec.strategy == f"model:content#{content.pk}"
     assert rec.picks[0].reason == f"Similar to {known.name}" and rec.picks[0].reason_code == "similar"
     assert set(categories_of(rec)) == {store.categories[0].pk}
-    newcomer = ProductFactory(name="Kettle 99", slug="kettle-99", category=store.categories[0],
-                              description="A kitchen thing number 99")
+    newcomer = ProductFactory(
+        name="Kettle 99", slug="kettle-99", category=store.categories[0], description="A kitchen thing number 99"
+    )
     rec = services.similar_products(product=newcomer, n=4, kind="similar")
     assert rec.strategy == f"model:content#{content.pk}"
     assert set(categories_of(rec)) == {store.categories[0].pk}
@@ -242,7 +246,9 @@ def test_batch_scores_many_customers_with_a_bounded_number_of_queries(store, tra
     assert set(result) == set(ids) | {10**9}
     assert all(len(picks) == 4 for picks in result.values())
     for uid in ids[:8]:
-        bought = set(Interaction.objects.filter(user_id=uid, kind=Interaction.Kind.PURCHASE).values_list("product_id", flat=True))
+        bought = set(
+            Interaction.objects.filter(user_id=uid, kind=Interaction.Kind.PURCHASE).values_list("product_id", flat=True)
+        )
         assert not bought & {p.product.pk for p in result[uid]}
     assert {p.reason_code for p in result[10**9]} == {"trending"}
     assert Impression.objects.count() == 0
@@ -293,8 +299,11 @@ def test_click_record_attributes_to_the_list(store):
     event = services.click_record(rec_list_id=rec.id, product=product, user=user)
     assert event.kind == Interaction.Kind.CLICK and event.rec_list_id == rec.id and event.user_id == user.pk
     with pytest.raises(ValueError, match="not in recommendation list"):
-        services.click_record(rec_list_id=rec.id, product=store.products[-1] if store.products[-1] != product
-                              else store.products[0], user=user)
+        services.click_record(
+            rec_list_id=rec.id,
+            product=store.products[-1] if store.products[-1] != product else store.products[0],
+            user=user,
+        )
     with pytest.raises(ValueError, match="unknown recommendation list"):
         services.click_record(rec_list_id="6f1c1d52-1111-4111-8111-111111111111", product=product, user=user)
     with pytest.raises(ValueError, match="not a UUID"):

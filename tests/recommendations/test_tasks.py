@@ -1,4 +1,5 @@
 """The nightly schedule (a django-celery-beat PeriodicTask staff edit) and the tasks."""
+
 from __future__ import annotations
 
 import json

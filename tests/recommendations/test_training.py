@@ -1,4 +1,5 @@
 """Training in this process: the database read, metrics, artifacts, activation rules."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -31,11 +32,20 @@ def test_events_read_matches_the_orm_exactly(store):
     events = selectors.interaction_events_read()
     expected = sorted(
         (u, p, k, v, t.timestamp())
-        for u, p, k, v, t in Interaction.objects.filter(user__isnull=False)
-        .values_list("user_id", "product_id", "kind", "value", "occurred_at")
+        for u, p, k, v, t in Interaction.objects.filter(user__isnull=False).values_list(
+            "user_id", "product_id", "kind", "value", "occurred_at"
+        )
     )
-    got = sorted(zip(events.users.tolist(), events.items.tolist(), events.kinds.tolist(), events.values.tolist(),
-                     events.times.tolist(), strict=True))
+    got = sorted(
+        zip(
+            events.users.tolist(),
+            events.items.tolist(),
+            events.kinds.tolist(),
+            events.values.tolist(),
+            events.times.tolist(),
+            strict=True,
+        )
+    )
     assert [row[:4] for row in got] == [row[:4] for row in expected]
     np.testing.assert_allclose([row[4] for row in got], [row[4] for row in expected], rtol=0, atol=1e-5)
     assert events.users.dtype == np.int64 and events.times.dtype == np.float64
@@ -65,8 +75,11 @@ def test_interaction_matrix_build(store):
     assert matrix.n_users == len(store.customers)
     user = store.customers[0]
     row = matrix.user_rows([user.pk])
-    touched = set(Interaction.objects.filter(user=user).exclude(kind=Interaction.Kind.REMOVE_FROM_CART)
-                  .values_list("product_id", flat=True))
+    touched = set(
+        Interaction.objects.filter(user=user)
+        .exclude(kind=Interaction.Kind.REMOVE_FROM_CART)
+        .values_list("product_id", flat=True)
+    )
     assert set(matrix.item_ids[row.indices].tolist()) == touched
     assert (row.data > 0).all()
 
@@ -224,8 +237,9 @@ def test_new_products_and_customers_after_training_are_served(store, trained):
     new_product = ProductFactory(category=store.categories[0])
     newcomer = UserFactory()
     shop_services.interaction_record(product=new_product, kind=Interaction.Kind.VIEW, user=newcomer)
-    shop_services.interaction_record(product=store.by_category[store.categories[0].pk][0],
-                                     kind=Interaction.Kind.VIEW, user=newcomer)
+    shop_services.interaction_record(
+        product=store.by_category[store.categories[0].pk][0], kind=Interaction.Kind.VIEW, user=newcomer
+    )
     rec = services.recommend_for_user(user=newcomer, n=4)
     assert rec.strategy.startswith("model:")
     assert len(rec.picks) == 4
@@ -238,15 +252,17 @@ def test_holdout_split_matches_the_engines_temporal_split(store):
     events = selectors.interaction_events_read()
     for cutoff in (np.quantile(events.times, 0.5), np.quantile(events.times, 0.9), events.times.max() + 1):
         ours = holdout_split(events, cutoff=float(cutoff))
-        engine = temporal_split(events.users, events.items, events.times, cutoff=float(cutoff),
-                                known_only=True, new_pairs_only=True)
+        engine = temporal_split(
+            events.users, events.items, events.times, cutoff=float(cutoff), known_only=True, new_pairs_only=True
+        )
         assert (ours.train == engine.train).all() and (ours.test == engine.test).all()
     assert ours.test.sum() == 0  # nothing after the newest event
     sparse = selectors.Events(events.users * 10**9, events.items, events.kinds, events.values, events.times)
     cutoff = float(np.quantile(events.times, 0.8))
     ours = holdout_split(sparse, cutoff=cutoff)  # ids far apart: the np.unique path
-    engine = temporal_split(sparse.users, sparse.items, sparse.times, cutoff=cutoff, known_only=True,
-                            new_pairs_only=True)
+    engine = temporal_split(
+        sparse.users, sparse.items, sparse.times, cutoff=cutoff, known_only=True, new_pairs_only=True
+    )
     assert (ours.test == engine.test).all() and ours.test.any()
 
 

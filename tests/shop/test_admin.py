@@ -1,4 +1,5 @@
 """Every registered admin page renders for a staff user (all apps, found at run time)."""
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
@@ -7,9 +8,7 @@ from tests.factories import OrderLineFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-MODEL_ADMINS = sorted(
-    ((m._meta.app_label, m._meta.model_name) for m in admin.site._registry), key=str
-)
+MODEL_ADMINS = sorted(((m._meta.app_label, m._meta.model_name) for m in admin.site._registry), key=str)
 
 
 @pytest.mark.parametrize(("app", "model"), MODEL_ADMINS)
@@ -17,8 +16,9 @@ def test_changelist_and_add_page_render(staff_client, app, model):
     OrderLineFactory()  # a customer, an order, a product and a category to list
     response = staff_client.get(reverse(f"admin:{app}_{model}_changelist"))
     assert response.status_code == 200, f"{app}.{model} changelist"
-    model_admin = next(a for m, a in admin.site._registry.items()
-                       if (m._meta.app_label, m._meta.model_name) == (app, model))
+    model_admin = next(
+        a for m, a in admin.site._registry.items() if (m._meta.app_label, m._meta.model_name) == (app, model)
+    )
     request = response.wsgi_request
     if model_admin.has_add_permission(request):
         response = staff_client.get(reverse(f"admin:{app}_{model}_add"))
@@ -47,9 +47,18 @@ def test_consent_change_in_admin_is_recorded(staff_client):
     url = reverse("admin:shop_user_change", args=[user.pk])
     form = staff_client.get(url).context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list)}
-    data.update({"email": user.email, "marketing_consent": "", "interests": [], "groups": [],
-                 "user_permissions": [], "date_joined_0": "2024-01-01", "date_joined_1": "10:00:00",
-                 "is_active": "on"})
+    data.update(
+        {
+            "email": user.email,
+            "marketing_consent": "",
+            "interests": [],
+            "groups": [],
+            "user_permissions": [],
+            "date_joined_0": "2024-01-01",
+            "date_joined_1": "10:00:00",
+            "is_active": "on",
+        }
+    )
     for prefix in ("orders", "consent_changes", "interactions"):
         data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
     response = staff_client.post(url, data)

@@ -1,4 +1,5 @@
 """import_interactions: any shop's CSV/TSV history, all or nothing."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -35,8 +36,13 @@ def counts() -> tuple[int, int, int]:
 
 # --- pure parsing ------------------------------------------------------------------------------
 def test_parse_mapping():
-    assert ifile.parse_mapping(MAP) == {"user": "customer_id", "item": "sku", "value": "qty", "timestamp": "ts",
-                                        "kind": "event"}
+    assert ifile.parse_mapping(MAP) == {
+        "user": "customer_id",
+        "item": "sku",
+        "value": "qty",
+        "timestamp": "ts",
+        "kind": "event",
+    }
     assert ifile.parse_mapping("") == {}
     with pytest.raises(ifile.FileProblem, match="field 'colour' is unknown"):
         ifile.parse_mapping("colour=c")
@@ -55,9 +61,23 @@ def test_delimiter_for():
         ifile.delimiter_for(Path("x.csv"), ";;")
 
 
-@pytest.mark.parametrize("text, kind", [("view", 1), ("VIEW", 1), ("add-to-cart", 3), ("Add to cart", 3),
-                                        ("addtocart", 3), ("transaction", 5), ("purchase", 5), ("5", 5),
-                                        ("rating", 6), ("wishlist", 7), ("teleport", None), ("9", None)])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("view", 1),
+        ("VIEW", 1),
+        ("add-to-cart", 3),
+        ("Add to cart", 3),
+        ("addtocart", 3),
+        ("transaction", 5),
+        ("purchase", 5),
+        ("5", 5),
+        ("rating", 6),
+        ("wishlist", 7),
+        ("teleport", None),
+        ("9", None),
+    ],
+)
 def test_kind_parse(text, kind):
     assert ifile.kind_parse(text) == kind
 
@@ -85,14 +105,20 @@ def test_parse_event_lists_every_problem_of_a_row():
     ok = ifile.parse_event(["u", "p", "2", "2024-01-01T00:00:00", "purchase"], cols, stamp, 5, 1.0)
     assert ok == ifile.EventRow("u", "p", 5, 2.0, datetime(2024, 1, 1, tzinfo=UTC))
     bad = ifile.parse_event(["", "p" * 65, "x", "nope", "teleport"], cols, stamp, 5, 1.0)
-    assert bad == ["user is empty", "item 'pppppppppppppppppppp'... is longer than 64 characters",
-                   "kind 'teleport' is not one of view, click, add_to_cart, remove_from_cart, purchase, rating, "
-                   "wishlist", "value 'x' is not a number", "timestamp 'nope' is not ISO 8601 or unix seconds"]
+    assert bad == [
+        "user is empty",
+        "item 'pppppppppppppppppppp'... is longer than 64 characters",
+        "kind 'teleport' is not one of view, click, add_to_cart, remove_from_cart, purchase, rating, wishlist",
+        "value 'x' is not a number",
+        "timestamp 'nope' is not ISO 8601 or unix seconds",
+    ]
     assert ifile.parse_event(["u", "p", "7", "2024-01-01", "rating"], cols, stamp, 5, 1.0) == [
-        "rating '7' is not between 0 and 5"]
+        "rating '7' is not between 0 and 5"
+    ]
     assert ifile.parse_event(["u", "p", "-1", "2024-01-01", "view"], cols, stamp, 5, 1.0) == ["value '-1' is negative"]
     assert ifile.parse_event(["u", "p", "inf", "2024-01-01", "view"], cols, stamp, 5, 1.0) == [
-        "value 'inf' is not a finite number"]
+        "value 'inf' is not a finite number"
+    ]
     assert ifile.parse_event(["u", "p"], cols, stamp, 5, 1.0) == ["2 fields, the mapped columns need 5"]
     # Empty optional cells take the defaults.
     assert ifile.parse_event(["u", "p", "", "2024-01-01", ""], cols, stamp, 1, 1.0).kind == 1
@@ -113,8 +139,10 @@ def test_import_with_mapping_creates_unknown_customers_and_products():
     placeholder = Product.objects.get(sku="SKU-1")
     assert placeholder.name == "Product SKU-1" and placeholder.price == 0 and placeholder.is_active
     assert Product.objects.get(sku="SKU-KNOWN").name == "Real Name"  # existing products untouched
-    rows = {(i.user.external_id, i.product.sku): (i.kind, i.value, i.occurred_at, i.source)
-            for i in Interaction.objects.select_related("user", "product")}
+    rows = {
+        (i.user.external_id, i.product.sku): (i.kind, i.value, i.occurred_at, i.source)
+        for i in Interaction.objects.select_related("user", "product")
+    }
     assert rows == {
         ("c-100", "SKU-1"): (Interaction.Kind.PURCHASE, 2.0, datetime(2024, 3, 1, 10, tzinfo=UTC), 4),
         ("c-100", "SKU-2"): (Interaction.Kind.VIEW, 1.0, datetime(2024, 3, 1, 9, 58, tzinfo=UTC), 4),
@@ -136,13 +164,22 @@ def test_tsv_with_default_columns_and_defaults():
 
 @pytest.mark.django_db
 def test_retailrocket_style_millisecond_timestamps_and_event_names():
-    run(str(DATA / "interactions_retailrocket.csv"), "--map", "user=visitorid,item=itemid,kind=event",
-        "--timestamp-unit", "ms")
+    run(
+        str(DATA / "interactions_retailrocket.csv"),
+        "--map",
+        "user=visitorid,item=itemid,kind=event",
+        "--timestamp-unit",
+        "ms",
+    )
     kinds = dict(Interaction.objects.values_list("product__sku", "kind"))
-    assert kinds == {"355908": Interaction.Kind.VIEW, "248676": Interaction.Kind.ADD_TO_CART,
-                     "15335": Interaction.Kind.PURCHASE}
+    assert kinds == {
+        "355908": Interaction.Kind.VIEW,
+        "248676": Interaction.Kind.ADD_TO_CART,
+        "15335": Interaction.Kind.PURCHASE,
+    }
     assert Interaction.objects.get(product__sku="355908").occurred_at == datetime(
-        2015, 6, 2, 5, 2, 12, 117000, tzinfo=UTC)
+        2015, 6, 2, 5, 2, 12, 117000, tzinfo=UTC
+    )
 
 
 @pytest.mark.django_db
@@ -159,12 +196,23 @@ def test_a_bad_row_rejects_the_whole_file_naming_its_line():
 def test_rejected_file_lists_bad_rows_in_order_and_caps_the_list():
     err = StringIO()
     with pytest.raises(CommandError):
-        call_command("import_interactions", str(BAD), "--map", MAP, "--show-errors", "3", "--no-progress",
-                     stdout=StringIO(), stderr=err)
+        call_command(
+            "import_interactions",
+            str(BAD),
+            "--map",
+            MAP,
+            "--show-errors",
+            "3",
+            "--no-progress",
+            stdout=StringIO(),
+            stderr=err,
+        )
     lines = err.getvalue().splitlines()
     assert lines[0] == "line 17: timestamp 'yesterday' is not ISO 8601 or unix seconds"
-    assert lines[1] == ("line 30: item is empty; kind 'teleport' is not one of view, click, add_to_cart, "
-                        "remove_from_cart, purchase, rating, wishlist; value 'abc' is not a number")
+    assert lines[1] == (
+        "line 30: item is empty; kind 'teleport' is not one of view, click, add_to_cart, "
+        "remove_from_cart, purchase, rating, wishlist; value 'abc' is not a number"
+    )
     assert lines[2] == "line 45: value '-45' is negative"
     assert lines[3] == "... and 15 more bad rows"
     with pytest.raises(InteractionsFileRejected) as exc:
@@ -210,7 +258,8 @@ def test_import_of_many_rows_uses_one_batch_path(tmp_path):
     assert report.by_kind == {"view": 3333, "purchase": 1667}
     assert Interaction.objects.filter(kind=Interaction.Kind.PURCHASE).count() == 1667
     assert Interaction.objects.filter(user__external_id="u5", product__sku="p5").count() == len(
-        [n for n in range(5000) if n % 97 == 5 and n % 211 == 5])
+        [n for n in range(5000) if n % 97 == 5 and n % 211 == 5]
+    )
 
 
 @pytest.mark.django_db

@@ -8,6 +8,7 @@ cancellations, a stock adjustment, zero and negative prices, a code in two cases
 huge wholesale quantity, a duplicate line, an invoice split in two places, a
 malformed row. The expected numbers below are counted by hand from that file.
 """
+
 from __future__ import annotations
 
 import random
@@ -33,41 +34,47 @@ UTC = timezone.utc
 
 
 # --- pure rules ----------------------------------------------------------------------------
-@pytest.mark.parametrize("raw, expected", [
-    ("WHITE HANGING HEART T-LIGHT HOLDER", "White Hanging Heart T-Light Holder"),
-    ("SET OF 3 CAKE TINS PANTRY DESIGN ", "Set of 3 Cake Tins Pantry Design"),
-    ("DOLLY GIRL'S LED NIGHT LIGHT", "Dolly Girl's LED Night Light"),
-    ("ROUND SNACK BOXES SET OF4 WOODLAND ", "Round Snack Boxes Set of4 Woodland"),
-    ("PAPER CRAFT , LITTLE BIRDIE", "Paper Craft, Little Birdie"),
-    ("POLYESTER FILLER PAD 40x40cm", "Polyester Filler Pad 40x40cm"),
-    ("60CM STAR GARLAND", "60cm Star Garland"),
-    ("SET/6 RED SPOTTY PAPER CUPS", "Set/6 Red Spotty Paper Cups"),
-    ("  SET 2 TEA TOWELS  I LOVE LONDON ", "Set 2 Tea Towels I Love London"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("WHITE HANGING HEART T-LIGHT HOLDER", "White Hanging Heart T-Light Holder"),
+        ("SET OF 3 CAKE TINS PANTRY DESIGN ", "Set of 3 Cake Tins Pantry Design"),
+        ("DOLLY GIRL'S LED NIGHT LIGHT", "Dolly Girl's LED Night Light"),
+        ("ROUND SNACK BOXES SET OF4 WOODLAND ", "Round Snack Boxes Set of4 Woodland"),
+        ("PAPER CRAFT , LITTLE BIRDIE", "Paper Craft, Little Birdie"),
+        ("POLYESTER FILLER PAD 40x40cm", "Polyester Filler Pad 40x40cm"),
+        ("60CM STAR GARLAND", "60cm Star Garland"),
+        ("SET/6 RED SPOTTY PAPER CUPS", "Set/6 Red Spotty Paper Cups"),
+        ("  SET 2 TEA TOWELS  I LOVE LONDON ", "Set 2 Tea Towels I Love London"),
+    ],
+)
 def test_title_case(raw, expected):
     assert catalogue.title_case(raw) == expected
 
 
-@pytest.mark.parametrize("name, path", [
-    ("White Hanging Heart T-Light Holder", "Home > Candles & Lights"),
-    ("Paper Chain Kit 50's Christmas", "Christmas > Christmas Cards & Wrap"),
-    ("Christmas Lights 10 Reindeer", "Christmas > Christmas Lights & Candles"),
-    ("Set of 4 Knick Knack Tins Doiley", "Kitchen > Kitchen Storage"),
-    ("Baking Set 9 Piece Retrospot", "Kitchen > Cake & Baking"),
-    ("Lunch Bag Red Retrospot", "Bags > Shopping & Travel Bags"),
-    ("Jumbo Bag Pink Polkadot", "Bags > Shopping & Travel Bags"),
-    ("Pack of 72 Retrospot Cake Cases", "Kitchen > Cake & Baking"),
-    ("Red Retrospot Tea Towel", "Kitchen > Kitchen Textiles"),
-    ("Hot Water Bottle Tea and Sympathy", "Home > Cushions & Textiles"),
-    ("Ivory Retro Kitchen Wall Clock", "Home > Clocks, Frames & Mirrors"),
-    ("Glass Bead Hoop Earrings Amethyst", "Jewellery & Accessories > Jewellery"),
-    ("Letter 'H' Bling Key Ring", "Jewellery & Accessories > Fashion Accessories"),
-    ("Childs Garden Spade Blue", "Garden > Gardening"),
-    ("Vintage Seaside Jigsaw Puzzles", "Toys & Games > Games & Puzzles"),
-    ("Spaceboy Birthday Card", "Stationery > Cards"),
-    ("Coffee Mug Apples Design", "Kitchen > Tableware"),
-    ("Xyzzy Plugh", catalogue.CATCH_ALL),
-])
+@pytest.mark.parametrize(
+    "name, path",
+    [
+        ("White Hanging Heart T-Light Holder", "Home > Candles & Lights"),
+        ("Paper Chain Kit 50's Christmas", "Christmas > Christmas Cards & Wrap"),
+        ("Christmas Lights 10 Reindeer", "Christmas > Christmas Lights & Candles"),
+        ("Set of 4 Knick Knack Tins Doiley", "Kitchen > Kitchen Storage"),
+        ("Baking Set 9 Piece Retrospot", "Kitchen > Cake & Baking"),
+        ("Lunch Bag Red Retrospot", "Bags > Shopping & Travel Bags"),
+        ("Jumbo Bag Pink Polkadot", "Bags > Shopping & Travel Bags"),
+        ("Pack of 72 Retrospot Cake Cases", "Kitchen > Cake & Baking"),
+        ("Red Retrospot Tea Towel", "Kitchen > Kitchen Textiles"),
+        ("Hot Water Bottle Tea and Sympathy", "Home > Cushions & Textiles"),
+        ("Ivory Retro Kitchen Wall Clock", "Home > Clocks, Frames & Mirrors"),
+        ("Glass Bead Hoop Earrings Amethyst", "Jewellery & Accessories > Jewellery"),
+        ("Letter 'H' Bling Key Ring", "Jewellery & Accessories > Fashion Accessories"),
+        ("Childs Garden Spade Blue", "Garden > Gardening"),
+        ("Vintage Seaside Jigsaw Puzzles", "Toys & Games > Games & Puzzles"),
+        ("Spaceboy Birthday Card", "Stationery > Cards"),
+        ("Coffee Mug Apples Design", "Kitchen > Tableware"),
+        ("Xyzzy Plugh", catalogue.CATCH_ALL),
+    ],
+)
 def test_categorise(name, path):
     assert catalogue.categorise(name) == path
 
@@ -82,17 +89,21 @@ def test_every_rule_targets_a_category_and_colours_are_distinct_hex():
         assert len(c) == 7 and c[0] == "#" and int(c[1:], 16) >= 0
 
     def rgb(h):
-        return [int(h[i:i + 2], 16) for i in (1, 3, 5)]
+        return [int(h[i : i + 2], 16) for i in (1, 3, 5)]
 
-    closest = min(sum((a - b) ** 2 for a, b in zip(rgb(x), rgb(y))) ** 0.5
-                  for i, x in enumerate(colours.values()) for y in list(colours.values())[i + 1:])
+    closest = min(
+        sum((a - b) ** 2 for a, b in zip(rgb(x), rgb(y))) ** 0.5
+        for i, x in enumerate(colours.values())
+        for y in list(colours.values())[i + 1 :]
+    )
     assert closest > 20  # no two categories share a near-identical colour
 
 
 def test_describe_is_deterministic_and_uses_name_and_category():
     a = catalogue.describe(name="Set of 3 Wooden Heart Decorations", category_path="Home > Decorations", key="21733")
-    assert a == catalogue.describe(name="Set of 3 Wooden Heart Decorations", category_path="Home > Decorations",
-                                   key="21733")
+    assert a == catalogue.describe(
+        name="Set of 3 Wooden Heart Decorations", category_path="Home > Decorations", key="21733"
+    )
     assert a.startswith("Set of 3 Wooden Heart Decorations.")
     assert "Made of wood." in a and "set of 3" in a and "Decorations collection" in a
 
@@ -115,9 +126,21 @@ def test_london_time_is_aware_and_follows_summer_time():
         orr.london_time("01/12/2010 08:26")
 
 
-@pytest.mark.parametrize("code, ok", [("85123A", True), ("15056BL", True), ("22752", True), ("POST", False),
-                                      ("C2", False), ("BANK CHARGES", False), ("DCGS0003", False), ("M", False),
-                                      ("GIFT_0001_10", False), ("1234", False)])
+@pytest.mark.parametrize(
+    "code, ok",
+    [
+        ("85123A", True),
+        ("15056BL", True),
+        ("22752", True),
+        ("POST", False),
+        ("C2", False),
+        ("BANK CHARGES", False),
+        ("DCGS0003", False),
+        ("M", False),
+        ("GIFT_0001_10", False),
+        ("1234", False),
+    ],
+)
 def test_product_code_rule(code, ok):
     assert orr.is_product_code(code) is ok
 
@@ -125,8 +148,16 @@ def test_product_code_rule(code, ok):
 def test_canonical_name_ignores_unknown_and_staff_notes_and_prefers_the_most_frequent():
     from collections import Counter
 
-    names = Counter({"WHITE HANGING HEART T-LIGHT HOLDER": 5, "CREAM HANGING HEART T-LIGHT HOLDER": 2,
-                     "Unknown": 40, "?": 9, "damaged": 12, "wrongly marked carton 22804": 30})
+    names = Counter(
+        {
+            "WHITE HANGING HEART T-LIGHT HOLDER": 5,
+            "CREAM HANGING HEART T-LIGHT HOLDER": 2,
+            "Unknown": 40,
+            "?": 9,
+            "damaged": 12,
+            "wrongly marked carton 22804": 30,
+        }
+    )
     assert orr.OnlineRetailScan.canonical_name(names, "85123A") == "White Hanging Heart T-Light Holder"
     assert orr.OnlineRetailScan.canonical_name(Counter({"Unknown": 3}), "99999") == "Item 99999"
 
@@ -174,12 +205,16 @@ def test_quirks_file_report_counts_every_reason():
     assert report.rows_read == 36
     assert report.sale_rows == 16
     assert dict(report.skipped) == {
-        orr.R_MALFORMED: 1, orr.R_CANCELLATION: 3, orr.R_NOT_PRODUCT: 12, orr.R_ADJUSTMENT: 1,
-        orr.R_BAD_PRICE: 2, orr.R_SERVICE: 1,
+        orr.R_MALFORMED: 1,
+        orr.R_CANCELLATION: 3,
+        orr.R_NOT_PRODUCT: 12,
+        orr.R_ADJUSTMENT: 1,
+        orr.R_BAD_PRICE: 2,
+        orr.R_SERVICE: 1,
     }
     assert dict(report.non_product_codes) == dict.fromkeys(
-        ["POST", "DOT", "B", "M", "C2", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS", "S", "GIFT_0001_10",
-         "DCGSSBOY"], 1)
+        ["POST", "DOT", "B", "M", "C2", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS", "S", "GIFT_0001_10", "DCGSSBOY"], 1
+    )
     assert report.service_codes == {"23444": ("Next Day Carriage", 1)}
     assert report.malformed_examples == ["line 37: Quantity 'abc' is not a whole number"]
     assert report.cancelled_invoices == 3
@@ -190,8 +225,15 @@ def test_quirks_file_report_counts_every_reason():
     assert report.huge_lines == 1
     assert report.merged_duplicate_lines == 1
     assert dict(report.created) == {
-        "categories": 40, "products": 11, "customers": 6, "consent records": 6, "orders": 10,
-        "order lines": 15, "view": report.created["view"], "add_to_cart": 15, "purchase": 15,
+        "categories": 40,
+        "products": 11,
+        "customers": 6,
+        "consent records": 6,
+        "orders": 10,
+        "order lines": 15,
+        "view": report.created["view"],
+        "add_to_cart": 15,
+        "purchase": 15,
     }
     assert report.created["view"] >= 15
     text = "\n".join(report.lines())
@@ -202,7 +244,18 @@ def test_quirks_file_report_counts_every_reason():
 def test_quirks_file_builds_a_clean_catalogue():
     run()
     assert set(Product.objects.values_list("sku", flat=True)) == {
-        "85123A", "71053", "22752", "22633", "84879", "22326", "15056BL", "23843", "21730", "22960", "22961"}
+        "85123A",
+        "71053",
+        "22752",
+        "22633",
+        "84879",
+        "22326",
+        "15056BL",
+        "23843",
+        "21730",
+        "22960",
+        "22961",
+    }
     heart = Product.objects.select_related("category__parent").get(sku="85123A")
     assert heart.name == "White Hanging Heart T-Light Holder"  # 2 of 3 sales spelled it so
     assert heart.price == Decimal("2.55")  # the most common price
@@ -275,7 +328,8 @@ def test_quirks_file_orders_lines_and_interactions():
     guest_events = Interaction.objects.filter(session_key="guest-536367")
     assert guest_events.filter(user__isnull=False).count() == 0
     assert list(guest_events.filter(kind=Interaction.Kind.PURCHASE).values_list("product__sku", "value")) == [
-        ("84879", 32.0)]
+        ("84879", 32.0)
+    ]
 
     purchases = Interaction.objects.filter(kind=Interaction.Kind.PURCHASE)
     assert purchases.count() == 15
@@ -286,8 +340,11 @@ def test_quirks_file_orders_lines_and_interactions():
     for user_id, session, product_id in purchases.values_list("user_id", "session_key", "product_id"):
         mine = Interaction.objects.filter(user_id=user_id, session_key=session, product_id=product_id)
         first_of = {r["kind"]: r["t"] for r in mine.values("kind").annotate(t=Min("occurred_at"))}
-        assert first_of[Interaction.Kind.VIEW] < first_of[Interaction.Kind.ADD_TO_CART] \
+        assert (
+            first_of[Interaction.Kind.VIEW]
+            < first_of[Interaction.Kind.ADD_TO_CART]
             < first_of[Interaction.Kind.PURCHASE]
+        )
     assert Interaction.objects.aggregate(t=Max("occurred_at"))["t"] <= datetime(2011, 12, 9, 9, 15, tzinfo=UTC)
 
 
@@ -300,21 +357,25 @@ def test_a_file_too_big_to_keep_in_memory_is_read_twice_with_the_same_result(mon
     assert (report.created["orders"], report.created["order lines"], report.created["purchase"]) == (10, 15, 15)
     assert report.merged_duplicate_lines == 1
     assert sorted(Order.objects.get(external_id="536800").lines.values_list("product__sku", flat=True)) == [
-        "21730", "22961"]
+        "21730",
+        "22961",
+    ]
 
 
 @pytest.mark.django_db
 def test_second_run_creates_nothing_and_changes_nothing():
     run()
-    before = {m.__name__: m.objects.count() for m in (Product, Category, User, ConsentChange, Order, OrderLine,
-                                                       Interaction)}
+    before = {
+        m.__name__: m.objects.count() for m in (Product, Category, User, ConsentChange, Order, OrderLine, Interaction)
+    }
     names = dict(Product.objects.values_list("sku", "name"))
     report = online_retail_import(path=QUIRKS)
     assert report.total_created == 0
     assert report.existing["products"] == 11 and report.existing["customers"] == 6
     assert report.existing["orders"] == 10
-    after = {m.__name__: m.objects.count() for m in (Product, Category, User, ConsentChange, Order, OrderLine,
-                                                      Interaction)}
+    after = {
+        m.__name__: m.objects.count() for m in (Product, Category, User, ConsentChange, Order, OrderLine, Interaction)
+    }
     assert after == before
     assert dict(Product.objects.values_list("sku", "name")) == names
     assert "(total 0)" in run()
@@ -381,8 +442,11 @@ def test_the_bundled_file_imports_whole():
     from django.db import connection
 
     with connection.cursor() as cur:
-        names = {n for n, c in connection.introspection.get_constraints(
-            cur, Interaction._meta.db_table).items() if c["index"]}
+        names = {
+            n
+            for n, c in connection.introspection.get_constraints(cur, Interaction._meta.db_table).items()
+            if c["index"]
+        }
     assert {"interaction_user_time", "interaction_product_kind", "interaction_time"} <= names
 
 

@@ -1,4 +1,5 @@
 """Rules the database itself enforces."""
+
 from decimal import Decimal
 
 import pytest

@@ -1,4 +1,5 @@
 """Periodic tasks are declared once (shop/schedule.py) and installed after migrate."""
+
 import json
 
 import pytest

@@ -1,5 +1,6 @@
 """seed_synthetic: the generator's structure (pure) and the store it writes; the
 bulk-load path of shop.services (indexes dropped and rebuilt exactly)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -41,8 +42,7 @@ def test_exact_counts_and_kinds(store):
 
 def test_deterministic_for_a_seed(store):
     again = synthetic.generate(users=2000, products=1500, interactions=60_000, seed=3, categories=12, end=END)
-    for name in ("event_user", "event_product", "event_kind", "event_time_us", "product_price_pence",
-                 "line_quantity"):
+    for name in ("event_user", "event_product", "event_kind", "event_time_us", "product_price_pence", "line_quantity"):
         assert np.array_equal(getattr(store, name), getattr(again, name)), name
     assert store.product_name == again.product_name and store.user_last == again.user_last
     other = synthetic.generate(users=2000, products=1500, interactions=60_000, seed=4, categories=12, end=END)
@@ -70,8 +70,9 @@ def test_shoppers_have_category_tastes(store):
 
 def test_funnel_view_before_cart_before_purchase(store):
     first = defaultdict(dict)
-    for u, p, k, t in zip(store.event_user.tolist(), store.event_product.tolist(), store.event_kind.tolist(),
-                          store.event_time_us.tolist()):
+    for u, p, k, t in zip(
+        store.event_user.tolist(), store.event_product.tolist(), store.event_kind.tolist(), store.event_time_us.tolist()
+    ):
         d = first[(u, p)]
         d[k] = min(d.get(k, t), t)
     bought = 0
@@ -99,8 +100,11 @@ def test_categories_beyond_the_standard_tree():
     paths = synthetic.choose_categories(40)
     assert len(paths) == 40 and len(set(paths)) == 40
     assert all(" > " in p for p in paths)
-    assert synthetic.choose_categories(3) == ["Home > Candles & Lights", "Kitchen > Cake & Baking",
-                                              "Bags > Shopping & Travel Bags"]
+    assert synthetic.choose_categories(3) == [
+        "Home > Candles & Lights",
+        "Kitchen > Cake & Baking",
+        "Bags > Shopping & Travel Bags",
+    ]
 
 
 def test_generator_rejects_nonsense():
@@ -153,8 +157,11 @@ def test_seed_writes_the_generated_store():
             assert d[1] <= d[3] <= d[5]
     # The order's time is its purchases' time.
     order = Order.objects.first()
-    assert set(Interaction.objects.filter(user=order.user_id, kind=5, occurred_at=order.placed_at)
-               .values_list("product_id", flat=True)) == set(order.lines.values_list("product_id", flat=True))
+    assert set(
+        Interaction.objects.filter(user=order.user_id, kind=5, occurred_at=order.placed_at).values_list(
+            "product_id", flat=True
+        )
+    ) == set(order.lines.values_list("product_id", flat=True))
 
 
 @pytest.mark.django_db
@@ -173,20 +180,44 @@ def test_bad_arguments():
     with pytest.raises(CommandError, match="positive integer"):
         call_command("seed_synthetic", "--users", "0", "--products", "1", "--interactions", "1")
     with pytest.raises(CommandError, match="not YYYY-MM-DD"):
-        call_command("seed_synthetic", "--users", "1", "--products", "1", "--interactions", "1",
-                     "--end-date", "31/03/2025", "--no-progress")
+        call_command(
+            "seed_synthetic",
+            "--users",
+            "1",
+            "--products",
+            "1",
+            "--interactions",
+            "1",
+            "--end-date",
+            "31/03/2025",
+            "--no-progress",
+        )
     with pytest.raises(CommandError, match="in the future"):
-        call_command("seed_synthetic", "--users", "1", "--products", "1", "--interactions", "1",
-                     "--end-date", "2999-01-01", "--no-progress")
+        call_command(
+            "seed_synthetic",
+            "--users",
+            "1",
+            "--products",
+            "1",
+            "--interactions",
+            "1",
+            "--end-date",
+            "2999-01-01",
+            "--no-progress",
+        )
     assert not Product.objects.exists()
 
 
 # --- the bulk path of shop.services ---------------------------------------------------------------
 def _schema(tables: list[str]) -> dict:
     with connection.cursor() as cur:
-        return {t: {name: (c["columns"], c["unique"], c["foreign_key"], c["index"])
-                    for name, c in connection.introspection.get_constraints(cur, t).items()}
-                for t in tables}
+        return {
+            t: {
+                name: (c["columns"], c["unique"], c["foreign_key"], c["index"])
+                for name, c in connection.introspection.get_constraints(cur, t).items()
+            }
+            for t in tables
+        }
 
 
 @pytest.mark.django_db

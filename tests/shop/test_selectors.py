@@ -1,4 +1,5 @@
 """Reads of the storefront (`shop.selectors`) against the real database."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -37,8 +38,15 @@ def test_category_tree_is_read_once_then_cached(tree, django_assert_num_queries)
     with django_assert_num_queries(0):
         assert [c.slug for c in selectors.category_top_level()] == ["home", "garden"]
         assert set(selectors.category_descendant_ids(category_id=tree["home"].pk)) == {
-            tree["home"].pk, tree["lights"].pk, tree["candles"].pk}
-        assert [c.slug for c in selectors.category_path(category_id=tree["candles"].pk)] == ["home", "lights", "candles"]
+            tree["home"].pk,
+            tree["lights"].pk,
+            tree["candles"].pk,
+        }
+        assert [c.slug for c in selectors.category_path(category_id=tree["candles"].pk)] == [
+            "home",
+            "lights",
+            "candles",
+        ]
         assert [c.slug for c in selectors.category_children(category_id=tree["home"].pk)] == ["lights"]
 
 
@@ -109,7 +117,8 @@ def test_postgres_search_uses_its_index(tree, settings):
 
     # The document the search filters on is the expression the migration indexed.
     qs = Product.objects.annotate(document=selectors._search_document()).filter(
-        document=SearchQuery("heart", config="english"))
+        document=SearchQuery("heart", config="english")
+    )
     sql, params = qs.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test table: use an index if one fits
@@ -163,7 +172,9 @@ def test_cart_view_and_count():
     q.save()
     view = selectors.cart_view(cart=cart)
     assert [(line.product, line.quantity, line.amount, line.available) for line in view.lines] == [
-        (p, 2, Decimal("5.00"), True), (q, 1, Decimal("1.25"), False)]
+        (p, 2, Decimal("5.00"), True),
+        (q, 1, Decimal("1.25"), False),
+    ]
     assert view.total == Decimal("6.25") and view.count == 3 and not view.can_check_out
     assert selectors.cart_item_count(user=user) == 3
     assert selectors.cart_item_count(session_key="nobody") == 0

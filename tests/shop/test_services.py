@@ -1,4 +1,5 @@
 """shop.services against the real database."""
+
 import uuid
 from datetime import timedelta
 
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.django_db
 
 def test_register_records_consent_and_interests():
     cat = CategoryFactory()
-    user = services.user_register(email="New@Shop.example", password="s3cret-pass!", interests=[cat],
-                                  marketing_consent=True)
+    user = services.user_register(
+        email="New@Shop.example", password="s3cret-pass!", interests=[cat], marketing_consent=True
+    )
     assert user.email == "new@shop.example"
     assert list(user.interests.all()) == [cat]
     change = ConsentChange.objects.get(user=user)
@@ -30,8 +32,7 @@ def test_consent_change_is_recorded_each_time_and_not_when_unchanged():
     assert not services.user_consent_set(user=user, consent=False, source=ConsentChange.Source.PREFERENCES)
     user.refresh_from_db()
     assert user.marketing_consent is False
-    assert list(user.consent_changes.values_list("consent", "source")) == [
-        (False, "preferences"), (True, "signup")]
+    assert list(user.consent_changes.values_list("consent", "source")) == [(False, "preferences"), (True, "signup")]
 
 
 def test_interaction_record_validates():
@@ -41,8 +42,7 @@ def test_interaction_record_validates():
     with pytest.raises(ValidationFailed, match="finite"):
         services.interaction_record(product=p, kind=Interaction.Kind.VIEW, session_key="s", value=float("nan"))
     with pytest.raises(ValidationFailed, match="future"):
-        services.interaction_record(product=p, kind=1, session_key="s",
-                                    occurred_at=timezone.now() + timedelta(days=1))
+        services.interaction_record(product=p, kind=1, session_key="s", occurred_at=timezone.now() + timedelta(days=1))
     assert Interaction.objects.count() == 0
     i = services.interaction_record(product=p, kind=Interaction.Kind.VIEW, session_key="s")
     assert i.pk and i.source == Interaction.Source.WEB
@@ -87,11 +87,16 @@ def test_order_place_takes_stock_and_records_purchases():
     u = UserFactory()
     a, b = ProductFactory(stock=5), ProductFactory(stock=1)
     list_id = uuid.uuid4()
-    order = services.order_place(user=u, lines=[
-        services.OrderLineIn(product=a, quantity=2, rec_list_id=list_id),
-        services.OrderLineIn(product=b, quantity=1)])
+    order = services.order_place(
+        user=u,
+        lines=[
+            services.OrderLineIn(product=a, quantity=2, rec_list_id=list_id),
+            services.OrderLineIn(product=b, quantity=1),
+        ],
+    )
     assert order.total == a.price * 2 + b.price
-    a.refresh_from_db(); b.refresh_from_db()
+    a.refresh_from_db()
+    b.refresh_from_db()
     assert (a.stock, b.stock) == (3, 0)
     purchases = Interaction.objects.filter(user=u, kind=Interaction.Kind.PURCHASE)
     assert sorted(purchases.values_list("value", flat=True)) == [1.0, 2.0]
@@ -102,8 +107,9 @@ def test_order_place_out_of_stock_writes_nothing():
     u = UserFactory()
     a, b = ProductFactory(stock=5), ProductFactory(stock=0)
     with pytest.raises(OutOfStock):
-        services.order_place(user=u, lines=[services.OrderLineIn(product=a, quantity=1),
-                                            services.OrderLineIn(product=b, quantity=1)])
+        services.order_place(
+            user=u, lines=[services.OrderLineIn(product=a, quantity=1), services.OrderLineIn(product=b, quantity=1)]
+        )
     a.refresh_from_db()
     assert a.stock == 5 and Order.objects.count() == 0 and Interaction.objects.count() == 0
 
@@ -142,6 +148,7 @@ def test_user_forget_deletes_history_keeps_anonymous_orders():
 
     def listener(sender, user_id, **kw):
         received.append(user_id)
+
     user_forgotten.connect(listener)
     try:
         services.user_forget(user=user)

@@ -1,4 +1,5 @@
 """Settings in each run mode, checked in a fresh interpreter with a controlled environment."""
+
 import json
 import os
 import subprocess
@@ -17,8 +18,11 @@ PROBE = (
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DJANGO", "DATABASE_URL", "REDIS_URL", "EMAIL_", "DEBUG", "ALLOWED_HOSTS"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO", "DATABASE_URL", "REDIS_URL", "EMAIL_", "DEBUG", "ALLOWED_HOSTS"))
+    }
     base.update({"DJANGO_SETTINGS_MODULE": "shop.settings", **env})
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=120)
 
@@ -38,8 +42,14 @@ def test_embedded_default_needs_no_server(tmp_path):
 
 
 def test_services_from_environment(tmp_path):
-    s = probe({"DATABASE_URL": "postgres://u@db.internal:5432/shop", "REDIS_URL": "redis://cache:6379/0",
-               "EMAIL_URL": "smtp://mail.internal:2525"}, tmp_path)
+    s = probe(
+        {
+            "DATABASE_URL": "postgres://u@db.internal:5432/shop",
+            "REDIS_URL": "redis://cache:6379/0",
+            "EMAIL_URL": "smtp://mail.internal:2525",
+        },
+        tmp_path,
+    )
     assert s["engine"] == "django.db.backends.postgresql"
     assert s["broker"] == "redis://cache:6379/0"
     assert s["cache"].endswith("RedisCache")
@@ -58,9 +68,18 @@ def test_unknown_environment_name_is_refused(tmp_path):
 
 
 def test_production_passes_check_deploy_without_warnings(tmp_path):
-    out = run({"DJANGO_ENV": "production", "AFFINITY_VAR_DIR": str(tmp_path),
-               "DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-9f8e7d6c5b4a",
-               "ALLOWED_HOSTS": "shop.example.com"},
-              "manage.py", "check", "--deploy", "--fail-level", "WARNING")
+    out = run(
+        {
+            "DJANGO_ENV": "production",
+            "AFFINITY_VAR_DIR": str(tmp_path),
+            "DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-9f8e7d6c5b4a",
+            "ALLOWED_HOSTS": "shop.example.com",
+        },
+        "manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+    )
     assert out.returncode == 0, out.stderr + out.stdout
     assert "no issues" in out.stdout

@@ -1,4 +1,5 @@
 """Store housekeeping run by a real Celery worker process on the configured broker."""
+
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,10 @@ def test_carts_expire_runs_in_a_real_worker(celery_worker):
     Cart.objects.create(session_key="fresh")
     with transaction.atomic():
         transaction.on_commit(lambda: carts_expire_task.delay(30))
-    wait_for(lambda: not Cart.objects.filter(session_key="stale").exists(), timeout=60,
-             what=f"the worker to expire the stale cart; worker log:\n{celery_worker.log()}")
+    wait_for(
+        lambda: not Cart.objects.filter(session_key="stale").exists(),
+        timeout=60,
+        what=f"the worker to expire the stale cart; worker log:\n{celery_worker.log()}",
+    )
     assert Cart.objects.filter(session_key="fresh").exists()
     assert "carts_expire: deleted 1 anonymous cart(s)" in celery_worker.log()

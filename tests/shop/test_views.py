@@ -1,5 +1,6 @@
 """Storefront pages against the real database: what each page shows, the events it
 records through `shop.services`, and a bounded number of queries per page."""
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,12 @@ def catalogue(db):
         cat = (lights, candles, kitchen)[i % 3]
         word = {lights: "LANTERN", candles: "CANDLE", kitchen: "MUG"}[cat]
         products[i] = ProductFactory(
-            name=f"{word} NUMBER {i}", slug=f"{word.lower()}-{i}", sku=f"T{i:04d}", category=cat,
-            price=Decimal("1.00") + i, stock=0 if i in (4, 7) else 50,
+            name=f"{word} NUMBER {i}",
+            slug=f"{word.lower()}-{i}",
+            sku=f"T{i:04d}",
+            category=cat,
+            price=Decimal("1.00") + i,
+            stock=0 if i in (4, 7) else 50,
         )
     # Background: other (anonymous) shoppers bought things, some more than others.
     for i, p in products.items():
@@ -86,8 +91,9 @@ def test_home_for_a_new_visitor_shows_trending_with_list_ids(client, catalogue, 
 
 def _cards(shelf_html: str) -> list[tuple[str, str]]:
     """(product slug, reason) of every card of a shelf."""
-    return re.findall(r'href="/product/([\w-]+)/\?rl=[0-9a-f-]{36}".*?<details class="why">.*?<p>(.*?)</p>',
-                      shelf_html, re.S)
+    return re.findall(
+        r'href="/product/([\w-]+)/\?rl=[0-9a-f-]{36}".*?<details class="why">.*?<p>(.*?)</p>', shelf_html, re.S
+    )
 
 
 def test_home_picks_come_from_a_new_customers_interests(client, catalogue):
@@ -149,8 +155,10 @@ def test_category_filters_sort_and_paginate(client, catalogue):
     assert all(Decimal("5") <= p <= Decimal("20") for p in prices)
     assert all(p.stock > 0 for p in r.context["page"].object_list)
     assert {p.pk for p in r.context["page"].object_list} == set(
-        Product.objects.filter(category=catalogue["kitchen"], price__gte=5, price__lte=20, stock__gt=0)
-        .values_list("pk", flat=True))
+        Product.objects.filter(category=catalogue["kitchen"], price__gte=5, price__lte=20, stock__gt=0).values_list(
+            "pk", flat=True
+        )
+    )
 
     many = CategoryFactory(name="Many", slug="many")
     ProductFactory.create_batch(30, category=many)
@@ -226,7 +234,12 @@ def test_product_page_records_a_view_for_an_anonymous_visitor(client, catalogue)
     assert key, "a visitor gets a session so their events can be kept"
     ev = Interaction.objects.get(session_key=key)
     assert (ev.kind, ev.product_id, ev.session_key, ev.user_id, ev.source) == (
-        Interaction.Kind.VIEW, p.pk, key, None, Interaction.Source.WEB)
+        Interaction.Kind.VIEW,
+        p.pk,
+        key,
+        None,
+        Interaction.Source.WEB,
+    )
 
 
 def test_product_click_from_a_list_is_recorded_once_with_its_list_id(client, catalogue):
@@ -329,7 +342,9 @@ def test_cart_add_rejects_bad_input_with_a_clear_message(client, catalogue):
     assert "only 0 of Candle Number 4 left in stock" in follow
     assert not CartItem.objects.exists()
     client.post(reverse("shop:cart_add"), {"product": "abc"})
-    assert "Could not add to the cart: product: Enter a whole number." in client.get(reverse("shop:cart")).content.decode()
+    assert (
+        "Could not add to the cart: product: Enter a whole number." in client.get(reverse("shop:cart")).content.decode()
+    )
     client.post(reverse("shop:cart_add"), {"product": 999999})
     assert "no longer for sale" in client.get(reverse("shop:cart")).content.decode()
     r = _add(client, catalogue["products"][0], next_url="https://evil.example/")
@@ -358,8 +373,11 @@ def test_login_keeps_the_anonymous_cart_and_history(client, catalogue):
     cart = Cart.objects.get(user=user)
     assert list(cart.items.values_list("product_id", "quantity")) == [(p.pk, 2)]
     assert not Cart.objects.filter(session_key=anon_key).exists()
-    assert set(Interaction.objects.filter(kind__in=[Interaction.Kind.VIEW, Interaction.Kind.ADD_TO_CART])
-               .values_list("user_id", flat=True)) == {user.pk}
+    assert set(
+        Interaction.objects.filter(kind__in=[Interaction.Kind.VIEW, Interaction.Kind.ADD_TO_CART]).values_list(
+            "user_id", flat=True
+        )
+    ) == {user.pk}
     assert not Interaction.objects.filter(session_key=anon_key, user__isnull=True).exists()
     assert 'data-testid="cart-count">2' in client.get("/").content.decode()
 
@@ -390,7 +408,9 @@ def test_checkout_requires_login_then_places_the_order(client, catalogue, django
     r = client.get(reverse("shop:checkout"))
     assert r.status_code == 302 and r.url.startswith(reverse("shop:login"))
     user = UserFactory()
-    client.post(reverse("shop:login") + "?next=/checkout/", {"username": user.email, "password": PASSWORD, "next": "/checkout/"})
+    client.post(
+        reverse("shop:login") + "?next=/checkout/", {"username": user.email, "password": PASSWORD, "next": "/checkout/"}
+    )
     with django_assert_max_num_queries(6):
         page = client.get(reverse("shop:checkout"))
     assert "Place order" in page.content.decode()
@@ -398,9 +418,13 @@ def test_checkout_requires_login_then_places_the_order(client, catalogue, django
     order = Order.objects.get()
     assert r.status_code == 302 and r.url == reverse("shop:order", args=[order.number])
     assert order.user == user and order.total == p.price * 2 + q.price
-    assert {(l.product_id, l.quantity, l.rec_list_id) for l in OrderLine.objects.all()} == {(p.pk, 2, rl), (q.pk, 1, None)}
-    assert set(Interaction.objects.filter(kind=Interaction.Kind.PURCHASE, user=user).values_list("product_id", "user_id")) == {
-        (p.pk, user.pk), (q.pk, user.pk)}
+    assert {(l.product_id, l.quantity, l.rec_list_id) for l in OrderLine.objects.all()} == {
+        (p.pk, 2, rl),
+        (q.pk, 1, None),
+    }
+    assert set(
+        Interaction.objects.filter(kind=Interaction.Kind.PURCHASE, user=user).values_list("product_id", "user_id")
+    ) == {(p.pk, user.pk), (q.pk, user.pk)}
     assert Product.objects.get(pk=p.pk).stock == 48
     assert not CartItem.objects.exists()
     confirmation = client.get(r.url).content.decode()
@@ -424,10 +448,17 @@ def test_checkout_with_too_little_stock_keeps_the_cart(client, catalogue):
 
 # --- sign-up, accounts ----------------------------------------------------------------------
 def test_signup_with_interests_and_consent_logs_in_with_personal_picks(client, catalogue):
-    r = client.post(reverse("shop:signup"), {
-        "email": "New.Person@Example.com", "first_name": "Ada", "password1": "a-long-pass-phrase",
-        "password2": "a-long-pass-phrase", "interests": [catalogue["kitchen"].pk], "marketing_consent": "on",
-    })
+    r = client.post(
+        reverse("shop:signup"),
+        {
+            "email": "New.Person@Example.com",
+            "first_name": "Ada",
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+            "interests": [catalogue["kitchen"].pk],
+            "marketing_consent": "on",
+        },
+    )
     assert r.status_code == 302 and r.url == "/"
     user = User.objects.get(email="new.person@example.com")
     assert list(user.interests.all()) == [catalogue["kitchen"]]
@@ -441,14 +472,21 @@ def test_signup_with_interests_and_consent_logs_in_with_personal_picks(client, c
 
 def test_signup_reports_every_problem(client, catalogue):
     UserFactory(email="taken@example.com")
-    r = client.post(reverse("shop:signup"), {
-        "email": "TAKEN@example.com", "password1": "abc", "password2": "abd",
-    })
+    r = client.post(
+        reverse("shop:signup"),
+        {
+            "email": "TAKEN@example.com",
+            "password1": "abc",
+            "password2": "abd",
+        },
+    )
     html = r.content.decode()
     assert r.status_code == 200
     assert "already exists" in html
     assert "The two passwords differ." in html
-    r = client.post(reverse("shop:signup"), {"email": "x@example.com", "password1": "12345678", "password2": "12345678"})
+    r = client.post(
+        reverse("shop:signup"), {"email": "x@example.com", "password1": "12345678", "password2": "12345678"}
+    )
     assert "too common" in r.content.decode() or "entirely numeric" in r.content.decode()
     assert 'aria-invalid="true"' in r.content.decode()
     assert User.objects.count() == 1
@@ -464,9 +502,13 @@ def test_orders_list_and_detail_only_show_ones_own_orders(client, catalogue, dja
     from shop import services
 
     user, other = UserFactory(), UserFactory()
-    mine = [services.order_place(lines=[services.OrderLineIn(product=catalogue["products"][i], quantity=1)], user=user)
-            for i in range(3)]
-    theirs = services.order_place(lines=[services.OrderLineIn(product=catalogue["products"][5], quantity=1)], user=other)
+    mine = [
+        services.order_place(lines=[services.OrderLineIn(product=catalogue["products"][i], quantity=1)], user=user)
+        for i in range(3)
+    ]
+    theirs = services.order_place(
+        lines=[services.OrderLineIn(product=catalogue["products"][5], quantity=1)], user=other
+    )
     client.force_login(user)
     with django_assert_max_num_queries(7):
         r = client.get(reverse("shop:account"))
@@ -482,7 +524,9 @@ def test_preferences_turn_marketing_off_and_change_interests(client, catalogue):
     assert re.search(r'<input type="checkbox" name="marketing_consent"[^>]*checked', page)
     # "Lights" holds no products itself (only its subcategory "Candles" does): not offered
     r = client.post(reverse("shop:preferences"), {"interests": [catalogue["lights"].pk]})
-    assert r.status_code == 200 and f"{catalogue['lights'].pk} is not one of the available choices" in r.content.decode()
+    assert (
+        r.status_code == 200 and f"{catalogue['lights'].pk} is not one of the available choices" in r.content.decode()
+    )
     assert user.consent_changes.count() == 0
     r = client.post(reverse("shop:preferences"), {"interests": [catalogue["candles"].pk]})
     assert r.status_code == 302
@@ -557,11 +601,15 @@ def test_password_reset_by_email_through_a_real_smtp_server(client, catalogue, s
     assert smtp_server.recipients() == ["forgetful@example.com"]
     msg = smtp_server.messages[0]
     assert msg["Subject"] == "Reset your Affinity password"
-    text = next(part for part in msg.walk() if part.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    text = (
+        next(part for part in msg.walk() if part.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    )
     link = re.search(r"https?://[^/\s]+(/reset/[^\s]+/)", text).group(1)
     form = client.get(link, follow=True)
     assert "Choose a new password" in form.content.decode()
-    r = client.post(form.redirect_chain[-1][0], {"new_password1": "brand-new-secret-9", "new_password2": "brand-new-secret-9"})
+    r = client.post(
+        form.redirect_chain[-1][0], {"new_password1": "brand-new-secret-9", "new_password2": "brand-new-secret-9"}
+    )
     assert r.status_code == 302 and r.url == reverse("shop:password_reset_complete")
     user.refresh_from_db()
     assert user.check_password("brand-new-secret-9")

@@ -1,4 +1,5 @@
 """Generated product pictures: the SVG drawing (pure) and its cached view."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -12,14 +13,17 @@ from tests.factories import CategoryFactory, ProductFactory
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("WHITE HANGING HEART T-LIGHT HOLDER", "WH"),
-    ("SET OF 3 CAKE TINS PANTRY DESIGN", "CT"),
-    ("12 PENCILS SMALL TUBE RED RETROSPOT", "PT"),
-    ("mug", "M"),
-    ("3 4 5", "?"),
-    ("Ünïcode Ørnament", "ÜØ"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("WHITE HANGING HEART T-LIGHT HOLDER", "WH"),
+        ("SET OF 3 CAKE TINS PANTRY DESIGN", "CT"),
+        ("12 PENCILS SMALL TUBE RED RETROSPOT", "PT"),
+        ("mug", "M"),
+        ("3 4 5", "?"),
+        ("Ünïcode Ørnament", "ÜØ"),
+    ],
+)
 def test_initials(name, expected):
     assert placeholders.initials(name) == expected
 
@@ -41,8 +45,10 @@ def test_svg_is_well_formed_escaped_and_differs_per_product():
     assert texts == ["TJ", "KITCHEN & CO"]
     other = placeholders.product_svg(product_id=8, name='Tom & Jerry "<mug>"', colour="#c2410c", label="Kitchen & Co")
     assert other != svg
-    assert placeholders.product_svg(product_id=7, name='Tom & Jerry "<mug>"', colour="#c2410c",
-                                    label="Kitchen & Co") == svg  # deterministic
+    assert (
+        placeholders.product_svg(product_id=7, name='Tom & Jerry "<mug>"', colour="#c2410c", label="Kitchen & Co")
+        == svg
+    )  # deterministic
     assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")  # nothing fetched
 
 

@@ -4,6 +4,7 @@ By default the sending runs in this process (handy without a worker, and the sam
 code path as the workers: claims, send-time checks, one SMTP connection, exactly
 once). With ``--queue`` the work goes to the Celery workers and this command only
 follows the progress."""
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,10 @@ class Command(BaseCommand):
         if campaign.kind != Campaign.Kind.ONE_OFF:
             raise CommandError("triggered campaigns send as their events happen: schedule them instead")
         if campaign.status in (Campaign.Status.PAUSED, *Campaign.FINAL_STATUSES):
-            raise CommandError(f"a {campaign.get_status_display().lower()} campaign cannot be sent"
-                               + (" (resume it first)" if campaign.status == Campaign.Status.PAUSED else ""))
+            raise CommandError(
+                f"a {campaign.get_status_display().lower()} campaign cannot be sent"
+                + (" (resume it first)" if campaign.status == Campaign.Status.PAUSED else "")
+            )
         try:
             if campaign.status == Campaign.Status.DRAFT:
                 services.campaign_schedule(campaign=campaign)
@@ -53,10 +56,13 @@ class Command(BaseCommand):
                         break
                     time.sleep(2)
             else:
-                ids = list(Delivery.objects.filter(campaign=campaign, status__in=Delivery.OPEN_STATUSES)
-                           .order_by("pk").values_list("pk", flat=True))
+                ids = list(
+                    Delivery.objects.filter(campaign=campaign, status__in=Delivery.OPEN_STATUSES)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
                 for start in range(0, len(ids), 500):
-                    chunk = ids[start:start + 500]
+                    chunk = ids[start : start + 500]
                     stats = sending.deliveries_send_range(campaign_id=campaign.pk, min_id=chunk[0], max_id=chunk[-1])
                     bar.update(len(chunk))
                     if stats.stopped:
@@ -65,6 +71,8 @@ class Command(BaseCommand):
                 services.campaign_complete_if_done(campaign_id=campaign.pk)
         progress = selectors.campaign_progress(campaign=campaign)
         campaign.refresh_from_db()
-        self.stdout.write(f"campaign {campaign.pk} {campaign.get_status_display().lower()}: sent {progress['sent']}, "
-                          f"withheld {progress['withheld']}, skipped {progress['skipped']}, failed {progress['failed']}, "
-                          f"waiting {progress['pending'] + progress['sending']}")
+        self.stdout.write(
+            f"campaign {campaign.pk} {campaign.get_status_display().lower()}: sent {progress['sent']}, "
+            f"withheld {progress['withheld']}, skipped {progress['skipped']}, failed {progress['failed']}, "
+            f"waiting {progress['pending'] + progress['sending']}"
+        )

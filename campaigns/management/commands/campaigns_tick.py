@@ -1,6 +1,7 @@
 """Run the campaigns' periodic work once (what the scheduler runs every 2 minutes):
 launch due campaigns, evaluate triggers, pick up stalled sending, complete finished
 campaigns, attribute orders. For cron-style deployments without celery beat."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand

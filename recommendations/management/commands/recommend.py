@@ -5,6 +5,7 @@
 
 Columns: user (external id, or the id when there is none), rank, sku, score.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help='Output file, or "-" for standard output.')
         parser.add_argument("--strategy", default=None, help='"auto" (default), an algorithm, "trending", "interests".')
         parser.add_argument("--batch-size", type=int, default=1000)
-        parser.add_argument("--include-purchased", action="store_true",
-                            help="Do not drop products the customer already bought.")
+        parser.add_argument(
+            "--include-purchased", action="store_true", help="Do not drop products the customer already bought."
+        )
 
     def handle(self, *args, **o):
         if not 1 <= o["n"] <= 100:
@@ -52,13 +54,21 @@ class Command(BaseCommand):
         try:
             writer = csv.writer(out)
             writer.writerow(["user", "rank", "sku", "score"])
-            with tqdm(total=len(ids_and_external), unit="customer", desc="recommending", file=self.stderr,
-                      disable=o.get("verbosity", 1) == 0) as bar:
+            with tqdm(
+                total=len(ids_and_external),
+                unit="customer",
+                desc="recommending",
+                file=self.stderr,
+                disable=o.get("verbosity", 1) == 0,
+            ) as bar:
                 for start in range(0, len(ids_and_external), o["batch_size"]):
                     chunk = ids_and_external[start : start + o["batch_size"]]
                     picks = services.recommend_for_users_batch(
-                        user_ids=[uid for uid, _ in chunk], n=o["n"], strategy=o["strategy"],
-                        exclude_purchased=not o["include_purchased"], explain=False,
+                        user_ids=[uid for uid, _ in chunk],
+                        n=o["n"],
+                        strategy=o["strategy"],
+                        exclude_purchased=not o["include_purchased"],
+                        explain=False,
                     )
                     for uid, external in chunk:
                         for rank, pick in enumerate(picks.get(uid, []), start=1):
@@ -69,5 +79,6 @@ class Command(BaseCommand):
             if out is not sys.stdout:
                 out.close()
         if o["out"] != "-":
-            self.stdout.write(self.style.SUCCESS(
-                f"Wrote {rows} recommendations for {len(ids_and_external)} customers to {o['out']}."))
+            self.stdout.write(
+                self.style.SUCCESS(f"Wrote {rows} recommendations for {len(ids_and_external)} customers to {o['out']}.")
+            )

@@ -1,10 +1,11 @@
 """Train a recommendation model: inline with a progress bar, or queued to a worker.
 
-    manage.py train                          # automatic model selection, in this process
-    manage.py train --algorithm ease --params '{"lam": 400}'
-    manage.py train --queue                  # enqueue to the Celery worker and return
-    manage.py train --if-none --queue        # only if no model was ever trained (bootstrap)
+manage.py train                          # automatic model selection, in this process
+manage.py train --algorithm ease --params '{"lam": 400}'
+manage.py train --queue                  # enqueue to the Celery worker and return
+manage.py train --if-none --queue        # only if no model was ever trained (bootstrap)
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ class Command(BaseCommand):
         parser.add_argument("--params", default="{}", help="Algorithm parameters as a JSON object.")
         parser.add_argument("--slot", default=DEFAULT_SLOT, help="Serving slot (default: %(default)s).")
         parser.add_argument("--queue", action="store_true", help="Enqueue to the worker instead of training here.")
-        parser.add_argument("--if-none", action="store_true",
-                            help="Do nothing if a succeeded version (or a queued/running one) already exists.")
+        parser.add_argument(
+            "--if-none",
+            action="store_true",
+            help="Do nothing if a succeeded version (or a queued/running one) already exists.",
+        )
 
     def handle(self, *args, algorithm, params, slot, queue, if_none, **options):
         try:
@@ -36,23 +40,34 @@ class Command(BaseCommand):
             raise CommandError("--params must be a JSON object, e.g. '{\"lam\": 400}'")
         if if_none:
             existing = ModelVersion.objects.filter(
-                slot=slot, status__in=[ModelVersion.Status.SUCCEEDED, ModelVersion.Status.QUEUED,
-                                       ModelVersion.Status.RUNNING]).first()
+                slot=slot,
+                status__in=[ModelVersion.Status.SUCCEEDED, ModelVersion.Status.QUEUED, ModelVersion.Status.RUNNING],
+            ).first()
             if existing is not None:
                 self.stdout.write(f"A model version exists already ({existing}); not training (--if-none).")
                 return
         try:
-            version = services.model_version_create(algorithm=algorithm, params=parsed, slot=slot,
-                                                    trigger=ModelVersion.Trigger.COMMAND)
+            version = services.model_version_create(
+                algorithm=algorithm, params=parsed, slot=slot, trigger=ModelVersion.Trigger.COMMAND
+            )
         except services.TrainingError as exc:
             raise CommandError(str(exc)) from None
         if queue:
             services.model_train_enqueue(version=version)
-            self.stdout.write(self.style.SUCCESS(
-                f"Queued training of {version.algorithm} as model version {version.pk}; follow it in admin."))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Queued training of {version.algorithm} as model version {version.pk}; follow it in admin."
+                )
+            )
             return
-        with tqdm(total=100, unit="%", desc=f"training {version.algorithm}#{version.pk}",
-                  file=self.stderr, disable=options.get("verbosity", 1) == 0) as bar:
+        with tqdm(
+            total=100,
+            unit="%",
+            desc=f"training {version.algorithm}#{version.pk}",
+            file=self.stderr,
+            disable=options.get("verbosity", 1) == 0,
+        ) as bar:
+
             def progress(percent: int, stage: str) -> None:
                 bar.set_postfix_str(stage[:50])
                 bar.update(percent - bar.n)
@@ -60,8 +75,14 @@ class Command(BaseCommand):
             version = services.model_train(version_id=version.pk, progress=progress)
         if version.status != ModelVersion.Status.SUCCEEDED:
             raise CommandError(f"training failed: {version.error.splitlines()[0] if version.error else version.status}")
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in version.metrics.items()
-                            if k in ("ndcg@10", "precision@10", "recall@10", "map@10"))
-        self.stdout.write(self.style.SUCCESS(
-            f"{version.label}: {metrics or 'no holdout metrics'}; {version.n_interactions} interactions, "
-            f"{version.training_seconds:.1f}s. {version.activation_note}"))
+        metrics = ", ".join(
+            f"{k} {v:.4f}"
+            for k, v in version.metrics.items()
+            if k in ("ndcg@10", "precision@10", "recall@10", "map@10")
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{version.label}: {metrics or 'no holdout metrics'}; {version.n_interactions} interactions, "
+                f"{version.training_seconds:.1f}s. {version.activation_note}"
+            )
+        )

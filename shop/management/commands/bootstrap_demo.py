@@ -1,5 +1,6 @@
 """First-run set-up of the demo store: import the bundled real dataset when the
 database is empty, make sure a staff login exists, and queue the first training."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """``manage.py import_interactions FILE [--delimiter ,] [--map user=...,item=...]``:
 any shop's event history from CSV/TSV, all or nothing. Thin: the work is
 `shop.importers.interactions_load`."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
@@ -11,34 +12,54 @@ from shop.importers.interactions_load import InteractionsFileRejected, interacti
 
 
 class Command(BaseCommand):
-    help = ("Import interactions (user, item, timestamp, kind, value) from a CSV or TSV file. All or "
-            "nothing: any bad row is reported with its line number and nothing is written. Unknown "
-            "customers (external id) and products (SKU, placeholder 'Product <sku>') are created.")
+    help = (
+        "Import interactions (user, item, timestamp, kind, value) from a CSV or TSV file. All or "
+        "nothing: any bad row is reported with its line number and nothing is written. Unknown "
+        "customers (external id) and products (SKU, placeholder 'Product <sku>') are created."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="CSV or TSV file with a header row")
-        parser.add_argument("--delimiter", default=None,
-                            help=r"field separator: ',' ';' '|' or '\t' (default: tab for .tsv, else comma)")
-        parser.add_argument("--map", dest="mapping", default="",
-                            help=f"field=column pairs for the fields {', '.join(FIELDS)}, e.g. "
-                                 "user=customer_id,item=sku,value=qty,timestamp=ts,kind=event "
-                                 "(unmapped fields use a column of their own name if present)")
+        parser.add_argument(
+            "--delimiter",
+            default=None,
+            help=r"field separator: ',' ';' '|' or '\t' (default: tab for .tsv, else comma)",
+        )
+        parser.add_argument(
+            "--map",
+            dest="mapping",
+            default="",
+            help=f"field=column pairs for the fields {', '.join(FIELDS)}, e.g. "
+            "user=customer_id,item=sku,value=qty,timestamp=ts,kind=event "
+            "(unmapped fields use a column of their own name if present)",
+        )
         parser.add_argument("--default-kind", default="purchase", help="kind when there is no kind column")
-        parser.add_argument("--timestamp-unit", choices=["s", "ms"], default="s",
-                            help="unit of numeric timestamps: unix seconds (default) or milliseconds")
+        parser.add_argument(
+            "--timestamp-unit",
+            choices=["s", "ms"],
+            default="s",
+            help="unit of numeric timestamps: unix seconds (default) or milliseconds",
+        )
         parser.add_argument("--show-errors", type=int, default=50, help="how many bad rows to list (default 50)")
-        parser.add_argument("--keep-indexes", action="store_true",
-                            help="never drop and rebuild the interactions indexes (slower for a big file into "
-                                 "a small table, but the table stays usable by the running store meanwhile)")
+        parser.add_argument(
+            "--keep-indexes",
+            action="store_true",
+            help="never drop and rebuild the interactions indexes (slower for a big file into "
+            "a small table, but the table stays usable by the running store meanwhile)",
+        )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
         progress = no_progress if options["no_progress"] else tqdm_progress(self.stderr._out)
         try:
             report = interactions_file_import(
-                path=options["file"], delimiter=options["delimiter"], mapping=options["mapping"],
-                default_kind=options["default_kind"], timestamp_unit=options["timestamp_unit"],
-                keep_problems=max(options["show_errors"], 0), defer_indexes=not options["keep_indexes"],
+                path=options["file"],
+                delimiter=options["delimiter"],
+                mapping=options["mapping"],
+                default_kind=options["default_kind"],
+                timestamp_unit=options["timestamp_unit"],
+                keep_problems=max(options["show_errors"], 0),
+                defer_indexes=not options["keep_indexes"],
                 progress=progress,
             )
         except FileProblem as exc:

@@ -3,6 +3,7 @@
 Each runs in its own process; if one dies the others are stopped, so a broken setup
 is never half running. Ctrl-C stops everything.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,10 +30,32 @@ class Command(BaseCommand):
         broker_folders_ensure()
         py = sys.executable
         commands = {
-            "worker": [py, "-m", "celery", "-A", "shop", "worker", "--loglevel", "INFO",
-                       "-c", str(concurrency), "-n", "affinity@%h"],
-            "beat": [py, "-m", "celery", "-A", "shop", "beat", "--loglevel", "INFO",
-                     "-s", str(settings.VAR_DIR / "celerybeat-schedule")],
+            "worker": [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "shop",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "-c",
+                str(concurrency),
+                "-n",
+                "affinity@%h",
+            ],
+            "beat": [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "shop",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "-s",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
+            ],
             "web": [py, "manage.py", "runserver", "--noreload", f"{host}:{port}"],
         }
         procs: dict[str, subprocess.Popen] = {}
@@ -47,9 +70,11 @@ class Command(BaseCommand):
         for name, cmd in commands.items():
             procs[name] = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
             self.stdout.write(f"started {name} (pid {procs[name].pid})")
-        self.stdout.write(self.style.SUCCESS(
-            f"Affinity store: http://{host}:{port}/  admin: http://{host}:{port}/admin/  (Ctrl-C stops)"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Affinity store: http://{host}:{port}/  admin: http://{host}:{port}/admin/  (Ctrl-C stops)"
+            )
+        )
         failed = None
         while not stopping:
             for name, p in procs.items():

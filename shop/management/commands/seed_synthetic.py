@@ -2,6 +2,7 @@
 [--categories N] [--days D]``: a synthetic store at scale (power-law popularity,
 category tastes, view -> cart -> purchase funnels, months of timestamps, orders).
 Thin: the work is `shop.importers.synthetic` and `shop.importers.synthetic_load`."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -23,8 +24,10 @@ _positive.__name__ = "positive integer"
 
 
 class Command(BaseCommand):
-    help = ("Generate a synthetic store: customers, products, categories, orders and interactions "
-            "with realistic structure. Deterministic for a --seed and --end-date.")
+    help = (
+        "Generate a synthetic store: customers, products, categories, orders and interactions "
+        "with realistic structure. Deterministic for a --seed and --end-date."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=_positive, required=True)
@@ -33,8 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0, help="random seed (also part of every key)")
         parser.add_argument("--categories", type=_positive, default=20, help="leaf categories (default 20)")
         parser.add_argument("--days", type=_positive, default=180, help="days of history (default 180)")
-        parser.add_argument("--end-date", default=None,
-                            help="last day of the history, YYYY-MM-DD (default: today, UTC)")
+        parser.add_argument(
+            "--end-date", default=None, help="last day of the history, YYYY-MM-DD (default: today, UTC)"
+        )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
@@ -47,8 +51,13 @@ class Command(BaseCommand):
         progress = no_progress if options["no_progress"] else tqdm_progress(self.stderr._out)
         try:
             report = synthetic_seed(
-                users=options["users"], products=options["products"], interactions=options["interactions"],
-                seed=options["seed"], categories=options["categories"], days=options["days"], end=end,
+                users=options["users"],
+                products=options["products"],
+                interactions=options["interactions"],
+                seed=options["seed"],
+                categories=options["categories"],
+                days=options["days"],
+                end=end,
                 progress=progress,
             )
         except (SyntheticExists, ValueError) as exc:

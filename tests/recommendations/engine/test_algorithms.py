@@ -37,8 +37,7 @@ def test_ease_matches_the_closed_form_and_folds_in_exactly() -> None:
     np.testing.assert_allclose(model.weights, b, rtol=1e-4, atol=1e-6)
     trained = x @ b  # the training users' scores
     for user in (0, 17, 39):  # fold-in of a single history row is the same computation
-        np.testing.assert_allclose(model.score(matrix[user])[0], trained[user], rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(model.score(matrix[user])[0], trained[user], rtol=1e-4, atol=1e-5)
 
 
 def test_ease_refuses_too_many_items_with_a_clear_message() -> None:
@@ -102,9 +101,7 @@ def test_weighting_modes() -> None:
     matrix = sp.csr_matrix(np.array([[0, 3.0], [1.0, 0]], np.float32))
     assert RowWeighting("binary").transform(matrix).toarray().tolist() == [[0, 1], [1, 0]]
     np.testing.assert_allclose(RowWeighting("log").transform(matrix).data, np.log1p([3, 1]))
-    np.testing.assert_allclose(
-        RowWeighting("confidence", alpha=2.0).transform(matrix).data, [7.0, 3.0]
-    )
+    np.testing.assert_allclose(RowWeighting("confidence", alpha=2.0).transform(matrix).data, [7.0, 3.0])
     with pytest.raises(EngineError, match="weighting must be one of"):
         algorithm_build("ease", weighting="sqrt")
 
@@ -112,9 +109,9 @@ def test_weighting_modes() -> None:
 # --------------------------------------------------------------------------- ALS / BPR
 def test_als_fold_in_matches_trained_user_factors() -> None:
     matrix = random_matrix(users=60, items=20, seed=3)
-    model = algorithm_build(
-        "als", factors=4, regularization=0.1, iterations=50, use_cg=False, num_threads=1
-    ).fit(matrix)
+    model = algorithm_build("als", factors=4, regularization=0.1, iterations=50, use_cg=False, num_threads=1).fit(
+        matrix
+    )
     folded = model.user_factors_for(matrix)
     # the trained user factors are the last ALS user step (items moved once after it)
     trained_scores = model.user_factors @ model.item_factors.T
@@ -159,8 +156,7 @@ class _no_blas_warning:
 
 def test_bpr_folds_in_training_users_close_to_their_trained_ranking() -> None:
     matrix = groups_matrix()
-    model = algorithm_build("bpr", factors=4, iterations=300, learning_rate=0.05,
-                            num_threads=1).fit(matrix)
+    model = algorithm_build("bpr", factors=4, iterations=300, learning_rate=0.05, num_threads=1).fit(matrix)
     trained = model.user_factors @ model.item_factors.T + model.item_bias
     trained[matrix.nonzero()] = -np.inf
     folded_top = model.recommend(matrix, n=1)[0][:, 0]
@@ -213,9 +209,7 @@ def test_side_data_is_validated() -> None:
     with pytest.raises(EngineError, match="item_text has 2 entries for 10 items"):
         algorithm_build("content").fit(groups_matrix(), SideData(item_text=["a", "b"]))
     with pytest.raises(EngineError, match="item_recent contains NaN"):
-        algorithm_build("trending").fit(
-            groups_matrix(), SideData(item_recent=np.full(10, np.nan))
-        )
+        algorithm_build("trending").fit(groups_matrix(), SideData(item_recent=np.full(10, np.nan)))
 
 
 # --------------------------------------------------------------------------- registry

@@ -101,9 +101,7 @@ class RecommenderContract:
         if not self.personalised:
             pytest.skip("non-personalised baseline")
         model = self.fitted()
-        history = sp.csr_matrix(
-            (np.ones(2, np.float32), ([0, 0], [6, 8])), shape=(1, 10)
-        )
+        history = sp.csr_matrix((np.ones(2, np.float32), ([0, 0], [6, 8])), shape=(1, 10))
         ids, _ = model.recommend(history, n=3)
         assert set(ids[0].tolist()) == {5, 7, 9}
 
@@ -129,8 +127,7 @@ class RecommenderContract:
         matrix = groups_matrix()
         batch = model.score(matrix)
         for user in (0, 7, 11):
-            np.testing.assert_allclose(model.score(matrix[user]), batch[user : user + 1],
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(model.score(matrix[user]), batch[user : user + 1], rtol=1e-5, atol=1e-6)
 
     def test_empty_history_is_served(self) -> None:
         model = self.fitted()
@@ -165,9 +162,7 @@ class RecommenderContract:
         again = load(buffer)
         assert type(again) is type(model) and again.get_params() == model.get_params()
         np.testing.assert_array_equal(again.score(matrix), model.score(matrix))
-        np.testing.assert_array_equal(
-            again.similar_items([0, 7], n=3)[0], model.similar_items([0, 7], n=3)[0]
-        )
+        np.testing.assert_array_equal(again.similar_items([0, 7], n=3)[0], model.similar_items([0, 7], n=3)[0])
         path = tmp_path / "model.npz"
         model.save(str(path), compress=False)
         np.testing.assert_array_equal(load(str(path)).score(matrix), model.score(matrix))

@@ -71,9 +71,7 @@ def test_k_cuts_the_list() -> None:
 
 def test_a_repeated_item_counts_once() -> None:
     assert precision_at_k(np.array([[2, 2, 3]]), [{2}], 3) == pytest.approx(1 / 3)
-    assert ndcg_at_k(np.array([[2, 2]]), [{2, 3}], 2) == pytest.approx(
-        1.0 / (1.0 + math.log(2) / math.log(3))
-    )
+    assert ndcg_at_k(np.array([[2, 2]]), [{2, 3}], 2) == pytest.approx(1.0 / (1.0 + math.log(2) / math.log(3)))
 
 
 def test_metric_input_errors() -> None:
@@ -91,9 +89,7 @@ def test_beyond_accuracy_by_hand() -> None:
     assert novelty(np.array([[0, 1], [3, -1]]), popularity) == pytest.approx(5 / 3)
     vectors = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     expected = (1.0 + 2 * (1 - 1 / math.sqrt(2))) / 3
-    assert intra_list_diversity(np.array([[0, 1, 2], [0, -1, -1]]), vectors) == pytest.approx(
-        expected
-    )
+    assert intra_list_diversity(np.array([[0, 1, 2], [0, -1, -1]]), vectors) == pytest.approx(expected)
     assert intra_list_diversity(np.array([[0, 0]]), vectors) == pytest.approx(0.0)
 
 

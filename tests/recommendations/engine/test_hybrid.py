@@ -32,8 +32,7 @@ def test_new_user_with_stated_interests() -> None:
     assert set(ids[0].tolist()) == {0, 1, 2, 3, 4}
     ids, _ = model.recommend_interests(EMPTY, texts=["a warm wool scarf"], n=5)
     assert set(ids[0].tolist()) == {0, 1, 2, 3, 4}
-    scores = model.score_interests(sp.csr_matrix((2, 10), dtype=np.float32),
-                                   texts=["mug", ""], categories=[[], []])
+    scores = model.score_interests(sp.csr_matrix((2, 10), dtype=np.float32), texts=["mug", ""], categories=[[], []])
     assert scores[0, 5:].min() > scores[0, :5].max()
     np.testing.assert_allclose(scores[1], model.score(EMPTY)[0])  # nothing stated
     with pytest.raises(EngineError, match="texts has 2 entries for 1"):

@@ -157,8 +157,7 @@ def test_event_weights_match_the_matrix() -> None:
     ],
 )
 def test_bad_events_are_rejected(field, value, message) -> None:
-    events = {"users": [1, 2], "items": [3, 4], "kinds": [1, 1], "values": [1.0, 1.0],
-              "times": [0.0, 1.0]}
+    events = {"users": [1, 2], "items": [3, 4], "kinds": [1, 1], "values": [1.0, 1.0], "times": [0.0, 1.0]}
     events[field] = value
     with pytest.raises(EngineError, match=message):
         build(**events)
@@ -170,8 +169,13 @@ def test_bad_parameters_are_rejected() -> None:
     with pytest.raises(EngineError, match="unique"):
         build(users=[1], items=[1], kinds=[1], item_ids=np.array([1, 1]))
     with pytest.raises(EngineError, match="integers"):
-        matrix_build(users=np.array([1.5]), items=np.array([1]), kinds=np.array([1]),
-                     values=np.array([1.0]), times=np.array([0.0]))
+        matrix_build(
+            users=np.array([1.5]),
+            items=np.array([1]),
+            kinds=np.array([1]),
+            values=np.array([1.0]),
+            times=np.array([0.0]),
+        )
 
 
 def test_no_events_give_an_empty_matrix() -> None:
@@ -199,8 +203,7 @@ def test_one_million_events_build_fast() -> None:
     times = rng.uniform(0, 365 * DAY, n)
     build(users=users[:1000], items=items[:1000], kinds=kinds[:1000])  # warm-up
     started = time.perf_counter()
-    m = matrix_build(users=users, items=items, kinds=kinds, values=values, times=times,
-                     half_life_days=30.0)
+    m = matrix_build(users=users, items=items, kinds=kinds, values=values, times=times, half_life_days=30.0)
     elapsed = time.perf_counter() - started
     assert m.user_items.nnz > 500_000
     # well under a second on an idle core; generous bound for a shared CI machine

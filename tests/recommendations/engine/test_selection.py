@@ -65,8 +65,7 @@ def test_the_hybrid_blends_the_best_collaborative_candidate() -> None:
     best_ease = max(ease_rows, key=lambda row: row["ndcg"])
     assert hybrid_row["params"]["cf_params"]["lam"] == best_ease["params"]["lam"]
     assert hybrid_row["tuning"][0]["ndcg"] >= best_ease["ndcg"] - 1e-9
-    no_hybrid = select_model(train, valid, side, candidates={"ease": [{"lam": 1.0}]},
-                             hybrid=False)
+    no_hybrid = select_model(train, valid, side, candidates={"ease": [{"lam": 1.0}]}, hybrid=False)
     assert [row["algorithm"] for row in no_hybrid.rows] == ["ease"]
 
 
