@@ -83,7 +83,7 @@ class Sink:
             target=sink_main, args=(self.port, self.ready, self.stop_event, self.received, str(self.out)), daemon=True
         )
 
-    def __enter__(self) -> "Sink":
+    def __enter__(self) -> Sink:
         self.proc.start()
         if not self.ready.wait(30):
             raise RuntimeError("the SMTP sink did not start")
@@ -123,8 +123,9 @@ def seed(*, recipients: int, products: int, per_user: int, rng: random.Random) -
     from tqdm import tqdm
 
     from campaigns.models import Suppression
-    from shop import services as shop_services
+    from shop.bulk import rows_bulk_insert
     from shop.models import Category, Interaction, Product, User
+    from shop.services.interactions import interactions_bulk_copy
 
     extra_no_consent, extra_suppressed = recipients // 100, recipients // 200
     total = recipients + extra_no_consent + extra_suppressed
@@ -186,7 +187,7 @@ def seed(*, recipients: int, products: int, per_user: int, rng: random.Random) -
                     now - timedelta(days=400),
                 )
 
-        shop_services.rows_bulk_insert(model=User, fields=fields, rows=users())
+        rows_bulk_insert(model=User, fields=fields, rows=users())
         Suppression.objects.bulk_create(
             [
                 Suppression(email=f"c{i}@{DOMAIN}", reason=Suppression.Reason.BOUNCED)
@@ -205,7 +206,7 @@ def seed(*, recipients: int, products: int, per_user: int, rng: random.Random) -
                     kind = Interaction.Kind.PURCHASE if rng.random() < 0.5 else Interaction.Kind.VIEW
                     yield (uid, "", pid, kind, 1.0, now - timedelta(days=rng.random() * 90), Interaction.Source.WEB)
 
-        shop_services.interactions_bulk_copy(rows=events())
+        interactions_bulk_copy(rows=events())
     print("training an item-kNN model for the recommendations ...")
     from recommendations import services as rec_services
 
@@ -370,7 +371,7 @@ def run_campaign(
     from django.db.models import Count, Max, Min
     from tqdm import tqdm
 
-    from campaigns import services
+    from campaigns import services, suppressions, tasks
     from campaigns.models import Campaign, Delivery, EmailTemplate, Segment, Suppression
     from shop.models import ConsentChange, User
 
@@ -406,12 +407,12 @@ def run_campaign(
     )
     services.campaign_schedule(campaign=campaign)  # queues the launch; the workers are not up yet
     started = time.perf_counter()
-    size = services.campaign_launch(campaign_id=campaign.pk)  # builds the audience here, queues the sends
+    size = tasks.campaign_launch_task(campaign.pk)  # builds the audience here, queues the sends
     build_s = time.perf_counter() - started
     # Between the audience build and the send: some unsubscribe (one click each).
     leaving = list(Delivery.objects.filter(campaign=campaign).order_by("?")[:unsubscribe])
     for delivery in leaving:
-        services.delivery_unsubscribe(delivery=delivery)
+        suppressions.delivery_unsubscribe(delivery=delivery)
     unsubscribed = {d.email for d in leaving}
 
     env = {**os.environ, "EMAIL_URL": f"smtp://127.0.0.1:{sink.port}", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
@@ -472,7 +473,7 @@ def cpu_budget(*, sink: Sink, recipients: int, queue: str) -> list[tuple[str, fl
     from django.core.mail import get_connection
     from django.core.mail.backends.smtp import EmailBackend
 
-    from campaigns import recs, sending, services
+    from campaigns import products, sending, services, tasks
     from campaigns.models import Campaign, EmailTemplate, Segment
     from shop.celery import app
     from shop.models import User
@@ -492,10 +493,10 @@ def cpu_budget(*, sink: Sink, recipients: int, queue: str) -> list[tuple[str, fl
         template=EmailTemplate.objects.get(name="bench: recommended"),
     )
     services.campaign_schedule(campaign=campaign)
-    services.campaign_launch(campaign_id=campaign.pk)
+    tasks.campaign_launch_task(campaign.pk)  # the launch task's work here; its send tasks are purged below
     wall, cpu = collections.Counter(), collections.Counter()
     patched = [
-        (recs, "picks_for_users", "recommendations (one batched call per claim of rows)"),
+        (products, "picks_for_users", "recommendations (one batched call per claim of rows)"),
         (sending, "email_context", "context: signed links, prices"),
         (sending, "email_render", "templates: subject, text, HTML"),
         (EmailBackend, "send_messages", "message bytes + SMTP (waits for the server)"),

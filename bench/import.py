@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,10 +138,9 @@ def interactions_file(rows: int = 1_000_000) -> Path:
 def reference(backend: Backend, rows: int = 1_000_000) -> float:
     """Seconds for the database alone to take 1M interaction rows into an unindexed
     scratch copy of the interactions table (rows pre-built in memory)."""
-    from datetime import timezone
 
     rnd = random.Random(1)
-    base = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2025, 1, 1, tzinfo=UTC)
     data = [
         (
             rnd.randrange(1, 50_000),

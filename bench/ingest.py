@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,7 @@ def make_batch(rng, run: str, client: int, seq, product_ids, user_ids) -> bytes:
     """1,000 events as the JSON a client would send (built as text). A mix of
     references: product by id (3/4) or SKU (1/4); a customer by id (1/2), by external
     id (1/4), or an anonymous session (1/4). ``seq`` goes into every event_id."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     parts = []
     for i in range(BATCH):
         r = rng.random()
@@ -248,8 +248,8 @@ def reference_service(setup: dict, seconds: float) -> float:
     """Events/s of `interactions_bulk_record` in-process (parsed events, no HTTP, no JSON)."""
     import random
 
-    from shop import services
     from shop.models import Interaction
+    from shop.services.interactions import KIND_BY_NAME, InteractionIn, interactions_bulk_record
 
     rng = random.Random(99)
     run = f"ref-{uuid.uuid4().hex[:6]}"
@@ -259,13 +259,13 @@ def reference_service(setup: dict, seconds: float) -> float:
         doc = json.loads(make_batch(rng, run, 0, seq, setup["product_ids"], setup["user_ids"]))
         batches.append(
             [
-                services.InteractionIn(
+                InteractionIn(
                     product_id=e.get("product_id"),
                     product_sku=e.get("product_sku"),
                     user_id=e.get("user_id"),
                     user_external_id=e.get("user_external_id"),
                     session_key=e.get("session_key", ""),
-                    kind=services.KIND_BY_NAME[e["kind"]],
+                    kind=KIND_BY_NAME[e["kind"]],
                     value=e.get("value", 1),
                     event_id=None,
                     delivery_id=marker,
@@ -276,7 +276,7 @@ def reference_service(setup: dict, seconds: float) -> float:
         )
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        result = services.interactions_bulk_record(events=batches[n // BATCH % len(batches)], partial=True)
+        result = interactions_bulk_record(events=batches[n // BATCH % len(batches)], partial=True)
         n += result.created
     elapsed = time.perf_counter() - t0
     Interaction.objects.filter(delivery_id=marker).delete()
@@ -290,7 +290,7 @@ def reference_insert(setup: dict, seconds: float) -> float:
     from django.db import connection, transaction
 
     rng = random.Random(7)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     pids, uids = setup["product_ids"], setup["user_ids"]
     cols = [
         [uids[rng.randrange(len(uids))] for _ in range(BATCH)],

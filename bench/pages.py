@@ -103,12 +103,12 @@ def main() -> None:
 
     django.setup()
     from django.conf import settings
-    from django.db import connection, transaction
-    from django.template.loader import render_to_string
-    from django.test import Client, RequestFactory
     from django.contrib.auth.models import AnonymousUser
     from django.contrib.sessions.backends.db import SessionStore
+    from django.db import connection, transaction
     from django.db.models import Count
+    from django.template.loader import render_to_string
+    from django.test import Client, RequestFactory
 
     from shop import selectors
     from shop.models import Category, Product, User

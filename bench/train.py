@@ -54,7 +54,8 @@ def main() -> None:
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
-    from recommendations import selectors, services
+    from recommendations import services, training_data
+    from recommendations.engine import DEFAULT_KIND_WEIGHTS
 
     started = machine()
     rows = []
@@ -67,7 +68,7 @@ def main() -> None:
             sys.exit(f"training failed: {version.error}")
         t = version.timings
         # the reference: the same matrix, the same parameters, implicit's own fit
-        matrix = selectors.interaction_matrix_build()
+        matrix = training_data.interaction_matrix_build(kinds=sorted(DEFAULT_KIND_WEIGHTS)).matrix()
         bare = AlternatingLeastSquares(
             factors=params.get("factors", 64),
             regularization=params.get("regularization", 0.05),

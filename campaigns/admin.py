@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from shop.models import User
 
-from . import selectors, services
+from . import attribution, lifecycle, selectors, services, suppressions
 from .charts import funnel_svg, progress_svg
 from .models import (
     Campaign,
@@ -33,7 +33,7 @@ from .models import (
     TrackingEvent,
     Variant,
 )
-from .rendering import TemplateInvalid, sample_context
+from .rendering import TemplateInvalid, sample_context, template_errors
 from .segments import RuleError, rules_preview
 
 
@@ -54,6 +54,18 @@ def _default_customer() -> User | None:
     )
 
 
+def _add_errors(form: forms.ModelForm, errors: dict) -> None:
+    """A service's check on a form: each error on its field (on the form when the
+    field is not shown, e.g. read-only once a campaign has started)."""
+    for name, problems in errors.items():
+        form.add_error(name if name in form.fields else None, problems)
+
+
+def _value(form: forms.ModelForm, name: str):
+    """A field's value as the form would save it: cleaned, or the object's own."""
+    return form.cleaned_data[name] if name in form.cleaned_data else getattr(form.instance, name)
+
+
 # --- segments -------------------------------------------------------------------------------
 class SegmentForm(forms.ModelForm):
     rules = forms.JSONField(
@@ -65,6 +77,11 @@ class SegmentForm(forms.ModelForm):
     class Meta:
         model = Segment
         fields = ("name", "description", "rules")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        _add_errors(self, services.segment_errors(rules=_value(self, "rules"), segment_id=self.instance.pk))
+        return data
 
 
 @admin.register(Segment)
@@ -224,6 +241,12 @@ class EmailTemplateForm(forms.ModelForm):
             "text_body": forms.Textarea(attrs={"rows": 14, "cols": 100, "spellcheck": "false"}),
         }
 
+    def clean(self) -> dict:
+        data = super().clean()
+        parts = {name: _value(self, name) for name in ("subject", "html_body", "text_body")}
+        _add_errors(self, template_errors(**parts))
+        return data
+
 
 @admin.register(EmailTemplate)
 class EmailTemplateAdmin(PreviewMixin, admin.ModelAdmin):
@@ -249,8 +272,20 @@ class EmailTemplateAdmin(PreviewMixin, admin.ModelAdmin):
 
 
 # --- campaigns -----------------------------------------------------------------------------------
+class VariantForm(forms.ModelForm):
+    class Meta:
+        model = Variant
+        fields = ("name", "weight", "subject", "strategy")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        _add_errors(self, services.variant_errors(subject=_value(self, "subject"), strategy=_value(self, "strategy")))
+        return data
+
+
 class VariantInline(admin.TabularInline):
     model = Variant
+    form = VariantForm
     extra = 0
     fields = ("name", "weight", "subject", "strategy")
 
@@ -278,8 +313,50 @@ LOCKED_AFTER_START = (
 )
 
 
+class CampaignForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = (
+            "name",
+            "kind",
+            "segment",
+            "template",
+            "from_email",
+            "strategy",
+            "n_products",
+            "exclude_purchased",
+            "exclude_categories",
+            "exclude_recently_sent_days",
+            "scheduled_at",
+            "trigger_delay_hours",
+            "inactive_days",
+            "holdout_percent",
+            "seed",
+            "attribution_window_days",
+            "max_error_rate",
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        segment_id = (
+            (data["segment"].pk if data["segment"] else None) if "segment" in data else self.instance.segment_id
+        )
+        _add_errors(
+            self,
+            services.campaign_errors(
+                kind=_value(self, "kind"),
+                segment_id=segment_id,
+                inactive_days=_value(self, "inactive_days"),
+                trigger_delay_hours=_value(self, "trigger_delay_hours"),
+                strategy=_value(self, "strategy"),
+            ),
+        )
+        return data
+
+
 @admin.register(Campaign)
 class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
+    form = CampaignForm
     list_display = (
         "name",
         "kind",
@@ -361,7 +438,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
-        services.variants_ensure(campaign=form.instance)
+        lifecycle.variants_ensure(campaign=form.instance)
 
     def get_urls(self):
         return [
@@ -388,7 +465,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
         if obj.started_at is not None and obj.kind == Campaign.Kind.ONE_OFF:
             return f"{obj.audience_size:,} (built when it started)"
         try:
-            qs = services.audience_queryset(campaign=obj)
+            qs = lifecycle.audience_queryset(campaign=obj)
             count = qs.count()
             sample = list(qs.order_by("pk").values_list("email", flat=True)[:5])
         except Exception as exc:  # noqa: BLE001 - a broken segment must not break the page
@@ -425,7 +502,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
             try:
                 fn(campaign)
                 done += 1
-            except (services.CampaignStateError, ValidationError) as exc:
+            except (lifecycle.CampaignStateError, ValidationError) as exc:
                 problems.append(f"{campaign}: {exc}")
         if done:
             self.message_user(request, f"{verb} {done} campaign(s).", messages.SUCCESS)
@@ -442,7 +519,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
             request,
             queryset,
             "Paused",
-            lambda c: services.campaign_pause(campaign=c, reason=f"Paused by {request.user.email}"),
+            lambda c: lifecycle.campaign_pause(campaign=c, reason=f"Paused by {request.user.email}"),
         )
 
     @admin.action(description="Resume")
@@ -451,7 +528,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel (no more emails)")
     def cancel(self, request, queryset):
-        self._act(request, queryset, "Cancelled", lambda c: services.campaign_cancel(campaign=c))
+        self._act(request, queryset, "Cancelled", lambda c: lifecycle.campaign_cancel(campaign=c))
 
     def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         campaign = get_object_or_404(Campaign, pk=object_id)
@@ -463,7 +540,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
         campaign = get_object_or_404(Campaign.objects.select_related("segment", "template"), pk=object_id)
         if not self.has_view_permission(request, campaign):
             return HttpResponse(status=403)
-        services.conversions_attribute()  # incremental: orders since the last tick count at once
+        attribution.conversions_attribute()  # incremental: orders since the last tick count at once
         report = selectors.campaign_report(campaign=campaign)
         context = {
             **self.admin_site.each_context(request),
@@ -559,7 +636,7 @@ class SuppressionAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        created = services.suppression_add(
+        created = suppressions.suppression_add(
             email=obj.email, reason=obj.reason, note=obj.note or f"added by {request.user.email}"
         )
         obj.pk = created.pk

@@ -17,14 +17,15 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from shop.api_schema import error_response, paginated
 from shop.models import Category, User
+from shop.rest.pagination import PageNumberPagination
+from shop.rest.permissions import StaffOrModelPermission
+from shop.rest.schema import error_response, paginated
 
-from . import selectors, services
+from . import attribution, lifecycle, selectors, services
 from .models import Campaign, EmailTemplate, Segment
 from .rendering import TemplateInvalid
 
@@ -35,20 +36,12 @@ class StateConflict(APIException):
     default_code = "conflict"
 
 
-class CampaignPermission(BasePermission):
+class CampaignPermission(StaffOrModelPermission):
+    model = Campaign
     message = "Campaigns need staff or the matching campaigns.*_campaign permission."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated and user.is_active):
-            return False
-        action = getattr(view, "permission_action", "view")
-        return user.is_staff or user.has_perm(f"campaigns.{action}_campaign")
 
 
 def _pagination():
-    from shop.pagination import PageNumberPagination
-
     return PageNumberPagination()
 
 
@@ -235,7 +228,7 @@ class _CampaignActionApi(APIView):
         campaign = get_object_or_404(Campaign, pk=pk)
         try:
             campaign = self.act(campaign, request)
-        except services.CampaignStateError as exc:
+        except lifecycle.CampaignStateError as exc:
             raise StateConflict(str(exc)) from exc
         return Response(CampaignSerializer(_campaigns().get(pk=campaign.pk)).data)
 
@@ -274,7 +267,7 @@ class CampaignPauseApi(_CampaignActionApi):
         return super().post(request, pk)
 
     def act(self, campaign, request):
-        return services.campaign_pause(campaign=campaign, reason=f"Paused through the API by {request.user.email}")
+        return lifecycle.campaign_pause(campaign=campaign, reason=f"Paused through the API by {request.user.email}")
 
 
 class CampaignResumeApi(_CampaignActionApi):
@@ -304,7 +297,7 @@ class CampaignCancelApi(_CampaignActionApi):
         return super().post(request, pk)
 
     def act(self, campaign, request):
-        return services.campaign_cancel(campaign=campaign)
+        return lifecycle.campaign_cancel(campaign=campaign)
 
 
 class CampaignPreviewApi(APIView):
@@ -416,7 +409,7 @@ class CampaignReportApi(APIView):
     )
     def get(self, request, pk: int):
         campaign = get_object_or_404(Campaign, pk=pk)
-        services.conversions_attribute()  # incremental and idempotent: the report is current
+        attribution.conversions_attribute()  # incremental and idempotent: the report is current
         report = selectors.campaign_report(campaign=campaign)
         data = {**selectors.report_as_dict(report), "progress": selectors.campaign_progress(campaign=campaign)}
         return Response(ReportSerializer(data).data)

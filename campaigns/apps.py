@@ -7,4 +7,4 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Marketing campaigns"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401 - connects the signal receivers
+        from . import receivers  # noqa: F401, PLC0415 - connects the signal receivers

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import random
 import re
-from email.charset import Charset, QP
+from email.charset import QP, Charset
 from email.header import Header
 from email.utils import formatdate, getaddresses
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.core.mail.message import ADDRESS_HEADERS, BadHeaderError, sanitize_address
+from django.core.mail.message import ADDRESS_HEADERS, BadHeaderError, make_msgid, sanitize_address
+from django.core.mail.utils import DNS_NAME
 
 MAX_LINE = 998
 # "Name <local@domain>" or "local@domain" in plain ASCII: no quoting or encoding needed.
@@ -177,7 +178,4 @@ class CampaignEmail(EmailMultiAlternatives):
 
     @staticmethod
     def _message_id() -> str:
-        from django.core.mail.message import make_msgid
-        from django.core.mail.utils import DNS_NAME
-
         return make_msgid(domain=DNS_NAME)

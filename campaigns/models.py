@@ -4,7 +4,10 @@ events, attributed conversions, suppressions, and the embedded outbox.
 
 Rules that must always hold are database constraints: one delivery per campaign,
 customer and trigger event; one suppression per address; one attribution per order;
-shares and counts within their ranges.
+shares and counts within their ranges. Checks that need other modules (segment
+rules, template syntax, recommendation strategies) are made by the services that
+create and change these rows, and by the admin forms through them
+(`campaigns.services`): the models import nothing of the app.
 """
 
 from __future__ import annotations
@@ -49,16 +52,6 @@ class Segment(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from .segments import RuleError, rules_validate
-
-        try:
-            rules_validate(self.rules, segment_id=self.pk)
-        except RuleError as exc:
-            raise ValidationError({"rules": exc.messages}) from exc
-
 
 class EmailTemplate(models.Model):
     """Subject, HTML and plain-text bodies in Django's template language, rendered
@@ -76,15 +69,6 @@ class EmailTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from .rendering import template_errors
-
-        errors = template_errors(subject=self.subject, html_body=self.html_body, text_body=self.text_body)
-        if errors:
-            raise ValidationError(errors)
 
 
 class Campaign(models.Model):
@@ -201,25 +185,6 @@ class Campaign(models.Model):
     def is_triggered(self) -> bool:
         return self.kind != self.Kind.ONE_OFF
 
-    def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        errors = {}
-        if self.kind == self.Kind.ONE_OFF and not self.segment_id:
-            errors["segment"] = "A one-off campaign needs a segment."
-        if self.kind == self.Kind.WIN_BACK and not self.inactive_days:
-            errors["inactive_days"] = "A win-back campaign needs the number of inactive days."
-        if self.kind == self.Kind.ABANDONED_CART and self.trigger_delay_hours < 1:
-            errors["trigger_delay_hours"] = "An abandoned-cart campaign waits at least 1 hour."
-        if self.strategy:
-            from .recs import strategy_error
-
-            problem = strategy_error(self.strategy)
-            if problem:
-                errors["strategy"] = problem
-        if errors:
-            raise ValidationError(errors)
-
 
 class Variant(models.Model):
     """An arm of an A/B test within a campaign: its own subject and/or strategy."""
@@ -239,25 +204,6 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign} / {self.name}"
-
-    def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        errors = {}
-        if self.subject:
-            from .rendering import template_errors
-
-            problems = template_errors(subject=self.subject)
-            if problems:
-                errors["subject"] = problems["subject"]
-        if self.strategy:
-            from .recs import strategy_error
-
-            problem = strategy_error(self.strategy)
-            if problem:
-                errors["strategy"] = problem
-        if errors:
-            raise ValidationError(errors)
 
 
 class Delivery(models.Model):

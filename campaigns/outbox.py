@@ -15,6 +15,8 @@ from django.core.mail.message import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
+from .models import OutboxMessage
+
 # Headers kept on the stored message (everything else is in the columns).
 _SKIP = {"subject", "from", "to", "cc", "bcc", "reply-to", "content-type", "content-transfer-encoding", "mime-version"}
 
@@ -23,8 +25,6 @@ class OutboxEmailBackend(BaseEmailBackend):
     transactional = True  # see campaigns.sending: send and mark in one transaction
 
     def send_messages(self, email_messages) -> int:
-        from .models import OutboxMessage
-
         rows = []
         now = timezone.now()
         for message in email_messages or ():
@@ -41,8 +41,6 @@ class OutboxEmailBackend(BaseEmailBackend):
 
     @staticmethod
     def _row(message: EmailMessage, now):
-        from .models import OutboxMessage
-
         mime = message.message()  # the same headers a real backend would send
         headers = {k: str(v) for k, v in mime.items() if k.lower() not in _SKIP}
         html = ""

@@ -10,7 +10,7 @@ from django.dispatch import receiver
 
 from shop.signals import user_forgotten
 
-from . import services
+from . import privacy, suppressions
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 @receiver(tracking, dispatch_uid="campaigns.esp_tracking")
 def on_esp_tracking(sender, event, esp_name, **kwargs) -> None:
     """Bounces and complaints reported by the provider become suppressions."""
-    services.esp_event_record(
+    suppressions.esp_event_record(
         event_type=event.event_type,
         recipient=event.recipient,
         metadata=event.metadata or {},
@@ -31,4 +31,4 @@ def on_esp_tracking(sender, event, esp_name, **kwargs) -> None:
 
 @receiver(user_forgotten, dispatch_uid="campaigns.user_forgotten")
 def on_user_forgotten(sender, user_id: int, **kwargs) -> None:
-    services.user_forget_campaign_data(user_id=user_id)
+    privacy.user_forget_campaign_data(user_id=user_id)

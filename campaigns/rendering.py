@@ -29,7 +29,12 @@ from django.template import Context, Engine, Template, TemplateSyntaxError
 from django.template.defaulttags import DebugNode
 from django.template.loader_tags import ExtendsNode, IncludeNode
 
+from shop.models import Product
+
+from . import tokens
 from .mime import CampaignEmail
+from .models import Campaign
+from .products import product_snapshot
 
 LIBRARIES = {"humanize": "django.contrib.humanize.templatetags.humanize"}
 _HTML_ENGINE = Engine(loaders=[], libraries=LIBRARIES, autoescape=True, debug=True, string_if_invalid="")
@@ -171,6 +176,95 @@ def customer_context(*, first_name: str, last_name: str, email: str) -> dict:
         "last_name": last_name,
         "email": email,
         "name": f"{first_name} {last_name}".strip() or email,
+    }
+
+
+def product_context(snapshot: dict, *, delivery_id: int | None) -> dict:
+    """A product as a template sees it: plain values and a tracked link."""
+    if delivery_id is not None:
+        url = tokens.click_url(delivery_id, product_id=snapshot["id"])
+    else:
+        url = tokens.absolute(tokens.product_path(product_id=snapshot["id"], slug=snapshot.get("slug", "")))
+    return {
+        "name": snapshot["name"],
+        "price": snapshot["price"],
+        "currency": snapshot["currency"],
+        "price_display": price_display(snapshot["price"], snapshot["currency"]),
+        "image_url": _image_url(snapshot["id"], snapshot.get("image_url", "")),
+        "url": url,
+        "reason": snapshot.get("reason", ""),
+        "reason_code": snapshot.get("reason_code", ""),
+        "category": snapshot.get("category", ""),
+    }
+
+
+@lru_cache(maxsize=4096)
+def _image_url_cached(product_id: int, image_url: str, site: str) -> str:
+    return tokens.product_image_url(product_id=product_id, image_url=image_url)
+
+
+def _image_url(product_id: int, image_url: str) -> str:
+    return _image_url_cached(product_id, image_url, settings.SITE_URL)
+
+
+def _item_context(product: Product, quantity: int | None = None) -> dict:
+    snapshot = product_snapshot(product)
+    out = product_context(snapshot, delivery_id=None)
+    if quantity is not None:
+        out["quantity"] = quantity
+    return out
+
+
+def email_context(
+    *,
+    user: dict,
+    products: list[dict],
+    kind: str = Campaign.Kind.ONE_OFF,
+    campaign_name: str = "",
+    delivery_id: int | None = None,
+    context_data: dict | None = None,
+    items: dict[int, Product] | None = None,
+) -> dict:
+    """The safe context of one email: plain values and signed links only. Without a
+    delivery (previews, test sends) links are untracked."""
+    context_data = context_data or {}
+    items = items or {}
+    product_ctx = [product_context(p, delivery_id=delivery_id) for p in products]
+    item_ctx = []
+    for pid in context_data.get("product_ids", ()):
+        product = items.get(pid)
+        if product is None:
+            continue
+        item = _item_context(product)
+        if delivery_id is not None:
+            item["url"] = tokens.click_url(delivery_id, product_id=pid)
+        item_ctx.append(item)
+    customer = customer_context(
+        first_name=user.get("first_name", ""), last_name=user.get("last_name", ""), email=user.get("email", "")
+    )
+    home = tokens.home_path()
+    order = {}
+    if context_data.get("order_id"):
+        total, currency = context_data.get("order_total", "0"), context_data.get("currency", "GBP")
+        order = {
+            "number": str(context_data.get("order_number", ""))[:8],
+            "total": total,
+            "total_display": price_display(total, currency),
+        }
+    return {
+        "customer": customer,
+        "greeting_name": customer["first_name"] or "there",
+        "products": product_ctx,
+        "cart_items": item_ctx if kind == Campaign.Kind.ABANDONED_CART else [],
+        "order_items": item_ctx if kind == Campaign.Kind.POST_PURCHASE else [],
+        "order": order,
+        "campaign": {"name": campaign_name},
+        "unsubscribe_url": tokens.unsubscribe_url(delivery_id)
+        if delivery_id is not None
+        else tokens.absolute("/c/u/preview-only/"),
+        "preferences_url": tokens.preferences_url(),
+        "shop_url": tokens.click_url(delivery_id, path=home) if delivery_id is not None else tokens.absolute(home),
+        "site_url": tokens.absolute(""),
     }
 
 

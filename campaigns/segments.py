@@ -35,6 +35,7 @@ path in the tree (``all[1].days: must be a whole number of days >= 1``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,8 +46,12 @@ from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from scipy import sparse
 
 from shop.models import Category, Interaction, Order, OrderLine, User
+from shop.selectors import category_descendant_ids
+
+from .models import Segment
 
 MAX_DAYS = 36500
 MAX_LIST = 20000
@@ -148,8 +153,6 @@ class _Checker:
         return value
 
     def segment_ref(self, value, path: str) -> None:
-        from .models import Segment
-
         if isinstance(value, bool) or not isinstance(value, int):
             self.err(path, f"must be a segment id, not {value!r}")
             return
@@ -311,19 +314,6 @@ def _category_lookup(value) -> Category | None:
     return None
 
 
-def category_subtree_ids(category: Category) -> list[int]:
-    """The category and all its descendants (the tree is small: one query)."""
-    children: dict[int | None, list[int]] = {}
-    for pk, parent in Category.objects.values_list("pk", "parent_id"):
-        children.setdefault(parent, []).append(pk)
-    out, stack = [], [category.pk]
-    while stack:
-        pk = stack.pop()
-        out.append(pk)
-        stack.extend(children.get(pk, ()))
-    return out
-
-
 def _valid_orders() -> QuerySet[Order]:
     return Order.objects.exclude(status=Order.Status.CANCELLED)
 
@@ -355,7 +345,7 @@ class _Builder:
         category = _category_lookup(node["category"])
         if category is None:
             raise RuleError([f"unknown category {node['category']!r}"])
-        return category_subtree_ids(category)
+        return category_descendant_ids(category_id=category.pk)
 
     def rule_consent(self, node):
         return Q(marketing_consent=node.get("value", True))
@@ -428,8 +418,6 @@ class _Builder:
         return Q(pk__in=self.segment_users(node["id"]).values("pk"))
 
     def segment_users(self, segment_id: int) -> QuerySet[User]:
-        from .models import Segment
-
         if segment_id in self.segment_stack:
             raise RuleError([f"segment {segment_id} refers back to itself (a cycle)"])
         rules = Segment.objects.filter(pk=segment_id).values_list("rules", flat=True).first()
@@ -449,8 +437,6 @@ def ids_q(ids: Iterable[int], field_name: str = "pk") -> Q:
     if connection.vendor == "postgresql":
         sub = RawSQL("SELECT unnest(%s::bigint[])", (ids,))
     else:
-        import json
-
         sub = RawSQL("SELECT value FROM json_each(%s)", (json.dumps(ids),))
     return Q(**{f"{field_name}__in": sub})
 
@@ -526,10 +512,8 @@ def rfm_user_ids(
 
 
 # --- lookalikes -----------------------------------------------------------------------
-def purchase_matrix() -> tuple[np.ndarray, "object"]:
+def purchase_matrix() -> tuple[np.ndarray, sparse.csr_matrix]:
     """The customer x product purchase matrix (binary, scipy CSR) and its row ids."""
-    from scipy import sparse
-
     pairs = (
         OrderLine.objects.filter(order__user__isnull=False)
         .exclude(order__status=Order.Status.CANCELLED)
@@ -557,8 +541,6 @@ def lookalike_user_ids(*, seed_ids: Iterable[int], size: int) -> list[int]:
     similarity between each customer's purchase row and the mean of the seed's
     L2-normalised rows. Only customers with a positive similarity qualify; ties go to
     the lower id (deterministic)."""
-    from scipy import sparse
-
     seed = set(int(s) for s in seed_ids)
     u_ids, matrix = purchase_matrix()
     if not seed or matrix.shape[0] == 0:
@@ -606,6 +588,5 @@ __all__ = [
     "rules_preview",
     "rfm_table",
     "lookalike_user_ids",
-    "category_subtree_ids",
     "RULE_NAMES",
 ]

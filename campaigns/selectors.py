@@ -8,10 +8,12 @@ from decimal import Decimal
 
 from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, OuterRef, Q, Sum, Value
 
-from shop.models import Order
+from recommendations.engine.statistics import Uplift, two_proportion_uplift
+from shop.models import CartItem, Order, OrderLine, Product
 
+from . import products
 from .models import Campaign, Conversion, Delivery
-from .stats import Uplift, two_proportion_uplift
+from .rendering import email_compile, email_context, email_render
 
 S = Delivery.Status
 
@@ -244,8 +246,6 @@ class EmailPreview:
 def trigger_context_for_preview(*, user, kind: str) -> dict:
     """What a triggered email would show next to the picks: the customer's current
     cart (abandoned cart) or last order (post-purchase)."""
-    from shop.models import CartItem, OrderLine
-
     if kind == Campaign.Kind.ABANDONED_CART:
         ids = list(CartItem.objects.filter(cart__user=user).values_list("product_id", flat=True))
         return {"cart_id": None, "product_ids": ids} if ids else {}
@@ -267,26 +267,20 @@ def trigger_context_for_preview(*, user, kind: str) -> dict:
 def email_preview(*, template, user, campaign: Campaign | None = None, variant=None) -> EmailPreview:
     """Render ``template`` for ``user`` with their real recommendations now (context
     "email", no impression recorded, links untracked). Raises `TemplateInvalid`."""
-    from shop.models import Product
-
-    from . import recs
-    from .rendering import email_compile, email_render
-    from .sending import email_context
-
     kind = campaign.kind if campaign else Campaign.Kind.ONE_OFF
     strategy = (
         (variant.strategy if variant and variant.strategy else "")
         or (campaign.strategy if campaign else "")
-        or recs.AUTO
+        or products.AUTO
     )
-    if kind == Campaign.Kind.WELCOME and strategy == recs.AUTO:
+    if kind == Campaign.Kind.WELCOME and strategy == products.AUTO:
         strategy = "interests"
-    exclusions = recs.Exclusions(
+    exclusions = products.Exclusions(
         category_ids=frozenset(campaign.exclude_categories.values_list("pk", flat=True)) if campaign else frozenset(),
         exclude_purchased=campaign.exclude_purchased if campaign else True,
     )
     context_data = trigger_context_for_preview(user=user, kind=kind)
-    products, used = recs.picks_for_preview(
+    picks, used = products.picks_for_preview(
         user=user,
         strategy=strategy,
         n=campaign.n_products if campaign else 6,
@@ -300,7 +294,7 @@ def email_preview(*, template, user, campaign: Campaign | None = None, variant=N
     compiled = email_compile(subject=subject, html_body=template.html_body, text_body=template.text_body)
     context = email_context(
         user={"first_name": user.first_name, "last_name": user.last_name, "email": user.email},
-        products=products,
+        products=picks,
         kind=kind,
         campaign_name=campaign.name if campaign else template.name,
         context_data=context_data,
@@ -311,7 +305,7 @@ def email_preview(*, template, user, campaign: Campaign | None = None, variant=N
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        products=products,
+        products=picks,
         strategy=used,
         customer_email=user.email,
     )

@@ -61,9 +61,9 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import get_connection
 from django.db import connection as db_connection
@@ -73,18 +73,19 @@ from django.utils import timezone
 
 from shop.models import Product, User
 
-from . import conf, recs, tokens
+from . import conf, products, tokens
+from .lifecycle import deliveries_skip_cancelled
 from .models import Campaign, Delivery, Suppression
 from .rendering import (
     CompiledEmail,
     TemplateInvalid,
-    customer_context,
     email_compile,
+    email_context,
     email_render,
     message_build,
     message_id_make,
-    price_display,
 )
+from .suppressions import suppression_add
 
 logger = logging.getLogger(__name__)
 S = Delivery.Status
@@ -110,13 +111,9 @@ def classify(exc: BaseException) -> tuple[str, bool]:
         return ("permanent" if 500 <= exc.smtp_code < 600 else "transient"), False
     if isinstance(exc, smtplib.SMTPServerDisconnected | socket.timeout | ConnectionError | OSError):
         return "transient", False
-    try:
-        from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
-    except ImportError:  # pragma: no cover - anymail is a dependency
-        AnymailAPIError = AnymailRecipientsRefused = ()  # type: ignore[assignment]  # noqa: N806
-    if AnymailRecipientsRefused and isinstance(exc, AnymailRecipientsRefused):
+    if isinstance(exc, AnymailRecipientsRefused):
         return "permanent", True
-    if AnymailAPIError and isinstance(exc, AnymailAPIError):
+    if isinstance(exc, AnymailAPIError):
         status = getattr(exc, "status_code", None)
         if status in (401, 403):
             return "fatal", False
@@ -406,8 +403,8 @@ class Sender:
         return self._compiled[key]
 
     def _strategy(self, campaign: Campaign, variant) -> str:
-        strategy = (variant.strategy if variant and variant.strategy else "") or campaign.strategy or recs.AUTO
-        if campaign.kind == Campaign.Kind.WELCOME and strategy == recs.AUTO:
+        strategy = (variant.strategy if variant and variant.strategy else "") or campaign.strategy or products.AUTO
+        if campaign.kind == Campaign.Kind.WELCOME and strategy == products.AUTO:
             return "interests"  # a new customer: their stated interests
         return strategy
 
@@ -417,10 +414,10 @@ class Sender:
             return {}
         since = timezone.now() - timedelta(days=days)
         out: dict[int, set[int]] = defaultdict(set)
-        for user_id, products in Delivery.objects.filter(
+        for user_id, snapshots in Delivery.objects.filter(
             user_id__in=user_ids, status=S.SENT, sent_at__gte=since
         ).values_list("user_id", "products"):
-            out[user_id].update(p["id"] for p in products or ())
+            out[user_id].update(p["id"] for p in snapshots or ())
         return out
 
     def _variants(self, campaign: Campaign) -> dict:
@@ -436,7 +433,7 @@ class Sender:
         variants = self._variants(campaign)
         if self._excluded_categories is None:
             self._excluded_categories = frozenset(campaign.exclude_categories.values_list("pk", flat=True))
-        exclusions = recs.Exclusions(
+        exclusions = products.Exclusions(
             category_ids=self._excluded_categories, exclude_purchased=campaign.exclude_purchased
         )
         recently = self._recently_sent_products(campaign, [r.user_id for r in rows])
@@ -448,7 +445,7 @@ class Sender:
                 excluded = {
                     r.user_id: set(r.context.get("product_ids", ())) | recently.get(r.user_id, set()) for r in group
                 }
-                picks = recs.picks_for_users(
+                picks = products.picks_for_users(
                     user_ids=[r.user_id for r in group],
                     strategy=strategy,
                     n=campaign.n_products,
@@ -655,8 +652,6 @@ class Sender:
         self.stats.failed += 1
         logger.warning("delivery %s failed: %s", row.pk, error)
         if hard_bounce and row.email:
-            from .services import suppression_add
-
             suppression_add(
                 email=row.email,
                 reason=Suppression.Reason.BOUNCED,
@@ -694,8 +689,6 @@ class Sender:
         try:
             rows.update(status=S.PENDING, lease_owner=None, lease_expires_at=None, attempts=F("attempts") - 1)
             if Campaign.objects.filter(pk=self.campaign_id, status=Campaign.Status.CANCELLED).exists():
-                from .services import deliveries_skip_cancelled
-
                 deliveries_skip_cancelled(campaign_id=self.campaign_id)  # rows it held will never go
         except Exception:  # noqa: BLE001 - the database is gone: the leases expire on their own
             logger.exception("could not release claimed deliveries; their leases will expire")
@@ -753,7 +746,7 @@ def marks_write(*, accepted: list[tuple[int, float]], owner: uuid.UUID) -> int:
             return cursor.rowcount
         params = []
         for pk, at in accepted:
-            when = _db_value("sent_at", datetime.fromtimestamp(at, tz=dt_timezone.utc))
+            when = _db_value("sent_at", datetime.fromtimestamp(at, tz=UTC))
             params.append([S.SENT, when, when, pk, lease_owner])
         cursor.executemany(
             f"UPDATE {table} SET status = %s, sent_at = %s, processed_at = %s, lease_owner = NULL, "
@@ -802,68 +795,6 @@ def claim_rows(*, rows: list[Delivery], owner: uuid.UUID, lease_until) -> None:
                 "message_id = %s, email = %s, products = %s, strategy = %s WHERE id = %s",
                 [(*lease, mid, email, products, strategy, pk) for pk, mid, email, products, strategy in values],
             )
-
-
-# --- the email's context -------------------------------------------------------------------------
-def _item_context(product: Product, quantity: int | None = None) -> dict:
-    snapshot = recs.product_snapshot(product)
-    out = recs.product_context(snapshot, delivery_id=None)
-    if quantity is not None:
-        out["quantity"] = quantity
-    return out
-
-
-def email_context(
-    *,
-    user: dict,
-    products: list[dict],
-    kind: str = Campaign.Kind.ONE_OFF,
-    campaign_name: str = "",
-    delivery_id: int | None = None,
-    context_data: dict | None = None,
-    items: dict[int, Product] | None = None,
-) -> dict:
-    """The safe context of one email: plain values and signed links only. Without a
-    delivery (previews, test sends) links are untracked."""
-    context_data = context_data or {}
-    items = items or {}
-    product_ctx = [recs.product_context(p, delivery_id=delivery_id) for p in products]
-    item_ctx = []
-    for pid in context_data.get("product_ids", ()):
-        product = items.get(pid)
-        if product is None:
-            continue
-        item = _item_context(product)
-        if delivery_id is not None:
-            item["url"] = tokens.click_url(delivery_id, product_id=pid)
-        item_ctx.append(item)
-    customer = customer_context(
-        first_name=user.get("first_name", ""), last_name=user.get("last_name", ""), email=user.get("email", "")
-    )
-    home = tokens.home_path()
-    order = {}
-    if context_data.get("order_id"):
-        total, currency = context_data.get("order_total", "0"), context_data.get("currency", "GBP")
-        order = {
-            "number": str(context_data.get("order_number", ""))[:8],
-            "total": total,
-            "total_display": price_display(total, currency),
-        }
-    return {
-        "customer": customer,
-        "greeting_name": customer["first_name"] or "there",
-        "products": product_ctx,
-        "cart_items": item_ctx if kind == Campaign.Kind.ABANDONED_CART else [],
-        "order_items": item_ctx if kind == Campaign.Kind.POST_PURCHASE else [],
-        "order": order,
-        "campaign": {"name": campaign_name},
-        "unsubscribe_url": tokens.unsubscribe_url(delivery_id)
-        if delivery_id is not None
-        else tokens.absolute("/c/u/preview-only/"),
-        "preferences_url": tokens.preferences_url(),
-        "shop_url": tokens.click_url(delivery_id, path=home) if delivery_id is not None else tokens.absolute(home),
-        "site_url": tokens.absolute(""),
-    }
 
 
 def deliveries_send_range(

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from shop.models import Product
 
-from . import services, tokens
+from . import suppressions, tokens, tracking
 from .models import Delivery
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
         delivery_id = tokens.read_open_token(token)
     except tokens.BadToken as exc:
         return _bad(str(exc))
-    services.delivery_open_record(delivery=_delivery(delivery_id))
+    tracking.delivery_open_record(delivery=_delivery(delivery_id))
     response = HttpResponse(PIXEL, content_type="image/gif")
     response["Cache-Control"] = "no-store, private"
     return response
@@ -61,13 +61,13 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
     if target.product_id is not None:
         product = Product.objects.filter(pk=target.product_id).first()
         if product is None:
-            services.delivery_click_record(delivery=delivery, path=tokens.home_path())
+            tracking.delivery_click_record(delivery=delivery, path=tokens.home_path())
             return HttpResponseRedirect(tokens.home_path())
         path = tokens.product_path(product_id=product.pk, slug=product.slug)
-        services.delivery_click_record(delivery=delivery, product=product, path=path)
+        tracking.delivery_click_record(delivery=delivery, product=product, path=path)
     else:
         path = target.path
-        services.delivery_click_record(delivery=delivery, path=path)
+        tracking.delivery_click_record(delivery=delivery, path=path)
     if not tokens.is_local_path(path):  # belt and braces: never leave this site
         return _bad("redirect target is not on this site")
     return HttpResponseRedirect(path)
@@ -86,6 +86,6 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     delivery = _delivery(delivery_id)
     email = delivery.email or (delivery.user.email if delivery.user_id else "")
     if request.method == "POST":
-        services.delivery_unsubscribe(delivery=delivery)
+        suppressions.delivery_unsubscribe(delivery=delivery)
         return render(request, "campaigns/unsubscribed.html", {"email": email})
     return render(request, "campaigns/unsubscribe.html", {"email": email, "token": token})

@@ -20,8 +20,9 @@ from django.utils.html import format_html, format_html_join
 from . import selectors, services
 from .artifacts import algorithm_names
 from .charts import Interval, intervals_svg, metric_lines_svg
-from .training import params_check
+from .experiments import experiment_report
 from .models import DEFAULT_SLOT, Experiment, ExperimentVariant, ForgottenUser, Impression, ModelVersion
+from .versions import params_check
 
 METRIC_COLUMNS = ("ndcg@10", "precision@10", "recall@10", "map@10")
 
@@ -305,8 +306,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         return [
-            path("train/", self.admin_site.admin_view(self.train_view), name="%s_%s_train" % info),
-            path("progress.json", self.admin_site.admin_view(self.progress_view), name="%s_%s_progress" % info),
+            path("train/", self.admin_site.admin_view(self.train_view), name="{}_{}_train".format(*info)),
+            path("progress.json", self.admin_site.admin_view(self.progress_view), name="{}_{}_progress".format(*info)),
             *super().get_urls(),
         ]
 
@@ -425,11 +426,7 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        if form.instance.is_active:
-            from . import state
-
-            with transaction.atomic():
-                state.epoch_bump()  # variants of a running experiment changed
+        services.experiment_variants_changed(experiment=form.instance)
 
     def get_urls(self):
         return [
@@ -445,7 +442,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         experiment = get_object_or_404(Experiment, pk=pk)
         if not self.has_view_permission(request, experiment):
             return HttpResponseRedirect(reverse("admin:index"))
-        rows = selectors.experiment_report(experiment=experiment)
+        rows = experiment_report(experiment=experiment)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

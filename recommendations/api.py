@@ -32,9 +32,11 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from shop.api_parsers import JSONParser
-from shop.api_schema import paginated
 from shop.models import Category, Product
+from shop.rest.pagination import PageNumberPagination
+from shop.rest.parsers import JSONParser
+from shop.rest.permissions import StaffOrModelPermission
+from shop.rest.schema import paginated
 
 from . import selectors, services
 from .artifacts import algorithm_names
@@ -57,17 +59,11 @@ class CanViewRecommendations(BasePermission):
         return _may_view_anyone(request.user)
 
 
-class ModelVersionPermission(BasePermission):
+class ModelVersionPermission(StaffOrModelPermission):
     """Staff, or the model permission: view (GET), add (train), change (activate)."""
 
+    model = ModelVersion
     message = "Model versions need staff or the matching recommendations.*_modelversion permission."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated and user.is_active):
-            return False
-        action = getattr(view, "permission_action", "view")
-        return user.is_staff or user.has_perm(f"recommendations.{action}_modelversion")
 
 
 # --- output -------------------------------------------------------------------------------
@@ -481,8 +477,6 @@ class ModelVersionListApi(APIView):
         query = self.ListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         qs = selectors.model_version_list(**query.validated_data)
-        from shop.pagination import PageNumberPagination
-
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(ModelVersionSerializer(page, many=True).data)

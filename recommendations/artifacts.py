@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from . import conf, engine
 from .engine import base as engine_base
 from .engine.matrix import DEFAULT_KIND_WEIGHTS, InteractionMatrix, event_weights
 
@@ -35,8 +36,6 @@ NON_CF_ALGORITHMS = frozenset({"popularity", "trending", "content"})
 @cache
 def algorithms() -> dict[str, type[engine_base.Recommender]]:
     """The engine's registry, with every algorithm module imported."""
-    from . import engine
-
     for info in pkgutil.iter_modules(engine.__path__):
         if info.name.startswith("_"):
             continue
@@ -115,7 +114,8 @@ class LoadedModel:
         self, histories: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], *, now: float
     ) -> sp.csr_matrix:
         """Fold-in rows from live events ``(product_ids, kinds, values, unix_times)``,
-        weighted with the training matrix's kind weights and time decay."""
+        weighted with the training matrix's kind weights and time decay, built by the
+        engine's ``InteractionMatrix.history_rows`` (one history: the per-request path)."""
         weighted = []
         for products, kinds, values, times in histories:
             if len(products):
@@ -133,140 +133,6 @@ class LoadedModel:
             else:
                 weighted.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
         return self.items.history_rows(weighted)
-
-    def history_row(
-        self, products: np.ndarray, kinds: np.ndarray, values: np.ndarray, times: np.ndarray, *, now: float
-    ) -> sp.csr_matrix:
-        """One shopper's fold-in row: the same weights as ``history_rows`` (kind
-        weights, time decay, duplicates summed, negative sums clipped, zeros
-        dropped), built straight into a 1-row CSR — the per-request path, where
-        scipy's general COO conversion costs more than the scoring's arithmetic."""
-        n_items = self.model.n_items
-        known = np.isin(kinds, list(self.meta.kind_weights))
-        cols = self.columns(products[known])
-        weights = event_weights(
-            kinds=kinds[known],
-            values=values[known],
-            times=times[known],
-            kind_weights=self.meta.kind_weights,
-            half_life_days=self.meta.half_life_days,
-            now=now,
-        )
-        on = cols >= 0
-        if not on.any():
-            return sp.csr_matrix((1, n_items), dtype=np.float32)
-        unique, inverse = np.unique(cols[on], return_inverse=True)
-        summed = np.bincount(inverse, weights=np.asarray(weights, dtype=np.float64)[on])
-        keep = summed > 0
-        data, indices = summed[keep].astype(np.float32), unique[keep].astype(np.int32)
-        return sp.csr_matrix((data, indices, np.array([0, indices.size], dtype=np.int32)), shape=(1, n_items))
-
-
-def _als_gram_cached(model: engine_base.Recommender) -> None:
-    """Serving speed-up for ALS (and a hybrid's ALS part): the engine's fold-in
-    recomputes ``Y^T Y`` (items x factors^2) on every call, which dominates the
-    cost of scoring one shopper. Compute it once per loaded model and solve the
-    same user step with it (same formula as ``engine.als.least_squares_fold_in``;
-    a test checks both give the same scores)."""
-    inner = getattr(model, "cf_model", None)
-    if inner is not None:
-        _als_gram_cached(inner)
-    if model.name != "als" or not hasattr(model, "item_factors"):
-        return
-    y = np.asarray(model.item_factors, dtype=np.float64)
-    regularization = float(model.params["regularization"])
-    gram = y.T @ y + regularization * np.eye(y.shape[1])
-
-    gram_inv = np.linalg.inv(gram)
-
-    def fold_in(history: sp.csr_matrix) -> np.ndarray:
-        confidence = model._confidence(history)
-        users = np.zeros((confidence.shape[0], y.shape[1]), dtype=np.float64)
-        indptr, indices, data = confidence.indptr, confidence.indices, confidence.data
-        lengths = np.diff(indptr)
-        single = np.flatnonzero(lengths == 1)
-        if single.size:
-            # one item (explanations' anchors): (G + (c-1) y y^T) u = c y has the closed
-            # form u = c G^-1 y / (1 + (c-1) y^T G^-1 y) (Sherman-Morrison), all rows at once
-            yu = y[indices[indptr[single]]]
-            c = data[indptr[single]].astype(np.float64)
-            z = yu @ gram_inv
-            users[single] = z * (c / (1.0 + (c - 1.0) * np.einsum("ij,ij->i", z, yu)))[:, None]
-        for row in np.flatnonzero(lengths > 1).tolist():
-            start, stop = indptr[row], indptr[row + 1]
-            yu = y[indices[start:stop]]
-            c = data[start:stop].astype(np.float64)
-            users[row] = np.linalg.solve(gram + (yu.T * (c - 1.0)) @ yu, yu.T @ c)
-        return users.astype(np.float32)
-
-    # Items by decreasing norm, their factors transposed and contiguous in that
-    # order: ``top_columns`` scores the catalogue block by block and stops as soon
-    # as no item left can beat the k-th best (a score u.y is at most |u| |y|).
-    norms = np.linalg.norm(model.item_factors, axis=1)
-    by_norm = np.argsort(-norms, kind="stable")
-    norms_sorted = norms[by_norm].astype(np.float64)
-    factors_sorted_t = np.ascontiguousarray(model.item_factors[by_norm].T)
-    position = np.empty_like(by_norm)
-    position[by_norm] = np.arange(by_norm.size)
-
-    def score(history: sp.csr_matrix) -> np.ndarray:
-        return fold_in(history) @ model.item_factors.T
-
-    def top_columns(
-        history: sp.csr_matrix,
-        k: int,
-        *,
-        exclude: np.ndarray | None = None,
-        allowed: np.ndarray | None = None,
-        block: int = 4096,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The same top ``k`` as scoring every item and taking the best (equal scores
-        at the cut-off aside), for one history row, without excluded columns and
-        with only ``allowed`` ones (bool mask): ``(columns, scores)``, best first,
-        possibly fewer than ``k``. Usually a few percent of the catalogue is read:
-        serving is bound by memory bandwidth, not arithmetic."""
-        u = fold_in(model._check_history(history))[0]
-        bound = float(np.linalg.norm(u))
-        n = by_norm.size
-        drop = np.zeros(0, np.int64) if exclude is None or not len(exclude) else np.sort(position[exclude])
-        best_cols, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-        start = 0
-        while start < n:
-            stop = min(n, start + block)
-            scores = u @ factors_sorted_t[:, start:stop]
-            cut = drop[(drop >= start) & (drop < stop)] - start
-            scores[cut] = -np.inf
-            cols = by_norm[start:stop]
-            if allowed is not None:
-                scores[~allowed[cols]] = -np.inf
-            if scores.size > k:
-                keep = np.argpartition(-scores, k - 1)[:k]
-                cols, scores = cols[keep], scores[keep]
-            cols, scores = np.concatenate([best_cols, cols]), np.concatenate([best_scores, scores])
-            valid = scores > -np.inf
-            cols, scores = cols[valid], scores[valid]
-            if scores.size > k:
-                keep = np.argpartition(-scores, k - 1)[:k]
-                cols, scores = cols[keep], scores[keep]
-            best_cols, best_scores = cols, scores
-            start, block = stop, block * 2
-            if (
-                start < n
-                and best_scores.size == k
-                and float(best_scores.min()) > bound * norms_sorted[start] * (1 + 1e-5)
-            ):
-                break
-        order = np.lexsort((best_cols, -best_scores))  # best first, ties by column
-        return best_cols[order], best_scores[order]
-
-    def user_vectors(history: sp.spmatrix) -> np.ndarray:
-        """Each history row folded in (explanations fold every anchor at once and
-        score only the candidates against ``item_factors``)."""
-        return fold_in(model._check_history(history))
-
-    model._score = score  # instance attributes: this loaded copy only
-    model.top_columns = top_columns
-    model.user_vectors = user_vectors
 
 
 def artifact_write(
@@ -312,7 +178,6 @@ def artifact_read(*, name: str, version_id: int) -> LoadedModel:
         user_ids=np.zeros(0, dtype=np.int64),
         item_ids=item_ids,
     )
-    _als_gram_cached(model)
     return LoadedModel(
         version_id=version_id,
         algorithm=model.name,
@@ -324,16 +189,7 @@ def artifact_read(*, name: str, version_id: int) -> LoadedModel:
 
 
 def kind_weights_parse(value: Mapping | None) -> dict[int, float]:
-    """Kind weights from settings/params: keys may be codes or names ("purchase")."""
-    from shop.models import Interaction
-
+    """Kind weights from settings/params: keys are kind names ("purchase") or codes."""
     if not value:
         return dict(DEFAULT_KIND_WEIGHTS)
-    by_name = {label.replace(" ", "_"): code for code, label in Interaction.Kind.choices}
-    out: dict[int, float] = {}
-    for key, weight in value.items():
-        code = by_name.get(str(key).lower()) if not str(key).lstrip("-").isdigit() else int(key)
-        if code not in Interaction.Kind.values:
-            raise ValueError(f"unknown interaction kind {key!r} in kind weights; use {sorted(by_name)}")
-        out[int(code)] = float(weight)
-    return out
+    return {code: float(weight) for code, weight in conf.kinds_parse(value, what="kind weights").items()}

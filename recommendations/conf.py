@@ -1,14 +1,19 @@
 """Settings of the recommendations app, with their defaults.
 
 Every value can be overridden in Django settings (``AFFINITY_<NAME>``); the
-defaults below are what the app does out of the box.
+defaults below are what the app does out of the box. Settings keyed by
+interaction kind take kind names ("purchase", "add_to_cart"); ``kinds_parse``
+turns them into the stored codes, once per value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+
+from shop.models import Interaction
 
 DEFAULTS: dict[str, Any] = {
     # Serving ------------------------------------------------------------------------
@@ -16,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "RECOMMEND_HISTORY_LIMIT": 200,
     # Kinds whose products are not recommended back, with how many days back they
     # count (None = ever): bought once -> not shown again; just viewed -> not for a day.
-    "RECOMMEND_EXCLUDE_KINDS": {5: None, 1: 1, 2: 1, 3: 7},
+    "RECOMMEND_EXCLUDE_KINDS": {"purchase": None, "view": 1, "click": 1, "add_to_cart": 7},
     # At most this many picks of one category per list (diversity); 0 disables.
     "RECOMMEND_MAX_PER_CATEGORY": 3,
     "RECOMMEND_EXCLUDE_OUT_OF_STOCK": True,
@@ -41,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "TRAIN_HOLDOUT_DAYS": 14,
     "TRAIN_HOLDOUT_FRACTION": 0.1,
     "TRAIN_HALF_LIFE_DAYS": None,
-    "TRAIN_KIND_WEIGHTS": None,  # None: the engine's DEFAULT_KIND_WEIGHTS
+    "TRAIN_KIND_WEIGHTS": None,  # kind name -> weight; None: the engine's DEFAULT_KIND_WEIGHTS
     "TRAIN_EVAL_K": 10,
     # The holdout model is fitted on a sample of the training events — whole users,
     # the evaluated ones first — of max(TRAIN_EVAL_MIN_INTERACTIONS, TRAIN_EVAL_FRACTION
@@ -62,3 +67,39 @@ DEFAULTS: dict[str, Any] = {
 
 def get(name: str) -> Any:
     return getattr(settings, f"AFFINITY_{name}", DEFAULTS[name])
+
+
+KIND_CODES: dict[str, int] = {label.replace(" ", "_"): code for code, label in Interaction.Kind.choices}
+"""Interaction kind name ("add_to_cart") -> stored code."""
+
+_parsed: dict[tuple[str, str], tuple[object, dict]] = {}
+
+
+def kinds_parse(value: Mapping | None, *, what: str) -> dict[int, Any]:
+    """A mapping keyed by kind names (stored codes are accepted too) keyed by code;
+    ``ValueError`` names an unknown kind."""
+    out: dict[int, Any] = {}
+    for key, item in (value or {}).items():
+        text = str(key).lower()
+        code = int(text) if text.lstrip("-").isdigit() else KIND_CODES.get(text)
+        if code not in Interaction.Kind.values:
+            raise ValueError(f"unknown interaction kind {key!r} in {what}; use {sorted(KIND_CODES)}")
+        out[int(code)] = item
+    return out
+
+
+def exclude_kinds() -> tuple[list[int], dict[int, float]]:
+    """``RECOMMEND_EXCLUDE_KINDS`` as (kind codes excluded for ever, sorted; kind
+    code -> window in seconds), converted once per settings value."""
+    value = get("RECOMMEND_EXCLUDE_KINDS") or {}
+    key = ("RECOMMEND_EXCLUDE_KINDS", repr(value))
+    cached = _parsed.get(key)
+    if cached is None:
+        rules = kinds_parse(value, what="AFFINITY_RECOMMEND_EXCLUDE_KINDS")
+        forever = sorted(code for code, days in rules.items() if days is None)
+        windows = {code: float(days) * 86400 for code, days in rules.items() if days is not None}
+        cached = (value, (forever, windows))
+        _parsed.clear()
+        _parsed[key] = cached
+    forever, windows = cached[1]
+    return list(forever), dict(windows)

@@ -40,6 +40,9 @@ from datetime import UTC, datetime
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.urls import get_urlconf
+
+from shop.bulk import rows_bulk_insert
 
 from . import conf
 from .models import Experiment, ForgottenUser, Impression, ModelVersion
@@ -122,8 +125,6 @@ _drain_due = False
 
 def _in_request() -> bool:
     """Whether a web request is being handled in this thread (its end drains)."""
-    from django.urls import get_urlconf
-
     return get_urlconf() is not None
 
 
@@ -232,8 +233,6 @@ _FIELDS = (
 def _insert_batch(items: list[dict]) -> int:
     """Insert the queued lists not yet in the database (one transaction: the lookups
     and a COPY of the new rows)."""
-    from shop.services import rows_bulk_insert
-
     users = {i["user_id"] for i in items if i["user_id"] is not None}
     versions = {i["model_version_id"] for i in items if i["model_version_id"] is not None}
     experiments = {i["experiment_id"] for i in items if i["experiment_id"] is not None}

@@ -19,7 +19,7 @@ from django.utils import timezone
 DEFAULT_SLOT = "default"
 
 
-def artifact_upload_to(instance: "ModelVersion", filename: str) -> str:
+def artifact_upload_to(instance: ModelVersion, filename: str) -> str:
     """Artifacts live under ``settings.AFFINITY_ARTIFACT_DIR`` in the default storage."""
     return f"{settings.AFFINITY_ARTIFACT_DIR.strip('/')}/{filename}"
 
@@ -257,3 +257,6 @@ class ServingState(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(id=1), name="serving_state_singleton")]
+
+    def __str__(self) -> str:
+        return f"serving state, epoch {self.epoch}"

@@ -14,7 +14,8 @@ that same transaction:
   the fallbacks, which read live data only;
 * records a ``ForgottenUser`` row (the bare id): a training run that read the
   data before this moment is tainted when it finishes instead of being activated;
-* queues a retraining of the retired slot's algorithm (``AFFINITY_RETRAIN_ON_FORGET``);
+* creates a retraining of the retired slot's algorithm (``AFFINITY_RETRAIN_ON_FORGET``),
+  which ``services.user_data_forget`` queues once the transaction commits;
 * bumps the serving epoch, so every serving process drops the retired models and
   the trending lists (recomputed without their events) on its next call.
 
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from shop.models import Interaction
 
-from . import conf, impressions, state, training
+from . import conf, impressions, model_cache, versions
 from .models import ForgottenUser, Impression, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -50,32 +51,26 @@ def user_data_forget(*, user_id: int) -> ForgottenUser:
         retired: list[int] = []
         lost_slots: dict[str, ModelVersion] = {}
         if span["first"] is not None:
-            for version in training.versions_with_user_data(first=span["first"], last=span["last"]).select_for_update():
+            for version in versions.versions_with_user_data(first=span["first"], last=span["last"]).select_for_update():
                 if version.is_active:
                     lost_slots[version.slot] = version
-                training._taint(version, f"holds data of forgotten customer {user_id}")
+                versions.model_version_retire(version=version, reason=f"holds data of forgotten customer {user_id}")
                 retired.append(version.pk)
         retrain = None
         for slot, old in lost_slots.items():
-            clean = (
-                ModelVersion.objects.filter(slot=slot, status=ModelVersion.Status.SUCCEEDED, tainted_at__isnull=True)
-                .exclude(artifact="")
-                .order_by("-finished_at", "-id")
-                .first()
+            versions.model_version_reactivate_clean(
+                slot=slot, note=f"re-activated: {old.label} was retired (forgotten customer)"
             )
-            if clean is not None:
-                training._activate(clean, None, f"re-activated: {old.label} was retired (forgotten customer)")
             if (
                 conf.get("RETRAIN_ON_FORGET")
                 and not ModelVersion.objects.filter(slot=slot, status=ModelVersion.Status.QUEUED).exists()
             ):
-                retrain = training.model_version_create(
+                retrain = versions.model_version_create(
                     algorithm=old.requested_algorithm or old.algorithm,
                     params=old.params if (old.requested_algorithm or old.algorithm) == old.algorithm else {},
                     slot=slot,
                     trigger=ModelVersion.Trigger.PRIVACY,
                 )
-                training.model_train_enqueue(version=retrain)
         record = ForgottenUser.objects.create(
             user_id=user_id,
             forgotten_at=timezone.now(),
@@ -83,11 +78,7 @@ def user_data_forget(*, user_id: int) -> ForgottenUser:
             retired_versions=retired,
             retrain_version=retrain,
         )
-        state.epoch_bump()
+        model_cache.epoch_bump()
     if retired:
         logger.info("forgotten user %s: retired model versions %s", user_id, retired)
     return record
-
-
-def on_user_forgotten(sender, user_id: int, **kwargs) -> None:
-    user_data_forget(user_id=user_id)

@@ -1,9 +1,11 @@
 """The recommendations app's services: serving (the contract the store, campaigns
-and the API code against), training and activation, impressions and clicks,
-experiments, privacy.
+and the API code against), training and the model versions, impressions and
+clicks, experiments, privacy.
 
-Serving is implemented in ``serving.py``, training in ``training.py``, forgetting
-in ``privacy.py``; this module is the one place other code imports from.
+Serving is implemented in ``serving.py``, training in ``training.py``, the version
+lifecycle in ``versions.py``, experiments in ``experiments.py``, forgetting in
+``privacy.py``; this module is the one place other code imports from, and the one
+that enqueues background work (``tasks``) once the transaction commits.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import uuid
 
 from django.db import transaction
 
-from shop import services as shop_services
 from shop.models import Interaction, Product, User
+from shop.services.interactions import interaction_record
 
-from . import impressions, state
-from .models import Experiment, ExperimentVariant
-from .privacy import user_data_forget
+from . import impressions, privacy
+from .experiments import experiment_start, experiment_stop, experiment_variants_changed, variant_for
+from .models import ForgottenUser, ModelVersion
 from .serving import (
     CONTEXTS,
     Pick,
@@ -26,15 +28,14 @@ from .serving import (
     recommend_for_user,
     recommend_for_users_batch,
     similar_products,
-    strategy_check,
     trending_products,
-    variant_for,
 )
-from .training import (
+from .strategies import strategy_check
+from .tasks import model_train_task
+from .training import model_train
+from .versions import (
     TrainingError,
     artifacts_prune,
-    model_train,
-    model_train_enqueue,
     model_version_activate,
     model_version_create,
     model_version_deactivate,
@@ -52,6 +53,7 @@ __all__ = [
     "click_record",
     "experiment_start",
     "experiment_stop",
+    "experiment_variants_changed",
     "model_train",
     "model_train_enqueue",
     "model_version_activate",
@@ -67,6 +69,26 @@ __all__ = [
     "user_data_forget",
     "variant_for",
 ]
+
+
+def model_train_enqueue(*, version: ModelVersion) -> None:
+    """Send the run to a worker once the current transaction commits (the task id
+    is recorded on the version)."""
+
+    def send(version_id: int = version.pk) -> None:
+        result = model_train_task.delay(version_id)
+        ModelVersion.objects.filter(pk=version_id, task_id="").update(task_id=result.id or "")
+
+    transaction.on_commit(send)
+
+
+def user_data_forget(*, user_id: int) -> ForgottenUser:
+    """Drop everything derived from a customer (``privacy.user_data_forget``) and
+    queue the retraining it asks for once the transaction commits."""
+    record = privacy.user_data_forget(user_id=user_id)
+    if record.retrain_version is not None:
+        model_train_enqueue(version=record.retrain_version)
+    return record
 
 
 def click_record(
@@ -89,7 +111,7 @@ def click_record(
         raise ValueError(f"unknown recommendation list {list_id}")
     if product.pk not in shown:
         raise ValueError(f"product {product.pk} was not in recommendation list {list_id}")
-    return shop_services.interaction_record(
+    return interaction_record(
         product=product,
         kind=Interaction.Kind.CLICK,
         user=user,
@@ -97,43 +119,3 @@ def click_record(
         source=source,
         rec_list_id=list_id,
     )
-
-
-def experiment_start(*, experiment: Experiment) -> Experiment:
-    """Start an experiment (it needs at least two variants; one per context runs)."""
-    from django.utils import timezone
-
-    variants = list(experiment.variants.all())
-    if len(variants) < 2:
-        raise ValueError(f"experiment {experiment.key!r} needs at least two variants, has {len(variants)}")
-    for v in variants:
-        if v.model_version is None:
-            strategy_check(v.strategy or "auto")
-        elif v.model_version.status != "succeeded" or v.model_version.tainted_at is not None:
-            raise ValueError(f"variant {v.name!r}: model version {v.model_version.label} cannot serve")
-    with transaction.atomic():
-        clash = Experiment.objects.filter(is_active=True, context=experiment.context).exclude(pk=experiment.pk).first()
-        if clash is not None:
-            raise ValueError(f"experiment {clash.key!r} already runs for context {experiment.context or 'all'!r}")
-        Experiment.objects.filter(pk=experiment.pk).update(
-            is_active=True, started_at=experiment.started_at or timezone.now(), ended_at=None
-        )
-        state.epoch_bump()
-    experiment.refresh_from_db()
-    return experiment
-
-
-def experiment_stop(*, experiment: Experiment) -> Experiment:
-    from django.utils import timezone
-
-    with transaction.atomic():
-        Experiment.objects.filter(pk=experiment.pk, is_active=True).update(is_active=False, ended_at=timezone.now())
-        state.epoch_bump()
-    experiment.refresh_from_db()
-    return experiment
-
-
-def variant_clean(*, variant: ExperimentVariant) -> None:
-    """Validate a variant's strategy (``ValueError`` naming it)."""
-    if variant.model_version_id is None:
-        strategy_check(variant.strategy or "auto")

@@ -1,4 +1,7 @@
-"""Background jobs of the recommendations app. Thin: take ids, call a service."""
+"""Background jobs of the recommendations app. Thin: take ids, call a service.
+
+Low-level modules never import this one; ``services`` (and the signal receivers)
+enqueue these tasks after commit."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import logging
 
 from celery import shared_task
 
-from . import conf
+from . import conf, impressions, training, versions
+from .models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -19,9 +23,7 @@ logger = logging.getLogger(__name__)
 )
 def model_train_task(version_id: int) -> str:
     """Train a queued model version (safe to run twice: a finished one is left alone)."""
-    from . import services
-
-    version = services.model_train(version_id=version_id)
+    version = training.model_train(version_id=version_id)
     return version.status if version is not None else "missing"
 
 
@@ -33,30 +35,14 @@ def model_train_task(version_id: int) -> str:
 )
 def train_scheduled_task(algorithm: str = "auto", params: dict | None = None, slot: str = "default") -> int:
     """The nightly run (a django-celery-beat PeriodicTask staff edit in admin)."""
-    from . import services
-    from .models import ModelVersion
-
-    version = services.model_version_create(
+    version = versions.model_version_create(
         algorithm=algorithm, params=params or {}, slot=slot, trigger=ModelVersion.Trigger.SCHEDULE
     )
-    services.model_train(version_id=version.pk)
+    training.model_train(version_id=version.pk)
     return version.pk
-
-
-@shared_task(name="recommendations.model_activate", soft_time_limit=60, time_limit=90)
-def model_activate_task(version_id: int) -> int:
-    """Activate a version from a worker (staff actions may run here)."""
-    from . import services
-    from .models import ModelVersion
-
-    version = ModelVersion.objects.get(pk=version_id)
-    services.model_version_activate(version=version)
-    return version_id
 
 
 @shared_task(name="recommendations.impressions_drain", ignore_result=True, soft_time_limit=120, time_limit=150)
 def impressions_drain_task() -> int:
     """Move the queued impressions into the database (every few seconds, from beat)."""
-    from . import impressions
-
     return impressions.drain()

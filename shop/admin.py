@@ -9,8 +9,8 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from . import services
 from .models import Cart, CartItem, Category, ConsentChange, Interaction, Order, OrderLine, Product, User
+from .services.customers import user_consent_set, user_forget
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -82,13 +82,13 @@ class UserAdmin(DjangoUserAdmin):
             obj.marketing_consent = not wanted
         super().save_model(request, obj, form, change)
         if consent_changed or not change:
-            services.user_consent_set(user=obj, consent=wanted, source=ConsentChange.Source.ADMIN)
+            user_consent_set(user=obj, consent=wanted, source=ConsentChange.Source.ADMIN)
 
     @admin.action(description="Forget selected customers (delete them and their history)", permissions=["delete"])
     def forget_customers(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         count = 0
         for user in queryset:
-            services.user_forget(user=user)
+            user_forget(user=user)
             count += 1
         self.message_user(request, f"Forgot {count} customer(s).", messages.SUCCESS)
 

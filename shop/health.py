@@ -10,6 +10,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from .celery import app
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,8 +33,6 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
-    from shop.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)

@@ -19,7 +19,7 @@ from django.utils import timezone
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
-    def _create_user(self, email: str, password: str | None, **extra) -> "User":
+    def _create_user(self, email: str, password: str | None, **extra) -> User:
         if not email:
             raise ValueError("An email address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
@@ -30,12 +30,12 @@ class UserManager(BaseUserManager["User"]):
         user.save(using=self._db)
         return user
 
-    def create_user(self, email: str, password: str | None = None, **extra) -> "User":
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
         extra.setdefault("is_staff", False)
         extra.setdefault("is_superuser", False)
         return self._create_user(email, password, **extra)
 
-    def create_superuser(self, email: str, password: str | None = None, **extra) -> "User":
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
         extra.setdefault("is_staff", True)
         extra.setdefault("is_superuser", True)
         if not extra["is_staff"] or not extra["is_superuser"]:
@@ -130,7 +130,7 @@ class Category(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def ancestors(self) -> list["Category"]:
+    def ancestors(self) -> list[Category]:
         chain, node = [], self.parent
         while node is not None:
             chain.append(node)
@@ -271,6 +271,9 @@ class CartItem(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=1), name="cart_item_quantity_positive"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.quantity} x product {self.product_id}"
+
 
 class Order(models.Model):
     class Status(models.TextChoices):
@@ -314,6 +317,9 @@ class OrderLine(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=1), name="order_line_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gte=Decimal("0")), name="order_line_price_non_negative"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x product {self.product_id} at {self.unit_price}"
 
     @property
     def amount(self) -> Decimal:

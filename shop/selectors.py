@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.core.cache import cache
-from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models import Case, FloatField, Prefetch, Q, QuerySet, Sum, Value, When
 
 from .models import Cart, CartItem, Category, ConsentChange, Interaction, Order, OrderLine, Product, User
 
@@ -164,8 +166,6 @@ def search_terms(query: str) -> list[str]:
 def _search_document():
     """The product's search document. ``shop/migrations/0002_product_search_index``
     indexes exactly this expression (GIN): change both together."""
-    from django.contrib.postgres.search import SearchVector
-
     return (
         SearchVector("name", weight="A", config="english")
         + SearchVector("sku", weight="A", config="simple")
@@ -195,9 +195,6 @@ def product_search(
     if not terms:
         return qs.none()
     if settings.DATABASE_IS_POSTGRES:
-        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-        from django.db.models import Case, FloatField, Value, When
-
         search = SearchQuery(query[:200], search_type="websearch", config="english")
         if not _WEB_SYNTAX.search(query):  # plain words: also match them as prefixes
             search |= SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="english")
@@ -236,6 +233,122 @@ def product_search(
 def product_get_for_page(*, slug: str) -> Product | None:
     """An active product with its category, or None."""
     return product_list().filter(slug=slug).first()
+
+
+def product_get(*, product_id: int | None) -> Product | None:
+    """A product by id, for sale or not (None for an unknown id or None)."""
+    return Product.objects.filter(pk=product_id).first()
+
+
+def product_picture_facts(*, product_id: int) -> dict | None:
+    """What a product's generated picture shows, in one query: ``name``,
+    ``category__colour`` and ``category__name`` (None without a category), or None."""
+    return Product.objects.filter(pk=product_id).values("name", "category__colour", "category__name").first()
+
+
+# --- API lists (filtered by the client) ------------------------------------------------
+PRODUCT_ORDERINGS = {
+    "name": ("name", "id"),
+    "-name": ("-name", "-id"),
+    "price": ("price", "name", "id"),
+    "-price": ("-price", "name", "id"),
+    "created_at": ("created_at", "id"),
+    "-created_at": ("-created_at", "-id"),
+}
+
+
+def product_filter(
+    *,
+    active: bool = True,
+    q: str = "",
+    category_id: int | None = None,
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    in_stock: bool | None = None,
+    sku: str = "",
+    ordering: str | None = None,
+) -> QuerySet[Product]:
+    """Products for the API's list: active (or withdrawn) ones, in a category and every
+    category below it, between prices, with (``in_stock=True``) or without stock, by SKU.
+
+    ``q`` on active products is the storefront's search (`product_search`: best match
+    first unless an ``ordering`` of `PRODUCT_ORDERINGS` is given); on withdrawn ones every
+    word must occur in the name, SKU or description. Default order: ``name``.
+    """
+    searching = bool(q) and active
+    if searching:
+        qs = product_search(query=q)
+    else:
+        qs = Product.objects.select_related("category").filter(is_active=active)
+        for word in search_terms(q):
+            qs = qs.filter(Q(name__icontains=word) | Q(sku__icontains=word) | Q(description__icontains=word))
+    if category_id is not None:
+        qs = qs.filter(category_id__in=category_descendant_ids(category_id=category_id))
+    if min_price is not None:
+        qs = qs.filter(price__gte=min_price)
+    if max_price is not None:
+        qs = qs.filter(price__lte=max_price)
+    if in_stock is not None:
+        qs = qs.filter(stock__gt=0) if in_stock else qs.filter(stock=0)
+    if sku:
+        qs = qs.filter(sku=sku)
+    if searching and ordering is None:
+        return qs  # best match first
+    return qs.order_by(*PRODUCT_ORDERINGS[ordering or "name"])
+
+
+def customer_list(
+    *,
+    external_id: str = "",
+    email: str = "",
+    country: str = "",
+    marketing_consent: bool | None = None,
+) -> QuerySet[User]:
+    """Customer accounts with their interests, by id. Staff accounts are never customers."""
+    qs = User.objects.filter(is_staff=False, is_superuser=False).prefetch_related("interests").order_by("id")
+    if external_id:
+        qs = qs.filter(external_id=external_id)
+    if country:
+        qs = qs.filter(country=country)
+    if email:
+        qs = qs.filter(email=email.lower())
+    if marketing_consent is not None:
+        qs = qs.filter(marketing_consent=marketing_consent)
+    return qs
+
+
+def interaction_list(
+    *,
+    user: User | None = None,
+    user_id: int | None = None,
+    user_external_id: str | None = None,
+    session_key: str | None = None,
+    product_id: int | None = None,
+    kind: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Interaction]:
+    """Events with their product, newest first: ``user``'s own, or (for a reader allowed
+    to see anyone's) those of ``user_id``, ``user_external_id`` and/or ``session_key``;
+    ``since`` inclusive, ``until`` exclusive."""
+    qs = Interaction.objects.select_related("product").order_by("-occurred_at", "-id")
+    if user is not None:
+        qs = qs.filter(user=user)
+    if user_id is not None:
+        qs = qs.filter(user_id=user_id)
+    if user_external_id is not None:
+        qs = qs.filter(user__external_id=user_external_id)
+    if session_key is not None:
+        qs = qs.filter(session_key=session_key)
+    if product_id is not None:
+        qs = qs.filter(product_id=product_id)
+    if kind is not None:
+        qs = qs.filter(kind=kind)
+    if since is not None:
+        qs = qs.filter(occurred_at__gte=since)
+    if until is not None:
+        qs = qs.filter(occurred_at__lt=until)
+    return qs
 
 
 # --- history ------------------------------------------------------------------------

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "shop",
     "recommendations",
     "campaigns",
+    "storefront",
 ]
 
 MIDDLEWARE = [
@@ -89,7 +90,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "shop.context_processors.storefront",
+                "storefront.context_processors.storefront",
             ],
         },
     },
@@ -204,17 +205,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # API-wide conventions (shop/api_errors.py, pagination.py, throttling.py, api_parsers.py).
-    "DEFAULT_SCHEMA_CLASS": "shop.api_schema.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "shop.pagination.PageNumberPagination",
+    # API-wide conventions (shop/rest/: errors, pagination, throttling, parsers, schema).
+    "DEFAULT_SCHEMA_CLASS": "shop.rest.schema.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "shop.rest.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "shop.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "shop.rest.errors.api_exception_handler",
     "DEFAULT_PARSER_CLASSES": [
-        "shop.api_parsers.JSONParser",
-        "shop.api_parsers.FormParser",
+        "shop.rest.parsers.JSONParser",
+        "shop.rest.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["shop.throttling.AnonThrottle", "shop.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["shop.rest.throttling.AnonThrottle", "shop.rest.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {  # "<n>/<sec|min|hour|day>", or "off"
         "anon": env.str("API_THROTTLE_ANON", default="120/min"),
         "user": env.str("API_THROTTLE_USER", default="1200/min"),
@@ -234,12 +235,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "shop.api_schema.describe_api",
+        "shop.rest.schema.describe_api",
     ],
     "ENUM_NAME_OVERRIDES": {
-        "EventKindEnum": "shop.api.EVENT_KIND_CHOICES",
-        "EventStatusEnum": "shop.api.EVENT_STATUS_CHOICES",
-        "EventSourceEnum": "shop.api.EVENT_SOURCE_CHOICES",
+        "EventKindEnum": "shop.api.interactions.EVENT_KIND_CHOICES",
+        "EventStatusEnum": "shop.api.interactions.EVENT_STATUS_CHOICES",
+        "EventSourceEnum": "shop.api.interactions.EVENT_SOURCE_CHOICES",
         # Another app's field also named "kind": a clear name, not a hashed suffix.
         "CampaignKindEnum": "campaigns.models.Campaign.Kind",
     },
@@ -274,6 +275,7 @@ LOGGING = {
         "shop": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "recommendations": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "campaigns": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "storefront": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "celery": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from . import services
+from .services.carts import carts_expire
 
 logger = logging.getLogger(__name__)
 
@@ -14,6 +14,6 @@ logger = logging.getLogger(__name__)
 @shared_task(name="shop.carts_expire", soft_time_limit=300, time_limit=360)
 def carts_expire_task(days: int = 30) -> int:
     """Delete anonymous carts untouched for ``days`` days (safe to run twice)."""
-    deleted = services.carts_expire(days=days)
+    deleted = carts_expire(days=days)
     logger.info("carts_expire: deleted %d anonymous cart(s) older than %d days", deleted, days)
     return deleted

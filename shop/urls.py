@@ -4,10 +4,11 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import api_errors, health
+from . import health
+from .rest import errors as api_errors
 
 api_v1 = [
-    path("", include("shop.api_urls")),
+    path("", include("shop.api.urls")),
     path("", include("recommendations.api_urls")),
     path("", include("campaigns.api_urls")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
@@ -21,11 +22,11 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("c/", include("campaigns.urls")),
-    path("", include("shop.store_urls")),
+    path("", include("storefront.urls")),
 ]
 
 # Under /api/ these answer in the API's error shape; elsewhere Django's pages.
-handler400 = "shop.api_errors.bad_request"
-handler403 = "shop.api_errors.permission_denied"
-handler404 = "shop.api_errors.page_not_found"
-handler500 = "shop.api_errors.server_error"
+handler400 = "shop.rest.errors.bad_request"
+handler403 = "shop.rest.errors.permission_denied"
+handler404 = "shop.rest.errors.page_not_found"
+handler500 = "shop.rest.errors.server_error"

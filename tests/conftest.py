@@ -47,10 +47,10 @@ def serving_caches_clear(*extra_keys: str, epochs: int = 200) -> None:
     epochs (the cache keys) repeat from one test to the next."""
     from django.core.cache import cache
 
-    from recommendations import impressions, serving, state
+    from recommendations import impressions, model_cache, trending
 
-    state.reset()
-    cache.delete_many([*extra_keys, *(serving.TRENDING_CACHE_KEY.format(epoch=e) for e in range(epochs))])
+    model_cache.reset()
+    cache.delete_many([*extra_keys, *(trending.TRENDING_CACHE_KEY.format(epoch=e) for e in range(epochs))])
     impressions.clear()  # lists queued by an earlier test would land in this one's database
 
 

@@ -8,6 +8,7 @@ import factory
 from django.utils import timezone
 
 from shop.models import Category, Interaction, Order, OrderLine, Product, User
+from shop.services.interactions import interaction_record
 
 
 class CategoryFactory(factory.django.DjangoModelFactory):
@@ -69,10 +70,8 @@ class OrderLineFactory(factory.django.DjangoModelFactory):
 def interaction_make(
     *, user=None, product, kind=Interaction.Kind.VIEW, session_key="", value=1.0, occurred_at=None, **extra
 ) -> Interaction:
-    """Create an interaction through the one writer, `shop.services`."""
-    from shop import services
-
-    return services.interaction_record(
+    """Create an interaction through the one writer, `shop.services.interactions`."""
+    return interaction_record(
         product=product,
         kind=kind,
         user=user,

@@ -17,6 +17,7 @@ registers every algorithm in ``ALGORITHMS``:
 =================  ==========================================================
 """
 
+from ._arrays import top_n
 from .als import ALSRecommender, BPRRecommender
 from .base import (
     ALGORITHMS,
@@ -86,4 +87,5 @@ __all__ = [
     "matrix_build",
     "recent_popularity",
     "select_model",
+    "top_n",
 ]

@@ -21,6 +21,12 @@ Fold-in (scoring a history row for any user, known or not):
   are ``Y x + item_bias`` (an empty history is ranked by the item biases alone).
   One sparse-dense product per row; on real data it ranks at least as well as
   the trained factors of the same users.
+
+Serving (``Recommender.top_k``): ALS scans the items by decreasing factor norm,
+block by block, and stops as soon as no item left can beat the k-th best (a score
+``u.y`` is at most ``|u| |y|``): the exact top k, reading a few percent of the
+catalogue. The Gram matrix, its inverse and the norm order are computed once per
+fitted or loaded model.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import Progress, Recommender, SideData
+from .errors import EngineError
 from .threads import blas_single_thread
 from .weighting import WEIGHTING_DEFAULTS, weighting_from_params
 
@@ -42,13 +49,16 @@ def least_squares_fold_in(
     item_factors: np.ndarray,
     regularization: float,
     gram: np.ndarray | None = None,
+    gram_inv: np.ndarray | None = None,
 ) -> np.ndarray:
     """User factors for confidence rows ``history`` (implicit-ALS user step).
 
     ``history`` holds confidences ``c > 0`` of the positive items; every other item
     has confidence 1 and preference 0. ``gram`` may pass a precomputed
-    ``Y^T Y + regularization * I`` (float64). Returns float32 (rows, factors); an
-    empty row gives zeros.
+    ``Y^T Y + regularization * I`` (float64) and ``gram_inv`` its inverse: rows of
+    one item (explanations' anchors) then take the closed form
+    ``u = c G^-1 y / (1 + (c - 1) y^T G^-1 y)`` (Sherman-Morrison), all at once.
+    Returns float32 (rows, factors); an empty row gives zeros.
     """
     y = np.asarray(item_factors, dtype=np.float64)  # no copy when already float64
     n_factors = y.shape[1]
@@ -56,10 +66,18 @@ def least_squares_fold_in(
         gram = y.T @ y + regularization * np.eye(n_factors)
     out = np.zeros((history.shape[0], n_factors), dtype=np.float64)
     indptr, indices, data = history.indptr, history.indices, history.data
-    for row in range(history.shape[0]):
+    lengths = np.diff(indptr)
+    solve = np.flatnonzero(lengths > 0)
+    if gram_inv is not None:
+        single = np.flatnonzero(lengths == 1)
+        if single.size:
+            yu = y[indices[indptr[single]]]
+            c = data[indptr[single]].astype(np.float64)
+            z = yu @ gram_inv
+            out[single] = z * (c / (1.0 + (c - 1.0) * np.einsum("ij,ij->i", z, yu)))[:, None]
+        solve = np.flatnonzero(lengths > 1)
+    for row in solve.tolist():
         start, stop = indptr[row], indptr[row + 1]
-        if start == stop:
-            continue
         cols = indices[start:stop]
         confidence = data[start:stop].astype(np.float64)
         yu = y[cols]
@@ -122,7 +140,7 @@ class ALSRecommender(_ImplicitBase):
         return weighted
 
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
-        from implicit.cpu.als import AlternatingLeastSquares
+        from implicit.cpu.als import AlternatingLeastSquares  # noqa: PLC0415 - loaded only to fit
 
         self._weighting.fit(user_items)
         confidence = self._confidence(user_items)
@@ -146,32 +164,105 @@ class ALSRecommender(_ImplicitBase):
     def _set_item_factors(self, factors: np.ndarray) -> None:
         self.item_factors = np.ascontiguousarray(factors, dtype=np.float32)
         self._item_factors64 = self.item_factors.astype(np.float64)
-        self._gram_cache: np.ndarray | None = None
+        self._solver: tuple[np.ndarray, np.ndarray] | None = None
+        self._scan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def _gram(self) -> np.ndarray:
-        """``Y^T Y + reg * I`` in float64, computed once per fitted/loaded model."""
-        if getattr(self, "_gram_cache", None) is None:
-            y = self.item_factors.astype(np.float64)
-            self._gram_cache = y.T @ y + self.params["regularization"] * np.eye(y.shape[1])
-        return self._gram_cache
+    def _gram(self) -> tuple[np.ndarray, np.ndarray]:
+        """``G = Y^T Y + reg * I`` (float64) and its inverse, once per fitted/loaded
+        model: recomputing them (items x factors^2) would dominate scoring one shopper."""
+        if self._solver is None:
+            y = self._item_factors64
+            gram = y.T @ y + self.params["regularization"] * np.eye(y.shape[1])
+            self._solver = (gram, np.linalg.inv(gram))
+        return self._solver
 
-    def user_factors_for(self, history: sp.spmatrix) -> np.ndarray:
-        """Folded-in user factors (rows, factors) for history rows."""
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """One exact ALS user step per validated history row (module docstring)."""
+        gram, gram_inv = self._gram()
         return least_squares_fold_in(
-            self._confidence(self._check_history(history)),
-            self._item_factors64,
-            self.params["regularization"],
-            self._gram(),
+            self._confidence(history), self._item_factors64, self.params["regularization"], gram, gram_inv
         )
+
+    def item_vectors(self, columns: np.ndarray | list[int]) -> np.ndarray:
+        return self.item_factors[np.asarray(columns, dtype=np.int64)]
 
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
-        users = least_squares_fold_in(
-            self._confidence(history),
-            self._item_factors64,
-            self.params["regularization"],
-            self._gram(),
+        return self.fold_in(history) @ self.item_factors.T
+
+    def _norm_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Items by decreasing factor norm: (columns, their norms, their factors
+        transposed and contiguous in that order, position of each column)."""
+        if self._scan is None:
+            norms = np.linalg.norm(self.item_factors, axis=1)
+            by_norm = np.argsort(-norms, kind="stable")
+            position = np.empty_like(by_norm)
+            position[by_norm] = np.arange(by_norm.size)
+            self._scan = (
+                by_norm,
+                norms[by_norm].astype(np.float64),
+                np.ascontiguousarray(self.item_factors[by_norm].T),
+                position,
+            )
+        return self._scan
+
+    def top_k(
+        self,
+        history: sp.spmatrix,
+        k: int,
+        *,
+        exclude: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+        block: int = 4096,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The same top ``k`` as scoring every item (equal scores at the cut-off
+        aside), from an exact early-stopping scan: items by decreasing norm, block
+        by block, stopping as soon as no item left can beat the k-th best (a score
+        ``u.y`` is at most ``|u| |y|``). Usually a few percent of the catalogue is
+        read: serving is bound by memory bandwidth, not arithmetic."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
+            raise EngineError(f"k must be a non-negative integer, got {k!r}")
+        matrix = self.check_history(history)
+        if matrix.shape[0] != 1:
+            raise EngineError(f"top_k takes one history row, got {matrix.shape[0]}")
+        if allowed is not None:
+            allowed = self._check_allowed(allowed)
+        best_cols, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if k == 0:
+            return best_cols, best_scores
+        by_norm, norms_sorted, factors_sorted_t, position = self._norm_order()
+        u = self.fold_in(matrix)[0]
+        bound = float(np.linalg.norm(u))
+        n = by_norm.size
+        drop = (
+            np.zeros(0, np.int64)
+            if exclude is None or not len(exclude)
+            else np.sort(position[np.asarray(exclude, dtype=np.int64)])
         )
-        return users @ self.item_factors.T
+        start = 0
+        while start < n:
+            stop = min(n, start + block)
+            scores = u @ factors_sorted_t[:, start:stop]
+            cut = drop[(drop >= start) & (drop < stop)] - start
+            scores[cut] = -np.inf
+            cols = by_norm[start:stop]
+            if allowed is not None:
+                scores[~allowed[cols]] = -np.inf
+            if scores.size > k:
+                keep = np.argpartition(-scores, k - 1)[:k]
+                cols, scores = cols[keep], scores[keep]
+            cols, scores = np.concatenate([best_cols, cols]), np.concatenate([best_scores, scores])
+            valid = scores > -np.inf
+            cols, scores = cols[valid], scores[valid]
+            if scores.size > k:
+                keep = np.argpartition(-scores, k - 1)[:k]
+                cols, scores = cols[keep], scores[keep]
+            best_cols, best_scores = cols, scores
+            start, block = stop, block * 2
+            limit = bound * norms_sorted[start] * (1 + 1e-5) if start < n else np.inf
+            if best_scores.size == k and float(best_scores.min()) > limit:
+                break
+        order = np.lexsort((best_cols, -best_scores))  # best first, ties by column
+        return best_cols[order], best_scores[order]
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return _cosine_rows(self.item_factors, items)
@@ -206,7 +297,7 @@ class BPRRecommender(_ImplicitBase):
         self._require(p["learning_rate"] > 0, "learning_rate must be > 0")
 
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
+        from implicit.cpu.bpr import BayesianPersonalizedRanking  # noqa: PLC0415 - loaded only to fit
 
         weighted = self._weighting.fit(user_items).transform(user_items)
         p = self.params
@@ -235,18 +326,24 @@ class BPRRecommender(_ImplicitBase):
         embedding /= np.maximum(buyers, 1e-12)[:, None]
         self.item_embedding = embedding.astype(np.float32)
 
-    def user_factors_for(self, history: sp.spmatrix) -> np.ndarray:
-        """Folded-in user factors (rows, factors) for history rows."""
-        return self._fold_in(self._weighting.transform(self._check_history(history)))
-
-    def _fold_in(self, weighted: sp.csr_matrix) -> np.ndarray:
+    def _user_factors(self, weighted: sp.csr_matrix) -> np.ndarray:
         users = np.asarray(weighted @ self.item_embedding, dtype=np.float64)
         norms = np.linalg.norm(users, axis=1, keepdims=True)
         scale = np.where(norms > 0, self.user_norm / np.maximum(norms, 1e-12), 0.0)
         return (users * scale).astype(np.float32)
 
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """Folded-in user factors with a constant 1 appended (the item-bias column
+        of ``item_vectors``), for validated history rows."""
+        users = self._user_factors(self._weighting.transform(history))
+        return np.hstack([users, np.ones((users.shape[0], 1), np.float32)])
+
+    def item_vectors(self, columns: np.ndarray | list[int]) -> np.ndarray:
+        cols = np.asarray(columns, dtype=np.int64)
+        return np.hstack([self.item_factors[cols], self.item_bias[cols, None]])
+
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
-        users = self._fold_in(self._weighting.transform(history))
+        users = self._user_factors(self._weighting.transform(history))
         # an empty history keeps x = 0 and is ranked by the learnt item biases
         return users @ self.item_factors.T + self.item_bias[None, :]
 

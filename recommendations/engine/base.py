@@ -223,7 +223,7 @@ class Recommender(ABC):
         return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------ parameters
-    def _check_params(self) -> None:
+    def _check_params(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Subclass hook: raise ``EngineError`` for out-of-range parameters."""
 
     def _require(self, condition: bool, message: str) -> None:
@@ -278,7 +278,9 @@ class Recommender(ABC):
         """Fit on a validated CSR float32 matrix."""
 
     # ------------------------------------------------------------ scoring
-    def _check_history(self, history: object) -> sp.csr_matrix:
+    def check_history(self, history: object) -> sp.csr_matrix:
+        """``history`` validated (``check_user_items``) as CSR float32 rows of this
+        model's width (``EngineError`` otherwise)."""
         matrix = check_user_items(history, what="history")
         if matrix.shape[1] != self.n_items:
             raise EngineError(
@@ -288,7 +290,7 @@ class Recommender(ABC):
 
     def score(self, history: sp.spmatrix) -> np.ndarray:
         """Scores (rows, n_items) float32 for each history row; higher is better."""
-        matrix = self._check_history(history)
+        matrix = self.check_history(history)
         scores = np.asarray(self._score(matrix), dtype=np.float32)
         if scores.shape != (matrix.shape[0], self.n_items):  # pragma: no cover - bug guard
             raise AssertionError(f"{self.name}._score returned shape {scores.shape}")
@@ -297,6 +299,63 @@ class Recommender(ABC):
     @abstractmethod
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
         """Dense (rows, n_items) scores for validated history rows (a new array)."""
+
+    # ------------------------------------------------------------ fold-in
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """History rows already validated by ``check_history`` as user vectors
+        (rows, d) float32, with ``fold_in(h) @ item_vectors(cols).T == score(h)[:, cols]``.
+
+        Default: the rows' scores (d = n_items; a model without latent factors
+        describes a user by its scores). Factor models return their folded-in
+        user factors."""
+        return np.asarray(self._score(history), dtype=np.float32)
+
+    def user_vectors(self, history: sp.spmatrix) -> np.ndarray:
+        """Each history row folded in (``fold_in`` of the validated rows). With
+        ``item_vectors``, scores a few columns without scoring the catalogue
+        (explanations fold every anchor at once and score only the candidates)."""
+        return self.fold_in(self.check_history(history))
+
+    def item_vectors(self, columns: np.ndarray | list[int]) -> np.ndarray:
+        """The item side of ``user_vectors``: (len(columns), d) float32. Default:
+        one-hot rows of the columns (d = n_items)."""
+        cols = np.asarray(columns, dtype=np.int64)
+        out = np.zeros((cols.size, self.n_items), dtype=np.float32)
+        out[np.arange(cols.size), cols] = 1.0
+        return out
+
+    def top_k(
+        self,
+        history: sp.spmatrix,
+        k: int,
+        *,
+        exclude: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best item columns for ONE history row (the per-request path):
+        ``(columns int64, scores float32)``, best first (equal scores by column),
+        possibly fewer than ``k``. ``exclude``: columns never listed; ``allowed``: a
+        bool mask over items of what may be listed. The history's own items are
+        not excluded (pass them in ``exclude``). Default: score every item."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
+            raise EngineError(f"k must be a non-negative integer, got {k!r}")
+        matrix = self.check_history(history)
+        if matrix.shape[0] != 1:
+            raise EngineError(f"top_k takes one history row, got {matrix.shape[0]}")
+        scores = np.array(self._score(matrix)[0], dtype=np.float32, copy=True)
+        if exclude is not None and len(exclude):
+            scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        if allowed is not None:
+            scores[~self._check_allowed(allowed)] = -np.inf
+        ids, top = top_n(scores[None, :], int(k))
+        valid = ids[0] >= 0
+        return ids[0][valid], top[0][valid]
+
+    def _check_allowed(self, allowed: np.ndarray) -> np.ndarray:
+        mask = np.asarray(allowed)
+        if mask.dtype != np.bool_ or mask.shape != (self.n_items,):
+            raise EngineError(f"allowed must be a bool mask of shape ({self.n_items},), got {mask.dtype} {mask.shape}")
+        return mask
 
     def recommend(
         self,
@@ -317,7 +376,7 @@ class Recommender(ABC):
         """
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise EngineError(f"n must be a non-negative integer, got {n!r}")
-        matrix = self._check_history(history)
+        matrix = self.check_history(history)
         scores = np.array(self._score(matrix), dtype=np.float32, copy=True)
         rows = matrix.shape[0]
         if exclude_history and matrix.nnz:

@@ -41,6 +41,7 @@ from .base import (
 )
 from .content import ContentRecommender
 from .errors import EngineError
+from .evaluation import ndcg_at_k
 from .popularity import TrendingRecommender
 
 __all__ = ["DEFAULT_CONTENT_GRID", "DEFAULT_TRENDING_GRID", "HybridRecommender"]
@@ -166,7 +167,7 @@ class HybridRecommender(Recommender):
 
     def components(self, history: sp.spmatrix) -> dict[str, np.ndarray]:
         """The normalised component scores (``cf``, ``content`` if any, ``trending``)."""
-        return self._components(self._check_history(history))
+        return self._components(self.check_history(history))
 
     def _components(self, history: sp.csr_matrix) -> dict[str, np.ndarray]:
         parts = {"cf": self._cf_scores(history)}
@@ -208,7 +209,7 @@ class HybridRecommender(Recommender):
         history row for a brand-new user). Adds ``w_interests`` times the content
         similarity to the interest profile to the usual blend.
         """
-        history = self._check_history(history)
+        history = self.check_history(history)
         if self.content_model is None:
             raise EngineError("hybrid: no content model (fitted without side text/categories)")
         scores = self._score(history)
@@ -236,7 +237,7 @@ class HybridRecommender(Recommender):
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``recommend`` with stated interests (see ``score_interests``)."""
-        history = self._check_history(history)
+        history = self.check_history(history)
         scores = self.score_interests(history, texts=texts, categories=categories)
         if exclude_history and history.nnz:
             r, c = history.nonzero()
@@ -270,9 +271,7 @@ class HybridRecommender(Recommender):
         Sets the best weights on this model and returns one row per grid point
         (``w_content``, ``w_trending``, ``ndcg``), best first.
         """
-        from .evaluation import ndcg_at_k
-
-        history = self._check_history(history)
+        history = self.check_history(history)
         relevant = sp.csr_matrix(relevant)
         if relevant.shape != history.shape:
             raise EngineError(f"relevant has shape {relevant.shape}, history {history.shape}")

@@ -358,12 +358,30 @@ class InteractionMatrix:
             weight_parts.append(weights)
         if not item_parts:
             return sp.csr_matrix((0, self.n_items), dtype=np.float32)
+        if len(item_parts) == 1:
+            return self._history_row(item_parts[0], weight_parts[0])
         items = np.concatenate(item_parts)
         data = np.concatenate(weight_parts)
         rows = np.repeat(np.arange(len(histories), dtype=np.int64), counts)
         cols = self.item_index(items)
         keep = cols >= 0
         return _coo_to_csr(rows[keep], cols[keep], data[keep], (len(histories), self.n_items))
+
+    def _history_row(self, item_ids: np.ndarray, weights: np.ndarray) -> sp.csr_matrix:
+        """One history (the per-request path): the same row as the general path
+        (duplicates summed in float64, negative sums clipped, zeros dropped), built
+        straight into a 1-row CSR, where scipy's COO conversion would cost more than
+        scoring the row."""
+        cols = self.item_index(item_ids)
+        on = cols >= 0
+        if not on.any():
+            return sp.csr_matrix((1, self.n_items), dtype=np.float32)
+        unique, inverse = np.unique(cols[on], return_inverse=True)
+        summed = np.bincount(inverse, weights=weights[on])
+        keep = summed > 0
+        data, indices = summed[keep].astype(np.float32), unique[keep].astype(np.int32)
+        indptr = np.array([0, indices.size], dtype=np.int32)
+        return sp.csr_matrix((data, indices, indptr), shape=(1, self.n_items))
 
 
 def matrix_build(

@@ -12,6 +12,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from tqdm import tqdm
 
 from shop.models import Category, ConsentChange, Product, User
 
@@ -43,7 +44,6 @@ def no_progress(**_kwargs) -> Progress:
 
 def tqdm_progress(file=None) -> ProgressFactory:
     """A factory of tqdm bars on ``file`` (stderr by default) for the commands."""
-    from tqdm import tqdm
 
     def make(*, total: int | None = None, desc: str = "", unit: str = "rows") -> Progress:
         return tqdm(
@@ -249,15 +249,13 @@ def customers_ensure(*, customers: list[NewCustomer], batch_size: int = 2000) ->
 
 
 class ModelRows:
-    """Full rows of a model's table for `shop.services.rows_bulk_insert` from the few
+    """Full rows of a model's table for `shop.bulk.rows_bulk_insert` from the few
     values a loader knows: every other column gets the model field's default (called
     per row when it is callable, e.g. ``uuid4``), ``now`` for ``auto_now`` fields, or
     NULL when nullable. A column with none of these must be given."""
 
     def __init__(self, model, given: list[str]):
-        from django.utils import timezone as tz
-
-        now = tz.now()
+        now = timezone.now()
         self.fields: list[str] = []
         template: list = []
         self.callables: list[tuple[int, object]] = []

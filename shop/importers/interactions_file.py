@@ -13,7 +13,7 @@ import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,7 +38,7 @@ KIND_ALIASES = {
     "wish": "wishlist",
 }
 RATING = KINDS["rating"]
-UTC = timezone.utc
+UTC = UTC
 
 
 class FileProblem(ValueError):

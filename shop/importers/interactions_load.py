@@ -5,7 +5,7 @@ products it names; if any row is bad, `InteractionsFileRejected` lists them (lin
 and reason) and nothing is written. Otherwise one transaction creates the unknown
 customers (by external id) and products (by SKU, as placeholders "Product <sku>",
 active, price 0) and streams the events into the database through
-`shop.services.interactions_bulk_copy`.
+`shop.services.interactions.interactions_bulk_copy`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.text import slugify
 
+from shop.bulk import tables_bulk_load
 from shop.models import Interaction
-from shop.services import interactions_bulk_copy, tables_bulk_load
+from shop.services.interactions import interactions_bulk_copy
 
 from . import interactions_file as ifile
 from .common import (
@@ -91,7 +92,7 @@ def interactions_file_import(
     """Validate the whole file, then write all of it in one transaction, or nothing.
 
     With ``defer_indexes`` (default) a load larger than the interactions table takes
-    the fast path of `shop.services.tables_bulk_load`, which locks the table until
+    the fast path of `shop.bulk.tables_bulk_load`, which locks the table until
     the import commits; pass False to import into a store that is serving shoppers.
     Raises `ifile.FileProblem` when the file cannot be read as mapped, and
     `InteractionsFileRejected` when any row is invalid."""

@@ -44,15 +44,18 @@ import io
 import lzma
 import random
 import re
+import unicodedata
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
+
+from faker import Faker
 
 from .catalogue import categorise, describe, normalise_description, title_case
 
@@ -115,7 +118,7 @@ def london_time(text: str) -> datetime:
     """``"2010-12-01 08:26:00"`` (UK wall-clock time) -> an aware datetime, in UTC
     (the same instant; UTC makes later arithmetic and database writes cheap)."""
     try:
-        return datetime.fromisoformat(text.strip()).replace(tzinfo=LONDON).astimezone(timezone.utc)
+        return datetime.fromisoformat(text.strip()).replace(tzinfo=LONDON).astimezone(UTC)
     except ValueError:
         raise MalformedRow(f"InvoiceDate {text!r} is not YYYY-MM-DD HH:MM:SS") from None
 
@@ -451,8 +454,6 @@ def consent_given(external_id: str, share_percent: int = 60) -> bool:
 
 
 def _ascii(text: str) -> str:
-    import unicodedata
-
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "", folded.lower())
 
@@ -466,8 +467,6 @@ class CustomerNamer:
     def _faker(self, locale: str):
         fk = self._fakers.get(locale)
         if fk is None:
-            from faker import Faker
-
             try:
                 fk = Faker(locale)
             except AttributeError:

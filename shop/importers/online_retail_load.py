@@ -6,11 +6,11 @@ customer external id; existing rows are left as they are). Pass 2 groups the sal
 rows by invoice (kept in memory from pass 1 up to `MAX_KEPT_SALE_ROWS`, else read
 from the file again) and writes, in batches of invoices, the orders (external id =
 InvoiceNo), their lines and the shopper's events — the purchases and the generated
-browsing around them — through `shop.services.interactions_bulk_copy`. Pass 2 is one
+browsing around them — through `shop.services.interactions.interactions_bulk_copy`. Pass 2 is one
 transaction: an interrupted import leaves no half-imported orders, and a re-run
 skips every invoice whose order exists, so running it twice writes nothing. A first
 import into empty tables rebuilds the interaction indexes once at the end
-(`shop.services.tables_bulk_load`) instead of maintaining them row by row.
+(`shop.bulk.tables_bulk_load`) instead of maintaining them row by row.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from shop.bulk import rows_bulk_insert, tables_bulk_load
 from shop.models import Interaction, Order, OrderLine
-from shop.services import interactions_bulk_copy, rows_bulk_insert, tables_bulk_load
+from shop.services.interactions import interactions_bulk_copy
 
 from . import online_retail as orr
 from .common import (

@@ -21,9 +21,10 @@ Pure (no database) and deterministic for a seed and an end date. The structure:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
+from faker.providers.person.en_GB import Provider as Names
 
 from .catalogue import CATEGORY_TREE, RULES
 
@@ -215,7 +216,7 @@ def generate(
     if days < 1:
         raise ValueError("days must be at least 1")
     rng = np.random.default_rng(seed)
-    end = end or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = end or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     end_us = int(end.timestamp() * 1_000_000)
     paths = choose_categories(categories)
     C = len(paths)
@@ -241,8 +242,6 @@ def generate(
     ]
 
     # --- customers -------------------------------------------------------------------------
-    from faker.providers.person.en_GB import Provider as Names
-
     firsts = list(Names.first_names_female) + list(Names.first_names_male)
     lasts = list(Names.last_names)
     user_first = [firsts[i] for i in rng.integers(0, len(firsts), size=users).tolist()]

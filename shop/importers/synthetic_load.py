@@ -1,7 +1,7 @@
 """Write a generated synthetic store (the ``seed_synthetic`` work).
 
 One transaction: categories, products, customers (with their consent recorded),
-orders and lines, then the events through `shop.services.interactions_bulk_copy`.
+orders and lines, then the events through `shop.services.interactions.interactions_bulk_copy`.
 Keys carry the seed (SKU ``SYN<seed>-0000001``, customer ``syn<seed>-1``, order
 ``SYN<seed>-o1``), so two seeds can share a database and a seed is never loaded twice.
 """
@@ -9,7 +9,7 @@ Keys carry the seed (SKU ``SYN<seed>-0000001``, customer ``syn<seed>-1``, order
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -18,14 +18,15 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils.text import slugify
 
+from shop.bulk import rows_bulk_insert, tables_bulk_load
 from shop.models import ConsentChange, Interaction, Order, OrderLine, Product, User
-from shop.services import interactions_bulk_copy, rows_bulk_insert, tables_bulk_load
+from shop.services.interactions import interactions_bulk_copy
 
 from . import synthetic
 from .catalogue import describe
 from .common import ModelRows, PhaseTimer, ProgressFactory, category_tree_ensure, no_progress
 
-UTC = timezone.utc
+UTC = UTC
 CHUNK = 100_000
 
 

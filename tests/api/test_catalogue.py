@@ -64,6 +64,17 @@ def test_filters(api, catalogue):
     assert skus(api.get("/api/v1/products", {"category": 999999})) == []
 
 
+def test_category_filter_sees_a_category_added_a_moment_ago(api, catalogue):
+    """The filter walks the cached category tree; a change to a category refreshes it."""
+    assert sorted(skus(api.get("/api/v1/products", {"category": catalogue["home"].pk}))) == ["CAND1", "LAMP1"]
+    lamps = CategoryFactory(name="Lamps", slug="lamps", parent=catalogue["home"])
+    ProductFactory(name="Arc lamp", sku="ARC1", category=lamps)
+    assert sorted(skus(api.get("/api/v1/products", {"category": catalogue["home"].pk}))) == ["ARC1", "CAND1", "LAMP1"]
+    lamps.parent = catalogue["garden"]
+    lamps.save()
+    assert sorted(skus(api.get("/api/v1/products", {"category": catalogue["garden"].pk}))) == ["ARC1", "SPADE"]
+
+
 @pytest.mark.parametrize(
     "params, field",
     [
@@ -129,7 +140,7 @@ def test_catalogue_is_read_only(staff_api, catalogue):
 
 
 def test_product_list_query_count(api, catalogue, django_assert_max_num_queries):
-    for i in range(30):
+    for _ in range(30):
         ProductFactory(category=catalogue["garden"])
     with django_assert_max_num_queries(2):  # count + page (with categories joined)
         assert api.get("/api/v1/products", {"page_size": 50}).json()["count"] == 33

@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 from rest_framework import exceptions
 
-from shop.api_errors import api_exception_handler
-from shop.services import RowError, ValidationFailed
+from shop.rest.errors import api_exception_handler
+from shop.services.errors import RowError, ValidationFailed
 
 from .conftest import assert_error
 
@@ -95,8 +95,8 @@ def test_docs_load_nothing_from_a_cdn(api):
 
 
 def test_event_parser_and_its_documentation_agree():
-    """`parse_event` (the fast path) accepts exactly the fields the schema documents."""
-    from shop.api import EVENT_FIELDS, EventInputSerializer
+    """`parse_event` accepts exactly the fields the schema documents."""
+    from shop.api.interactions import EVENT_FIELDS, EventInputSerializer
 
     assert set(EventInputSerializer().fields) == set(EVENT_FIELDS)
 
@@ -148,12 +148,10 @@ def test_every_operation_documents_its_errors_and_my_writes_have_examples(api):
 def test_unhandled_error_in_a_view_is_a_json_500(monkeypatch, staff_user):
     from rest_framework.authtoken.models import Token
 
-    from shop import services
-
     def broken(**kwargs):
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(services, "interactions_bulk_record", broken)
+    monkeypatch.setattr("shop.api.interactions.interactions_bulk_record", broken)
     client = Client(
         raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}"
     )
@@ -173,8 +171,8 @@ def test_a_body_over_the_limit_is_refused_without_a_content_length(settings):
     """Chunked uploads carry no Content-Length: the parser stops reading at the limit."""
     import io
 
-    from shop.api_errors import PayloadTooLarge
-    from shop.api_parsers import JSONParser
+    from shop.rest.errors import PayloadTooLarge
+    from shop.rest.parsers import JSONParser
 
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
 
@@ -195,7 +193,7 @@ def test_not_acceptable_is_406_with_the_shape(api):
 
 
 def test_django_level_handlers_answer_json_under_api_only(rf):
-    from shop import api_errors
+    from shop.rest import errors as api_errors
 
     for handler, status, code in [
         (api_errors.server_error, 500, "server_error"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 

@@ -8,8 +8,13 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from shop.api.interactions import EVENT_FIELDS, parse_event
 from shop.models import Interaction
+from shop.services.interactions import KIND_BY_NAME, SOURCE_BY_NAME
 from tests.factories import ProductFactory, interaction_make
 
 from .conftest import assert_error, token_client
@@ -299,9 +304,7 @@ def test_batch_of_1000_query_count(pipeline_api, pipeline_user, shopper, product
     assert Interaction.objects.count() == 1000
 
 
-# --- the event parser's fast path agrees with the careful one ----------------------------
-from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st  # noqa: E402
-
+# --- the event parser: an event or every problem of it, never both -------------------------
 _values = st.one_of(
     st.none(),
     st.booleans(),
@@ -325,7 +328,7 @@ _values = st.one_of(
     st.lists(st.integers(), max_size=2),
 )
 _events = st.dictionaries(
-    st.sampled_from(sorted(__import__("shop.api", fromlist=["EVENT_FIELDS"]).EVENT_FIELDS) + ["colour"]),
+    st.sampled_from(sorted(EVENT_FIELDS) + ["colour"]),
     _values,
     max_size=8,
 )
@@ -355,12 +358,49 @@ class _Actor:
     for_anyone=True,
 )
 @example(raw={"kind": "view", "product_id": 5, "user_id": 8}, for_anyone=False)
-def test_fast_and_careful_event_parsing_agree(raw, for_anyone):
-    from shop.api import _parse_event_careful, _parse_event_fast
+def test_event_parser_returns_an_event_or_every_problem(raw, for_anyone):
+    event, errors = parse_event(0, raw, actor=_Actor, for_anyone=for_anyone)
+    assert (event is None) == bool(errors), (raw, errors)
+    if event is None:
+        assert all(e.index == 0 for e in errors)
+        named = {e.field for e in errors}
+        assert named <= EVENT_FIELDS | set(raw) | {"user"}, errors
+        assert set(raw) - EVENT_FIELDS <= named  # an unknown field is named
+        return
+    assert set(raw) <= EVENT_FIELDS
+    assert event.kind == KIND_BY_NAME[raw["kind"]]
+    assert event.source == SOURCE_BY_NAME[raw.get("source", "api")]
+    assert event.product_id == raw.get("product_id") and event.product_sku == raw.get("product_sku")
+    assert event.event_id == raw.get("event_id") and event.delivery_id == raw.get("delivery_id")
+    assert event.session_key == (raw.get("session_key") or "")
+    assert event.value == raw.get("value", 1.0)
+    if for_anyone:
+        assert (event.user_id, event.user_external_id) == (raw.get("user_id"), raw.get("user_external_id"))
+    else:
+        assert event.user_id == _Actor.pk and event.user_external_id is None
 
-    fast = _parse_event_fast(raw, _Actor, for_anyone)
-    careful, errors = _parse_event_careful(0, raw, actor=_Actor, for_anyone=for_anyone)
-    assert (fast is None) == bool(errors), (raw, errors)
-    assert fast == careful
-    if fast is not None and not for_anyone:
-        assert fast.user_id == _Actor.pk and fast.user_external_id is None
+
+@pytest.mark.parametrize(
+    ("field", "bad", "code"),
+    [
+        ("product_id", "5", "invalid"),
+        ("product_id", 0, "out_of_range"),
+        ("user_id", 2**63, "out_of_range"),
+        ("product_sku", "", "blank"),
+        ("session_key", "s" * 65, "max_length"),
+        ("event_id", 7, "invalid"),
+        ("kind", "viewed", "invalid_choice"),
+        ("source", "fax", "invalid_choice"),
+        ("value", "2", "invalid"),
+        ("value", float("inf"), "invalid"),
+        ("occurred_at", "2024-05-01T10:00:00", "naive_datetime"),
+        ("occurred_at", "yesterday", "invalid"),
+        ("rec_list_id", "nope", "invalid"),
+        ("colour", "red", "unknown_field"),
+    ],
+)
+def test_event_parser_names_the_one_bad_field(field, bad, code):
+    raw = {"kind": "view", "product_id": 5, "session_key": "s", field: bad}
+    event, errors = parse_event(3, raw, actor=_Actor, for_anyone=True)
+    assert event is None
+    assert [(e.index, e.field, e.code) for e in errors] == [(3, field, code)]

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from campaigns import services
-from campaigns.models import Campaign, EmailTemplate, Segment
-from shop import services as shop_services
+from campaigns import lifecycle, services, tracking
+from campaigns.models import Campaign, Delivery, EmailTemplate, Segment
 from shop.models import Category, Interaction, Product, User
+from shop.selectors import CATEGORY_CACHE_KEY
+from shop.services.interactions import interactions_bulk_insert
+from shop.services.orders import OrderLineIn, order_place
 from tests.conftest import serving_caches_clear
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 
@@ -29,9 +31,9 @@ def _fresh_serving_state(settings, tmp_path):
     database is rolled back, so its epochs repeat)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.SITE_URL = "https://shop.example.com"
-    serving_caches_clear()
+    serving_caches_clear(CATEGORY_CACHE_KEY)  # and the store's category tree (segments read it)
     yield
-    serving_caches_clear()
+    serving_caches_clear(CATEGORY_CACHE_KEY)
 
 
 @dataclass
@@ -78,7 +80,7 @@ def build_store() -> Store:
         Interaction(session_key=f"s{j}", product=p, kind=Interaction.Kind.VIEW, occurred_at=now - timedelta(hours=j))
         for j, p in enumerate(products * 2)
     ]
-    shop_services.interactions_bulk_insert(rows=rows)
+    interactions_bulk_insert(rows=rows)
     return Store(home=home, candles=candles, kitchen=kitchen, products=products)
 
 
@@ -93,8 +95,8 @@ def make_customers(n: int, *, prefix: str = "c", **fields) -> list[User]:
 
 def buy(user: User, products: list[Product], *, days_ago: float = 1.0, quantity: int = 1):
     """An order placed ``days_ago`` days ago (through the store's service)."""
-    lines = [shop_services.OrderLineIn(product=p, quantity=quantity) for p in products]
-    return shop_services.order_place(lines=lines, user=user, placed_at=timezone.now() - timedelta(days=days_ago))
+    lines = [OrderLineIn(product=p, quantity=quantity) for p in products]
+    return order_place(lines=lines, user=user, placed_at=timezone.now() - timedelta(days=days_ago))
 
 
 def default_template(**overrides) -> EmailTemplate:
@@ -131,11 +133,33 @@ def make_campaign(template: EmailTemplate, segment: Segment | None = None, **kwa
 
 
 def launch(campaign: Campaign) -> Campaign:
-    """Schedule now and build the audience in this process (the task's work)."""
+    """Schedule now and build the audience in this process (the launch task's work,
+    without queueing the send tasks)."""
     services.campaign_schedule(campaign=campaign)
-    services.campaign_launch(campaign_id=campaign.pk)
+    lifecycle.campaign_launch(campaign_id=campaign.pk)
     campaign.refresh_from_db()
     return campaign
+
+
+def sent_delivery(campaign: Campaign, user: User, *, days_ago: float = 3, **fields) -> Delivery:
+    """A delivery of ``campaign`` to ``user`` sent ``days_ago`` days ago."""
+    at = timezone.now() - timedelta(days=days_ago)
+    fields.setdefault("variant", campaign.variants.first())
+    return Delivery.objects.create(
+        campaign=campaign,
+        user=user,
+        email=user.email,
+        status=Delivery.Status.SENT,
+        sent_at=at,
+        processed_at=at,
+        message_id=f"<{user.pk}.{campaign.pk}@t>",
+        **fields,
+    )
+
+
+def click(delivery: Delivery, *, days_ago: float) -> None:
+    """A click in the email ``days_ago`` days ago."""
+    tracking.delivery_click_record(delivery=delivery, path="/", at=timezone.now() - timedelta(days=days_ago))
 
 
 @pytest.fixture

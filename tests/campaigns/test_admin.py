@@ -8,7 +8,8 @@ import json
 from django.core import mail
 from django.urls import reverse
 
-from campaigns import sending, services
+from campaigns import lifecycle, sending
+from campaigns.admin import CampaignForm, EmailTemplateForm, SegmentForm, VariantForm
 from campaigns.models import Campaign, EmailTemplate, OutboxMessage, Segment, Suppression
 
 from .conftest import launch, make_campaign, make_customers, make_segment
@@ -102,7 +103,7 @@ def test_campaign_actions_status_and_report(staff_client, store, template):
     assert campaign.status == Campaign.Status.SCHEDULED
     refused = staff_client.post(changelist, {"action": "resume", "_selected_action": [campaign.pk]}, follow=True)
     assert b"a scheduled campaign cannot be resumed" in refused.content
-    services.campaign_launch(campaign_id=campaign.pk)
+    lifecycle.campaign_launch(campaign_id=campaign.pk)
     sending.deliveries_send_range(campaign_id=campaign.pk, min_id=0, max_id=2**62)
     status = staff_client.get(reverse("admin:campaigns_campaign_status", args=[campaign.pk])).json()
     assert status["audience"] == 4 and status["sent"] + status["withheld"] == 4 and status["percent"] == 100.0
@@ -149,3 +150,30 @@ def test_segment_admin_needs_staff(client, db):
     make_segment()
     response = client.post(reverse("admin:campaigns_segment_preview"), "{}", content_type="application/json")
     assert response.status_code == 302  # to the login page
+
+
+def test_the_forms_show_the_services_checks_on_their_fields(db):
+    ok = "<p>{{ unsubscribe_url }}</p>"
+    form = EmailTemplateForm(data={"name": "broken", "subject": "Hi", "html_body": "{% if %}", "text_body": ok})
+    assert not form.is_valid() and list(form.errors) == ["html_body"]
+    assert EmailTemplateForm(data={"name": "fine", "subject": "Hi", "html_body": ok, "text_body": ok}).is_valid()
+    template = EmailTemplate.objects.create(name="t", subject="Hi", html_body=ok, text_body=ok)
+    form = CampaignForm(
+        data={
+            "name": "c",
+            "kind": "win_back",
+            "template": template.pk,
+            "strategy": "no-such",
+            "n_products": 6,
+            "exclude_recently_sent_days": 0,
+            "trigger_delay_hours": 0,
+            "holdout_percent": 0,
+            "seed": 1,
+            "attribution_window_days": 5,
+            "max_error_rate": 0.2,
+        }
+    )
+    assert not form.is_valid() and set(form.errors) == {"inactive_days", "strategy"}, form.errors
+    form = VariantForm(data={"name": "B", "weight": 1, "subject": "{% if %}", "strategy": "no-such"})
+    assert not form.is_valid() and set(form.errors) == {"subject", "strategy"}
+    assert SegmentForm(data={"name": "s", "description": "", "rules": '{"rule": "country"}'}).errors["rules"]

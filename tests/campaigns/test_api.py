@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns import sending, services
+from campaigns import lifecycle, sending, services
 from campaigns.models import Campaign
 
 from .conftest import make_customers, make_segment
@@ -107,7 +107,7 @@ def test_report(staff_api, store, template):
     campaign_id = create(staff_api, template, make_segment(), holdout_percent=30, seed=5).json()["id"]
     campaign = Campaign.objects.get(pk=campaign_id)
     services.campaign_schedule(campaign=campaign)
-    services.campaign_launch(campaign_id=campaign_id)
+    lifecycle.campaign_launch(campaign_id=campaign_id)
     sending.deliveries_send_range(campaign_id=campaign_id, min_id=0, max_id=2**62)
     data = staff_api.get(f"/api/v1/campaigns/{campaign_id}/report").json()
     assert data["total"]["audience"] == 10 and data["progress"]["percent"] == 100.0

@@ -21,9 +21,9 @@ from django.utils import timezone
 
 from campaigns import conf, sending, services, tokens
 from campaigns.models import Campaign, Delivery, Suppression
-from campaigns.tasks import campaigns_tick_task
-from shop import services as shop_services
+from campaigns.tasks import campaign_launch_task, campaigns_tick_task
 from shop.models import ConsentChange, User
+from shop.services.customers import user_consent_set
 from tests.conftest import ROOT, child_env, free_port, wait_for
 
 from .conftest import build_store, default_template, make_campaign
@@ -81,7 +81,7 @@ def test_a_campaign_to_thousands_arrives_exactly_once_and_never_to_who_said_no(
     Suppression.objects.create(email=customers[0].email, reason=Suppression.Reason.BOUNCED)
     campaign = make_campaign(default_template(), n_products=4, strategy="trending", exclude_purchased=False)
     services.campaign_schedule(campaign=campaign)
-    services.campaign_launch(campaign_id=campaign.pk)  # the audience is built; sending is queued
+    campaign_launch_task(campaign.pk)  # the task's work here: the audience is built; sending is queued
     campaign.refresh_from_db()
     assert campaign.audience_size == 2999
     # After the audience was built, before anything is sent: 30 unsubscribe with one
@@ -91,7 +91,7 @@ def test_a_campaign_to_thousands_arrives_exactly_once_and_never_to_who_said_no(
         delivery = Delivery.objects.get(campaign=campaign, user=user)
         assert client.post(f"/c/u/{tokens.unsubscribe_token(delivery.pk)}/").status_code == 200
     for user in customers[31:51]:
-        shop_services.user_consent_set(user=user, consent=False, source=ConsentChange.Source.PREFERENCES)
+        user_consent_set(user=user, consent=False, source=ConsentChange.Source.PREFERENCES)
 
     started = time.monotonic()
     celery_worker_factory(EMAIL_URL=smtp_server.url)
@@ -223,7 +223,7 @@ def test_a_sender_killed_after_the_server_accepted_leaves_at_most_one_group_in_d
     customers = bulk_customers(35, prefix="doubt")
     campaign = make_campaign(default_template(), n_products=3, strategy="trending", exclude_purchased=False)
     services.campaign_schedule(campaign=campaign)
-    services.campaign_launch(campaign_id=campaign.pk)  # its send tasks go unread: the child sends
+    campaign_launch_task(campaign.pk)  # its send tasks go unread: the child sends
     gate = GateSMTP(accept=accept, delay=delay)
     port = free_port()
     controller = Controller(gate, hostname="127.0.0.1", port=port)

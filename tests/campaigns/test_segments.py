@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from campaigns.models import Segment
@@ -18,8 +17,8 @@ from campaigns.segments import (
     rules_queryset,
     rules_validate,
 )
-from shop import services as shop_services
 from shop.models import Interaction, Order, User
+from shop.services.interactions import interaction_record
 
 from .conftest import buy, make_customers, make_segment
 
@@ -56,7 +55,7 @@ def test_bought_from_a_category_includes_its_subcategories_and_time(store):
 def test_interested_in_stated_interests_or_activity(store):
     stated, browsed, other = make_customers(3)
     stated.interests.add(store.kitchen)
-    shop_services.interaction_record(
+    interaction_record(
         product=store.in_category(store.kitchen)[0],
         kind=Interaction.Kind.VIEW,
         user=browsed,
@@ -173,18 +172,6 @@ def test_invalid_rules_are_named_with_their_path(store, rules, message):
     with pytest.raises(RuleError) as info:
         rules_validate(rules)
     assert any(message in m for m in info.value.messages), info.value.messages
-
-
-def test_segment_cycles_are_refused(store):
-    a = make_segment({"rule": "consent"}, name="a")
-    b = make_segment({"rule": "segment", "id": a.pk}, name="b")
-    a.rules = {"rule": "segment", "id": b.pk}
-    with pytest.raises(ValidationError) as info:
-        a.full_clean()
-    assert "cycle" in str(info.value)
-    a.rules = {"rule": "segment", "id": a.pk}
-    with pytest.raises(ValidationError):
-        a.full_clean()
 
 
 def test_preview_counts_and_samples(store):

@@ -1,5 +1,5 @@
 """Triggered campaigns: abandoned cart, welcome, win-back, post-purchase; at most
-once per triggering event; the periodic tick."""
+once per triggering event."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from datetime import timedelta
 from django.core import mail
 from django.utils import timezone
 
-from campaigns import sending, services
+from campaigns import lifecycle, sending, services
 from campaigns.models import Campaign, Delivery
-from shop import services as shop_services
+from campaigns.triggers import triggers_evaluate
 from shop.models import Cart, Order, User
+from shop.services.carts import cart_add, cart_get_or_create
 
 from .conftest import buy, make_campaign, make_customers
 
@@ -19,7 +20,7 @@ from .conftest import buy, make_campaign, make_customers
 def start(campaign: Campaign, *, hours_ago: float = 48) -> Campaign:
     """Activate a triggered campaign as if it had started ``hours_ago`` hours ago."""
     services.campaign_schedule(campaign=campaign)
-    services.campaign_launch(campaign_id=campaign.pk)
+    lifecycle.campaign_launch(campaign_id=campaign.pk)
     Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now() - timedelta(hours=hours_ago))
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.RUNNING
@@ -31,9 +32,9 @@ def send_all(campaign):
 
 
 def abandon(user: User, products, *, hours_ago: float) -> Cart:
-    cart = shop_services.cart_get_or_create(user=user)
+    cart = cart_get_or_create(user=user)
     for product in products:
-        shop_services.cart_add(cart=cart, product=product)
+        cart_add(cart=cart, product=product)
     Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now() - timedelta(hours=hours_ago))
     cart.refresh_from_db()
     return cart
@@ -50,8 +51,8 @@ def test_abandoned_cart_once_per_abandonment(store, template):
     abandon(no_consent, candles[:1], hours_ago=5)
     campaign = start(make_campaign(template, kind=Campaign.Kind.ABANDONED_CART, trigger_delay_hours=3))
 
-    assert services.triggers_evaluate(campaign=campaign) == 1
-    assert services.triggers_evaluate(campaign=campaign) == 0, "the same event never twice"
+    assert triggers_evaluate(campaign=campaign) == 1
+    assert triggers_evaluate(campaign=campaign) == 0, "the same event never twice"
     delivery = Delivery.objects.get()
     assert delivery.user == idle and delivery.trigger_key == f"cart:{cart.pk}:{int(cart.updated_at.timestamp())}"
     send_all(campaign)
@@ -63,7 +64,7 @@ def test_abandoned_cart_once_per_abandonment(store, template):
 
     # The customer comes back, changes the cart, leaves again: a new event.
     abandon(idle, candles[2:3], hours_ago=4)
-    assert services.triggers_evaluate(campaign=campaign) == 1
+    assert triggers_evaluate(campaign=campaign) == 1
     assert Delivery.objects.filter(user=idle).count() == 2
 
 
@@ -71,7 +72,7 @@ def test_events_before_the_campaign_started_do_not_trigger(store, template):
     (user,) = make_customers(1)
     abandon(user, store.products[:1], hours_ago=30)
     campaign = start(make_campaign(template, kind=Campaign.Kind.ABANDONED_CART, trigger_delay_hours=1), hours_ago=10)
-    assert services.triggers_evaluate(campaign=campaign) == 0
+    assert triggers_evaluate(campaign=campaign) == 0
 
 
 def test_welcome_picks_from_stated_interests(store, template):
@@ -80,7 +81,7 @@ def test_welcome_picks_from_stated_interests(store, template):
     User.objects.filter(pk=newcomer.pk).update(date_joined=timezone.now() - timedelta(hours=2))
     (too_new,) = make_customers(1, prefix="new")
     campaign = start(make_campaign(template, kind=Campaign.Kind.WELCOME, trigger_delay_hours=1))
-    assert services.triggers_evaluate(campaign=campaign) == 1
+    assert triggers_evaluate(campaign=campaign) == 1
     send_all(campaign)
     delivery = Delivery.objects.get()
     assert delivery.user == newcomer and delivery.trigger_key == "welcome"
@@ -98,8 +99,8 @@ def test_post_purchase_cross_sell_once_per_order(store, template):
     candles = store.in_category(store.candles)
     order = buy(user, candles[:2], days_ago=0.5)
     campaign = start(make_campaign(template, kind=Campaign.Kind.POST_PURCHASE, trigger_delay_hours=6))
-    assert services.triggers_evaluate(campaign=campaign) == 1
-    assert services.triggers_evaluate(campaign=campaign) == 0
+    assert triggers_evaluate(campaign=campaign) == 1
+    assert triggers_evaluate(campaign=campaign) == 0
     delivery = Delivery.objects.get()
     assert delivery.trigger_key == f"order:{order.pk}" and delivery.context["product_ids"] == [
         c.pk for c in candles[:2]
@@ -116,9 +117,9 @@ def test_win_back_when_a_customer_becomes_inactive(store, template):
     buy(active, store.products[:1], days_ago=3)
     buy(long_gone, store.products[:1], days_ago=200)  # crossed long before the campaign
     campaign = start(make_campaign(template, kind=Campaign.Kind.WIN_BACK, inactive_days=30), hours_ago=72)
-    assert services.triggers_evaluate(campaign=campaign) == 1
+    assert triggers_evaluate(campaign=campaign) == 1
     assert Delivery.objects.get().user == lapsed
-    assert services.triggers_evaluate(campaign=campaign) == 0
+    assert triggers_evaluate(campaign=campaign) == 0
 
 
 def test_triggered_campaign_respects_its_segment(store, template):
@@ -130,43 +131,8 @@ def test_triggered_campaign_respects_its_segment(store, template):
 
     france = make_segment({"rule": "country", "in": ["France"]}, name="France")
     campaign = start(make_campaign(template, kind=Campaign.Kind.POST_PURCHASE, segment=france))
-    assert services.triggers_evaluate(campaign=campaign) == 1
+    assert triggers_evaluate(campaign=campaign) == 1
     assert Delivery.objects.get().user_id == fr.pk
-
-
-def test_tick_launches_due_campaigns_and_completes_finished_ones(store, template, django_capture_on_commit_callbacks):
-    make_customers(3)
-    due = make_campaign(template, name="due")
-    later = make_campaign(template, name="later", segment=due.segment)
-    services.campaign_schedule(campaign=later, at=timezone.now() + timedelta(hours=1))
-    Campaign.objects.filter(pk=due.pk).update(
-        status=Campaign.Status.SCHEDULED, scheduled_at=timezone.now() - timedelta(minutes=1)
-    )
-    with django_capture_on_commit_callbacks() as callbacks:
-        result = services.campaigns_tick()
-    assert result.launched == 1 and len(callbacks) == 1  # campaigns.launch for "due" only
-    services.campaign_launch(campaign_id=due.pk)
-    send_all(due)
-    result = services.campaigns_tick()
-    due.refresh_from_db()
-    assert result.completed == 1 and due.status == Campaign.Status.COMPLETED
-    later.refresh_from_db()
-    assert later.status == Campaign.Status.SCHEDULED
-
-
-def test_tick_picks_up_work_whose_sender_died(store, template, settings, django_capture_on_commit_callbacks):
-    settings.CAMPAIGNS_SEND_LEASE_SECONDS = 30
-    make_customers(3)
-    campaign = make_campaign(template)
-    services.campaign_schedule(campaign=campaign)
-    services.campaign_launch(campaign_id=campaign.pk)
-    with django_capture_on_commit_callbacks() as callbacks:
-        services.campaigns_tick()
-    assert callbacks == [], "a live sender's campaign is left alone"
-    Campaign.objects.filter(pk=campaign.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
-    with django_capture_on_commit_callbacks() as callbacks:
-        result = services.campaigns_tick()
-    assert result.resumed == 1 and len(callbacks) == 1
 
 
 def test_cancelled_orders_do_not_trigger(store, template):
@@ -174,4 +140,4 @@ def test_cancelled_orders_do_not_trigger(store, template):
     order = buy(user, store.products[:1], days_ago=0.5)
     Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELLED)
     campaign = start(make_campaign(template, kind=Campaign.Kind.POST_PURCHASE))
-    assert services.triggers_evaluate(campaign=campaign) == 0
+    assert triggers_evaluate(campaign=campaign) == 0

@@ -13,8 +13,8 @@ import pytest
 
 from shop import selectors
 from shop.models import ConsentChange, Interaction, Order, OrderLine, Product, User
-from tests.conftest import serving_caches_clear
 from tests.browser import assert_contrast
+from tests.conftest import serving_caches_clear
 from tests.factories import CategoryFactory, ProductFactory, UserFactory, interaction_make
 
 pytestmark = [pytest.mark.e2e]

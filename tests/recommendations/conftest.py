@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from shop import services as shop_services
 from shop.models import Category, Interaction, Product, User
+from shop.services.interactions import interactions_bulk_insert
 from tests.conftest import serving_caches_clear
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 
@@ -87,7 +87,7 @@ def build_store(
                     occurred_at=now - timedelta(days=rng.random() * days, minutes=5),
                 )
             )
-    shop_services.interactions_bulk_insert(rows=rows)
+    interactions_bulk_insert(rows=rows)
     store = Store(categories, products, customers, per_category)
     store.by_category = {
         cat.pk: products[c * per_category : (c + 1) * per_category] for c, cat in enumerate(categories)
@@ -98,6 +98,14 @@ def build_store(
 @pytest.fixture
 def store(db) -> Store:
     return build_store()
+
+
+def train(algorithm: str, params: dict | None = None, slot: str = "default"):
+    """Create and run a training in this process (the version, finished)."""
+    from recommendations import services
+
+    version = services.model_version_create(algorithm=algorithm, params=params or {}, slot=slot)
+    return services.model_train(version_id=version.pk)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Admin: model versions (chart, train, actions, live progress) and experiment reports."""
+"""Admin: model versions (chart, train, actions, live progress); the experiment
+report page is tested with the report in test_experiments.py."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ import pytest
 from django.urls import reverse
 
 from recommendations import services
-from recommendations.models import Experiment, ExperimentVariant, ModelVersion
-from shop import services as shop_services
-from shop.models import Interaction
+from recommendations.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -65,38 +64,6 @@ def test_activate_and_retrain_actions(staff_client, store, trained, monkeypatch)
     failed = ModelVersion.objects.create(algorithm="x", status="failed")
     response = staff_client.post(url, {"action": "activate_action", "_selected_action": [failed.pk]}, follow=True)
     assert "cannot be activated" in response.content.decode()
-
-
-def test_experiment_report_with_confidence_intervals(staff_client, store, trained):
-    exp = Experiment.objects.create(name="Trending vs model", key="t-vs-m", context="home")
-    ExperimentVariant.objects.create(experiment=exp, name="control", strategy="trending")
-    ExperimentVariant.objects.create(experiment=exp, name="model", model_version=trained)
-    services.experiment_start(experiment=exp)
-    clicks = 0
-    for user in store.customers[:24]:
-        rec = services.recommend_for_user(user=user, n=3)
-        if rec.variant == "model":  # the model's shoppers click more in this test
-            services.click_record(rec_list_id=rec.id, product=rec.picks[0].product, user=user)
-            clicks += 1
-            shop_services.order_place(
-                lines=[shop_services.OrderLineIn(product=rec.picks[0].product, quantity=1, rec_list_id=rec.id)],
-                user=user,
-            )
-    from recommendations import impressions, selectors
-
-    impressions.drain()  # with Redis the lists are queued first
-    rows = {r.name: r for r in selectors.experiment_report(experiment=exp)}
-    assert rows["model"].ctr.successes == clicks == rows["model"].conversion.successes
-    assert rows["model"].ctr.trials + rows["control"].ctr.trials == 24
-    assert rows["control"].ctr.value == 0.0
-    assert 0 <= rows["model"].ctr.low < rows["model"].ctr.value <= 1.0 == rows["model"].ctr.value
-    assert rows["model"].ctr_p_vs_control < 0.05
-    assert rows["model"].offline_ndcg == trained.ndcg and rows["model"].revenue > 0
-    response = staff_client.get(reverse("admin:recommendations_experiment_report", args=[exp.pk]))
-    html = response.content.decode()
-    assert response.status_code == 200 and "<svg" in html and "95% Wilson interval" in html
-    assert f"{trained.ndcg:.4f}" in html
-    assert Interaction.objects.filter(kind=Interaction.Kind.CLICK).count() == clicks
 
 
 def test_deleting_versions(staff_client, store, trained, django_capture_on_commit_callbacks):

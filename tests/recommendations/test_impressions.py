@@ -12,7 +12,7 @@ from django_celery_beat.models import PeriodicTask
 
 from recommendations import impressions, services
 from recommendations.models import Impression, ModelVersion
-from shop import services as shop_services
+from shop.services.customers import user_forget
 from tests.conftest import wait_for
 from tests.recommendations.conftest import build_store
 
@@ -81,7 +81,7 @@ def test_no_queued_list_of_a_forgotten_customer_is_written(small, django_capture
     services.recommend_for_user(user=victim, n=2)  # queued before they leave
     services.recommend_for_user(user=other, n=2)
     with django_capture_on_commit_callbacks(execute=True):
-        shop_services.user_forget(user=victim)
+        user_forget(user=victim)
     assert not Impression.objects.filter(user_id=victim_id).exists()
     assert Impression.objects.filter(user_id=other.pk).count() == 1  # the others' lists were written
     # a list served from a stale request after the forgetting is dropped by the drain

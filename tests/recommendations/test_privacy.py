@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from django.core.files.storage import default_storage
 
-from recommendations import services, state
+from recommendations import model_cache, services
 from recommendations.models import ForgottenUser, Impression, ModelVersion
-from shop import services as shop_services
 from shop.models import Interaction
+from shop.services.customers import user_forget
+from shop.services.interactions import interaction_record
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,7 @@ def test_forgetting_retires_models_that_learned_from_them(
     assert services.recommend_for_user(user=other).model_version_id == trained.pk
     artifact = trained.artifact.name
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        shop_services.user_forget(user=victim)
+        user_forget(user=victim)
     trained.refresh_from_db()
     assert trained.tainted_at is not None and not trained.is_active and not trained.artifact
     assert "forgotten customer" in trained.activation_note
@@ -60,11 +61,11 @@ def test_an_older_clean_model_comes_back(store, trained):
     newcomer = UserFactory()
     later = store.products[0]
     # a second model trained after the newcomer's first event
-    shop_services.interaction_record(product=later, kind=Interaction.Kind.PURCHASE, user=newcomer)
+    interaction_record(product=later, kind=Interaction.Kind.PURCHASE, user=newcomer)
     ModelVersion.objects.filter(pk=trained.pk).update(is_active=False)
     second = train()
     assert second.is_active
-    shop_services.user_forget(user=newcomer)
+    user_forget(user=newcomer)
     second.refresh_from_db()
     trained.refresh_from_db()
     assert second.tainted_at is not None
@@ -79,7 +80,7 @@ def test_a_run_in_flight_when_they_are_forgotten_is_not_activated(store):
 
     def forget_midway(percent, stage):
         if "fitting" in stage and User_exists(victim.pk):
-            shop_services.user_forget(user=victim)
+            user_forget(user=victim)
 
     version = services.model_train(version_id=version.pk, progress=forget_midway)
     assert version.status == "succeeded"
@@ -98,19 +99,19 @@ def test_trending_forgets_their_events_at_once(store, settings):
     hype = store.products[-1]
     fan = UserFactory()
     for _ in range(200):
-        shop_services.interaction_record(product=hype, kind=Interaction.Kind.PURCHASE, user=fan)
+        interaction_record(product=hype, kind=Interaction.Kind.PURCHASE, user=fan)
     assert services.trending_products(n=1).picks[0].product == hype
-    shop_services.user_forget(user=fan)
+    user_forget(user=fan)
     assert hype not in [p.product for p in services.trending_products(n=3).picks]
 
 
 def test_a_customer_without_events_retires_nothing(store, trained):
     quiet = UserFactory()
     quiet_id = quiet.pk
-    epoch = state.epoch_read()
-    shop_services.user_forget(user=quiet)
+    epoch = model_cache.epoch_read()
+    user_forget(user=quiet)
     trained.refresh_from_db()
     assert trained.is_active and trained.tainted_at is None
     record = ForgottenUser.objects.get(user_id=quiet_id)
     assert not record.had_interactions and record.retired_versions == []
-    assert state.epoch_read() == epoch + 1
+    assert model_cache.epoch_read() == epoch + 1

@@ -9,9 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from recommendations import impressions, services
-from recommendations.models import Experiment, ExperimentVariant, Impression
-from shop import services as shop_services
+from recommendations.models import Impression
 from shop.models import Interaction, Product
+from shop.services.customers import user_forget
+from shop.services.interactions import interaction_record
 from tests.factories import ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +53,7 @@ def test_new_customer_with_interests_gets_their_categories(store, settings):
 def test_anonymous_session_history_without_model(store, settings):
     settings.AFFINITY_RECOMMEND_MAX_PER_CATEGORY = 3
     product = store.by_category[store.categories[1].pk][5]
-    shop_services.interaction_record(product=product, kind=Interaction.Kind.VIEW, session_key="sess-1")
+    interaction_record(product=product, kind=Interaction.Kind.VIEW, session_key="sess-1")
     rec = services.recommend_for_user(session_key="sess-1", n=8)
     assert rec.strategy == "fallback:session"
     first = rec.picks[:3]
@@ -65,7 +66,7 @@ def test_anonymous_session_history_without_model(store, settings):
 
 def test_deleted_customer_gets_fallback_without_error(store):
     user = store.customers[0]
-    shop_services.user_forget(user=user)
+    user_forget(user=user)
     rec = services.recommend_for_user(user=user, n=4)  # a stale object of a deleted account
     assert rec.strategy == "trending"
     assert len(rec.picks) == 4
@@ -81,7 +82,7 @@ def test_empty_store_returns_an_empty_list(db):
 # --- with a model ---------------------------------------------------------------------------------
 def test_model_picks_follow_taste_and_are_explained(store, trained, settings):
     settings.AFFINITY_RECOMMEND_MAX_PER_CATEGORY = 0
-    settings.AFFINITY_RECOMMEND_EXCLUDE_KINDS = {Interaction.Kind.PURCHASE: None}
+    settings.AFFINITY_RECOMMEND_EXCLUDE_KINDS = {"purchase": None}
     user = store.customers[5]
     taste = store.taste(user)
     rec = services.recommend_for_user(user=user, n=5)
@@ -104,7 +105,7 @@ def test_a_click_changes_the_next_list_without_retraining(store, trained):
     before = services.recommend_for_user(user=newcomer, n=5)
     assert before.strategy == "trending"
     liked = store.by_category[store.categories[3].pk][0]
-    shop_services.interaction_record(product=liked, kind=Interaction.Kind.CLICK, user=newcomer)
+    interaction_record(product=liked, kind=Interaction.Kind.CLICK, user=newcomer)
     after = services.recommend_for_user(user=newcomer, n=3)
     assert after.strategy == f"model:item_knn#{trained.pk}"
     assert set(categories_of(after)) == {store.categories[3].pk}
@@ -118,7 +119,7 @@ def test_filters_inactive_out_of_stock_bought_and_excluded(store, trained, setti
     a, b, c = (p.product for p in first.picks[:3])
     Product.objects.filter(pk=a.pk).update(is_active=False)
     Product.objects.filter(pk=b.pk).update(stock=0)
-    shop_services.interaction_record(product=c, kind=Interaction.Kind.PURCHASE, user=user)
+    interaction_record(product=c, kind=Interaction.Kind.PURCHASE, user=user)
     skip = first.picks[3].product.pk
     again = services.recommend_for_user(user=user, n=6, exclude_product_ids=[skip], record_impression=False)
     shown = {p.product.pk for p in again.picks}
@@ -254,44 +255,7 @@ def test_batch_scores_many_customers_with_a_bounded_number_of_queries(store, tra
     assert Impression.objects.count() == 0
 
 
-# --- experiments and clicks -------------------------------------------------------------------------
-def test_experiment_assigns_each_shopper_one_variant(store, trained):
-    exp = Experiment.objects.create(name="Model vs trending", key="model-vs-trending", context="home")
-    ExperimentVariant.objects.create(experiment=exp, name="control", strategy="trending", weight=1)
-    ExperimentVariant.objects.create(experiment=exp, name="model", model_version=trained, weight=1)
-    services.experiment_start(experiment=exp)
-    seen = {}
-    for user in store.customers[:30]:
-        first = services.recommend_for_user(user=user, n=3)
-        again = services.recommend_for_user(user=user, n=3)
-        assert first.variant == again.variant
-        seen[user.pk] = first.variant
-        expected = "trending" if first.variant == "control" else f"model:item_knn#{trained.pk}"
-        assert first.strategy == expected
-    assert set(seen.values()) == {"control", "model"}
-    impressions.drain()
-    assert Impression.objects.filter(experiment=exp).count() == 60
-    # another context does not take part; an explicit strategy bypasses the experiment
-    assert services.recommend_for_user(user=store.customers[0], context="cart").variant == ""
-    assert services.recommend_for_user(user=store.customers[0], strategy="trending").variant == ""
-    services.experiment_stop(experiment=exp)
-    assert services.recommend_for_user(user=store.customers[0]).variant == ""
-
-
-def test_experiment_needs_two_variants_and_one_per_context(store, trained):
-    exp = Experiment.objects.create(name="one", key="one", context="home")
-    ExperimentVariant.objects.create(experiment=exp, name="a", strategy="trending")
-    with pytest.raises(ValueError, match="at least two variants"):
-        services.experiment_start(experiment=exp)
-    ExperimentVariant.objects.create(experiment=exp, name="b", strategy="auto")
-    services.experiment_start(experiment=exp)
-    other = Experiment.objects.create(name="two", key="two", context="home")
-    ExperimentVariant.objects.create(experiment=other, name="a", strategy="trending")
-    ExperimentVariant.objects.create(experiment=other, name="b", strategy="auto")
-    with pytest.raises(ValueError, match="already runs"):
-        services.experiment_start(experiment=other)
-
-
+# --- clicks -------------------------------------------------------------------------
 def test_click_record_attributes_to_the_list(store):
     user = store.customers[0]
     rec = services.recommend_for_user(user=user, n=3)
@@ -315,7 +279,6 @@ def test_impressions_outside_a_transaction_and_a_failed_one(caplog, settings):
     """The direct path (no queue: one round trip, asynchronous commit on PostgreSQL)
     stores the row; a failing insert is logged and leaves the connection usable."""
     from recommendations.serving import RecommendationList, _record
-
     from tests.recommendations.conftest import build_store
 
     settings.AFFINITY_IMPRESSIONS_QUEUE = False

@@ -26,13 +26,14 @@ def test_changelist_and_add_page_render(staff_client, app, model):
 
 
 def test_customer_page_shows_history_and_orders(staff_client):
-    from shop import services
+    from shop.services.interactions import interaction_record
+    from shop.services.orders import OrderLineIn, order_place
     from tests.factories import ProductFactory
 
     user = UserFactory(email="history@customers.affinity.example")
     p = ProductFactory(name="Heart Light Holder")
-    services.interaction_record(product=p, kind=1, user=user)
-    services.order_place(user=user, lines=[services.OrderLineIn(product=p, quantity=1)])
+    interaction_record(product=p, kind=1, user=user)
+    order_place(user=user, lines=[OrderLineIn(product=p, quantity=1)])
     page = staff_client.get(reverse("admin:shop_user_change", args=[user.pk])).content.decode()
     assert "Recent history" in page and "Heart Light Holder" in page
     assert "Orders" in page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ DATA = Path(__file__).parent / "data"
 SHOP = DATA / "interactions_shop.csv"
 BAD = DATA / "interactions_bad.csv"
 MAP = "user=customer_id,item=sku,value=qty,timestamp=ts,kind=event"
-UTC = timezone.utc
+UTC = UTC
 LONDON = ZoneInfo("Europe/London")
 
 

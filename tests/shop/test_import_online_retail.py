@@ -12,7 +12,7 @@ malformed row. The expected numbers below are counted by hand from that file.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -30,7 +30,7 @@ from shop.models import Category, ConsentChange, Interaction, Order, OrderLine, 
 
 DATA = Path(__file__).parent / "data"
 QUIRKS = DATA / "online_retail_quirks.csv"
-UTC = timezone.utc
+UTC = UTC
 
 
 # --- pure rules ----------------------------------------------------------------------------

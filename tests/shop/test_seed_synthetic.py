@@ -1,10 +1,10 @@
 """seed_synthetic: the generator's structure (pure) and the store it writes; the
-bulk-load path of shop.services (indexes dropped and rebuilt exactly)."""
+bulk-load path it takes (shop.bulk: indexes dropped and rebuilt exactly)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import numpy as np
@@ -14,12 +14,13 @@ from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Min
 
-from shop import services
 from shop.importers import synthetic
 from shop.importers.synthetic_load import synthetic_seed
 from shop.models import Category, ConsentChange, Interaction, Order, OrderLine, Product, User
+from shop.services.interactions import interactions_bulk_copy
+from tests.shop.test_bulk import table_schema
 
-UTC = timezone.utc
+UTC = UTC
 END = datetime(2025, 3, 31, tzinfo=UTC)
 
 
@@ -208,78 +209,18 @@ def test_bad_arguments():
     assert not Product.objects.exists()
 
 
-# --- the bulk path of shop.services ---------------------------------------------------------------
-def _schema(tables: list[str]) -> dict:
-    with connection.cursor() as cur:
-        return {
-            t: {
-                name: (c["columns"], c["unique"], c["foreign_key"], c["index"])
-                for name, c in connection.introspection.get_constraints(cur, t).items()
-            }
-            for t in tables
-        }
-
-
+# --- a large seed takes the bulk path of shop.bulk ----------------------------------------------
 @pytest.mark.django_db
 def test_large_seed_defers_and_rebuilds_indexes_exactly():
     """120k events into empty tables take the bulk path: indexes (and, on PostgreSQL,
     foreign keys) are dropped and rebuilt inside the transaction."""
     tables = [Interaction._meta.db_table, OrderLine._meta.db_table, Product._meta.db_table]
-    before = _schema(tables)
+    before = table_schema(tables)
     report = synthetic_seed(users=3000, products=1000, interactions=120_000, seed=11, end=END)
     assert report.bulk_load is True
-    assert _schema(tables) == before
+    assert table_schema(tables) == before
     assert Interaction.objects.count() == 120_000
     # The rebuilt foreign keys still hold the rows to the rules.
     with pytest.raises(IntegrityError), transaction.atomic():
-        services.interactions_bulk_copy(rows=[(None, "s", 10**12, 1, 1.0, END, 4)])
+        interactions_bulk_copy(rows=[(None, "s", 10**12, 1, 1.0, END, 4)])
         connection.check_constraints()  # deferred foreign keys, checked now
-
-
-@pytest.mark.django_db(transaction=True)
-def test_bulk_load_needs_a_transaction():
-    with pytest.raises(RuntimeError, match="inside transaction.atomic"):
-        with services.tables_bulk_load(models=[Interaction], expected_rows=10**6):
-            pass
-
-
-@pytest.mark.django_db
-def test_bulk_load_skips_small_loads_and_a_failure_rolls_the_drop_back():
-    tables = [Interaction._meta.db_table]
-    before = _schema(tables)
-    with transaction.atomic(), services.tables_bulk_load(models=[Interaction], expected_rows=10) as fast:
-        assert fast is False
-    with pytest.raises(ZeroDivisionError), transaction.atomic():
-        with services.tables_bulk_load(models=[Interaction], expected_rows=10**6) as fast:
-            assert fast is True
-            assert _schema(tables) != before  # dropped for the load
-            1 / 0
-    assert _schema(tables) == before
-
-
-@pytest.mark.django_db
-def test_bulk_copy_rejects_naive_times_and_breaks_no_rule():
-    from tests.factories import ProductFactory, UserFactory
-
-    p, u = ProductFactory(), UserFactory()
-    with pytest.raises(ValueError, match="naive datetime"), transaction.atomic():
-        services.interactions_bulk_copy(rows=[(u.pk, "", p.pk, 1, 1.0, datetime(2024, 1, 1), 4)])
-    with pytest.raises(IntegrityError), transaction.atomic():  # no actor: the check constraint says no
-        services.interactions_bulk_copy(rows=[(None, "", p.pk, 1, 1.0, END, 4)])
-    with pytest.raises(ValueError, match="interactions_bulk_copy"):
-        services.rows_bulk_insert(model=Interaction, fields=["user_id", "product_id"], rows=[])
-    n = services.interactions_bulk_copy(rows=[(u.pk, "", p.pk, 6, 4.5, END, 4), (None, "sess", p.pk, 1, 1.0, END, 2)])
-    assert n == 2
-    got = set(Interaction.objects.values_list("user_id", "session_key", "kind", "value", "occurred_at", "source"))
-    assert got == {(u.pk, "", 6, 4.5, END, 4), (None, "sess", 1, 1.0, END, 2)}
-
-
-@pytest.mark.django_db
-def test_bulk_load_decides_on_real_counts_not_stale_planner_statistics():
-    """PostgreSQL's row estimate survives a rolled-back load (ANALYZE writes it in
-    place); the decision must count the rows instead."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("UPDATE pg_class SET reltuples = 5e6 WHERE oid = %s::regclass", [Interaction._meta.db_table])
-    with transaction.atomic(), services.tables_bulk_load(models=[Interaction], expected_rows=200_000) as fast:
-        assert fast is True

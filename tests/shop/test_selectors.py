@@ -9,8 +9,11 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from shop import selectors, services
+from shop import selectors
 from shop.models import ConsentChange, Interaction
+from shop.services.carts import cart_add, cart_get_or_create
+from shop.services.customers import user_consent_set
+from shop.services.orders import OrderLineIn, order_place
 from tests.factories import CategoryFactory, ProductFactory, UserFactory, interaction_make
 
 pytestmark = pytest.mark.django_db
@@ -109,9 +112,8 @@ def test_search_finds_products_of_a_matching_category_after_name_matches(tree, s
 def test_postgres_search_uses_its_index(tree, settings):
     if not settings.DATABASE_IS_POSTGRES:
         pytest.skip("full-text search needs PostgreSQL")
-    from django.db import connection
-
     from django.contrib.postgres.search import SearchQuery
+    from django.db import connection
 
     from shop.models import Product
 
@@ -163,11 +165,11 @@ def test_recently_viewed_costs_two_queries(django_assert_num_queries):
 
 def test_cart_view_and_count():
     user = UserFactory()
-    cart = services.cart_get_or_create(user=user)
+    cart = cart_get_or_create(user=user)
     p = ProductFactory(price=Decimal("2.50"), stock=10)
     q = ProductFactory(price=Decimal("1.25"), stock=1)
-    services.cart_add(cart=cart, product=p, quantity=2)
-    services.cart_add(cart=cart, product=q, quantity=1)
+    cart_add(cart=cart, product=p, quantity=2)
+    cart_add(cart=cart, product=q, quantity=1)
     q.stock = 0
     q.save()
     view = selectors.cart_view(cart=cart)
@@ -185,11 +187,11 @@ def test_user_data_export_holds_everything_and_only_the_users(django_assert_max_
     cat = CategoryFactory(name="Garden", slug="garden")
     user = UserFactory(email="me@example.com", marketing_consent=False, consent_changed_at=None)
     user.interests.set([cat])
-    services.user_consent_set(user=user, consent=True, source=ConsentChange.Source.SIGNUP)
-    services.user_consent_set(user=user, consent=False, source=ConsentChange.Source.PREFERENCES)
+    user_consent_set(user=user, consent=True, source=ConsentChange.Source.SIGNUP)
+    user_consent_set(user=user, consent=False, source=ConsentChange.Source.PREFERENCES)
     p = ProductFactory(category=cat)
-    order = services.order_place(lines=[services.OrderLineIn(product=p, quantity=3)], user=user)
-    services.cart_add(cart=services.cart_get_or_create(user=user), product=p)
+    order = order_place(lines=[OrderLineIn(product=p, quantity=3)], user=user)
+    cart_add(cart=cart_get_or_create(user=user), product=p)
     interaction_make(user=user, product=p, kind=Interaction.Kind.RATING, value=4)
     interaction_make(user=UserFactory(), product=p)
     with django_assert_max_num_queries(8):

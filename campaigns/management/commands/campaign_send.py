@@ -12,7 +12,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from campaigns import selectors, sending, services
+from campaigns import lifecycle, selectors, sending, services, tasks
 from campaigns.models import Campaign, Delivery
 
 
@@ -38,8 +38,8 @@ class Command(BaseCommand):
             if campaign.status == Campaign.Status.DRAFT:
                 services.campaign_schedule(campaign=campaign)
             if not queue:
-                services.campaign_launch(campaign_id=campaign.pk)
-        except services.CampaignStateError as exc:
+                tasks.campaign_launch_task(campaign.pk)  # the launch task's work, in this process
+        except lifecycle.CampaignStateError as exc:
             raise CommandError(str(exc)) from exc
         campaign.refresh_from_db()
         total = selectors.campaign_progress(campaign=campaign)["audience"]
@@ -68,7 +68,7 @@ class Command(BaseCommand):
                     if stats.stopped:
                         self.stderr.write(f"stopped: {stats.stopped}")
                         break
-                services.campaign_complete_if_done(campaign_id=campaign.pk)
+                lifecycle.campaign_complete_if_done(campaign_id=campaign.pk)
         progress = selectors.campaign_progress(campaign=campaign)
         campaign.refresh_from_db()
         self.stdout.write(

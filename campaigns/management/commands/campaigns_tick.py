@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from campaigns import services
+from campaigns import tasks
 
 
 class Command(BaseCommand):
     help = "Launch due campaigns, evaluate triggers, resume stalled sending, attribute orders (once)."
 
     def handle(self, *args, **options):
-        result = services.campaigns_tick()
+        result = tasks.campaigns_tick_task()  # the periodic task's work, in this process
         self.stdout.write(
-            f"launched {result.launched}, new triggered deliveries {result.triggered}, "
-            f"resumed {result.resumed}, completed {result.completed}, attributed orders {result.attributed}"
+            f"launched {result['launched']}, new triggered deliveries {result['triggered']}, "
+            f"resumed {result['resumed']}, completed {result['completed']}, attributed orders {result['attributed']}"
         )

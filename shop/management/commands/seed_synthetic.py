@@ -5,7 +5,7 @@ Thin: the work is `shop.importers.synthetic` and `shop.importers.synthetic_load`
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         end = None
         if options["end_date"]:
             try:
-                end = datetime.strptime(options["end_date"], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+                end = datetime.strptime(options["end_date"], "%Y-%m-%d").replace(tzinfo=UTC)
             except ValueError:
                 raise CommandError(f"--end-date {options['end_date']!r} is not YYYY-MM-DD") from None
         progress = no_progress if options["no_progress"] else tqdm_progress(self.stderr._out)

@@ -13,6 +13,7 @@ from recommendations.engine import (
     TooManyItemsError,
     algorithm_build,
     blas_single_thread,
+    top_n,
 )
 from recommendations.engine.weighting import RowWeighting
 
@@ -112,12 +113,57 @@ def test_als_fold_in_matches_trained_user_factors() -> None:
     model = algorithm_build("als", factors=4, regularization=0.1, iterations=50, use_cg=False, num_threads=1).fit(
         matrix
     )
-    folded = model.user_factors_for(matrix)
+    folded = model.user_vectors(matrix)
     # the trained user factors are the last ALS user step (items moved once after it)
     trained_scores = model.user_factors @ model.item_factors.T
     folded_scores = folded @ model.item_factors.T
     assert np.abs(folded_scores - trained_scores).max() < 0.05 * np.abs(trained_scores).max()
     np.testing.assert_allclose(model.score(matrix), folded_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_early_stopping_top_k_equals_scoring_every_item():
+    """ALS's ``top_k`` (items by decreasing norm, stop when no item left can beat
+    the k-th best) picks exactly what scoring the whole catalogue picks —
+    with exclusions, an allowed mask, and fewer allowed items than asked for."""
+    rng = np.random.default_rng(3)
+    n_users, n_items = 1500, 30_000  # several blocks of the scan
+    popularity = rng.zipf(1.6, n_items).astype(np.float64)
+    popularity /= popularity.sum()
+    rows = np.repeat(np.arange(n_users), 25)
+    cols = rng.choice(n_items, rows.size, p=popularity)
+    matrix = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+    matrix.sum_duplicates()
+    model = algorithm_build("als", factors=16, iterations=4, random_state=1).fit(matrix)
+    few = np.zeros(n_items, bool)
+    few[rng.choice(n_items, 25, replace=False)] = True
+    masks = [None, rng.random(n_items) < 0.2, few]
+    for user in range(60):
+        history = (
+            matrix[user]
+            if user % 3
+            else sp.csr_matrix(  # also brand-new histories of rare items
+                (np.ones(3, np.float32), (np.zeros(3, int), rng.choice(n_items, 3))), shape=(1, n_items)
+            )
+        )
+        exclude = rng.choice(n_items, 50, replace=False)
+        for allowed in masks:
+            scores = model.score(history)[0]
+            scores[exclude] = -np.inf
+            if allowed is not None:
+                scores[~allowed] = -np.inf
+            want_ids, want_scores = top_n(scores[None, :], 40)
+            valid = want_ids[0] >= 0
+            # small first blocks: many chances to stop, each one checked
+            got_ids, got_scores = model.top_k(history, 40, exclude=exclude, allowed=allowed, block=64)
+            np.testing.assert_allclose(got_scores, want_scores[0][valid], rtol=1e-5, atol=1e-7)
+            # the same items, but for ties at the cut-off (either may make the list)
+            above = want_scores[0][valid] > want_scores[0][valid][-1] + 1e-6
+            np.testing.assert_array_equal(got_ids[above], want_ids[0][valid][above])
+            assert not set(got_ids.tolist()) & set(exclude.tolist())
+            if allowed is not None:
+                assert allowed[got_ids].all()
+            if allowed is few:  # fewer allowed than asked for: all of them, less the excluded
+                assert got_ids.size == int(few.sum()) - int(few[exclude].sum())
 
 
 def test_als_runs_with_blas_limited_and_restores_it() -> None:
@@ -131,13 +177,13 @@ def test_als_runs_with_blas_limited_and_restores_it() -> None:
     import implicit.utils
 
     implicit.utils._checked_blas_config = False  # implicit checks (and warns) once
-    with _no_blas_warning():
+    with NoBlasWarning():
         algorithm_build("als", factors=2, iterations=2).fit(groups_matrix())
     assert implicit.utils._checked_blas_config
     assert blas_threads() == before
 
 
-class _no_blas_warning:
+class NoBlasWarning:
     """Context manager failing if implicit warns about a multi-threaded BLAS."""
 
     def __enter__(self):

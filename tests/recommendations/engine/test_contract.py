@@ -152,6 +152,43 @@ class RecommenderContract:
         ids, _ = model.recommend(history, n=10, exclude=exclude, exclude_history=False)
         assert 5 not in ids[0] and {1, 2, 3, 4} <= set(ids[0].tolist())
 
+    # ------------------------------------------------------------ fold-in and top-k (serving's interface)
+    def test_user_and_item_vectors_score_like_score(self) -> None:
+        """Explanations fold histories in once and score only a few columns."""
+        model = self.fitted()
+        history = sp.vstack(
+            [groups_matrix()[[0, 7]], sp.csr_matrix((np.array([3.0], np.float32), ([0], [4])), shape=(1, 10))]
+        ).tocsr()  # and a one-item row
+        columns = np.array([3, 0, 9, 0])
+        got = model.user_vectors(history) @ model.item_vectors(columns).T
+        np.testing.assert_allclose(got, model.score(history)[:, columns], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(model.fold_in(model.check_history(history)), model.user_vectors(history))
+        with pytest.raises(EngineError, match="item columns"):
+            model.user_vectors(sp.csr_matrix((1, 11), dtype=np.float32))
+
+    def test_top_k_equals_recommend_with_exclusions(self) -> None:
+        model = self.fitted()
+        history = groups_matrix()[:1]  # items 1-4
+        exclude = np.array([1, 2, 3, 4, 5])
+        allowed = np.ones(10, dtype=bool)
+        allowed[9] = False
+        ids, scores = model.recommend(
+            history,
+            n=10,
+            exclude=sp.csr_matrix((np.ones(5, np.float32), (np.zeros(5, int), exclude)), shape=(1, 10)),
+            exclude_history=False,
+            allowed=allowed,
+        )
+        cols, values = model.top_k(history, 10, exclude=exclude, allowed=allowed)
+        valid = ids[0] >= 0
+        assert cols.size == int(valid.sum()) == 4  # 0, 6, 7, 8
+        np.testing.assert_allclose(values, scores[0][valid], rtol=1e-5, atol=1e-6)
+        assert set(cols.tolist()) == set(ids[0][valid].tolist()) == {0, 6, 7, 8}
+        assert np.all(np.diff(values) <= 0)
+        assert model.top_k(history, 0)[0].size == 0
+        with pytest.raises(EngineError, match="one history row"):
+            model.top_k(groups_matrix()[:2], 3)
+
     # ------------------------------------------------------------ persistence
     def test_save_load_round_trip_gives_identical_scores(self, tmp_path) -> None:
         model = self.fitted()

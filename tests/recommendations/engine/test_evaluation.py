@@ -108,6 +108,33 @@ def test_temporal_split() -> None:
     assert everything.test.tolist() == [False] * 4 + [True] * 3
 
 
+@pytest.mark.parametrize("spread", [1, 10**9])  # dense ids (an offset) and ids far apart (np.unique)
+def test_temporal_split_on_random_events_matches_the_definition(spread) -> None:
+    """Integer keys give the masks the definition gives (sets of users, items, pairs)."""
+    rng = np.random.default_rng(7)
+    users = rng.integers(0, 300, 5000) * spread
+    items = rng.integers(0, 200, 5000)
+    times = rng.random(5000)
+    for cutoff in (0.5, 0.9, 2.0):
+        train = times < cutoff
+        train_users, train_items = set(users[train].tolist()), set(items[train].tolist())
+        train_pairs = set(zip(users[train].tolist(), items[train].tolist(), strict=True))
+        for known_only in (True, False):
+            for new_pairs_only in (True, False):
+                want = [
+                    not t
+                    and (not known_only or (u in train_users and i in train_items))
+                    and (not new_pairs_only or (u, i) not in train_pairs)
+                    for u, i, t in zip(users.tolist(), items.tolist(), train.tolist(), strict=True)
+                ]
+                split = temporal_split(
+                    users, items, times, cutoff=cutoff, known_only=known_only, new_pairs_only=new_pairs_only
+                )
+                assert split.train.tolist() == train.tolist()
+                assert split.test.tolist() == want
+    assert split.test.sum() == 0  # nothing after the newest event
+
+
 def test_leave_last_n_out() -> None:
     users = np.array([7, 7, 7, 8, 9, 9])
     items = np.arange(6)

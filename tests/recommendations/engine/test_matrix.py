@@ -208,3 +208,20 @@ def test_one_million_events_build_fast() -> None:
     assert m.user_items.nnz > 500_000
     # well under a second on an idle core; generous bound for a shared CI machine
     assert elapsed < 3.0, elapsed
+
+
+def test_one_history_row_equals_the_same_row_in_a_batch() -> None:
+    """One history (the per-request path, built straight into CSR) gives the row a
+    batch gives: duplicates summed, negative sums clipped, unknown items ignored."""
+    rng = np.random.default_rng(5)
+    m = build(users=list(range(40)), items=list(range(100, 140)), kinds=[1] * 40)
+    for size in (1, 5, 40):
+        items = np.concatenate([rng.choice(np.arange(100, 140), size), [10**9]])
+        weights = rng.normal(1.0, 2.0, items.size)
+        one = m.history_rows([(items, weights)])
+        batch = m.history_rows([(items[:0], weights[:0]), (items, weights)])[1]
+        assert one.shape == (1, 40) and one.dtype == np.float32
+        np.testing.assert_array_equal(one.indices, batch.indices)
+        np.testing.assert_allclose(one.toarray(), batch.toarray(), rtol=1e-6)
+        assert (one.data > 0).all()
+    assert m.history_rows([(np.array([10**9]), np.array([1.0]))]).nnz == 0

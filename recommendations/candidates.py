@@ -1,0 +1,305 @@
+"""Candidates for a list, in levels: the model's top picks (explained), products
+popular in the categories of the session's history, products popular in the
+shopper's stated interests, trending; and a product's neighbours (collaborative
+or content). Serving (``serving``) fills a list from them level by level."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from shop.models import Product
+
+from . import conf, explanations, model_cache
+from .artifacts import NON_CF_ALGORITHMS, LoadedModel
+from .engine import top_n
+from .model_cache import Snapshot, VersionInfo
+from .models import DEFAULT_SLOT
+from .selectors import HistoryEvent
+from .strategies import version_for
+from .trending import trending_items
+
+
+@dataclass
+class Candidate:
+    product_id: int
+    score: float
+    code: str
+    reason: str = ""  # may contain {name} (the anchor) or {category}
+    anchor_id: int | None = None  # explaining product (history item, the viewed product)
+    anchor_kind: int | None = None
+    category_id: int | None = None  # when known before fetching (model columns, trending)
+
+
+@dataclass
+class Shopper:
+    user_id: int | None
+    session_key: str
+    history: list[HistoryEvent]
+    excluded: set[int]
+    levels: list[tuple[str, list[Candidate]]] = field(default_factory=list)  # (strategy label, candidates)
+
+    @property
+    def code(self) -> str:
+        return "history" if self.user_id is not None else "session"
+
+
+def history_arrays(history: Sequence[HistoryEvent]):
+    return (
+        np.fromiter((e.product_id for e in history), np.int64, len(history)),
+        np.fromiter((e.kind for e in history), np.int64, len(history)),
+        np.fromiter((e.value for e in history), np.float64, len(history)),
+        np.fromiter((e.at for e in history), np.float64, len(history)),
+    )
+
+
+# --- trending ------------------------------------------------------------------------------
+def trending_cands(
+    snap: Snapshot,
+    *,
+    n: int,
+    code: str,
+    reason: str,
+    categories: set[int] | None = None,
+    weights: dict[int, float] | None = None,
+) -> list[Candidate]:
+    """Trending candidates, optionally restricted to (and weighted by) categories.
+    The plain list (no categories) is memoised with the trending list it comes from."""
+    out: list[Candidate] = []
+    limit = max(4 * n, 40)
+    items = trending_items(snap)
+    plain = categories is None and not weights
+    if plain:
+        key = ("trending_cands", limit, code, reason)
+        memo = snap.memo.get(key)
+        if memo is not None and memo[0] is items:
+            return list(memo[1])
+    for item in items:
+        if categories is not None and item.category_id not in categories:
+            continue
+        score = item.score * (weights.get(item.category_id, 1.0) if weights else 1.0)
+        out.append(
+            Candidate(item.product_id, score, code, reason, anchor_id=item.category_id, category_id=item.category_id)
+        )
+        if weights is None and len(out) >= limit:
+            break
+    if weights:
+        out.sort(key=lambda c: -c.score)
+        out = out[:limit]
+    if plain:
+        snap.memo[key] = (items, tuple(out))
+    return out
+
+
+def history_category_cands(snap, shopper: Shopper, *, n: int, now: float) -> list[Candidate]:
+    """No model to ask: products popular in the categories the shopper looked at."""
+    weights: dict[int, float] = {}
+    for e in shopper.history:
+        if e.category_id is not None:
+            weights[e.category_id] = weights.get(e.category_id, 0.0) + 0.5 ** ((now - e.at) / 86400 / 7)
+    if not weights:
+        return []
+    return trending_cands(
+        snap, n=n, code=shopper.code, reason="Popular in {category}", categories=set(weights), weights=weights
+    )
+
+
+def interest_cands(snap, interests: list[int], *, n: int) -> list[Candidate]:
+    if not interests:
+        return []
+    return trending_cands(
+        snap, n=n, code="interest", reason="Matches your interest in {category}", categories=set(interests)
+    )
+
+
+# --- the model --------------------------------------------------------------------------------
+def model_cands(
+    loaded: LoadedModel,
+    shoppers: Sequence[Shopper],
+    *,
+    n: int,
+    now: float,
+    category_ids: set[int] | None,
+    explain: bool,
+    label: str,
+) -> None:
+    """Add the model's candidates (with explanations) as the first level of each shopper."""
+    rows_for = [s for s in shoppers if s.history]
+    if not rows_for:
+        return
+    allowed = None
+    if category_ids is not None:
+        allowed = allowed_columns(loaded, category_ids)
+        if not allowed.any():
+            return
+    explain_items = int(conf.get("RECOMMEND_EXPLAIN_ITEMS")) if explain else 0
+    k = min(max(4 * n, n + 20), loaded.model.n_items)
+    if len(rows_for) == 1:
+        model_cands_one(loaded, rows_for[0], k=k, now=now, allowed=allowed, explain_items=explain_items, label=label)
+        return
+    batch = 512
+    for start in range(0, len(rows_for), batch):
+        chunk = rows_for[start : start + batch]
+        rows = loaded.history_rows([history_arrays(s.history) for s in chunk], now=now)
+        live = np.flatnonzero(np.diff(rows.indptr) > 0)
+        if live.size == 0:
+            continue
+        # excluded products as a sparse mask (history items are handled by the rules)
+        ex_r, ex_c = [], []
+        for pos, r in enumerate(live.tolist()):
+            cols = loaded.columns(list(chunk[r].excluded)) if chunk[r].excluded else np.zeros(0, np.int64)
+            cols = cols[cols >= 0]
+            ex_r.append(np.full(cols.size, pos, np.int64))
+            ex_c.append(cols)
+        exclude = sp.csr_matrix(
+            (np.ones(sum(c.size for c in ex_c), np.float32), (np.concatenate(ex_r), np.concatenate(ex_c))),
+            shape=(live.size, loaded.model.n_items),
+        )
+        ids, scores = loaded.model.recommend(rows[live], n=k, exclude=exclude, exclude_history=False, allowed=allowed)
+        anchors = [explanations.anchors(loaded, chunk[r].history, explain_items) for r in live.tolist()]
+        contrib = explanations.contributions(loaded, anchors, ids) if explain_items else None
+        for pos, r in enumerate(live.tolist()):
+            add_level(
+                loaded,
+                chunk[r],
+                ids[pos],
+                scores[pos],
+                anchors[pos],
+                contrib[pos] if contrib is not None else None,
+                label,
+            )
+
+
+def model_cands_one(
+    loaded: LoadedModel,
+    shopper: Shopper,
+    *,
+    k: int,
+    now: float,
+    allowed: np.ndarray | None,
+    explain_items: int,
+    label: str,
+) -> None:
+    """One shopper (the per-request path): the same scores and picks as the batch
+    path, with the history row, exclusions and the cut made in plain numpy."""
+    row = loaded.history_rows([history_arrays(shopper.history)], now=now)
+    if row.nnz == 0:
+        return
+    excluded = np.zeros(0, np.int64)
+    if shopper.excluded:
+        excluded = loaded.columns(np.fromiter(shopper.excluded, np.int64, len(shopper.excluded)))
+        excluded = excluded[excluded >= 0]
+    cols, values = loaded.model.top_k(row, k, exclude=excluded, allowed=allowed)
+    anchors = explanations.anchors(loaded, shopper.history, explain_items)
+    contrib = explanations.contributions(loaded, [anchors], cols[None, :])[0] if explain_items else None
+    add_level(loaded, shopper, cols, values, anchors, contrib, label)
+
+
+def allowed_columns(loaded: LoadedModel, category_ids: set[int]) -> np.ndarray:
+    """Bool mask of the model's columns in ``category_ids`` (memoised on the loaded model)."""
+    key = frozenset(category_ids)
+    memo = loaded.memo.get(("allowed", key))
+    if memo is None:
+        memo = np.isin(loaded.item_category, list(category_ids))
+        if len(loaded.memo) > 256:
+            loaded.memo.clear()
+        loaded.memo[("allowed", key)] = memo
+    return memo
+
+
+def add_level(
+    loaded: LoadedModel,
+    shopper: Shopper,
+    ids: np.ndarray,
+    scores: np.ndarray,
+    anchors: list[tuple[int, int, int]],
+    contrib: np.ndarray | None,
+    label: str,
+) -> None:
+    """The model's ranked columns as explained candidates: each pick names the recent
+    item that alone points at it most ("because you viewed X")."""
+    best_anchor = None
+    if contrib is not None and anchors and contrib.size:
+        best_anchor = np.argmax(contrib, axis=0)
+        best_value = contrib[best_anchor, np.arange(contrib.shape[1])]
+    item_ids = loaded.item_ids
+    cands = []
+    for j, col in enumerate(ids.tolist()):
+        if col < 0:
+            break
+        anchor_id = anchor_kind = None
+        if best_anchor is not None and best_value[j] > 0:
+            _, anchor_id, anchor_kind = anchors[int(best_anchor[j])]
+        reason = explanations.because(anchor_kind) if anchor_id is not None else "Based on your recent activity"
+        cands.append(
+            Candidate(
+                int(item_ids[col]),
+                float(scores[j]),
+                shopper.code,
+                reason,
+                anchor_id,
+                anchor_kind,
+                category_of(loaded, col),
+            )
+        )
+    if cands:
+        shopper.levels.append((label, cands))
+
+
+def category_of(loaded: LoadedModel, col: int) -> int | None:
+    category = int(loaded.item_category[col]) if col < loaded.item_category.size else -1
+    return category if category >= 0 else None
+
+
+# --- a product's neighbours ----------------------------------------------------------------------
+def cf_version(snap: Snapshot) -> VersionInfo | None:
+    """The version whose item neighbours come from co-behaviour ("customers also bought")."""
+    default = snap.active.get(DEFAULT_SLOT)
+    if default is not None and default.algorithm not in NON_CF_ALGORITHMS:
+        return default
+    others = sorted((v for v in snap.active.values() if v.algorithm not in NON_CF_ALGORITHMS), key=lambda v: -v.id)
+    return others[0] if others else None
+
+
+def content_model(snap: Snapshot):
+    """A fitted content model: the content version's, or the hybrid's content part."""
+    candidates = [v for v in snap.active.values() if v.algorithm in ("content", "hybrid")]
+    candidates.sort(key=lambda v: (v.algorithm != "content", v.slot != DEFAULT_SLOT))
+    version = candidates[0] if candidates else version_for(snap, "content")
+    loaded = model_cache.model_get(version) if version is not None else None
+    if loaded is None:
+        return None, None
+    model = loaded.model if loaded.algorithm == "content" else loaded.model.content_model  # hybrid's part
+    return (loaded, model) if model is not None else (None, None)
+
+
+def content_cands(snap, product: Product, *, n: int) -> tuple[str, list[Candidate]]:
+    loaded, model = content_model(snap)
+    if model is None:
+        return "", []
+    k = min(max(4 * n, 40), model.n_items)
+    col = int(loaded.columns([product.pk])[0])
+    if col >= 0:
+        ids, scores = model.similar_items([col], n=k)
+    else:  # a product newer than the model: vectorise its text with the stored vocabulary
+        text = f"{product.name} {product.category.name if product.category else ''} {product.description[:500]}"
+        profile = model.profile_from_text([text])
+        if product.category_id is not None:
+            profile = profile + model.profile_from_categories([[product.category_id]])
+        ids, scores = top_n(model.score_profiles(profile), k)
+    cands = [
+        Candidate(
+            int(loaded.item_ids[c]),
+            float(s),
+            "similar",
+            "Similar to {name}",
+            product.pk,
+            category_id=category_of(loaded, c),
+        )
+        for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
+        if c >= 0 and s > 0
+    ]
+    return f"model:{loaded.label}", cands
