@@ -153,7 +153,7 @@ def model_version_activate(*, version: ModelVersion, by=None) -> ModelVersion:
             raise TrainingError(f"{version.label} cannot be activated: it is {version.status}, not succeeded")
         if version.tainted_at is not None:
             raise TrainingError(f"{version.label} cannot be activated: it holds data of a forgotten customer")
-        if not version.artifact or not default_storage.exists(version.artifact.name):
+        if not version.artifact.name or not default_storage.exists(version.artifact.name):
             raise TrainingError(f"{version.label} cannot be activated: its artifact was pruned")
         if version.is_active:
             return version
@@ -220,8 +220,10 @@ def model_version_reactivate_clean(*, slot: str, note: str) -> ModelVersion | No
     return clean
 
 
-def artifact_delete(name: str) -> None:
-    """Delete a stored artifact (a failure is logged, not raised)."""
+def artifact_delete(name: str | None) -> None:
+    """Delete a stored artifact (a failure is logged, not raised; no name, nothing to do)."""
+    if not name:
+        return
     try:
         default_storage.delete(name)
     except OSError:

@@ -17,11 +17,16 @@ logger = logging.getLogger(__name__)
 def _click_recorded(*, rec_list_id: uuid.UUID, product: Product, user: User | None, session_key: str) -> bool:
     """Record the click on a recommended product (once per list, product and shopper:
     a reload is not a second click). False if the list did not show the product."""
-    who = {"user": user, "session_key": session_key}
-    if selectors.click_exists(rec_list_id=rec_list_id, product=product, **who):
+    if selectors.click_exists(rec_list_id=rec_list_id, product=product, user=user, session_key=session_key):
         return True
     try:
-        recommendations.click_record(rec_list_id=rec_list_id, product=product, source=Interaction.Source.WEB, **who)
+        recommendations.click_record(
+            rec_list_id=rec_list_id,
+            product=product,
+            source=Interaction.Source.WEB,
+            user=user,
+            session_key=session_key,
+        )
     except ValueError as exc:  # an unknown list, or one that did not show this product
         logger.info("click not recorded: %s", exc)
         return False

@@ -31,7 +31,7 @@ fitted or loaded model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -105,7 +105,7 @@ class _ImplicitBase(Recommender):
         self._require(p["num_threads"] >= 0, "num_threads must be >= 0 (0 = all cores)")
         self._weighting = weighting_from_params(p)
 
-    def _callback(self, progress: Progress):  # noqa: ANN202 - implicit's callback type
+    def _callback(self, progress: Progress) -> Callable[..., None]:
         iterations = self.params["iterations"]
 
         def callback(iteration: int, *_: object) -> None:  # ALS: 3 args, BPR: 4

@@ -465,10 +465,8 @@ class Recommender(ABC):
     def save(self, file: str | IO[bytes], *, compress: bool = True) -> None:
         """Write the fitted model as ``.npz`` (no pickle inside)."""
         arrays = self.to_arrays()
-        if compress:
-            np.savez_compressed(file, **arrays)
-        else:
-            np.savez(file, **arrays)
+        write = np.savez_compressed if compress else np.savez
+        write(file, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
 
     @classmethod
     def load_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Self:

@@ -23,7 +23,7 @@ per-row values, NaN for those rows).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,7 +51,7 @@ __all__ = [
     "temporal_split",
 ]
 
-Relevant = Sequence[set[int]] | sp.spmatrix
+Relevant: TypeAlias = Sequence[set[int]] | sp.spmatrix
 
 
 class Split(NamedTuple):
@@ -269,7 +269,7 @@ def map_at_k(recommended: np.ndarray, relevant: Relevant, k: int, *, average: bo
 def hit_rate_at_k(recommended: np.ndarray, relevant: Relevant, k: int, *, average: bool = True) -> float | np.ndarray:
     """Share of rows with at least one relevant item in the top k."""
     hits, n_relevant = _hits(recommended, relevant, k)
-    return _finish(hits.any(axis=1).astype(np.float64), n_relevant, average)
+    return _finish(np.asarray(hits.any(axis=1), dtype=np.float64), n_relevant, average)
 
 
 def catalogue_coverage(recommended: np.ndarray, n_items: int, *, k: int | None = None) -> float:

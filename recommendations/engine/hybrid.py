@@ -292,7 +292,7 @@ class HybridRecommender(Recommender):
                 if exclude_history:
                     scores[seen] = -np.inf
                 ids, _ = top_n(scores, k)
-                totals[index] += ndcg_at_k(ids, relevant[rows], k, average=False).sum()
+                totals[index] += np.asarray(ndcg_at_k(ids, relevant[rows], k, average=False)).sum()
         means = totals / users.size
         order = np.argsort(-means, kind="stable")
         best_content, best_trending = grid[order[0]]

@@ -24,6 +24,7 @@ Schemes (``mode``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 import numpy as np
@@ -92,7 +93,7 @@ class RowWeighting:
             return {}
         return {"item_length_norm": self.item_length_norm}
 
-    def set_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
         if "item_length_norm" in arrays:
             self.item_length_norm = np.asarray(arrays["item_length_norm"], dtype=np.float32)
 

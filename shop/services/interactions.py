@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
@@ -125,7 +126,8 @@ def _pg_cursor():
     1,000-event batch. Wrapped by Django as usual (query logging and counting, error
     translation), in the same connection and transaction."""
     connection.ensure_connection()
-    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+    # Django's own wrapping of a raw cursor (no public name for it).
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))  # type: ignore[attr-defined]
 
 
 def _pairs_by_id_or_key(model, key: str, ids: set[int], keys: set[str]) -> list[tuple[int, str | None]]:
@@ -172,7 +174,8 @@ def _events_resolve(events: Sequence[InteractionIn]) -> tuple[list[RowError], li
     product_by_sku: dict[str, int] = {}
     for pk, sku in _pairs_by_id_or_key(Product, "sku", product_ids, skus):
         known_products.add(pk)
-        product_by_sku[sku] = pk
+        if sku:
+            product_by_sku[sku] = pk
     known_users: set[int] = set()
     user_by_external: dict[str, int] = {}
     for pk, external_id in _pairs_by_id_or_key(User, "external_id", user_ids, external_ids):
@@ -270,7 +273,11 @@ def interactions_bulk_record(
         raise ValidationFailed(errors)
     bad = {e.index for e in errors}
     now = timezone.now()
-    good = [(ev, resolved[i]) for i, ev in enumerate(events) if i not in bad]
+    # a row without errors resolved its product: (product_id, user_id or None)
+    good = cast(
+        list[tuple[InteractionIn, tuple[int, int | None]]],
+        [(ev, resolved[i]) for i, ev in enumerate(events) if i not in bad],
+    )
     if not good:
         return BulkResult(created=0, duplicates=0, errors=errors)
     if connection_is_postgres():
