@@ -124,7 +124,7 @@ def test_segments_and_templates_lists(staff_api, store, template):
 
 
 def test_only_staff_or_permitted_accounts(store, template):
-    from tests.api.conftest import make_user
+    from tests.shop.conftest import make_user
 
     anonymous = APIClient()
     assert anonymous.get("/api/v1/campaigns").status_code == 401

@@ -7,8 +7,7 @@ from decimal import Decimal
 import pytest
 
 from tests.factories import CategoryFactory, ProductFactory
-
-from .conftest import assert_error, make_user, token_client
+from tests.shop.conftest import assert_error, make_user, token_client
 
 pytestmark = pytest.mark.django_db
 

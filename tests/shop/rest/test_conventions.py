@@ -11,8 +11,7 @@ from rest_framework import exceptions
 
 from shop.rest.errors import api_exception_handler
 from shop.services.errors import RowError, ValidationFailed
-
-from .conftest import assert_error
+from tests.shop.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
 

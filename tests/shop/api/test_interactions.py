@@ -16,8 +16,7 @@ from shop.api.interactions import EVENT_FIELDS, parse_event
 from shop.models import Interaction
 from shop.services.interactions import KIND_BY_NAME, SOURCE_BY_NAME
 from tests.factories import ProductFactory, interaction_make
-
-from .conftest import assert_error, token_client
+from tests.shop.conftest import assert_error, token_client
 
 pytestmark = pytest.mark.django_db
 

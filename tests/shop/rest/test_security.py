@@ -9,8 +9,7 @@ from rest_framework.test import APIClient
 from shop.models import Interaction, User
 from tests.conftest import serving_caches_clear
 from tests.factories import ProductFactory, interaction_make
-
-from .conftest import assert_error, token_client
+from tests.shop.conftest import assert_error, token_client
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,7 @@ import pytest
 
 from shop.models import ConsentChange, Interaction, User
 from tests.factories import CategoryFactory, ProductFactory, interaction_make
-
-from .conftest import assert_error, make_user, token_client
+from tests.shop.conftest import assert_error, make_user, token_client
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,7 @@ from django.test import RequestFactory
 
 from shop.models import Interaction
 from shop.rest.permissions import HasModelPermission, StaffOrModelPermission
-
-from .conftest import make_user
+from tests.shop.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -23,8 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from tests.factories import CategoryFactory, ProductFactory
-
-from .conftest import make_user
+from tests.shop.conftest import make_user
 
 MAX_EXAMPLES = 8
 
