@@ -19,9 +19,13 @@ DEFAULTS: dict[str, Any] = {
     # Serving ------------------------------------------------------------------------
     # How many of a shopper's most recent events are folded in at request time.
     "RECOMMEND_HISTORY_LIMIT": 200,
-    # Kinds whose products are not recommended back, with how many days back they
-    # count (None = ever): bought once -> not shown again; just viewed -> not for a day.
-    "RECOMMEND_EXCLUDE_KINDS": {"purchase": None, "view": 1, "click": 1, "add_to_cart": 7},
+    # The kinds that mean "the customer has this": their products are never recommended
+    # back (store pages, API, emails, the export) and offline evaluation scores what is
+    # left, so what is measured is what is served.
+    "CONSUMED_KINDS": ("purchase", "rating"),
+    # Kinds whose products are held back for a while after the event, in days: just
+    # viewed -> not for a day; put in the cart -> not for a week.
+    "RECOMMEND_RECENT_EXCLUDE_DAYS": {"view": 1, "click": 1, "add_to_cart": 7},
     # At most this many picks of one category per list (diversity); 0 disables.
     "RECOMMEND_MAX_PER_CATEGORY": 3,
     "RECOMMEND_EXCLUDE_OUT_OF_STOCK": True,
@@ -88,17 +92,25 @@ def kinds_parse(value: Mapping | None, *, what: str) -> dict[int, Any]:
     return out
 
 
+def consumed_kinds() -> list[int]:
+    """``CONSUMED_KINDS`` as stored kind codes, sorted (``ValueError`` names an unknown kind)."""
+    value = tuple(get("CONSUMED_KINDS") or ())
+    return sorted(kinds_parse(dict.fromkeys(value), what="AFFINITY_CONSUMED_KINDS"))
+
+
 def exclude_kinds() -> tuple[list[int], dict[int, float]]:
-    """``RECOMMEND_EXCLUDE_KINDS`` as (kind codes excluded for ever, sorted; kind
-    code -> window in seconds), converted once per settings value."""
-    value = get("RECOMMEND_EXCLUDE_KINDS") or {}
-    key = ("RECOMMEND_EXCLUDE_KINDS", repr(value))
+    """What serving holds back: (the consumed kinds' codes, excluded for ever, sorted;
+    kind code -> window in seconds from ``RECOMMEND_RECENT_EXCLUDE_DAYS``), converted
+    once per settings value. A consumed kind is never also windowed."""
+    consumed = tuple(get("CONSUMED_KINDS") or ())
+    recent = get("RECOMMEND_RECENT_EXCLUDE_DAYS") or {}
+    key = ("EXCLUDE", repr((consumed, recent)))
     cached = _parsed.get(key)
     if cached is None:
-        rules = kinds_parse(value, what="AFFINITY_RECOMMEND_EXCLUDE_KINDS")
-        forever = sorted(code for code, days in rules.items() if days is None)
-        windows = {code: float(days) * 86400 for code, days in rules.items() if days is not None}
-        cached = (value, (forever, windows))
+        forever = consumed_kinds()
+        rules = kinds_parse(recent, what="AFFINITY_RECOMMEND_RECENT_EXCLUDE_DAYS")
+        windows = {code: float(days) * 86400 for code, days in rules.items() if code not in forever}
+        cached = (key, (forever, windows))
         _parsed.clear()
         _parsed[key] = cached
     forever, windows = cached[1]

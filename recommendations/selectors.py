@@ -36,7 +36,7 @@ class HistoryEvent:
 def shopper_excluded_products(
     *, user_id: int | None, session_key: str = "", history: Sequence[HistoryEvent] = (), now: float
 ) -> set[int]:
-    """Products not to recommend back (``AFFINITY_RECOMMEND_EXCLUDE_KINDS``):
+    """Products not to recommend back (``AFFINITY_CONSUMED_KINDS`` for ever, ``AFFINITY_RECOMMEND_RECENT_EXCLUDE_DAYS`` for a while):
     kinds excluded for ever are read from the whole history (one query), windowed
     kinds from the recent ``history`` already read."""
     forever, windows = conf.exclude_kinds()

@@ -10,20 +10,32 @@ from shop.models import Interaction
 
 
 def test_exclude_kinds_take_kind_names(settings):
-    settings.AFFINITY_RECOMMEND_EXCLUDE_KINDS = {"purchase": None, "view": 1, "add_to_cart": 0.5}
+    settings.AFFINITY_CONSUMED_KINDS = ["purchase"]
+    settings.AFFINITY_RECOMMEND_RECENT_EXCLUDE_DAYS = {"view": 1, "add_to_cart": 0.5}
     forever, windows = conf.exclude_kinds()
     assert forever == [Interaction.Kind.PURCHASE]
     assert windows == {Interaction.Kind.VIEW: 86400.0, Interaction.Kind.ADD_TO_CART: 43200.0}
-    settings.AFFINITY_RECOMMEND_EXCLUDE_KINDS = {"wishlist": None}  # a new value is converted anew
+    settings.AFFINITY_CONSUMED_KINDS = ["wishlist"]  # a new value is converted anew
+    settings.AFFINITY_RECOMMEND_RECENT_EXCLUDE_DAYS = {}
     assert conf.exclude_kinds() == ([Interaction.Kind.WISHLIST], {})
-    settings.AFFINITY_RECOMMEND_EXCLUDE_KINDS = {"bought": None}
-    with pytest.raises(ValueError, match="unknown interaction kind 'bought' in AFFINITY_RECOMMEND_EXCLUDE_KINDS"):
+    settings.AFFINITY_CONSUMED_KINDS = ["bought"]
+    with pytest.raises(ValueError, match="unknown interaction kind 'bought' in AFFINITY_CONSUMED_KINDS"):
         conf.exclude_kinds()
+
+
+def test_a_consumed_kind_is_excluded_for_ever_even_if_also_windowed(settings):
+    settings.AFFINITY_CONSUMED_KINDS = ["purchase", "view"]
+    settings.AFFINITY_RECOMMEND_RECENT_EXCLUDE_DAYS = {"view": 1, "click": 2}
+    assert conf.exclude_kinds() == (
+        sorted([Interaction.Kind.PURCHASE, Interaction.Kind.VIEW]),
+        {Interaction.Kind.CLICK: 2 * 86400.0},
+    )
 
 
 def test_the_default_exclusions_are_the_documented_ones(settings):
     forever, windows = conf.exclude_kinds()
-    assert forever == [Interaction.Kind.PURCHASE]
+    assert forever == sorted([Interaction.Kind.PURCHASE, Interaction.Kind.RATING])
+    assert conf.consumed_kinds() == forever
     assert windows == {
         Interaction.Kind.VIEW: 86400.0,
         Interaction.Kind.CLICK: 86400.0,

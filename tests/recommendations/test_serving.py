@@ -82,7 +82,8 @@ def test_empty_store_returns_an_empty_list(db):
 # --- with a model ---------------------------------------------------------------------------------
 def test_model_picks_follow_taste_and_are_explained(store, trained, settings):
     settings.AFFINITY_RECOMMEND_MAX_PER_CATEGORY = 0
-    settings.AFFINITY_RECOMMEND_EXCLUDE_KINDS = {"purchase": None}
+    settings.AFFINITY_CONSUMED_KINDS = ["purchase"]
+    settings.AFFINITY_RECOMMEND_RECENT_EXCLUDE_DAYS = {}
     user = store.customers[5]
     taste = store.taste(user)
     rec = services.recommend_for_user(user=user, n=5)
