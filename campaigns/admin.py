@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from shop.models import User
 
 from . import attribution, lifecycle, selectors, services, suppressions
-from .charts import funnel_svg, progress_svg
+from .charts import funnel_spec, progress_percent
 from .models import (
     Campaign,
     Conversion,
@@ -377,6 +377,10 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
     actions = ["send_or_schedule", "pause", "resume", "cancel"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
     preview_title = "Preview of campaign"
+
+    class Media:
+        css = {"all": ("admin/css/affinity-charts.css",)}  # the list's progress bars
+
     fieldsets = (
         (None, {"fields": ("name", "kind", "segment", "audience_now", "template", "from_email")}),
         (
@@ -490,7 +494,10 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
     def progress(self, obj: Campaign) -> str:
         if not obj.audience_size:
             return "—"
-        return progress_svg(min(obj.sent_count, obj.audience_size), obj.audience_size, width=120)
+        pct = progress_percent(obj.sent_count, obj.audience_size)
+        return format_html(
+            '<progress class="campaign-progress" value="{}" max="100" title="{}% sent">{}%</progress>', pct, pct, pct
+        )
 
     @admin.display(description="report")
     def report_link(self, obj: Campaign) -> str:
@@ -548,7 +555,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
             "original": campaign,
             "title": f"Report: {campaign}",
             "report": report,
-            "chart": funnel_svg(report),
+            "chart": funnel_spec(report),
             "progress": selectors.campaign_progress(campaign=campaign),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/report.html", context)

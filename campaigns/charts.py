@@ -1,9 +1,10 @@
-"""Server-side SVG charts for admin reports (no JavaScript, no network)."""
+"""Chart specs for the campaign report: plain data that the template emits with
+``json_script`` and ``static/admin/js/affinity-charts.js`` draws with the vendored
+Chart.js (the spec format is described in ``recommendations/charts.py``)."""
 
 from __future__ import annotations
 
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
+from typing import Any
 
 from .selectors import CampaignReport
 
@@ -17,66 +18,66 @@ STAGES = (
     ("ordered", "Ordered in window"),
     ("converted", "Attributed orders"),
 )
+HOLDOUT_NA = ("opened", "clicked", "converted")  # the holdout gets no email: nothing to open or click
 
 
-def funnel_svg(report: CampaignReport, *, width: int = 760) -> SafeString:
-    """A grouped horizontal bar chart: one row per funnel stage, one bar per variant
-    (and the holdout, which has no opens or clicks), with counts and % of reached."""
+def funnel_spec(report: CampaignReport) -> dict[str, Any]:
+    """Grouped horizontal bars: one row per funnel stage, one bar per variant (the
+    holdout grey, "n/a" where a stage does not apply to it), each labelled with its
+    count and % of reached."""
+    title = f"Funnel of {report.campaign.name} by variant"
     groups = report.groups
-    if not groups:
-        return mark_safe("")
-    label_w, bar_h, gap, pad = 150, 16, 4, 10
-    legend_h = 26
-    row_h = len(groups) * (bar_h + gap) + 12
-    height = legend_h + len(STAGES) * row_h + pad
-    peak = max([g.audience for g in groups] + [1])
-    plot_w = width - label_w - 150
-    colours = {}
-    i = 0
+    if not any(g.audience for g in groups):
+        return {"title": title, "empty": "No audience yet: the funnel shows once the campaign has started."}
+    datasets = []
+    colour_index = 0
     for g in groups:
         if g.is_holdout:
-            colours[g.label] = HOLDOUT_COLOUR
+            colour = HOLDOUT_COLOUR
         else:
-            colours[g.label] = PALETTE[i % len(PALETTE)]
-            i += 1
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-        f'role="img" aria-label="Funnel of {escape(report.campaign.name)} by variant" '
-        f'style="max-width:{width}px;font:12px system-ui,-apple-system,Segoe UI,Roboto,sans-serif">',
-        f"<title>Funnel of {escape(report.campaign.name)}</title>",
-    ]
-    x = label_w
-    for g in groups:
-        parts.append(
-            f'<rect x="{x}" y="6" width="12" height="12" fill="{colours[g.label]}"/>'
-            f'<text x="{x + 16}" y="16" fill="#333">{escape(g.label)}</text>'
-        )
-        x += 24 + 7 * len(g.label)
-    y = legend_h
-    for key, title in STAGES:
-        parts.append(f'<text x="0" y="{y + 14}" fill="#222" font-weight="600">{escape(title)}</text>')
-        by = y
-        for g in groups:
+            colour = PALETTE[colour_index % len(PALETTE)]
+            colour_index += 1
+        data: list[int | None] = []
+        texts, tips = [], []
+        for key, stage in STAGES:
+            if g.is_holdout and key in HOLDOUT_NA:
+                data.append(None)
+                texts.append("n/a")
+                tips.append(f"{g.label} — {stage}: n/a (the holdout gets no email)")
+                continue
             value = g.audience if key == "audience" else g.reached if key == "reached" else getattr(g, key)
-            applicable = not (g.is_holdout and key in ("opened", "clicked", "converted"))
-            w = max(1.0, plot_w * value / peak) if value else 0
             share = f" ({100 * value / g.reached:.1f}%)" if g.reached and key not in ("audience", "reached") else ""
-            text = f"{value:,}{share}" if applicable else "n/a"
-            parts.append(
-                f"<g><title>{escape(g.label)} — {escape(title)}: {escape(text)}</title>"
-                f'<rect x="{label_w}" y="{by}" width="{w:.1f}" height="{bar_h}" rx="2" fill="{colours[g.label]}"/>'
-                f'<text x="{label_w + w + 6:.1f}" y="{by + bar_h - 4}" fill="#333">{escape(text)}</text></g>'
-            )
-            by += bar_h + gap
-        y += row_h
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped or numeric
+            data.append(value)
+            texts.append(f"{value:,}{share}")
+            tips.append(f"{g.label} — {stage}: {value:,}{share}")
+        datasets.append(
+            {
+                "label": g.label,
+                "data": data,
+                "valueLabels": texts,
+                "tooltips": tips,
+                "backgroundColor": colour,
+                "borderColor": colour,
+                "borderRadius": 2,
+                "holdout": g.is_holdout,
+            }
+        )
+    return {
+        "type": "bar",
+        "title": title,
+        "indexAxis": "y",
+        "height": 80 + len(STAGES) * (14 + 20 * len(groups)),
+        "labels": [stage for _, stage in STAGES],
+        "datasets": datasets,
+        "x": {
+            "title": "Customers (labels: count and % of sent / withheld)",
+            "format": "count",
+            "min": 0,
+            "grace": "22%",
+        },
+        "y": {"title": "Stage"},
+    }
 
 
-def progress_svg(done: int, total: int, *, width: int = 320) -> SafeString:
-    pct = 100 * done / total if total else 0
-    return mark_safe(  # noqa: S308 - numbers only
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 14" width="{width}" role="img" '
-        f'aria-label="{pct:.0f}% done"><rect width="{width}" height="14" rx="3" fill="#e5e7eb"/>'
-        f'<rect width="{width * pct / 100:.1f}" height="14" rx="3" fill="#0f6b5c"/></svg>'
-    )
+def progress_percent(done: int, total: int) -> float:
+    return round(100 * min(done, total) / total, 1) if total else 0.0

@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import selectors, services
 from .artifacts import algorithm_names
-from .charts import Interval, intervals_svg, metric_lines_svg
+from .charts import Interval, intervals_spec, metric_lines_spec
 from .experiments import experiment_report
 from .models import DEFAULT_SLOT, Experiment, ExperimentVariant, ForgottenUser, Impression, ModelVersion
 from .versions import params_check
@@ -351,11 +351,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return JsonResponse({"versions": [progress_payload(v) for v in qs.order_by("-id")[:100]]})
 
     def changelist_view(self, request, extra_context=None):
-        series = selectors.metrics_series(metric="ndcg@10")
         extra = {
-            "metrics_chart": metric_lines_svg(series, title="NDCG@10 on the temporal holdout, by algorithm"),
-            "recall_chart": metric_lines_svg(
-                selectors.metrics_series(metric="recall@10"), title="Recall@10 on the temporal holdout, by algorithm"
+            "metrics_chart": metric_lines_spec(
+                selectors.metrics_series(metric="ndcg@10"),
+                title="NDCG@10 on the temporal holdout, by algorithm",
+                metric="NDCG@10",
+            ),
+            "recall_chart": metric_lines_spec(
+                selectors.metrics_series(metric="recall@10"),
+                title="Recall@10 on the temporal holdout, by algorithm",
+                metric="Recall@10",
             ),
             "progress_url": reverse("admin:recommendations_modelversion_progress"),
             "train_url": reverse("admin:recommendations_modelversion_train"),
@@ -449,13 +454,15 @@ class ExperimentAdmin(admin.ModelAdmin):
             "experiment": experiment,
             "rows": rows,
             "title": f"Experiment report: {experiment.name}",
-            "ctr_chart": intervals_svg(
+            "ctr_chart": intervals_spec(
                 [Interval(r.name, r.ctr.value, r.ctr.low, r.ctr.high) for r in rows],
                 title="Click-through (lists with a click), 95% Wilson interval",
+                axis="Click-through (share of lists shown)",
             ),
-            "conversion_chart": intervals_svg(
+            "conversion_chart": intervals_spec(
                 [Interval(r.name, r.conversion.value, r.conversion.low, r.conversion.high) for r in rows],
                 title="Conversion (lists with an attributed order), 95% Wilson interval",
+                axis="Conversion (share of lists shown)",
             ),
         }
         return TemplateResponse(request, "admin/recommendations/experiment/report.html", context)

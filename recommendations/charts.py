@@ -1,15 +1,30 @@
-"""Small server-side SVG charts for admin (no JavaScript library, no CDN)."""
+"""Chart specs for the admin: plain data (dicts, lists, numbers, strings) that the
+templates emit with ``json_script`` and ``static/admin/js/affinity-charts.js`` draws
+with the vendored Chart.js. No HTML, no JavaScript here: each builder is a pure
+function, testable without a browser.
+
+A spec: ``type`` (line / bar), ``title``, optional ``labels`` (category axis),
+``datasets`` (Chart.js dataset options plus ``tooltips``: one text per point),
+``x`` / ``y`` axes (``title``, ``format``: number / percent / count / date / datetime,
+``type``, ``min``, ``max``), optional ``indexAxis``, ``height`` in px, and ``empty``:
+the message to show instead of a chart when there is nothing to draw."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
+from django.utils import timezone
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+INTERVAL_COLOUR = "rgba(31, 119, 180, 0.35)"
+POINT_COLOUR = "#0b3d66"
+EPOCH = datetime(1970, 1, 1)
+DAY_MS = 86_400_000
+
+Spec = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -20,68 +35,55 @@ class Point:
     active: bool = False
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0):
-        if value <= step * 5:
-            return step * 5 if value > step * 4 else step * max(1, int(value / step) + 1)
-    return value * 1.1
+def _local_ms(at: datetime) -> int:
+    """Milliseconds since the epoch of the wall-clock time in the site's zone, so the
+    browser formats it with UTC getters and shows the server's dates whatever its own zone."""
+    local = timezone.localtime(at) if timezone.is_aware(at) else at
+    return round((local.replace(tzinfo=None) - EPOCH).total_seconds() * 1000)
 
 
-def metric_lines_svg(
-    series: dict[str, Sequence[Point]], *, title: str, width: int = 760, height: int = 260
-) -> SafeString:
-    """One line per series (e.g. algorithm) of a metric over time; active points ringed."""
+def empty_spec(title: str, message: str) -> Spec:
+    return {"title": title, "empty": message}
+
+
+def metric_lines_spec(series: dict[str, Sequence[Point]], *, title: str, metric: str) -> Spec:
+    """One line per series (e.g. algorithm) of a metric over time on a linear time
+    axis; the active versions' points are bigger and ringed in black."""
     points = [p for s in series.values() for p in s]
     if not points:
-        return mark_safe(f'<p class="help">No {escape(title)} yet: train a model to see it here.</p>')
-    left, right, top, bottom = 52, 150, 24, 34
-    plot_w, plot_h = width - left - right, height - top - bottom
-    t0 = min(p.at for p in points).timestamp()
-    t1 = max(p.at for p in points).timestamp()
-    span = max(t1 - t0, 1.0)
-    y_max = _nice_max(max(p.value for p in points))
-
-    def x(p: Point) -> float:
-        return left + (p.at.timestamp() - t0) / span * plot_w if t1 > t0 else left + plot_w / 2
-
-    def y(v: float) -> float:
-        return top + plot_h - (v / y_max) * plot_h
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}" '
-        f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px;font:11px sans-serif">',
-        f'<text x="{left}" y="14" font-weight="bold">{escape(title)}</text>',
-    ]
-    for i in range(5):
-        v = y_max * i / 4
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#555">{v:.3g}</text>')
-    parts.append(
-        f'<text x="{left}" y="{height - 8}" fill="#555">{escape(min(p.at for p in points).strftime("%Y-%m-%d %H:%M"))}</text>'
-    )
-    parts.append(
-        f'<text x="{left + plot_w}" y="{height - 8}" text-anchor="end" fill="#555">'
-        f"{escape(max(p.at for p in points).strftime('%Y-%m-%d %H:%M'))}</text>"
-    )
+        return empty_spec(title, f"No {title} yet: train a model to see it here.")
+    span = _local_ms(max(p.at for p in points)) - _local_ms(min(p.at for p in points))
+    datasets = []
     for index, (name, pts) in enumerate(sorted(series.items())):
         colour = PALETTE[index % len(PALETTE)]
         pts = sorted(pts, key=lambda p: p.at)
-        if len(pts) > 1:
-            path = " ".join(f"{x(p):.1f},{y(p.value):.1f}" for p in pts)
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
-        for p in pts:
-            ring = ' stroke="#000" stroke-width="2"' if p.active else ""
-            parts.append(
-                f'<circle cx="{x(p):.1f}" cy="{y(p.value):.1f}" r="{5 if p.active else 3.5}" fill="{colour}"{ring}>'
-                f"<title>{escape(p.label)}</title></circle>"
-            )
-        ly = top + 14 * index + 6
-        parts.append(f'<rect x="{left + plot_w + 14}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{left + plot_w + 28}" y="{ly + 1}">{escape(name)}</text>')
-    parts.append("</svg>")
-    return mark_safe("".join(parts))
+        datasets.append(
+            {
+                "label": name,
+                "data": [{"x": _local_ms(p.at), "y": p.value} for p in pts],
+                "tooltips": [p.label for p in pts],
+                "active": [p.active for p in pts],
+                "borderColor": colour,
+                "backgroundColor": colour,
+                "pointBackgroundColor": colour,
+                "pointRadius": [7 if p.active else 3.5 for p in pts],
+                "pointHoverRadius": [9 if p.active else 5 for p in pts],
+                "pointBorderColor": ["#000" if p.active else colour for p in pts],
+                "pointBorderWidth": [3 if p.active else 1 for p in pts],
+                "borderWidth": 2,
+                "tension": 0,
+                "clip": False,  # an active point at the edge keeps its whole ring
+            }
+        )
+    return {
+        "type": "line",
+        "title": title,
+        "height": 280,
+        "datasets": datasets,
+        "x": {"type": "linear", "title": "Finished", "format": "date" if span >= 3 * DAY_MS else "datetime"},
+        "y": {"title": metric, "format": "number", "min": 0},
+        "note": "Bigger, black-ringed points: the active version of a slot.",
+    }
 
 
 @dataclass(frozen=True)
@@ -92,44 +94,57 @@ class Interval:
     high: float | None
 
 
-def intervals_svg(rows: Sequence[Interval], *, title: str, width: int = 560) -> SafeString:
-    """Horizontal point + confidence-interval bars (e.g. click-through per variant)."""
-    shown = [r for r in rows if r.value is not None]
-    if not shown:
-        return mark_safe(f'<p class="help">No data for {escape(title)} yet.</p>')
-    left, right, top, row_h = 120, 70, 24, 26
-    height = top + row_h * len(rows) + 22
-    plot_w = width - left - right
-    hi = _nice_max(max((r.high or r.value or 0) for r in shown))
-
-    def x(v: float) -> float:
-        return left + v / hi * plot_w
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}" '
-        f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px;font:11px sans-serif">',
-        f'<text x="0" y="14" font-weight="bold">{escape(title)}</text>',
-    ]
-    for i in range(5):
-        v = hi * i / 4
-        parts.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{top}" y2="{height - 20}" stroke="#eee"/>')
-        parts.append(f'<text x="{x(v):.1f}" y="{height - 6}" text-anchor="middle" fill="#555">{v:.1%}</text>')
-    for index, r in enumerate(rows):
-        cy = top + row_h * index + row_h / 2
-        colour = PALETTE[index % len(PALETTE)]
-        parts.append(f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end">{escape(r.label)}</text>')
+def intervals_spec(rows: Sequence[Interval], *, title: str, axis: str) -> Spec:
+    """Per row (e.g. experiment variant): its confidence interval as a floating bar
+    ``[low, high]`` and its observed rate as a point, on a percent axis."""
+    if not any(r.value is not None for r in rows):
+        return empty_spec(title, f"No data for {title} yet.")
+    labels, bars, values, tips = [], [], [], []
+    for r in rows:
         if r.value is None:
-            parts.append(f'<text x="{left}" y="{cy + 4:.1f}" fill="#888">no lists shown</text>')
+            labels.append(f"{r.label} (no lists shown)")
+            bars.append(None)
+            values.append(None)
+            tips.append(f"{r.label}: no lists shown")
             continue
-        if r.low is not None and r.high is not None:
-            parts.append(
-                f'<line x1="{x(r.low):.1f}" x2="{x(r.high):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" '
-                f'stroke="{colour}" stroke-width="3"/>'
-            )
-        parts.append(
-            f'<circle cx="{x(r.value):.1f}" cy="{cy:.1f}" r="5" fill="{colour}"><title>'
-            f"{escape(r.label)}: {r.value:.2%} (95% CI {r.low or 0:.2%} – {r.high or 0:.2%})</title></circle>"
-        )
-        parts.append(f'<text x="{width - right + 6}" y="{cy + 4:.1f}">{r.value:.2%}</text>')
-    parts.append("</svg>")
-    return mark_safe("".join(parts))
+        low = r.value if r.low is None else r.low
+        high = r.value if r.high is None else r.high
+        labels.append(r.label)
+        bars.append([low, high])
+        values.append(r.value)
+        tips.append(f"{r.label}: {r.value:.2%} (95% CI {low:.2%} – {high:.2%})")
+    return {
+        "type": "bar",
+        "title": title,
+        "indexAxis": "y",
+        "height": 130 + 46 * len(rows),
+        "labels": labels,
+        "datasets": [
+            {
+                "type": "bar",
+                "label": "95% interval",
+                "data": bars,
+                "tooltips": tips,
+                "backgroundColor": INTERVAL_COLOUR,
+                "borderColor": PALETTE[0],
+                "borderWidth": 1,
+                "barPercentage": 0.5,
+                "order": 2,
+            },
+            {
+                "type": "line",
+                "label": "observed rate",
+                "data": values,
+                "tooltips": tips,
+                "showLine": False,
+                "pointStyle": "circle",
+                "pointRadius": 6,
+                "pointHoverRadius": 8,
+                "backgroundColor": POINT_COLOUR,
+                "borderColor": POINT_COLOUR,
+                "order": 1,
+            },
+        ],
+        "x": {"title": axis, "format": "percent", "min": 0},
+        "y": {"title": "Variant"},
+    }

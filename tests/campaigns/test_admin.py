@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from campaigns import lifecycle, sending
 from campaigns.admin import CampaignForm, EmailTemplateForm, SegmentForm, VariantForm
+from campaigns.charts import progress_percent
 from campaigns.models import Campaign, EmailTemplate, OutboxMessage, Segment, Suppression
 
 from .conftest import launch, make_campaign, make_customers, make_segment
@@ -110,7 +111,18 @@ def test_campaign_actions_status_and_report(staff_client, store, template):
     page = staff_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
     assert page.status_code == 200 and b"campaign-status" in page.content
     report = staff_client.get(reverse("admin:campaigns_campaign_report", args=[campaign.pk]))
-    assert report.status_code == 200 and b"<svg" in report.content and b"Uplift" in report.content
+    assert report.status_code == 200 and b"Uplift" in report.content
+    html = report.content.decode()
+    assert '<canvas data-chart="chart-funnel"' in html and '<script id="chart-funnel" type="application/json">' in html
+    assert "vendor/chartjs/4.6.2/chart.umd.min.js" in html and "admin/js/affinity-charts.js" in html
+    assert "<circle" not in html and "<rect" not in html  # the old SVG charts are gone
+    funnel = report.context["chart"]
+    assert [d["label"] for d in funnel["datasets"]] == [g.label for g in report.context["report"].groups]
+    assert sum(d["data"][0] for d in funnel["datasets"]) == 4  # the audience, split across variant and holdout
+    listing = staff_client.get(changelist).content.decode()
+    campaign.refresh_from_db()
+    pct = progress_percent(min(campaign.sent_count, campaign.audience_size), campaign.audience_size)
+    assert f'<progress class="campaign-progress" value="{pct}" max="100"' in listing and "<rect" not in listing
     preview = staff_client.get(reverse("admin:campaigns_campaign_preview", args=[campaign.pk]))
     assert preview.status_code == 200
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from campaigns import sending, tokens
 from campaigns.models import Delivery, Suppression
@@ -78,3 +79,60 @@ def test_staff_read_a_sent_email_in_the_outbox(page, live_server, staff_user, se
     frame.get_by_role("link", name="Unsubscribe").wait_for()
     page.shots("outbox")
     assert first in {p.name for p in store.products}
+
+
+def test_staff_see_the_campaign_funnel_drawn_by_chart_js(page, live_server, staff_user):
+    build_store()
+    make_customers(40)
+    campaign = launch(
+        make_campaign(
+            default_template(),
+            holdout_percent=25,
+            variants=[{"name": "A"}, {"name": "B", "strategy": "trending"}],
+            exclude_purchased=False,
+        )
+    )
+    sending.deliveries_send_range(campaign_id=campaign.pk, min_id=0, max_id=2**62)
+    sent = Delivery.objects.filter(campaign=campaign, is_holdout=False).order_by("pk")
+    now = timezone.now()
+    Delivery.objects.filter(pk__in=[d.pk for d in sent[:16]]).update(opened_at=now)
+    Delivery.objects.filter(pk__in=[d.pk for d in sent[:7]]).update(clicked_at=now)
+    log_in(page, live_server, staff_user)
+    page.goto(f"/admin/campaigns/campaign/{campaign.pk}/report/")
+    page.wait_for_function("window.Chart && Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]'))")
+    chart = page.evaluate(
+        """() => { const chart = Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]'));
+            return {type: chart.config.type, axis: chart.options.indexAxis, stages: chart.data.labels,
+                    groups: chart.data.datasets.map(d => [d.label, d.backgroundColor, d.data]),
+                    xTicks: chart.scales.x.ticks.map(t => t.label), xTitle: chart.options.scales.x.title.text}; }"""
+    )
+    assert chart["type"] == "bar" and chart["axis"] == "y" and chart["stages"][0] == "Audience"
+    labels = [g[0] for g in chart["groups"]]
+    assert labels == ["Variant A", "Variant B", "Holdout"]
+    holdout = chart["groups"][2]
+    assert holdout[1] == "#9aa0a6" and holdout[2][2:4] == [None, None]  # grey, no opens or clicks
+    assert sum(g[2][0] for g in chart["groups"]) == 40 and chart["xTitle"].startswith("Customers")
+    assert all("." not in t for t in chart["xTicks"])  # counts, not fractions
+    # hovering the "Opened" row shows every variant's count and share
+    box = page.locator("canvas[data-chart=chart-funnel]").bounding_box()
+    y = page.evaluate(
+        "Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]')).scales.y.getPixelForValue(2)"
+    )
+    page.mouse.move(box["x"] + box["width"] / 3, box["y"] + y)
+    page.wait_for_function(
+        "Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]')).tooltip.getActiveElements().length > 0"
+    )
+    lines = page.evaluate(
+        "Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]')).tooltip.body.map(b => b.lines).flat()"
+    )
+    assert [line.split(":")[0] for line in lines] == ["Variant A — Opened", "Variant B — Opened", "Holdout — Opened"]
+    assert lines[0].endswith("%)") and lines[2] == "Holdout — Opened: n/a (the holdout gets no email)"
+    page.locator("canvas[data-chart=chart-funnel]").scroll_into_view_if_needed()
+    page.locator(".affinity-chart").screenshot(path=str(page.shots.dir / "funnel-with-tooltip.png"))
+    # the list's progress: a plain <progress> bar (no chart library)
+    page.goto("/admin/campaigns/campaign/")
+    bar = page.locator("td.field-progress progress.campaign-progress")
+    campaign.refresh_from_db()
+    assert float(bar.get_attribute("value")) == round(100 * campaign.sent_count / campaign.audience_size, 1) > 0
+    assert bar.bounding_box()["width"] > 50
+    page.shots("list-progress")

@@ -3,6 +3,7 @@ first variant) and its chart."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from campaigns.charts import funnel_svg
+from campaigns.charts import HOLDOUT_COLOUR, funnel_spec, progress_percent
 from campaigns.models import Conversion, Delivery
 from campaigns.selectors import campaign_report, report_as_dict
 
@@ -74,8 +75,34 @@ def test_report_counts_and_uplift_against_the_holdout_on_known_numbers(store, te
     assert report.overall_uplift.difference == pytest.approx(0.07)
     data = report_as_dict(report)
     assert data["groups"][0]["revenue"] == "36.00" and data["total"]["audience"] == 200
-    svg = funnel_svg(report)
-    assert svg.startswith("<svg") and "Variant A" in svg and "Holdout" in svg and "12 (12.0%)" in svg
+    spec = funnel_spec(report)
+    json.dumps(spec)  # plain data, ready for json_script
+    assert spec["type"] == "bar" and spec["indexAxis"] == "y"
+    assert spec["labels"] == [
+        "Audience",
+        "Sent / withheld",
+        "Opened",
+        "Clicked",
+        "Ordered in window",
+        "Attributed orders",
+    ]
+    emailed, held = spec["datasets"]
+    assert emailed["label"] == "Variant A" and emailed["data"] == [100, 100, 40, 20, 12, 8]
+    assert emailed["valueLabels"] == ["100", "100", "40 (40.0%)", "20 (20.0%)", "12 (12.0%)", "8 (8.0%)"]
+    assert emailed["tooltips"][4] == "Variant A — Ordered in window: 12 (12.0%)"
+    # the holdout: grey, and no bar but "n/a" where a stage does not apply (no email to open or click)
+    assert held["label"] == "Holdout" and held["backgroundColor"] == HOLDOUT_COLOUR != emailed["backgroundColor"]
+    assert held["data"] == [100, 100, None, None, 5, None]
+    assert held["valueLabels"] == ["100", "100", "n/a", "n/a", "5 (5.0%)", "n/a"]
+    assert held["tooltips"][2] == "Holdout — Opened: n/a (the holdout gets no email)"
+    assert spec["x"]["format"] == "count" and spec["x"]["min"] == 0
+
+
+def test_funnel_spec_empty_and_progress_percent(store, template):
+    campaign = make_campaign(template)
+    spec = funnel_spec(campaign_report(campaign=campaign))
+    assert set(spec) == {"title", "empty"} and spec["empty"].startswith("No audience yet")
+    assert (progress_percent(1, 3), progress_percent(5, 4), progress_percent(0, 0)) == (33.3, 100.0, 0.0)
 
 
 def test_report_compares_variants_when_there_is_no_holdout(store, template):

@@ -16,12 +16,28 @@ def test_changelist_shows_metrics_chart_and_train_button(staff_client, store, tr
     response = staff_client.get(reverse("admin:recommendations_modelversion_changelist"))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "<svg" in html and "NDCG@10 on the temporal holdout" in html and "item_knn" in html
+    # a canvas per chart, its spec as JSON data beside it (no inline script), Chart.js and the drawing script
+    assert '<canvas data-chart="chart-ndcg"' in html and '<canvas data-chart="chart-recall"' in html
+    assert '<script id="chart-ndcg" type="application/json">' in html
+    assert "vendor/chartjs/4.6.2/chart.umd.min.js" in html and "admin/js/affinity-charts.js" in html
+    assert html.index("chart.umd.min.js") < html.index("affinity-charts.js")
+    assert "<circle" not in html and "<rect" not in html  # the old SVG charts are gone
+    spec = response.context["metrics_chart"]
+    (line,) = spec["datasets"]
+    assert spec["title"] == "NDCG@10 on the temporal holdout, by algorithm" and line["label"] == "item_knn"
+    assert line["data"][0]["y"] == trained.ndcg and line["active"] == [True]
+    assert line["tooltips"] == [f"item_knn#{trained.pk} (default): ndcg@10 {trained.ndcg:.4f} — active"]
     assert f"{trained.ndcg:.4f}" in html
     assert reverse("admin:recommendations_modelversion_train") in html
     assert "recommendations/admin_progress.js" in html
     detail = staff_client.get(reverse("admin:recommendations_modelversion_change", args=[trained.pk]))
     assert detail.status_code == 200 and "ndcg@10" in detail.content.decode()
+
+
+def test_changelist_without_versions_says_so_instead_of_a_chart(staff_client, db):
+    html = staff_client.get(reverse("admin:recommendations_modelversion_changelist")).content.decode()
+    assert "No NDCG@10 on the temporal holdout, by algorithm yet: train a model to see it here." in html
+    assert "<canvas" not in html and 'type="application/json"' not in html
 
 
 def test_train_view_queues_a_run(staff_client, store, monkeypatch, django_capture_on_commit_callbacks):

@@ -74,6 +74,15 @@ def test_experiment_report_with_confidence_intervals(staff_client, store, traine
     assert rows["model"].offline_ndcg == trained.ndcg and rows["model"].revenue > 0
     response = staff_client.get(reverse("admin:recommendations_experiment_report", args=[exp.pk]))
     html = response.content.decode()
-    assert response.status_code == 200 and "<svg" in html and "95% Wilson interval" in html
+    assert response.status_code == 200 and "95% Wilson interval" in html
+    assert '<canvas data-chart="chart-ctr"' in html and '<script id="chart-ctr" type="application/json">' in html
+    assert '<canvas data-chart="chart-conversion"' in html
+    assert "vendor/chartjs/4.6.2/chart.umd.min.js" in html and "admin/js/affinity-charts.js" in html
+    ctr = response.context["ctr_chart"]
+    assert ctr["labels"] == ["control", "model"]  # in the report's order
+    bars, points = ctr["datasets"]
+    model = rows["model"].ctr
+    assert bars["data"][1] == [model.low, model.high] and points["data"][1] == model.value
+    assert bars["tooltips"][1] == f"model: {model.value:.2%} (95% CI {model.low:.2%} – {model.high:.2%})"
     assert f"{trained.ndcg:.4f}" in html
     assert Interaction.objects.filter(kind=Interaction.Kind.CLICK).count() == clicks
