@@ -120,7 +120,7 @@ def _present(rec) -> dict:
                     "slug": p.slug,
                     "price": f"{p.price:.2f}",
                     "currency": p.currency,
-                    "in_stock": p.stock > 0,
+                    "in_stock": p.in_stock,
                     "image_url": p.image_url,
                     "category": {"id": c.pk, "name": c.name, "slug": c.slug} if c is not None else None,
                 },

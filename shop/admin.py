@@ -128,8 +128,13 @@ class CategoryAdmin(admin.ModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("sku", "name", "category", "price", "currency", "stock", "is_active", "created_at")
-    list_filter = ("is_active", "currency", ("category", admin.RelatedOnlyFieldListFilter))
+    list_display = ("sku", "name", "category", "price", "currency", "stock_display", "is_active", "created_at")
+    list_filter = (
+        "is_active",
+        "currency",
+        ("stock", admin.EmptyFieldListFilter),
+        ("category", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("sku", "name", "description")
     list_select_related = ("category",)
     autocomplete_fields = ("category",)
@@ -137,6 +142,10 @@ class ProductAdmin(admin.ModelAdmin):
     list_editable = ("is_active",)
     date_hierarchy = "created_at"
     actions = ["deactivate", "activate"]
+
+    @admin.display(description="stock", ordering="stock")
+    def stock_display(self, obj: Product) -> str:
+        return "not tracked" if obj.stock is None else str(obj.stock)
 
     @admin.action(description="Take selected products off sale")
     def deactivate(self, request, queryset):

@@ -138,6 +138,10 @@ class Category(models.Model):
         return list(reversed(chain))
 
 
+# Products that can be sold now as far as stock goes: untracked stock (NULL) or some units.
+PRODUCT_IN_STOCK = Q(stock__isnull=True) | Q(stock__gt=0)
+
+
 class Product(models.Model):
     sku = models.CharField("SKU", max_length=64, unique=True)
     name = models.CharField(max_length=255)
@@ -146,7 +150,9 @@ class Product(models.Model):
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
     price = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="GBP")
-    stock = models.IntegerField(default=0)
+    stock = models.IntegerField(
+        null=True, blank=True, default=0, help_text="Units in stock; empty: stock not tracked (always available)."
+    )
     is_active = models.BooleanField(default=True)
     attributes = models.JSONField(default=dict, blank=True)
     image_url = models.URLField(blank=True, help_text="Leave empty for a generated placeholder.")
@@ -157,7 +163,9 @@ class Product(models.Model):
         ordering = ["name", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(price__gte=Decimal("0")), name="product_price_non_negative"),
-            models.CheckConstraint(condition=Q(stock__gte=0), name="product_stock_non_negative"),
+            models.CheckConstraint(
+                condition=Q(stock__isnull=True) | Q(stock__gte=0), name="product_stock_non_negative"
+            ),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="product_currency_iso"),
         ]
         indexes = [models.Index(fields=["category", "is_active"])]
@@ -166,8 +174,17 @@ class Product(models.Model):
         return f"{self.name} ({self.sku})"
 
     @property
+    def stock_tracked(self) -> bool:
+        return self.stock is not None
+
+    @property
     def in_stock(self) -> bool:
-        return self.stock > 0
+        """True when untracked (NULL stock) or with at least one unit."""
+        return self.stock is None or self.stock > 0
+
+    def has_stock_for(self, quantity: int) -> bool:
+        """Can ``quantity`` units be sold? Always when stock is not tracked."""
+        return self.stock is None or self.stock >= quantity
 
 
 class Interaction(models.Model):

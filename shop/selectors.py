@@ -18,7 +18,18 @@ from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.core.cache import cache
 from django.db.models import Case, FloatField, Prefetch, Q, QuerySet, Sum, Value, When
 
-from .models import Cart, CartItem, Category, ConsentChange, Interaction, Order, OrderLine, Product, User
+from .models import (
+    PRODUCT_IN_STOCK,
+    Cart,
+    CartItem,
+    Category,
+    ConsentChange,
+    Interaction,
+    Order,
+    OrderLine,
+    Product,
+    User,
+)
 
 
 def product_list(*, category_id: int | None = None, include_inactive: bool = False) -> QuerySet[Product]:
@@ -149,7 +160,7 @@ def product_browse(
     if max_price is not None:
         qs = qs.filter(price__lte=max_price)
     if in_stock:
-        qs = qs.filter(stock__gt=0)
+        qs = qs.filter(PRODUCT_IN_STOCK)
     return qs.order_by(*SORTS[sort][1])
 
 
@@ -191,7 +202,7 @@ def product_search(
     if category_ids is not None:
         qs = qs.filter(category_id__in=list(category_ids))
     if in_stock:
-        qs = qs.filter(stock__gt=0)
+        qs = qs.filter(PRODUCT_IN_STOCK)
     if not terms:
         return qs.none()
     if settings.DATABASE_IS_POSTGRES:
@@ -289,7 +300,7 @@ def product_filter(
     if max_price is not None:
         qs = qs.filter(price__lte=max_price)
     if in_stock is not None:
-        qs = qs.filter(stock__gt=0) if in_stock else qs.filter(stock=0)
+        qs = qs.filter(PRODUCT_IN_STOCK) if in_stock else qs.exclude(PRODUCT_IN_STOCK)
     if sku:
         qs = qs.filter(sku=sku)
     if searching and ordering is None:
@@ -449,7 +460,7 @@ def cart_view(*, cart: Cart | None) -> CartView:
             product=i.product,
             quantity=i.quantity,
             amount=i.product.price * i.quantity,
-            available=i.product.is_active and i.product.stock >= i.quantity,
+            available=i.product.is_active and i.product.has_stock_for(i.quantity),
         )
         for i in items
     ]

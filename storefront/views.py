@@ -159,7 +159,7 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
             "breadcrumbs": selectors.category_path(category_id=item.category_id) if item.category_id else [],
             "rec_list_id": rec_list_id,
             "shelves": shelves.product_shelves(product=item, **who),
-            "max_quantity": max(1, min(item.stock, 99)),
+            "max_quantity": 99 if item.stock is None else max(1, min(item.stock, 99)),
         },
     )
 

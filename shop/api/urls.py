@@ -13,6 +13,7 @@ router.register("categories", catalogue.CategoryViewSet, basename="category")
 router.register("products", catalogue.ProductViewSet, basename="product")
 
 urlpatterns = [
+    path("products/batch", catalogue.ProductBatchApi.as_view(), name="product-batch"),
     *router.urls,
     path("customers", customers.CustomerListCreateApi.as_view(), name="customer-list"),
     path("customers/<int:pk>", customers.CustomerDetailApi.as_view(), name="customer-detail"),

@@ -15,6 +15,7 @@ from django.utils.text import slugify
 from tqdm import tqdm
 
 from shop.models import Category, ConsentChange, Product, User
+from shop.services.catalogue import product_slugs_unique
 
 from .catalogue import CATEGORY_TREE, category_colours, category_paths
 
@@ -114,21 +115,6 @@ def category_tree_ensure(*, paths: Iterable[str] | None = None) -> tuple[dict[st
     return ids, created
 
 
-def unique_slugs(names_and_keys: list[tuple[str, str]]) -> list[str]:
-    """``slugify(name)-slugify(key)`` per item, made unique against the database and
-    each other (a numeric suffix when taken)."""
-    base = [f"{slugify(name)[:200].strip('-') or 'item'}-{slugify(key)[:80]}" for name, key in names_and_keys]
-    taken = set(Product.objects.filter(slug__in=base).values_list("slug", flat=True))
-    out: list[str] = []
-    for slug in base:
-        candidate, n = slug, 2
-        while candidate in taken:
-            candidate, n = f"{slug}-{n}", n + 1
-        taken.add(candidate)
-        out.append(candidate)
-    return out
-
-
 @dataclass
 class NewProduct:
     sku: str
@@ -136,7 +122,7 @@ class NewProduct:
     price: object
     category_id: int | None = None
     description: str = ""
-    stock: int = 0
+    stock: int | None = 0  # None: stock not tracked
     created_at: datetime | None = None
     attributes: dict | None = None
 
@@ -153,7 +139,7 @@ def products_ensure(*, products: list[NewProduct], batch_size: int = 2000) -> tu
         fresh = [p for p in batch if p.sku not in known]
         if not fresh:
             continue
-        slugs = unique_slugs([(p.name, p.sku) for p in fresh])
+        slugs = product_slugs_unique([(p.name, p.sku) for p in fresh])
         rows = []
         for p, slug in zip(fresh, slugs):
             row = Product(

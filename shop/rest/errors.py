@@ -44,7 +44,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from shop.services.errors import OutOfStock, RowError, ValidationFailed
+from shop.services.errors import Conflict, OutOfStock, RowError, ValidationFailed
 
 logger = logging.getLogger("shop.api")
 
@@ -144,6 +144,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
             error_body("out_of_stock", str(exc), [{"field": "quantity", "code": "out_of_stock", "message": str(exc)}]),
             status=409,
         )
+    if isinstance(exc, Conflict):
+        set_rollback()
+        fields = [{"field": exc.field, "code": "conflict", "message": str(exc)}] if exc.field else []
+        return Response(error_body("conflict", str(exc), fields), status=409)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}

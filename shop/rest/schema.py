@@ -150,6 +150,8 @@ A shopper reads and changes only their own data (`/me`, their own events). Actin
 other customers needs the Django model permission of the action (`view`, `add`,
 `change`, `delete`), e.g. `shop.add_interaction` to send anyone's events or
 `shop.change_user` to sync customers. Somebody else's object is a 404 or 403, never data.
+The catalogue is public to read; writing it needs `shop.add_product`, `change_product`,
+`delete_product` (the same for `category`); staff status alone grants nothing.
 
 ## Errors
 Every error has one shape:
@@ -188,6 +190,11 @@ COMPONENT_RULES = {
         "additionalProperties": False,  # a misspelt field is an error, not silently ignored
     },
     "InteractionBatchInputRequest": {"additionalProperties": False},
+    # a product as written (`shop.api.catalogue`): unknown fields are refused too
+    "ProductInputRequest": {"additionalProperties": False},
+    "PatchedProductPatchRequest": {"additionalProperties": False},
+    "ProductBatchRowRequest": {"additionalProperties": False},
+    "ProductBatchInputRequest": {"additionalProperties": False},
 }
 
 

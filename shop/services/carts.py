@@ -44,7 +44,7 @@ def cart_add(
         if not created:
             CartItem.objects.filter(pk=item.pk).update(quantity=F("quantity") + quantity)
             item.refresh_from_db()
-        if item.quantity > product.stock:
+        if not product.has_stock_for(item.quantity):
             raise OutOfStock(product, item.quantity)
         interaction_record(
             product=product,
@@ -137,7 +137,7 @@ def cart_quantity_set(
         delta = quantity - item.quantity
         if delta == 0:
             return item
-        if delta > 0 and quantity > product.stock:
+        if delta > 0 and not product.has_stock_for(quantity):
             raise OutOfStock(product, quantity)
         CartItem.objects.filter(pk=item.pk).update(quantity=quantity)
         item.quantity = quantity

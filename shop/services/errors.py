@@ -41,3 +41,12 @@ class OutOfStock(ValueError):
     def __init__(self, product: Product, wanted: int):
         self.product, self.wanted = product, wanted
         super().__init__(f"Only {product.stock} of {product.sku} in stock, {wanted} wanted.")
+
+
+class Conflict(ValueError):
+    """The write clashes with what is stored (a SKU taken, a category still in use);
+    nothing was written. ``field`` names the input it is about (or "")."""
+
+    def __init__(self, message: str, field: str = ""):
+        self.field = field
+        super().__init__(message)

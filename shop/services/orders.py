@@ -59,9 +59,10 @@ def order_place(
             p = products.get(line.product.pk)
             if p is None:
                 raise ValidationFailed([RowError(i, "product", f"{line.product.sku} is not for sale", "inactive")])
-            if p.stock < line.quantity:
+            if not p.has_stock_for(line.quantity):
                 raise OutOfStock(p, line.quantity)
-            p.stock -= line.quantity
+            if p.stock is not None:
+                p.stock -= line.quantity
         total = sum((products[ln.product.pk].price * ln.quantity for ln in lines), Decimal("0"))
         order = Order.objects.create(
             user=user,
@@ -81,7 +82,8 @@ def order_place(
             for ln in lines
         )
         for ln in lines:
-            Product.objects.filter(pk=ln.product.pk).update(stock=F("stock") - ln.quantity)
+            if products[ln.product.pk].stock_tracked:  # untracked stock (NULL) is never taken
+                Product.objects.filter(pk=ln.product.pk).update(stock=F("stock") - ln.quantity)
         Interaction.objects.bulk_create(
             Interaction(
                 user=user,

@@ -13,7 +13,7 @@ from recommendations.models import Impression
 from shop.models import Interaction, Product
 from shop.services.customers import user_forget
 from shop.services.interactions import interaction_record
-from tests.factories import ProductFactory, UserFactory
+from tests.factories import CategoryFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 ONE_ROUND_TRIP = connection.features.supports_slicing_ordering_in_compound  # PostgreSQL
@@ -126,6 +126,21 @@ def test_filters_inactive_out_of_stock_bought_and_excluded(store, trained, setti
     shown = {p.product.pk for p in again.picks}
     assert not shown & {a.pk, b.pk, c.pk, skip}
     assert len(again.picks) == 6
+
+
+def test_untracked_stock_is_recommendable(store, trained, settings):
+    settings.AFFINITY_RECOMMEND_MAX_PER_CATEGORY = 0
+    user = store.customers[1]
+    first = services.recommend_for_user(user=user, n=6, record_impression=False)
+    untracked = first.picks[0].product
+    Product.objects.filter(pk=untracked.pk).update(stock=None)
+    again = services.recommend_for_user(user=user, n=6, record_impression=False)
+    assert untracked.pk in {p.product.pk for p in again.picks}
+    # a quiet category's fallback (its newest products) keeps it and drops the sold-out one
+    quiet = CategoryFactory()
+    kept, sold_out = ProductFactory(category=quiet, stock=None), ProductFactory(category=quiet, stock=0)
+    shown = {p.product.pk for p in services.trending_products(n=4, category=quiet, record_impression=False).picks}
+    assert kept.pk in shown and sold_out.pk not in shown
 
 
 def test_diversity_caps_products_per_category(store, trained, settings):

@@ -67,3 +67,23 @@ def test_consent_change_in_admin_is_recorded(staff_client):
     user.refresh_from_db()
     assert user.marketing_consent is False
     assert user.consent_changes.filter(consent=False, source="admin").exists()
+
+
+def test_untracked_stock_shows_as_not_tracked_and_is_saved_empty(staff_client):
+    from shop.models import Product
+    from tests.factories import ProductFactory
+
+    untracked, counted = ProductFactory(stock=None, sku="UNTR"), ProductFactory(stock=7, sku="CNT")
+    html = staff_client.get(reverse("admin:shop_product_changelist")).content.decode()
+    assert "not tracked" in html
+    only_untracked = staff_client.get(reverse("admin:shop_product_changelist"), {"stock__isempty": "1"})
+    assert "UNTR" in only_untracked.content.decode() and "CNT" not in only_untracked.content.decode()
+    page = staff_client.get(reverse("admin:shop_product_change", args=[counted.pk]))
+    form = page.context["adminform"].form
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k not in {"attributes"}}
+    data.pop("created_at", None)
+    data.update({"stock": "", "attributes": "{}", "category": counted.category_id})
+    data.update({"created_at_0": "2026-01-02", "created_at_1": "10:00:00"})
+    response = staff_client.post(reverse("admin:shop_product_change", args=[counted.pk]), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Product.objects.get(pk=counted.pk).stock is None and untracked.in_stock

@@ -78,3 +78,16 @@ def test_order_line_positive_quantity_and_price():
     _violates(lambda: OrderLine.objects.create(order=order, product=p, quantity=0, unit_price=1))
     _violates(lambda: OrderLine.objects.create(order=order, product=p, quantity=1, unit_price=-1))
     _violates(lambda: Order.objects.filter(pk=order.pk).update(total=-5))
+
+
+def test_untracked_stock_is_always_available():
+    p = ProductFactory(stock=None)
+    assert p.in_stock and p.has_stock_for(10**6) and not p.stock_tracked
+    tracked = ProductFactory(stock=2)
+    assert tracked.in_stock and tracked.has_stock_for(2) and not tracked.has_stock_for(3)
+    assert not ProductFactory(stock=0).in_stock
+
+
+def test_stock_must_not_be_negative_but_may_be_null():
+    p = ProductFactory(stock=None)
+    _violates(lambda: Product.objects.filter(pk=p.pk).update(stock=-1))

@@ -446,6 +446,20 @@ def test_checkout_with_too_little_stock_keeps_the_cart(client, catalogue):
     assert "only 1 of Lantern Number 0 left" in client.get(reverse("shop:cart")).content.decode()
 
 
+def test_untracked_stock_is_shown_available_and_sold_any_number_of_times(client, catalogue):
+    user = UserFactory()
+    client.force_login(user)
+    p = catalogue["products"][0]
+    Product.objects.filter(pk=p.pk).update(stock=None)
+    html = client.get(reverse("shop:product", args=[p.slug])).content.decode()
+    assert "In stock" in html and "Add to cart" in html and 'max="99"' in html
+    for _ in range(2):
+        _add(client, p, 50)
+        assert client.post(reverse("shop:checkout")).status_code == 302
+    p.refresh_from_db()
+    assert p.stock is None and Order.objects.count() == 2
+
+
 # --- sign-up, accounts ----------------------------------------------------------------------
 def test_signup_with_interests_and_consent_logs_in_with_personal_picks(client, catalogue):
     r = client.post(

@@ -1,4 +1,5 @@
-"""Products and categories: public reads, filters, search, pagination."""
+"""Products and categories: public reads, filters, search, pagination; writes with
+model permissions, the bulk upsert by SKU."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from shop.models import Category, Product
 from tests.factories import CategoryFactory, ProductFactory
 from tests.shop.conftest import assert_error, make_user, token_client
 
@@ -133,9 +135,12 @@ def test_unknown_product_is_404_in_the_error_shape(api, catalogue):
     assert_error(api.get("/api/v1/products/abc"), 404, "not_found")
 
 
-def test_catalogue_is_read_only(staff_api, catalogue):
-    assert_error(staff_api.post("/api/v1/products", {"sku": "X"}, format="json"), 405, "method_not_allowed")
-    assert_error(staff_api.delete(f"/api/v1/products/{catalogue['lamp'].pk}"), 405, "method_not_allowed")
+def test_untracked_stock_reads_as_in_stock(api, catalogue):
+    Product.objects.filter(pk=catalogue["candle"].pk).update(stock=None)
+    body = api.get(f"/api/v1/products/{catalogue['candle'].pk}").json()
+    assert (body["stock"], body["in_stock"]) == (None, True)
+    assert "CAND1" in skus(api.get("/api/v1/products", {"in_stock": "true"}))
+    assert "CAND1" not in skus(api.get("/api/v1/products", {"in_stock": "false"}))
 
 
 def test_product_list_query_count(api, catalogue, django_assert_max_num_queries):
@@ -145,3 +150,191 @@ def test_product_list_query_count(api, catalogue, django_assert_max_num_queries)
         assert api.get("/api/v1/products", {"page_size": 50}).json()["count"] == 33
     with django_assert_max_num_queries(3):  # + the category tree
         api.get("/api/v1/products", {"category": catalogue["home"].pk})
+
+
+# --- writes ------------------------------------------------------------------------------------
+@pytest.fixture
+def editor():
+    """An integration account holding the catalogue's model permissions."""
+    perms = tuple(f"shop.{a}_{m}" for a in ("add", "change", "delete") for m in ("product", "category"))
+    return token_client(make_user("catalogue@integrations.example", perms=perms))
+
+
+def test_writes_need_model_permissions_not_staff(api, shopper_api, catalogue):
+    staff_only = token_client(make_user("staff-only@example.com", is_staff=True))
+    lamp = catalogue["lamp"].pk
+    for client, code in ((api, 401), (shopper_api, 403), (staff_only, 403)):
+        assert client.post("/api/v1/products", {"sku": "N1", "name": "New"}, format="json").status_code == code
+        assert client.patch(f"/api/v1/products/{lamp}", {"name": "x"}, format="json").status_code == code
+        assert client.delete(f"/api/v1/products/{lamp}").status_code == code
+        assert client.post("/api/v1/categories", {"name": "New"}, format="json").status_code == code
+        assert client.post("/api/v1/products/batch", {"products": [{"sku": "N1"}]}, format="json").status_code == code
+    adder = token_client(make_user("adder@example.com", perms=("shop.add_product",)))
+    assert adder.post("/api/v1/products", {"sku": "N1", "name": "New"}, format="json").status_code == 201
+    assert adder.patch(f"/api/v1/products/{lamp}", {"name": "x"}, format="json").status_code == 403
+    assert adder.post("/api/v1/products/batch", {"products": [{"sku": "N1"}]}, format="json").status_code == 403
+
+
+def test_create_update_and_deactivate_a_product(editor, api, catalogue):
+    r = editor.post(
+        "/api/v1/products",
+        {
+            "sku": "MUG1",
+            "name": "Red mug",
+            "category": "Kitchen > Mugs",
+            "price": "4.50",
+            "currency": "eur",
+            "stock": None,
+            "attributes": {"colour": "red"},
+        },
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert (body["sku"], body["price"], body["currency"], body["stock"], body["in_stock"]) == (
+        "MUG1",
+        "4.50",
+        "EUR",
+        None,
+        True,
+    )
+    assert body["category"]["name"] == "Mugs" and body["attributes"] == {"colour": "red"}
+    mugs = Category.objects.get(name="Mugs")
+    assert mugs.parent.name == "Kitchen"
+    pk = body["id"]
+    assert_error(editor.post("/api/v1/products", {"sku": "MUG1", "name": "Again"}, format="json"), 409, "conflict")
+
+    r = editor.patch(f"/api/v1/products/{pk}", {"stock": 5, "name": "Crimson mug"}, format="json")
+    assert r.status_code == 200 and (r.json()["stock"], r.json()["name"], r.json()["price"]) == (
+        5,
+        "Crimson mug",
+        "4.50",
+    )
+    r = editor.put(f"/api/v1/products/{pk}", {"sku": "MUG2", "name": "Plain mug"}, format="json")
+    assert r.status_code == 200
+    assert (r.json()["sku"], r.json()["category"], r.json()["stock"], r.json()["attributes"]) == (
+        "MUG2",
+        None,
+        None,
+        {},
+    )
+    conflict = assert_error(editor.patch(f"/api/v1/products/{pk}", {"sku": "LAMP1"}, format="json"), 409, "conflict")
+    assert conflict["fields"][0]["field"] == "sku"
+
+    assert editor.delete(f"/api/v1/products/{pk}").status_code == 204
+    assert Product.objects.get(pk=pk).is_active is False
+    assert api.get(f"/api/v1/products/{pk}").status_code == 404
+    assert editor.patch(f"/api/v1/products/{pk}", {"active": True}, format="json").json()["is_active"] is True
+    assert_error(editor.delete("/api/v1/products/987654"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "body, field, code",
+    [
+        ({"name": "No sku"}, "sku", "required"),
+        ({"sku": "A"}, "name", "required"),
+        ({"sku": "A", "name": "x", "price": "abc"}, "price", "invalid"),
+        ({"sku": "A", "name": "x", "price": 4.5}, "price", "invalid"),
+        ({"sku": "A", "name": "x", "stock": -1}, "stock", "min_value"),
+        ({"sku": "A", "name": "x", "stock": "3"}, "stock", "invalid"),
+        ({"sku": "A", "name": "x", "currency": "POUNDS"}, "currency", "invalid"),
+        ({"sku": "A", "name": "x", "image_url": "nope"}, "image_url", "invalid"),
+        ({"sku": "A", "name": "x", "colour": "red"}, "colour", "unknown_field"),
+        ({"sku": "A", "name": "x\u0000"}, "name", "null_characters_not_allowed"),
+    ],
+)
+def test_bad_product_input_is_400_naming_the_field(editor, body, field, code):
+    err = assert_error(editor.post("/api/v1/products", body, format="json"), 400, "validation_error")
+    assert (err["fields"][0]["field"], err["fields"][0]["code"]) == (field, code)
+    assert not Product.objects.filter(sku="A").exists()
+
+
+def test_category_create_update_and_delete(editor, catalogue):
+    r = editor.post("/api/v1/categories", {"name": "Lamps", "parent_id": catalogue["home"].pk}, format="json")
+    assert r.status_code == 201, r.content
+    lamps = r.json()
+    assert (lamps["parent_id"], lamps["slug"]) == (catalogue["home"].pk, "home-lamps")
+    same = editor.post("/api/v1/categories", {"name": "Lamps", "parent_id": catalogue["home"].pk}, format="json")
+    assert_error(same, 409, "conflict")
+    err = assert_error(editor.post("/api/v1/categories", {"name": "X", "parent_id": 999999}, format="json"), 400)
+    assert err["fields"][0]["code"] == "does_not_exist"
+    home = catalogue["home"].pk
+    below = editor.patch(f"/api/v1/categories/{home}", {"parent_id": lamps["id"]}, format="json")
+    assert assert_error(below, 400)["fields"][0]["code"] == "cycle"
+    r = editor.patch(f"/api/v1/categories/{lamps['id']}", {"name": "Lights", "colour": "#112233"}, format="json")
+    assert r.status_code == 200 and (r.json()["name"], r.json()["colour"]) == ("Lights", "#112233")
+    # a category in use is not deleted; an empty one is
+    in_use = assert_error(editor.delete(f"/api/v1/categories/{home}"), 409, "conflict")
+    assert "still holds" in in_use["message"]
+    assert editor.delete(f"/api/v1/categories/{lamps['id']}").status_code == 204
+    assert not Category.objects.filter(pk=lamps["id"]).exists()
+
+
+# --- the bulk upsert ----------------------------------------------------------------------------
+def batch(client, products, **extra):
+    return client.post("/api/v1/products/batch", {"products": products, **extra}, format="json")
+
+
+def test_batch_upserts_by_sku_with_a_report_per_row(editor, catalogue):
+    rows = [
+        {"sku": "LAMP1", "stock": None},  # update
+        {"sku": "NEW1", "name": "New thing", "category": "Home > Lamps", "price": "9.99"},  # create
+        {"sku": "SPADE", "name": "Garden spade"},  # as stored
+    ]
+    r = batch(editor, rows)
+    assert r.status_code == 201, r.content
+    report = r.json()
+    assert {k: report[k] for k in ("received", "created", "updated", "unchanged", "rejected")} == {
+        "received": 3,
+        "created": 1,
+        "updated": 1,
+        "unchanged": 1,
+        "rejected": 0,
+    }
+    assert [(x["index"], x["sku"], x["status"]) for x in report["results"]] == [
+        (0, "LAMP1", "updated"),
+        (1, "NEW1", "created"),
+        (2, "SPADE", "unchanged"),
+    ]
+    assert Product.objects.get(sku="LAMP1").stock is None
+    assert report["results"][1]["id"] == Product.objects.get(sku="NEW1").pk
+    again = batch(editor, rows).json()
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 3)
+
+
+def test_batch_partial_keeps_the_good_rows_and_lists_the_bad(editor, catalogue):
+    rows = [
+        {"sku": "OK1", "name": "Fine"},
+        {"sku": "BAD1", "name": "Bad", "price": "abc"},
+        {"sku": "NONAME"},  # a new product needs a name
+        {"sku": "OK1", "name": "Twice"},
+    ]
+    r = batch(editor, rows)
+    assert r.status_code == 200, r.content
+    report = r.json()
+    assert (report["created"], report["rejected"]) == (1, 3)
+    assert [(e["index"], e["field"], e["code"]) for e in report["errors"]] == [
+        (1, "price", "invalid"),
+        (2, "name", "required_for_new"),
+        (3, "sku", "duplicate"),
+    ]
+    assert list(Product.objects.filter(sku__in=["OK1", "BAD1", "NONAME"]).values_list("sku", flat=True)) == ["OK1"]
+
+
+def test_batch_all_or_nothing_and_request_errors(editor, catalogue):
+    rows = [{"sku": "OK2", "name": "Fine"}, {"sku": "NONAME2"}, {"sku": "BAD2", "name": "x", "stock": -3}]
+    err = assert_error(batch(editor, rows, partial=False), 400, "validation_error")
+    assert [(f["field"], f["index"]) for f in err["fields"]] == [("products[1].name", 1), ("products[2].stock", 2)]
+    assert not Product.objects.filter(sku="OK2").exists()
+    assert_error(batch(editor, [{"sku": "Z", "price": "x"}]), 400)  # every row rejected
+    assert_error(batch(editor, []), 400)
+    assert_error(batch(editor, [{"sku": f"S{i}"} for i in range(1001)]), 400)
+    assert_error(editor.post("/api/v1/products/batch", {"rows": []}, format="json"), 400)
+    assert_error(batch(editor, [{"sku": "S"}], partial="no"), 400)
+
+
+def test_batch_of_a_thousand_rows_in_few_queries(editor, django_assert_max_num_queries):
+    rows = [{"sku": f"B{i:04d}", "name": f"Bulk {i}", "category": f"Bulk > Shelf {i % 5}"} for i in range(1000)]
+    with django_assert_max_num_queries(30):
+        assert batch(editor, rows).status_code == 201
+    assert Product.objects.filter(sku__startswith="B").count() == 1000

@@ -35,3 +35,13 @@ def test_order_place_out_of_stock_writes_nothing():
         order_place(user=u, lines=[OrderLineIn(product=a, quantity=1), OrderLineIn(product=b, quantity=1)])
     a.refresh_from_db()
     assert a.stock == 5 and Order.objects.count() == 0 and Interaction.objects.count() == 0
+
+
+def test_order_place_untracked_stock_is_never_short_nor_taken():
+    u = UserFactory()
+    untracked = ProductFactory(stock=None)
+    for _ in range(3):
+        order_place(user=u, lines=[OrderLineIn(product=untracked, quantity=1000)])
+    untracked.refresh_from_db()
+    assert untracked.stock is None and untracked.in_stock
+    assert Order.objects.count() == 3
