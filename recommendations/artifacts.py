@@ -115,7 +115,10 @@ class LoadedModel:
     ) -> sp.csr_matrix:
         """Fold-in rows from live events ``(product_ids, kinds, values, unix_times)``,
         weighted with the training matrix's kind weights and time decay, built by the
-        engine's ``InteractionMatrix.history_rows`` (one history: the per-request path)."""
+        engine's ``InteractionMatrix.history_rows`` (one history: the per-request path).
+        Many histories are weighted in one ``event_weights`` call over all their events."""
+        if len(histories) > 1:
+            return self._history_rows_many(histories, now=now)
         weighted = []
         for products, kinds, values, times in histories:
             if len(products):
@@ -133,6 +136,32 @@ class LoadedModel:
             else:
                 weighted.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
         return self.items.history_rows(weighted)
+
+    def _history_rows_many(
+        self, histories: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], *, now: float
+    ) -> sp.csr_matrix:
+        counts = np.fromiter((len(h[0]) for h in histories), np.int64, len(histories))
+        if not counts.any():
+            return self.items.history_rows([(np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(histories))
+        products, kinds, values, times = (
+            np.concatenate([np.asarray(h[i], dtype=dtype) for h in histories])
+            for i, dtype in enumerate((np.int64, np.int64, np.float64, np.float64))
+        )
+        known = np.isin(kinds, list(self.meta.kind_weights))
+        weights = np.zeros(products.size, np.float64)
+        weights[known] = event_weights(
+            kinds=kinds[known],
+            values=values[known],
+            times=times[known],
+            kind_weights=self.meta.kind_weights,
+            half_life_days=self.meta.half_life_days,
+            now=now,
+        )
+        ends = np.cumsum(counts)[:-1]
+        kept = np.split(known, ends)
+        return self.items.history_rows(
+            [(p[k], w[k]) for p, w, k in zip(np.split(products, ends), np.split(weights, ends), kept, strict=True)]
+        )
 
 
 def artifact_write(

@@ -5,7 +5,7 @@ or content). Serving (``serving``) fills a list from them level by level."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +22,10 @@ from .selectors import HistoryEvent
 from .strategies import version_for
 from .trending import trending_items
 
+NO_ANCHOR_REASON = "Based on your recent activity"
 
-@dataclass
+
+@dataclass(slots=True)
 class Candidate:
     product_id: int
     score: float
@@ -34,13 +36,67 @@ class Candidate:
     category_id: int | None = None  # when known before fetching (model columns, trending)
 
 
+class ModelCandidates(Sequence[Candidate]):
+    """The model's ranked columns for one shopper as explained candidates, each made
+    when first looked at: a list is filled from the first dozen or so, and a batch of
+    thousands of shoppers (exports, emails) need not build the rest."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        code: str,
+        cols: np.ndarray,
+        scores: np.ndarray,
+        anchors: list[tuple[int, int, int]],
+        best_anchor: np.ndarray | None,
+    ) -> None:
+        self.code, self.scores, self.anchors, self.best_anchor = code, scores, anchors, best_anchor
+        self.product_ids = loaded.item_ids[cols]
+        categories = loaded.item_category
+        self.category_ids = np.where(cols < categories.size, categories[np.minimum(cols, categories.size - 1)], -1)
+        self._made: list[Candidate] = []
+        self._lists: tuple[list, list, list] | None = None
+
+    def __len__(self) -> int:
+        return int(self.product_ids.size)
+
+    def _make(self, j: int) -> Candidate:
+        if self._lists is None:
+            self._lists = (self.product_ids.tolist(), self.scores.tolist(), self.category_ids.tolist())
+        products, scores, categories = self._lists
+        anchor_id = anchor_kind = None
+        if self.best_anchor is not None and self.best_anchor[j] >= 0:
+            _, anchor_id, anchor_kind = self.anchors[int(self.best_anchor[j])]
+        reason = explanations.because(anchor_kind) if anchor_id is not None else NO_ANCHOR_REASON
+        category = categories[j]
+        return Candidate(
+            products[j], scores[j], self.code, reason, anchor_id, anchor_kind, category if category >= 0 else None
+        )
+
+    def __iter__(self) -> Iterator[Candidate]:
+        made = self._made
+        for j in range(len(self)):
+            if j == len(made):
+                made.append(self._make(j))
+            yield made[j]
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return list(self)[index]
+
+    def anchor_ids(self) -> set[int]:
+        """The products the candidates' reasons name ("because you viewed X")."""
+        if self.best_anchor is None:
+            return set()
+        return {self.anchors[int(a)][1] for a in np.unique(self.best_anchor) if a >= 0}
+
+
 @dataclass
 class Shopper:
     user_id: int | None
     session_key: str
     history: list[HistoryEvent]
     excluded: set[int]
-    levels: list[tuple[str, list[Candidate]]] = field(default_factory=list)  # (strategy label, candidates)
+    levels: list[tuple[str, Sequence[Candidate]]] = field(default_factory=list)  # (strategy label, candidates)
 
     @property
     def code(self) -> str:
@@ -219,34 +275,20 @@ def add_level(
     contrib: np.ndarray | None,
     label: str,
 ) -> None:
-    """The model's ranked columns as explained candidates: each pick names the recent
-    item that alone points at it most ("because you viewed X")."""
+    """The model's ranked columns as explained candidates (`ModelCandidates`): each pick
+    names the recent item that alone points at it most ("because you viewed X")."""
+    ids = np.asarray(ids)
+    valid = int(np.argmin(ids >= 0)) if (ids < 0).any() else ids.size  # the columns before the first -1
+    if valid == 0:
+        return
     best_anchor = None
     if contrib is not None and anchors and contrib.size:
         best_anchor = np.argmax(contrib, axis=0)
         best_value = contrib[best_anchor, np.arange(contrib.shape[1])]
-    item_ids = loaded.item_ids
-    cands = []
-    for j, col in enumerate(ids.tolist()):
-        if col < 0:
-            break
-        anchor_id = anchor_kind = None
-        if best_anchor is not None and best_value[j] > 0:
-            _, anchor_id, anchor_kind = anchors[int(best_anchor[j])]
-        reason = explanations.because(anchor_kind) if anchor_id is not None else "Based on your recent activity"
-        cands.append(
-            Candidate(
-                int(item_ids[col]),
-                float(scores[j]),
-                shopper.code,
-                reason,
-                anchor_id,
-                anchor_kind,
-                category_of(loaded, col),
-            )
-        )
-    if cands:
-        shopper.levels.append((label, cands))
+        best_anchor = np.where(best_value > 0, best_anchor, -1)[:valid]
+    shopper.levels.append(
+        (label, ModelCandidates(loaded, shopper.code, ids[:valid], np.asarray(scores)[:valid], anchors, best_anchor))
+    )
 
 
 def category_of(loaded: LoadedModel, col: int) -> int | None:

@@ -27,6 +27,7 @@ from .serving import (
     ShopperNotFound,
     recommend_for_user,
     recommend_for_users_batch,
+    recommend_for_users_batches,
     similar_products,
     trending_products,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "model_version_promote",
     "recommend_for_user",
     "recommend_for_users_batch",
+    "recommend_for_users_batches",
     "similar_products",
     "strategy_check",
     "trending_products",

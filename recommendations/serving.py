@@ -31,16 +31,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from shop.models import Category, Interaction, Product, User
+from django.db import connection, connections
+
+from shop.models import PRODUCT_IN_STOCK, Category, Interaction, Product, User
 from shop.selectors import category_descendant_ids
 
 from . import conf, impressions, model_cache, selectors
 from .candidates import (
     Candidate,
+    ModelCandidates,
     Shopper,
     category_of,
     cf_version,
@@ -50,6 +54,7 @@ from .candidates import (
     model_cands,
     trending_cands,
 )
+from .engine import blas_single_thread
 from .experiments import experiment_assign, user_id_of
 from .model_cache import VersionInfo
 from .models import Impression
@@ -125,7 +130,7 @@ def _fill(
                 or cand.product_id in taken
                 or cand.product_id in excluded
                 or not product.is_active
-                or (product.stock <= 0 and not out_of_stock_ok)
+                or (not product.in_stock and not out_of_stock_ok)
                 or (category_ids is not None and product.category_id not in category_ids)
             ):
                 continue
@@ -315,7 +320,7 @@ def recommend_for_user(
         # a quiet category: newest products in it, no trending signal needed
         extra = (
             Product.objects.select_related("category")
-            .filter(category_id__in=category_ids, is_active=True, stock__gt=0)
+            .filter(PRODUCT_IN_STOCK, category_id__in=category_ids, is_active=True)
             .exclude(pk__in=excluded | {p.pk for _, p in chosen})
             .order_by("-created_at")[: n - len(chosen)]
         )
@@ -441,7 +446,7 @@ def trending_products(
     if len(chosen) < n and category_ids is not None:
         extra = (
             Product.objects.select_related("category")
-            .filter(category_id__in=category_ids, is_active=True, stock__gt=0)
+            .filter(PRODUCT_IN_STOCK, category_id__in=category_ids, is_active=True)
             .exclude(pk__in=[p.pk for _, p in chosen])
             .order_by("-created_at")[: n - len(chosen)]
         )
@@ -469,10 +474,16 @@ def recommend_for_users_batch(
     exclude_purchased: bool = True,
     explain: bool = True,
     history_limit: int | None = None,
+    products: dict[int, Product] | None = None,
 ) -> dict[int, list[Pick]]:
     """Top ``n`` for many customers with batched scoring (campaigns, exports). No
     impressions are recorded and no on-site experiment applies. Users without
-    history get their interests, then trending; unknown ids get trending."""
+    history get their interests, then trending; unknown ids get trending.
+
+    ``exclude_purchased`` (default): what they have (``AFFINITY_CONSUMED_KINDS``) is
+    never recommended back. ``products``: a dict the caller keeps across the calls of
+    one job (an export, a send) -- the products read by one call are not read again
+    by the next (they are as fresh as the job)."""
     n = _check_n(n)
     requested = strategy_check(strategy)
     snap = model_cache.snapshot()
@@ -484,9 +495,13 @@ def recommend_for_users_batch(
         return {}
     limit = int(history_limit or conf.get("RECOMMEND_HISTORY_LIMIT"))
     use_history = requested not in ("trending", "interests")
-    histories = selectors.users_histories(user_ids=user_ids, limit=limit) if use_history else {u: [] for u in user_ids}
     forever, windows = conf.exclude_kinds()
-    bought = selectors.users_purchased(user_ids=user_ids, kinds=forever if exclude_purchased else [])
+    consumed_kinds = forever if exclude_purchased else []
+    if use_history:  # one read of their events on PostgreSQL
+        histories, bought = selectors.users_events(user_ids=user_ids, limit=limit, consumed_kinds=consumed_kinds)
+    else:
+        histories = {u: [] for u in user_ids}
+        bought = selectors.users_purchased(user_ids=user_ids, kinds=consumed_kinds)
     shoppers = []
     for uid in user_ids:
         history = histories.get(uid, [])
@@ -511,15 +526,82 @@ def recommend_for_users_batch(
         if s.user_id in interests:
             s.levels.append(("fallback:interests", interest_cands(snap, interests[s.user_id], n=n)))
         s.levels.append(("trending", trending))
-    wanted = {c.product_id for s in shoppers for _, cs in s.levels for c in cs}
-    wanted |= {c.anchor_id for s in shoppers for _, cs in s.levels for c in cs if c.anchor_id and "{name}" in c.reason}
-    products: dict[int, Product] = {}
-    wanted_list = list(wanted)
-    for start in range(0, len(wanted_list), 5000):
-        products.update(_fetch(wanted_list[start : start + 5000]))
-    names = {pid: p.name for pid, p in products.items()}
+    wanted: set[int] = set()
+    seen: set[int] = set()  # levels shared by many shoppers (trending) are looked at once
+    for s in shoppers:
+        for _, cs in s.levels:
+            if isinstance(cs, ModelCandidates):
+                wanted.update(cs.product_ids.tolist())
+                wanted |= cs.anchor_ids()
+            elif id(cs) not in seen:
+                seen.add(id(cs))
+                wanted.update(c.product_id for c in cs)
+                wanted.update(c.anchor_id for c in cs if c.anchor_id and "{name}" in c.reason)
+    if products is None:
+        products = {}
+    missing = [pid for pid in wanted if pid not in products]
+    for start in range(0, len(missing), 5000):
+        products.update(_fetch(missing[start : start + 5000]))
+    names = {pid: p.name for pid, p in products.items()} if explain else {}
     out: dict[int, list[Pick]] = {}
     for s in shoppers:
         chosen, _, _ = _fill(s.levels, products, n=n, excluded=s.excluded, category_ids=None)
         out[s.user_id] = [_pick(c, p, names) for c, p in chosen]
     return out
+
+
+def recommend_for_users_batches(
+    *,
+    user_ids: Sequence[int],
+    n: int = 10,
+    strategy: str | None = None,
+    exclude_purchased: bool = True,
+    batch_size: int = 1000,
+    workers: int = 1,
+) -> Iterator[tuple[list[int], dict[int, list[Pick]]]]:
+    """`recommend_for_users_batch` over any number of customers (the export): yields
+    ``(the batch's ids, their picks)`` batch after batch, in the order of ``user_ids``.
+    No explanations; the products are read once for the whole run.
+
+    ``workers`` > 1 scores that many batches at a time in threads, each with its own
+    database connection (the matrix work and the database waits run outside the GIL,
+    so two cores are used). Inside a transaction (the caller's uncommitted rows are not
+    visible to other connections) or on SQLite it is one batch at a time."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    ids = list(user_ids)
+    batches = [ids[start : start + batch_size] for start in range(0, len(ids), batch_size)]
+    products: dict[int, Product] = {}
+
+    def one(batch: list[int]) -> dict[int, list[Pick]]:
+        return recommend_for_users_batch(
+            user_ids=batch,
+            n=n,
+            strategy=strategy,
+            exclude_purchased=exclude_purchased,
+            explain=False,
+            products=products,
+        )
+
+    if workers <= 1 or connection.in_atomic_block or connection.vendor != "postgresql" or len(batches) < 2:
+        for batch in batches:
+            yield batch, one(batch)
+        return
+
+    def threaded(batch: list[int]) -> dict[int, list[Pick]]:
+        try:
+            return one(batch)
+        finally:
+            connections.close_all()  # this thread's connections
+
+    # one BLAS thread per worker: the workers are the parallelism (no oversubscribed cores)
+    with blas_single_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recommend-batches") as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(threaded, batch)))
+            if len(pending) > workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 SQLITE_BULK_CACHE_KIB = 256 * 1024
 INTERACTION_COPY_FIELDS = ("user_id", "session_key", "product_id", "kind", "value", "occurred_at", "source")
+INTERACTION_KEYED_FIELDS = (*INTERACTION_COPY_FIELDS, "event_id")
 
 
 def _sqlite_adapter(field_obj):
@@ -69,13 +70,25 @@ def _pg_adapter(field_obj):
     return None
 
 
-def rows_bulk_insert(*, model, fields: Sequence[str], rows: Iterable[Sequence], using: str = "default") -> int:
+def rows_bulk_insert(
+    *,
+    model,
+    fields: Sequence[str],
+    rows: Iterable[Sequence],
+    using: str = "default",
+    skip_conflicts: bool = False,
+) -> int:
     """Insert many rows of ``model`` given as tuples in the order of ``fields``
     (attribute names, e.g. ``user_id``). No model instances, no ids returned: the
     fast path for large trusted imports. Every column not named gets NULL, so name
     every NOT NULL column. ``Interaction`` rows go through `interactions_bulk_copy`.
+
+    ``skip_conflicts``: a row that would break a unique constraint (of a row stored
+    before, or of an earlier row of ``rows``) is skipped, not an error (PostgreSQL:
+    COPY into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING`` in the rows' order; SQLite: ``ON CONFLICT DO NOTHING``).
     Returns the number of rows written."""
-    if model is Interaction and tuple(fields) != INTERACTION_COPY_FIELDS:
+    if model is Interaction and tuple(fields) not in (INTERACTION_COPY_FIELDS, INTERACTION_KEYED_FIELDS):
         raise ValueError("Interaction rows are written with interactions_bulk_copy")
     conn = connections[using]
     meta = model._meta
@@ -104,7 +117,42 @@ def rows_bulk_insert(*, model, fields: Sequence[str], rows: Iterable[Sequence], 
 
             rows = map(adapt, rows)
     with conn.wrap_database_errors:  # IntegrityError & co. as Django raises them
+        if skip_conflicts:
+            return _rows_write_skipping(conn, vendor, table, col_sql, len(columns), rows)
         return _rows_write(conn, model, vendor, table, col_sql, len(columns), fields, rows, using)
+
+
+def _rows_write_skipping(conn, vendor, table, col_sql, width, rows) -> int:
+    """`_rows_write` where a unique conflict skips the row; returns the rows written."""
+    if vendor == "postgresql":
+        stage = conn.ops.quote_name(f"bulk_stage_{uuid.uuid4().hex[:12]}")
+        with conn.connection.cursor() as cur:
+            cur.execute(f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS SELECT {col_sql} FROM {table} WITH NO DATA")
+            with cur.copy(f"COPY {stage} ({col_sql}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(f"INSERT INTO {table} ({col_sql}) SELECT {col_sql} FROM {stage} ON CONFLICT DO NOTHING")
+            written = cur.rowcount
+            cur.execute(f"DROP TABLE {stage}")
+        return written
+    if vendor == "sqlite":
+        raw = conn.connection
+        before = raw.total_changes
+        sql = f"INSERT INTO {table} ({col_sql}) VALUES ({', '.join('?' * width)}) ON CONFLICT DO NOTHING"
+        cur = raw.cursor()
+        try:
+            batch: list = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= 10_000:
+                    cur.executemany(sql, batch)
+                    batch.clear()
+            if batch:
+                cur.executemany(sql, batch)
+        finally:
+            cur.close()
+        return raw.total_changes - before
+    raise NotImplementedError(f"skip_conflicts is not supported on {vendor}")
 
 
 def _rows_write(conn, model, vendor, table, col_sql, width, fields, rows, using) -> int:

@@ -5,11 +5,20 @@ columns holds each field (``user``, ``item``, ``timestamp``, and optionally ``ki
 and ``value``), e.g. ``user=customer_id,item=sku,value=qty,timestamp=ts,kind=event``.
 Every row is checked; a problem is reported with its line number and the reason,
 e.g. ``line 17: timestamp 'yesterday' is not ISO 8601 or unix seconds``.
+
+Every event gets a key, so that importing a file again stores nothing twice: the
+file's own ``event_id`` column when it has one (the same idempotency key API clients
+send), else one derived from the event's natural key -- customer, product, kind and
+time (to the microsecond, whatever the file's time notation), not the value -- as
+``imp:`` and 20 characters of its hash (`event_key`). Two rows of a file with the
+same key are one event.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +26,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import NamedTuple
 
-FIELDS = ("user", "item", "timestamp", "kind", "value")
+FIELDS = ("user", "item", "timestamp", "kind", "value", "event_id")
 REQUIRED = ("user", "item", "timestamp")
-MAX_ID_LENGTH = 64  # User.external_id and Product.sku
+MAX_ID_LENGTH = 64  # User.external_id, Product.sku and Interaction.event_id
+DERIVED_KEY_PREFIX = "imp:"  # keys derived from the natural key; API clients' ids should not start so
+_EPOCH, _MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 KINDS = {"view": 1, "click": 2, "add_to_cart": 3, "remove_from_cart": 4, "purchase": 5, "rating": 6, "wishlist": 7}
 # Other spellings found in public event logs (RetailRocket: addtocart, transaction).
 KIND_ALIASES = {
@@ -59,11 +70,23 @@ class EventRow(NamedTuple):
     kind: int
     value: float
     occurred_at: datetime  # aware, UTC
+    event_id: str  # the file's event_id, or `event_key` of the natural key
 
 
-def parse_mapping(text: str | None) -> dict[str, str]:
+def event_key(user: str, item: str, kind: int, occurred_at: datetime) -> str:
+    """The key of an event the file gives no id: ``imp:`` + 20 URL-safe characters of
+    a 120-bit BLAKE2b hash of customer, product, kind code and time (unix microseconds),
+    so the same event in any notation (ISO or unix time, any zone) has the same key."""
+    at = (occurred_at - _EPOCH) // _MICROSECOND
+    digest = hashlib.blake2b(f"{user}\x1f{item}\x1f{kind}\x1f{at}".encode(), digest_size=15).digest()
+    return DERIVED_KEY_PREFIX + base64.urlsafe_b64encode(digest).decode()
+
+
+def parse_mapping(text: str | None, fields: tuple[str, ...] = FIELDS) -> dict[str, str]:
     """``"user=customer_id,item=sku"`` -> ``{"user": "customer_id", "item": "sku"}``.
-    Fields not named map to a column of the same name when the header has one."""
+    Fields not named map to a column of the same name when the header has one.
+    ``fields``: the names a mapping may use (the events' by default; the catalogue
+    importer passes its own)."""
     mapping: dict[str, str] = {}
     if not text:
         return mapping
@@ -74,8 +97,8 @@ def parse_mapping(text: str | None) -> dict[str, str]:
         field, column = field.strip().lower(), column.strip()
         if not sep or not column:
             raise FileProblem(f"--map entry {part.strip()!r} is not field=column")
-        if field not in FIELDS:
-            raise FileProblem(f"--map field {field!r} is unknown; the fields are {', '.join(FIELDS)}")
+        if field not in fields:
+            raise FileProblem(f"--map field {field!r} is unknown; the fields are {', '.join(fields)}")
         if field in mapping:
             raise FileProblem(f"--map names the field {field!r} twice")
         mapping[field] = column
@@ -94,16 +117,37 @@ def delimiter_for(path: Path, delimiter: str | None) -> str:
     return delimiter
 
 
+# Column names that mean a field when no --map names it (compared without case),
+# in order of preference after the field's own name.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "user": ("customer", "customer_id", "user_id", "customerid", "userid", "client", "client_id"),
+    "item": ("product", "product_id", "sku", "item_id", "itemid", "productid", "stock_code", "stockcode"),
+    "timestamp": ("time", "date", "datetime", "occurred_at", "event_time", "ts", "created_at"),
+    "kind": ("event", "event_type", "type", "action"),
+    "value": ("rating", "quantity", "qty", "score"),
+}
+
+
 def resolve_columns(header: list[str], mapping: dict[str, str]) -> dict[str, int]:
-    """Column index of each mapped field; raises `FileProblem` naming what is missing."""
+    """Column index of each mapped field; raises `FileProblem` naming what is missing.
+
+    A field not in ``mapping`` takes the column of its own name, else the first of its
+    usual other names (``SYNONYMS``: customer for user, product or sku for item, ...)."""
     names = [h.strip() for h in header]
     index = {name: i for i, name in enumerate(names)}
+    lowered = {name.lower(): i for name, i in reversed(list(index.items()))}
     columns: dict[str, int] = {}
     for field in FIELDS:
         column = mapping.get(field, field)
         if column in index:
             columns[field] = index[column]
-        elif field in mapping or field in REQUIRED:
+            continue
+        if field not in mapping:
+            found = next((lowered[n] for n in (field, *SYNONYMS.get(field, ())) if n in lowered), None)
+            if found is not None and found not in columns.values():
+                columns[field] = found
+                continue
+        if field in mapping or field in REQUIRED:
             shown = ", ".join(repr(n) for n in names) or "(empty)"
             how = f"column {column!r} ({field})" if field in mapping else f"no column for {field!r}"
             hint = "" if field in mapping else f" (map it: --map {field}=<column>)"
@@ -156,9 +200,16 @@ class TimestampParser:
 
 
 def parse_event(
-    fields: list[str], columns: dict[str, int], stamp: TimestampParser, default_kind: int, default_value: float
+    fields: list[str],
+    columns: dict[str, int],
+    stamp: TimestampParser,
+    default_kind: int,
+    default_value: float,
+    with_key: bool = True,
 ) -> EventRow | list[str]:
-    """One row -> an `EventRow`, or the list of everything wrong with it."""
+    """One row -> an `EventRow`, or the list of everything wrong with it. Without
+    ``with_key`` an event the file gives no id gets ``event_id`` "" (validation only:
+    the key costs a hash)."""
     problems: list[str] = []
     width = max(columns.values()) + 1
     if len(fields) < width:
@@ -197,12 +248,17 @@ def parse_event(
                     problems.append(f"rating {raw_value!r} is not between 0 and 5")
                 elif value < 0:
                     problems.append(f"value {raw_value!r} is negative")
+    event_id = fields[columns["event_id"]].strip() if "event_id" in columns else ""
+    if len(event_id) > MAX_ID_LENGTH:
+        problems.append(f"event_id {event_id[:20]!r}... is longer than {MAX_ID_LENGTH} characters")
     at = stamp(fields[columns["timestamp"]])
     if isinstance(at, str):
         problems.append(at)
     if problems:
         return problems
-    return EventRow(user, item, kind, value, at)
+    if not event_id and with_key:
+        event_id = event_key(user, item, kind, at)
+    return EventRow(user, item, kind, value, at, event_id)
 
 
 @dataclass

@@ -6,6 +6,12 @@ and reason) and nothing is written. Otherwise one transaction creates the unknow
 customers (by external id) and products (by SKU, as placeholders "Product <sku>",
 active, price 0) and streams the events into the database through
 `shop.services.interactions.interactions_bulk_copy`.
+
+Nothing is stored twice: every event carries its key (the file's ``event_id``, or
+one derived from customer, product, kind and time: `interactions_file.event_key`) as
+its ``Interaction.event_id``, and an event whose key is stored already, or repeats an
+earlier row of the file, is skipped and counted as a duplicate. ``dry_run`` reads
+the file and the database and reports what would be stored, writing nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from shop.bulk import tables_bulk_load
-from shop.models import Interaction
+from shop.models import Interaction, Product, User
 from shop.services.interactions import interactions_bulk_copy
 
 from . import interactions_file as ifile
@@ -29,6 +35,7 @@ from .common import (
     NewProduct,
     PhaseTimer,
     ProgressFactory,
+    chunked,
     customers_ensure,
     no_progress,
     products_ensure,
@@ -48,25 +55,40 @@ class InteractionsFileRejected(ValueError):
 
 @dataclass
 class InteractionsImportReport:
+    """What an import stored (or, with ``dry_run``, would store: ``created`` then
+    counts what would be created). ``duplicates``: events already stored or repeated
+    in the file, skipped; ``bad``: invalid rows (only a dry run gets this far with
+    any, and lists the first in ``problems``)."""
+
     rows: int = 0
     created: dict = field(default_factory=lambda: {"customers": 0, "products": 0, "interactions": 0})
     by_kind: dict = field(default_factory=dict)
     existing_customers: int = 0
     existing_products: int = 0
+    duplicates: int = 0
+    bad: int = 0
+    problems: list = field(default_factory=list)
+    dry_run: bool = False
     bulk_load: bool = False
     timings: dict = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.by_kind.items()))
-        return [
-            f"Rows: {self.rows:,} ({kinds})",
-            f"Created: customers {self.created['customers']:,}, products {self.created['products']:,} "
+        created = "Would create" if self.dry_run else "Created"
+        lines = [
+            f"Rows: {self.rows:,} ({kinds})" + (f", {self.bad:,} invalid" if self.bad else ""),
+            f"{created}: customers {self.created['customers']:,}, products {self.created['products']:,} "
             f"(placeholders), interactions {self.created['interactions']:,}",
             f"Already known: customers {self.existing_customers:,}, products {self.existing_products:,}",
-            "Time: "
-            + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
-            + (" (indexes rebuilt after the load)" if self.bulk_load else ""),
+            f"Duplicates (events stored before or repeated in the file, skipped): {self.duplicates:,}",
         ]
+        if not self.dry_run:
+            lines.append(
+                "Time: "
+                + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
+                + (" (indexes rebuilt after the load)" if self.bulk_load else "")
+            )
+        return lines
 
 
 def placeholder_email(external_id: str) -> str:
@@ -87,9 +109,14 @@ def interactions_file_import(
     default_value: float = 1.0,
     keep_problems: int = 1000,
     defer_indexes: bool = True,
+    dry_run: bool = False,
     progress: ProgressFactory = no_progress,
 ) -> InteractionsImportReport:
     """Validate the whole file, then write all of it in one transaction, or nothing.
+    Events already stored (by key, see the module doc) are skipped and counted.
+
+    ``dry_run``: write nothing; the report says what would be created and skipped,
+    and counts (``bad``) and lists (``problems``) the invalid rows instead of raising.
 
     With ``defer_indexes`` (default) a load larger than the interactions table takes
     the fast path of `shop.bulk.tables_bulk_load`, which locks the table until
@@ -105,7 +132,7 @@ def interactions_file_import(
         raise ifile.FileProblem(f"default kind {default_kind!r} is not one of {', '.join(ifile.KINDS)}")
     reader = ifile.FileReader(path, ifile.delimiter_for(path, delimiter), fields)
     stamp = ifile.TimestampParser(ZoneInfo(settings.TIME_ZONE), timestamp_unit)
-    report = InteractionsImportReport()
+    report = InteractionsImportReport(dry_run=dry_run)
     lap = PhaseTimer(report.timings)
 
     # --- pass 1: validate everything --------------------------------------------------------
@@ -114,6 +141,7 @@ def interactions_file_import(
     users: dict[str, None] = {}
     items: dict[str, None] = {}
     by_kind: dict[int, int] = {}
+    keys: dict[str, None] = {}  # a dry run's event keys (a real run lets the database judge)
     bar = progress(total=None, desc="validate", unit="rows")
     rows = reader.rows()
     next(rows)  # the header (checked against the mapping)
@@ -122,7 +150,7 @@ def interactions_file_import(
         report.rows += 1
         if report.rows % 50_000 == 0:
             bar.update(50_000)
-        event = ifile.parse_event(raw, columns, stamp, kind, default_value)
+        event = ifile.parse_event(raw, columns, stamp, kind, default_value, with_key=dry_run)
         if isinstance(event, list):
             bad += 1
             if len(problems) < keep_problems:
@@ -131,14 +159,22 @@ def interactions_file_import(
         users[event.user] = None
         items[event.item] = None
         by_kind[event.kind] = by_kind.get(event.kind, 0) + 1
+        if dry_run:
+            if event.event_id in keys:
+                report.duplicates += 1
+            else:
+                keys[event.event_id] = None
     bar.update(report.rows % 50_000)
     bar.close()
-    if bad:
+    if bad and not dry_run:
         raise InteractionsFileRejected(problems, bad, report.rows)
     if report.rows == 0:
         raise ifile.FileProblem(f"{path} has a header but no rows")
     report.by_kind = {KIND_NAMES[k]: n for k, n in by_kind.items()}
     lap("validate")
+    if dry_run:
+        report.bad, report.problems = bad, problems
+        return _dry_run_count(report, users=list(users), items=list(items), keys=list(keys))
 
     # --- pass 2: write, all in one transaction -------------------------------------------------
     with transaction.atomic():
@@ -148,7 +184,10 @@ def interactions_file_import(
         report.created["customers"] = created
         report.existing_customers = len(users) - created
         product_ids, created = products_ensure(
-            products=[NewProduct(sku=i, name=f"Product {i}", price=0, attributes={"placeholder": True}) for i in items]
+            products=[
+                NewProduct(sku=i, name=f"Product {i}", price=0, stock=None, attributes={"placeholder": True})
+                for i in items
+            ]
         )
         report.created["products"] = created
         report.existing_products = len(items) - created
@@ -167,15 +206,40 @@ def interactions_file_import(
                 if n == 50_000:
                     bar.update(n)
                     n = 0
-                yield (user_ids[ev.user], "", product_ids[ev.item], ev.kind, ev.value, ev.occurred_at, source)
+                yield (
+                    user_ids[ev.user],
+                    "",
+                    product_ids[ev.item],
+                    ev.kind,
+                    ev.value,
+                    ev.occurred_at,
+                    source,
+                    ev.event_id,
+                )
             bar.update(n)
 
         expected = report.rows if defer_indexes else 0  # 0: never worth deferring
         with tables_bulk_load(models=[Interaction], expected_rows=expected) as report.bulk_load:
-            report.created["interactions"] = interactions_bulk_copy(rows=events())
+            report.created["interactions"] = interactions_bulk_copy(rows=events(), keyed=True)
+            report.duplicates = report.rows - report.created["interactions"]
             lap("interactions")
         bar.close()
         if report.bulk_load:
             lap("index rebuild")
     lap("commit")
+    return report
+
+
+def _dry_run_count(
+    report: InteractionsImportReport, *, users: list[str], items: list[str], keys: list[str]
+) -> InteractionsImportReport:
+    """Fill a dry run's report from the database (reads only, in chunks): customers,
+    products and event keys already known. ``keys`` are the file's distinct keys."""
+    known_users = sum(User.objects.filter(external_id__in=chunk).count() for chunk in chunked(users, 5000))
+    known_items = sum(Product.objects.filter(sku__in=chunk).count() for chunk in chunked(items, 5000))
+    stored = sum(Interaction.objects.filter(event_id__in=chunk).count() for chunk in chunked(keys, 5000))
+    report.existing_customers, report.created["customers"] = known_users, len(users) - known_users
+    report.existing_products, report.created["products"] = known_items, len(items) - known_items
+    report.duplicates += stored
+    report.created["interactions"] = len(keys) - stored
     return report

@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from shop.bulk import INTERACTION_COPY_FIELDS, rows_bulk_insert
+from shop.bulk import INTERACTION_COPY_FIELDS, INTERACTION_KEYED_FIELDS, rows_bulk_insert
 from shop.models import Interaction, Product, User
 
 from .errors import RowError, ValidationFailed
@@ -405,11 +405,16 @@ def interactions_adopt_session(*, session_key: str, user: User) -> int:
     return Interaction.objects.filter(session_key=session_key, user__isnull=True).update(user=user)
 
 
-def interactions_bulk_copy(*, rows: Iterable[tuple], using: str = "default") -> int:
+def interactions_bulk_copy(*, rows: Iterable[tuple], using: str = "default", keyed: bool = False) -> int:
     """Store pre-validated interactions given as tuples
     ``(user_id, session_key, product_id, kind, value, occurred_at, source)`` as fast as
     the database takes them (COPY on PostgreSQL). ``session_key`` is "" for customers,
     ``occurred_at`` timezone-aware. The database's constraints (an actor, a known
     kind, ratings 0..5, existing user and product) still reject a bad row, and then
-    the caller's transaction rolls back. Returns the count."""
-    return rows_bulk_insert(model=Interaction, fields=INTERACTION_COPY_FIELDS, rows=rows, using=using)
+    the caller's transaction rolls back.
+
+    ``keyed``: each tuple ends with an ``event_id`` as well, and an event whose id is
+    already stored (or came earlier in ``rows``) is skipped: a re-import stores
+    nothing twice. Returns the count written."""
+    fields = INTERACTION_KEYED_FIELDS if keyed else INTERACTION_COPY_FIELDS
+    return rows_bulk_insert(model=Interaction, fields=fields, rows=rows, using=using, skip_conflicts=keyed)

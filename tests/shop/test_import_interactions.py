@@ -103,7 +103,8 @@ def test_parse_event_lists_every_problem_of_a_row():
     cols = {"user": 0, "item": 1, "value": 2, "timestamp": 3, "kind": 4}
     stamp = ifile.TimestampParser(UTC, "s", now=datetime(2024, 6, 1, tzinfo=UTC))
     ok = ifile.parse_event(["u", "p", "2", "2024-01-01T00:00:00", "purchase"], cols, stamp, 5, 1.0)
-    assert ok == ifile.EventRow("u", "p", 5, 2.0, datetime(2024, 1, 1, tzinfo=UTC))
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    assert ok == ifile.EventRow("u", "p", 5, 2.0, at, ifile.event_key("u", "p", 5, at))
     bad = ifile.parse_event(["", "p" * 65, "x", "nope", "teleport"], cols, stamp, 5, 1.0)
     assert bad == [
         "user is empty",
@@ -138,6 +139,7 @@ def test_import_with_mapping_creates_unknown_customers_and_products():
     assert not new.has_usable_password() and not new.consent_changes.exists()
     placeholder = Product.objects.get(sku="SKU-1")
     assert placeholder.name == "Product SKU-1" and placeholder.price == 0 and placeholder.is_active
+    assert placeholder.stock is None and placeholder.in_stock  # untracked: recommendable and orderable
     assert Product.objects.get(sku="SKU-KNOWN").name == "Real Name"  # existing products untouched
     rows = {
         (i.user.external_id, i.product.sku): (i.kind, i.value, i.occurred_at, i.source)
@@ -224,8 +226,10 @@ def test_rejected_file_lists_bad_rows_in_order_and_caps_the_list():
 def test_file_level_problems(tmp_path):
     with pytest.raises(CommandError, match=r"column 'cust' \(user\) is not in the header: 'customer_id', 'sku'"):
         run(str(SHOP), "--map", "user=cust")
+    odd = tmp_path / "odd.csv"
+    odd.write_text("who,what,when\nc1,p1,2024-01-01T00:00:00Z\n", encoding="utf-8")
     with pytest.raises(CommandError, match=r"no column for 'user' is not in the header.*--map user=<column>"):
-        run(str(SHOP))
+        run(str(odd))
     with pytest.raises(CommandError, match="does not exist"):
         run(str(tmp_path / "nope.csv"))
     empty = tmp_path / "empty.csv"
@@ -279,4 +283,124 @@ def test_keep_indexes_never_takes_the_locking_bulk_path(monkeypatch):
     run(str(SHOP), "--map", MAP, "--keep-indexes")
     run(str(SHOP), "--map", MAP)
     assert asked == [0, 6]
-    assert Interaction.objects.count() == 12  # a second import of the same file adds its rows again
+    assert Interaction.objects.count() == 6  # a second import of the same file stores nothing twice
+
+
+# --- nothing stored twice ----------------------------------------------------------------------
+def test_event_key_is_the_natural_key_in_any_notation():
+    at = datetime(2024, 3, 1, 10, tzinfo=UTC)
+    key = ifile.event_key("c-1", "SKU-1", 5, at)
+    assert key.startswith(ifile.DERIVED_KEY_PREFIX) and len(key) == 24
+    assert ifile.event_key("c-1", "SKU-1", 5, at.astimezone(LONDON)) == key
+    assert ifile.event_key("c-1", "SKU-1", 1, at) != key  # the kind counts
+    assert ifile.event_key("c-1", "SKU-2", 5, at) != key
+    assert ifile.event_key("c-2", "SKU-1", 5, at) != key
+    assert ifile.event_key("c-1", "SKU-1", 5, at.replace(microsecond=1)) != key
+    stamp = ifile.TimestampParser(UTC)
+    columns = {"user": 0, "item": 1, "timestamp": 2, "value": 3}
+    one = ifile.parse_event(["c-1", "SKU-1", "2024-03-01T10:00:00Z", "2"], columns, stamp, 5, 1.0)
+    other = ifile.parse_event(["c-1", "SKU-1", "1709287200", "7"], columns, stamp, 5, 1.0)
+    assert one.event_id == other.event_id == key  # the value is not part of the key
+
+
+@pytest.mark.django_db
+def test_importing_the_same_file_twice_stores_nothing_twice():
+    out, _ = run(str(SHOP), "--map", MAP)
+    assert "interactions 6" in out and "Duplicates (events stored before or repeated in the file, skipped): 0" in out
+    stored = set(Interaction.objects.values_list("event_id", flat=True))
+    assert len(stored) == 6 and all(k.startswith("imp:") for k in stored)
+    before = counts()
+    out, _ = run(str(SHOP), "--map", MAP)
+    assert counts() == before
+    assert "Created: customers 0, products 0 (placeholders), interactions 0" in out
+    assert "skipped): 6" in out and "Imported 0 interactions." in out
+    report = interactions_file_import(path=SHOP, mapping=MAP)
+    assert report.rows == 6 and report.duplicates == 6 and report.created["interactions"] == 0
+
+
+@pytest.mark.django_db
+def test_rows_repeated_in_a_file_are_one_event_whatever_the_value_or_notation(tmp_path):
+    path = tmp_path / "repeats.csv"
+    path.write_text(
+        "user,item,timestamp,kind,value\n"
+        "u1,p1,2024-01-05T10:00:00Z,purchase,1\n"
+        "u1,p1,1704448800,purchase,3\n"  # the same moment as unix seconds, another value
+        "u1,p1,2024-01-05T10:00:00Z,view,1\n"  # another kind: another event
+        "u1,p1,2024-01-05T10:00:01Z,purchase,1\n"  # another second: another event
+    )
+    report = interactions_file_import(path=path)
+    assert (report.rows, report.created["interactions"], report.duplicates) == (4, 3, 1)
+    assert Interaction.objects.get(kind=Interaction.Kind.PURCHASE, occurred_at__second=0).value == 1.0  # first kept
+    report = interactions_file_import(path=path)
+    assert (report.created["interactions"], report.duplicates) == (0, 4)
+    assert Interaction.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_file_with_event_ids_uses_them(tmp_path):
+    user, product = UserFactory(external_id="u1"), ProductFactory(sku="p1")
+    Interaction.objects.create(
+        user=user, product=product, kind=Interaction.Kind.VIEW, event_id="ev-api-1", source=Interaction.Source.API
+    )
+    path = tmp_path / "ids.csv"
+    path.write_text(
+        "uid,item,timestamp,kind,eid\n"
+        "u1,p1,2024-01-05T10:00:00Z,purchase,ev-1\n"
+        "u1,p1,2024-01-05T10:00:00Z,purchase,ev-2\n"  # same natural key, its own id: stored
+        "u1,p1,2024-01-06T10:00:00Z,view,ev-api-1\n"  # sent through the API already
+        "u1,p2,2024-01-07T10:00:00Z,view,\n"  # no id in this row: the derived key
+    )
+    out, _ = run(str(path), "--map", "user=uid,event_id=eid")
+    assert "interactions 3" in out and "skipped): 1" in out
+    keys = set(Interaction.objects.filter(source=Interaction.Source.IMPORT).values_list("event_id", flat=True))
+    assert keys == {"ev-1", "ev-2", ifile.event_key("u1", "p2", 1, datetime(2024, 1, 7, 10, tzinfo=UTC))}
+    out, _ = run(str(path), "--map", "user=uid,event_id=eid")
+    assert "interactions 0" in out and "skipped): 4" in out
+    assert Interaction.objects.count() == 4
+    too_long = tmp_path / "long.csv"
+    too_long.write_text(f"user,item,timestamp,event_id\nu1,p1,2024-01-05,{'x' * 65}\n")
+    with pytest.raises(CommandError, match="1 of 1 rows are invalid"):
+        run(str(too_long))
+
+
+@pytest.mark.django_db
+def test_dry_run_reports_and_writes_nothing(tmp_path):
+    UserFactory(external_id="known-7")
+    before = counts()
+    out, _ = run(str(SHOP), "--map", MAP, "--dry-run")
+    assert counts() == before
+    assert "Would create: customers 3, products 4 (placeholders), interactions 6" in out
+    assert "Already known: customers 1, products 0" in out
+    assert "Dry run: would import 6 interactions. Nothing was written." in out
+    run(str(SHOP), "--map", MAP)
+    after = counts()
+    out, _ = run(str(SHOP), "--map", MAP, "--dry-run")
+    assert counts() == after
+    assert "Would create: customers 0, products 0 (placeholders), interactions 0" in out and "skipped): 6" in out
+    # a file with bad rows: they are listed and counted, the rest is judged, nothing written
+    err = StringIO()
+    with pytest.raises(CommandError, match="Dry run: 18 of 59 rows are invalid"):
+        call_command(
+            "import_interactions", str(BAD), "--map", MAP, "--dry-run", "--no-progress", stdout=StringIO(), stderr=err
+        )
+    assert err.getvalue().splitlines()[0] == "line 17: timestamp 'yesterday' is not ISO 8601 or unix seconds"
+    assert counts() == after
+    report = interactions_file_import(path=BAD, mapping=MAP, dry_run=True)
+    assert report.bad == 18 and report.rows == 59
+    assert report.created["interactions"] + report.duplicates == 41
+
+
+@pytest.mark.django_db
+def test_usual_column_names_need_no_map(tmp_path):
+    plain = tmp_path / "plain.csv"
+    plain.write_text(
+        "Customer,Product,Rating,Date,Event\nc1,p1,4,2015-03-01T10:00:00Z,rating\nc2,p1,2,1425204000,rating\n",
+        encoding="utf-8",
+    )
+    run(str(plain))
+    rows = list(
+        Interaction.objects.order_by("user__external_id").values_list(
+            "user__external_id", "product__sku", "value", "kind"
+        )
+    )
+    assert rows == [("c1", "p1", 4.0, Interaction.Kind.RATING), ("c2", "p1", 2.0, Interaction.Kind.RATING)]
