@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from recommendations.engine import (  # noqa: E402
     ALGORITHMS,
+    DEFAULT_CANDIDATES,
     Kind,
     SideData,
     algorithm_build,
@@ -266,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             data, valid_fold, half_life_days=config["half_life_days"], trending_half_life=config["trending_half_life"]
         )
         tic = time.perf_counter()
-        result = select_model(m.train, m.test, m.side, k=K)
+        # the fixed grid its RESULTS were measured with (``candidates_for`` is what ``train`` uses)
+        result = select_model(m.train, m.test, m.side, k=K, candidates=DEFAULT_CANDIDATES)
         users = int((np.diff(m.test.indptr) > 0).sum())
         print(f"\nvalidation ({fmt_config(config)}): {users} customers, select_model {time.perf_counter() - tic:.1f}s")
         for row in result.rows:

@@ -155,7 +155,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
             },
         ),
         ("Data", {"fields": ("data_since", "data_until", "data_read_at", "n_users", "n_items", "n_interactions")}),
-        ("Offline evaluation (temporal holdout)", {"fields": ("metrics_table", "selection_table")}),
+        (
+            "Offline evaluation (the holdout protocol and why: see protocol, protocol_reason)",
+            {"fields": ("metrics_table", "selection_table")},
+        ),
         (
             "Serving",
             {"fields": ("is_active", "activated_at", "activation_note", "tainted_at", "artifact", "artifact_size")},

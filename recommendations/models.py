@@ -48,6 +48,12 @@ class ModelVersion(models.Model):
         max_length=40, blank=True, help_text='What was asked for ("auto" = automatic model selection).'
     )
     params = models.JSONField(default=dict, blank=True)
+    protocol = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Holdout protocol asked for (temporal, random-per-user, leave-last-out); blank = chosen from "
+        "the data's shape. The one used and why are in the metrics (protocol, protocol_reason).",
+    )
     slot = models.SlugField(
         max_length=40,
         default=DEFAULT_SLOT,

@@ -6,11 +6,18 @@ task, the ``train`` command and the schedule run:
 
 1. read the customers' interactions in one streaming query
    (``training_data.interaction_matrix_build``);
-2. split them in time: the last ``TRAIN_HOLDOUT_DAYS`` (or the last
-   ``TRAIN_HOLDOUT_FRACTION`` of events if that window is degenerate) are the test;
-3. fit on the earlier part and score NDCG/precision/recall/MAP@10 on new items of
-   the test part ("auto" first selects the algorithm on a validation window cut
-   from the training part, so the reported metrics stay honest);
+2. hold out a test part by the protocol that fits the data's shape
+   (``engine.evaluation.protocol_choose``; the version's ``protocol`` overrides):
+   explicit ratings -> a random 20% of each customer's items; other events -> the
+   last ``TRAIN_HOLDOUT_DAYS`` (or the last ``TRAIN_HOLDOUT_FRACTION`` of events if
+   that window is degenerate), falling back to the random split when time cannot
+   separate train from test. The protocol and why are stored in the metrics;
+3. fit on the training part and score NDCG/precision/recall/MAP@10 on the test
+   part, with serving's exclusions (consumed items are neither candidates nor
+   relevant). "auto" first selects the algorithm (``candidates_for``'s grid and
+   the hybrid) on a validation split cut the same
+   way from the training part, so the reported metrics stay honest; algorithms
+   that need side data the store does not have are skipped with the reason;
 4. refit on all data and save the artifact in Django storage;
 5. activate it if it beats the slot's active version on NDCG@10 (or nothing is
    active), then prune old artifacts (``versions``: the version lifecycle).
@@ -41,9 +48,16 @@ from django.utils import timezone
 from . import conf
 from .artifacts import ArtifactMeta, artifact_write, kind_weights_parse
 from .engine import base as engine_base
-from .engine.evaluation import dense_index, evaluate, temporal_split
-from .engine.matrix import matrix_build, recent_popularity
-from .engine.selection import select_model
+from .engine.evaluation import (
+    Protocol,
+    consumed_mask,
+    dense_index,
+    evaluate,
+    protocol_choose,
+    protocol_split,
+)
+from .engine.matrix import InteractionMatrix, matrix_build, recent_popularity
+from .engine.selection import SelectionResult, candidates_for, select_model
 from .models import ModelVersion
 from .training_data import Events, catalogue_side_read, interaction_matrix_build, product_categories
 from .versions import TrainingError, artifact_delete, artifacts_prune, model_version_promote
@@ -51,6 +65,8 @@ from .versions import TrainingError, artifact_delete, artifacts_prune, model_ver
 logger = logging.getLogger(__name__)
 
 SIDE_TEXT_ALGORITHMS = frozenset({"content", "hybrid", "auto"})
+TRENDING_HALF_LIFE_DAYS = 2.0
+"""Half-life of the hybrid's trending part (what sells now; 2 days beat 7 on Online Retail)."""
 DAY = 86_400.0
 
 
@@ -163,10 +179,33 @@ class _Data:
     half_life: float | None
 
 
+def data_prepare(events: Events, *, side_text: bool, catalogue: bool = True) -> _Data:
+    """The events with their item universe and side data: with ``side_text`` the whole
+    active catalogue (so products nobody touched yet get content neighbours) and its
+    texts; without ``catalogue`` (events from a file) no side data at all."""
+    kind_weights = kind_weights_parse(conf.get("TRAIN_KIND_WEIGHTS"))
+    half_life = conf.get("TRAIN_HALF_LIFE_DAYS")
+    item_ids = np.unique(events.items)
+    texts = None
+    categories = np.full(item_ids.size, -1, dtype=np.int64)
+    if catalogue and side_text:
+        item_ids, texts, categories = catalogue_side_read()
+        item_ids, texts, categories = _merge_items(item_ids, texts, categories, np.unique(events.items))
+    elif catalogue:
+        categories = product_categories(item_ids=item_ids)
+    return _Data(events, item_ids, texts, categories, kind_weights, half_life)
+
+
 def _side(data: _Data, mask: np.ndarray | None, now: float) -> engine_base.SideData:
     events = data.events if mask is None else data.events.select(mask)
     recent = (
-        recent_popularity(items=events.items, times=events.times, item_ids=data.item_ids, half_life_days=7.0, now=now)
+        recent_popularity(
+            items=events.items,
+            times=events.times,
+            item_ids=data.item_ids,
+            half_life_days=TRENDING_HALF_LIFE_DAYS,
+            now=now,
+        )
         if len(events)
         else np.zeros(data.item_ids.size, np.float32)
     )
@@ -184,23 +223,37 @@ def _matrix(data: _Data, mask: np.ndarray | None, *, now: float, user_ids: np.nd
     )
 
 
-def _relevant_matrix(data: _Data, mask: np.ndarray, *, user_ids: np.ndarray):
+def _relevant_matrix(data: _Data, mask: np.ndarray, *, user_ids: np.ndarray) -> InteractionMatrix:
     """Held-out items as a binary matrix: positive evidence only (no removals, no bad ratings)."""
     e = data.events.select(mask)
     positive = np.isin(e.kinds, [k for k, w in data.kind_weights.items() if w > 0])
     positive &= ~((e.kinds == 6) & (e.values < 3))
-    ones = {k: 1.0 for k in data.kind_weights}
+    return _ones(e, positive, data.item_ids, user_ids)
+
+
+def _ones(e: Events, keep: np.ndarray, item_ids: np.ndarray, user_ids: np.ndarray) -> InteractionMatrix:
     return matrix_build(
-        users=e.users[positive],
-        items=e.items[positive],
-        kinds=e.kinds[positive],
-        values=np.ones(int(positive.sum())),
-        times=e.times[positive],
-        kind_weights=ones,
+        users=e.users[keep],
+        items=e.items[keep],
+        kinds=e.kinds[keep],
+        values=np.ones(int(keep.sum())),
+        times=e.times[keep],
+        kind_weights=dict.fromkeys(np.unique(e.kinds[keep]).tolist(), 1.0),
         value_modes={},
-        item_ids=data.item_ids,
+        item_ids=item_ids,
         user_ids=user_ids,
     )
+
+
+def _excluded_matrix(data: _Data, mask: np.ndarray, *, user_ids: np.ndarray, now: float) -> sp.csr_matrix:
+    """What serving would hold back from each customer at ``now`` given the events of
+    ``mask``: consumed kinds for ever, the windowed kinds (``exclude_kinds``) when recent."""
+    e = data.events.select(mask)
+    forever, windows = conf.exclude_kinds()
+    keep = consumed_mask(e.kinds, forever)
+    for kind, seconds in windows.items():
+        keep |= (e.kinds == kind) & (e.times >= now - seconds)
+    return _ones(e, keep, data.item_ids, user_ids).user_items
 
 
 def _cutoff(times: np.ndarray) -> float:
@@ -210,6 +263,70 @@ def _cutoff(times: np.ndarray) -> float:
     if not 0.02 <= share <= 0.4:
         cutoff = float(np.quantile(times, 1.0 - float(conf.get("TRAIN_HOLDOUT_FRACTION"))))
     return cutoff
+
+
+def _protocol(data: _Data, mask: np.ndarray | None, requested: str) -> tuple[Protocol, float]:
+    """The protocol for these events (``requested`` wins) and the temporal cutoff."""
+    e = data.events if mask is None else data.events.select(mask)
+    cutoff = _cutoff(e.times)
+    if requested:
+        return Protocol(requested, "asked for (--protocol)"), cutoff
+    return protocol_choose(e.users, e.kinds, e.times, cutoff=cutoff, items=e.items), cutoff
+
+
+def _split(data: _Data, mask: np.ndarray | None, protocol: str, cutoff: float, seed: int):
+    """Masks over all events (train, test) of the protocol applied to ``mask``'s events,
+    and the matrices' "now" (the cutoff for a temporal split, else the newest event)."""
+    e = data.events if mask is None else data.events.select(mask)
+    split = protocol_split(protocol, e.users, e.items, e.times, cutoff=cutoff, seed=seed)
+    if mask is None:
+        train, test = split.train, split.test
+    else:
+        where = np.flatnonzero(mask)
+        train = np.zeros(len(data.events), dtype=bool)
+        test = np.zeros(len(data.events), dtype=bool)
+        train[where[split.train]] = True
+        test[where[split.test]] = True
+    now = cutoff if protocol == "temporal" else float(e.times.max())
+    return train, test, now
+
+
+@dataclass
+class Holdout:
+    """One holdout: the training matrix (the models' data and the evaluated customers'
+    histories), the held-out relevant items, what serving would exclude, side data."""
+
+    protocol: Protocol
+    now: float
+    train_mask: np.ndarray
+    train: InteractionMatrix
+    relevant: sp.csr_matrix
+    exclude: sp.csr_matrix
+    side: engine_base.SideData
+
+    @property
+    def users(self) -> int:
+        left = self.relevant - self.relevant.multiply(self.exclude)
+        return int((np.diff(sp.csr_matrix(left).indptr) > 0).sum())
+
+
+def holdout_build(
+    data: _Data, *, protocol: str = "", mask: np.ndarray | None = None, seed: int = 0, sample: bool = True
+) -> Holdout | None:
+    """Split ``mask``'s events (all by default) by the protocol that fits them (or
+    ``protocol``), bounded by ``_evaluation_sample``; None when nothing is held out."""
+    chosen, cutoff = _protocol(data, mask, protocol)
+    train_mask, test_mask, now = _split(data, mask, chosen.name, cutoff, seed)
+    if sample:
+        train_mask, test_mask = _evaluation_sample(data.events, train_mask, test_mask, seed=seed)
+    if not (train_mask.any() and test_mask.any()):
+        return None
+    train = _matrix(data, train_mask, now=now)
+    relevant = _relevant_matrix(data, test_mask, user_ids=train.user_ids).user_items
+    rows = _sample_rows(relevant, int(conf.get("TRAIN_EVAL_MAX_USERS")), seed=seed + 1)
+    exclude = _excluded_matrix(data, train_mask, user_ids=train.user_ids, now=now)
+    holdout = Holdout(chosen, now, train_mask, train, sp.csr_matrix(rows), exclude, _side(data, train_mask, now))
+    return holdout if holdout.users else None
 
 
 def _evaluation_sample(events: Events, train: np.ndarray, test: np.ndarray, seed: int = 0):
@@ -240,13 +357,13 @@ def _evaluation_sample(events: Events, train: np.ndarray, test: np.ndarray, seed
     return train & chosen[index], test
 
 
-def _sample_rows(test, limit: int, seed: int = 0):
-    rows = np.flatnonzero(np.diff(test.user_items.indptr) > 0)
+def _sample_rows(matrix: sp.csr_matrix, limit: int, seed: int = 0) -> sp.csr_matrix:
+    rows = np.flatnonzero(np.diff(matrix.indptr) > 0)
     if rows.size <= limit:
-        return test.user_items
-    keep = np.zeros(test.user_items.shape[0], dtype=bool)
+        return matrix
+    keep = np.zeros(matrix.shape[0], dtype=bool)
     keep[np.random.default_rng(seed).choice(rows, size=limit, replace=False)] = True
-    return sp.diags(keep.astype(np.float32)) @ test.user_items
+    return sp.csr_matrix(sp.diags(keep.astype(np.float32)) @ matrix)
 
 
 METRIC_NAMES = {
@@ -277,7 +394,6 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     kind_weights = kind_weights_parse(conf.get("TRAIN_KIND_WEIGHTS"))
-    half_life = conf.get("TRAIN_HALF_LIFE_DAYS")
     algorithm = version.requested_algorithm or version.algorithm
     params = dict(version.params or {})
     k = int(conf.get("TRAIN_EVAL_K"))
@@ -296,51 +412,47 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     # 2. items, side data -----------------------------------------------------------------
     tic = time.perf_counter()
     reporter.set(15, "preparing the matrix")
-    item_ids = np.unique(events.items)
-    texts = None
-    categories = np.full(item_ids.size, -1, dtype=np.int64)
-    if algorithm in SIDE_TEXT_ALGORITHMS:
-        # the whole active catalogue, so products nobody touched yet get content neighbours
-        item_ids, texts, categories = catalogue_side_read()
-        item_ids, texts, categories = _merge_items(item_ids, texts, categories, np.unique(events.items))
-    else:
-        categories = product_categories(item_ids=item_ids)
-    data = _Data(events, item_ids, texts, categories, kind_weights, half_life)
+    data = data_prepare(events, side_text=algorithm in SIDE_TEXT_ALGORITHMS)
+    item_ids, categories = data.item_ids, data.item_category
     timings["prepare"] = time.perf_counter() - tic
 
     # 3. holdout evaluation -----------------------------------------------------------------
     tic = time.perf_counter()
-    cutoff = _cutoff(events.times)
-    split = temporal_split(
-        events.users, events.items, events.times, cutoff=cutoff, known_only=True, new_pairs_only=True
-    )
     metrics: dict[str, Any] = {}
     selection_rows: list[dict] = []
-    train_mask, test_mask = _evaluation_sample(events, split.train, split.test)
-    if test_mask.any() and train_mask.any():
-        train = _matrix(data, train_mask, now=cutoff)
-        test = _relevant_matrix(data, test_mask, user_ids=train.user_ids)
-        test_rows = test.user_items
-        side_train = _side(data, train_mask, cutoff)
+    holdout = holdout_build(data, protocol=version.protocol)
+    if holdout is not None:
+        metrics["protocol"] = holdout.protocol.name
+        metrics["protocol_reason"] = holdout.protocol.reason
         if algorithm == "auto":
-            algorithm, params, selection_rows = _select(data, train_mask, cutoff, params, reporter)
+            algorithm, params, selection_rows = _select(data, holdout, params, reporter)
         model = engine_base.algorithm_build(algorithm, **params)
         model.fit(
-            train.user_items,
-            side_train,
-            progress=reporter.part(25 if selection_rows else 20, 50, f"fitting {algorithm} on the training part"),
+            holdout.train.user_items,
+            holdout.side,
+            progress=reporter.part(45 if selection_rows else 20, 50, f"fitting {algorithm} on the training part"),
         )
         reporter.set(50, "scoring the holdout")
-        if np.diff(test_rows.indptr).any():
-            users = int((np.diff(test_rows.indptr) > 0).sum())
-            # coverage/novelty/diversity cost more than the accuracy metrics on big catalogues
-            beyond = users * train.n_items <= 20_000_000
-            metrics = _metrics(evaluate(model, train, test_rows, k=k, beyond_accuracy=beyond), k)
-        metrics["eval_train_interactions"] = int(train_mask.sum())
-        metrics["holdout_cutoff"] = datetime.fromtimestamp(cutoff, tz=UTC).isoformat()
-        del model, train, test
+        # coverage/novelty/diversity cost more than the accuracy metrics on big catalogues
+        beyond = holdout.users * holdout.train.n_items <= 20_000_000
+        raw = evaluate(
+            model,
+            holdout.train,
+            holdout.relevant,
+            k=k,
+            beyond_accuracy=beyond,
+            exclude_train=False,
+            exclude=holdout.exclude,
+        )
+        metrics.update(_metrics(raw, k))
+        metrics["eval_train_interactions"] = int(holdout.train_mask.sum())
+        if holdout.protocol.name == "temporal":
+            metrics["holdout_cutoff"] = datetime.fromtimestamp(holdout.now, tz=UTC).isoformat()
+        del model, holdout
     elif algorithm == "auto":
         algorithm, params = "trending", {}
+        metrics["protocol"] = "none"
+        metrics["protocol_reason"] = "too few events to hold any out: trending chosen without a holdout"
     timings["evaluate"] = time.perf_counter() - tic
 
     # 4. refit on everything ---------------------------------------------------------------------
@@ -355,7 +467,7 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     # 5. artifact -----------------------------------------------------------------------------
     tic = time.perf_counter()
     reporter.set(90, "saving the artifact")
-    meta = ArtifactMeta(kind_weights=kind_weights, half_life_days=half_life, trained_at=now, version_id=version.pk)
+    meta = ArtifactMeta(kind_weights=kind_weights, half_life_days=data.half_life, trained_at=now, version_id=version.pk)
     name = f"{settings.AFFINITY_ARTIFACT_DIR.strip('/')}/v{version.pk}-{algorithm}-{uuid.uuid4().hex[:8]}.npz"
     stored, size = artifact_write(model=model, item_ids=item_ids, item_category=categories, meta=meta, name=name)
     timings["artifact"] = time.perf_counter() - tic
@@ -403,37 +515,97 @@ def _merge_items(ids, texts, categories, event_items):
     return all_ids, all_texts, all_cats
 
 
-def _select(data: _Data, train_mask: np.ndarray, cutoff: float, params: dict, reporter: _Progress):
-    """Automatic model selection on a validation window cut from the training part."""
-    times = data.events.times[train_mask]
-    val_cutoff = _cutoff(times)
-    inner = train_mask & (data.events.times < val_cutoff)
-    val = train_mask & (data.events.times >= val_cutoff)
-    inner_matrix = _matrix(data, inner, now=val_cutoff)
-    known = np.isin(data.events.users, inner_matrix.user_ids) & np.isin(data.events.items, data.events.items[inner])
-    validation = _relevant_matrix(data, val & known, user_ids=inner_matrix.user_ids)
-    seen = inner_matrix.user_items.copy()
-    seen.data[:] = 1
-    validation_rows = _sample_rows(validation, int(conf.get("TRAIN_EVAL_MAX_USERS")), seed=1)
-    validation_rows = validation_rows - validation_rows.multiply(seen)  # new items only
-    validation_rows.eliminate_zeros()
-    if not np.diff(validation_rows.tocsr().indptr).any():
+def _select(data: _Data, holdout: Holdout, params: dict, reporter: _Progress):
+    """Automatic model selection on a validation split of the training part, cut by
+    the holdout's protocol (so the holdout's metrics stay honest)."""
+    inner = holdout_build(data, protocol=holdout.protocol.name, mask=holdout.train_mask, seed=1, sample=False)
+    if inner is None:
         return "trending", {}, [{"algorithm": "trending", "status": "chosen", "reason": "no validation data"}]
-    result = select_model(
-        inner_matrix.user_items,
-        validation_rows,
-        _side(data, inner, val_cutoff),
+    result = selection_run(
+        inner,
         candidates=params.get("candidates"),
-        k=int(conf.get("TRAIN_EVAL_K")),
         time_budget_s=float(params.get("time_budget_s") or conf.get("TRAIN_SELECTION_BUDGET_S")),
         progress=reporter.part(20, 45, "selecting the algorithm"),
     )
-    rows = []
-    for row in result.rows:
-        clean = {
-            k: (round(v, 6) if isinstance(v, float) else v)
-            for k, v in row.items()
-            if k in ("algorithm", "params", "status", "reason", "ndcg", "precision", "recall", "train_seconds")
-        }
-        rows.append(clean)
-    return result.best_name, dict(result.best_params), rows
+    return result.best_name, dict(result.best_params), selection_rows(result)
+
+
+def selection_run(
+    holdout: Holdout,
+    *,
+    candidates: dict | None = None,
+    time_budget_s: float | None = None,
+    hybrid: bool = True,
+    progress: Callable[[float], None] | None = None,
+) -> SelectionResult:
+    """``select_model`` on a holdout: every candidate fitted on its training matrix and
+    judged on its held-out items with serving's exclusions (what ``train`` does to
+    choose, and what ``manage.py evaluate`` reports)."""
+    return select_model(
+        holdout.train.user_items,
+        holdout.relevant,
+        holdout.side,
+        candidates=candidates,
+        k=int(conf.get("TRAIN_EVAL_K")),
+        time_budget_s=time_budget_s,
+        progress=progress,
+        hybrid=hybrid,
+        exclude_train=False,
+        exclude=holdout.exclude,
+    )
+
+
+SELECTION_KEYS = ("algorithm", "params", "status", "reason", "ndcg", "precision", "recall", "map", "train_seconds")
+
+
+def selection_rows(result: SelectionResult) -> list[dict[str, Any]]:
+    """The selection's rows as stored on the version (JSON, rounded)."""
+    return [
+        {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items() if k in SELECTION_KEYS}
+        for row in result.rows
+    ]
+
+
+def evaluation_run(
+    *,
+    events: Events,
+    catalogue: bool = True,
+    protocol: str = "",
+    algorithms: list[str] | None = None,
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[Holdout, SelectionResult]:
+    """Offline evaluation of ``algorithms`` (default: the selection's candidates and
+    the hybrid) on one holdout of ``events``: ``selection_run``, the code ``train``
+    chooses with, so the numbers are the ones selection sees. Raises ``TrainingError``
+    when nothing can be held out."""
+    if len(events) == 0:
+        raise TrainingError("no interactions to evaluate on")
+    data = data_prepare(events, side_text=True, catalogue=catalogue)
+    holdout = holdout_build(data, protocol=protocol, seed=seed)
+    if holdout is None:
+        raise TrainingError("too few interactions to hold any out")
+    candidates = None
+    hybrid = True
+    if algorithms:
+        unknown = sorted(set(algorithms) - set(engine_base.ALGORITHMS))
+        if unknown:
+            raise TrainingError(f"unknown algorithm(s) {unknown}; one of {sorted(engine_base.ALGORITHMS)}")
+        grid = candidates_for(holdout.train.user_items)
+        candidates = {name: grid.get(name, [{}]) for name in algorithms if name != "hybrid"}
+        hybrid = "hybrid" in algorithms
+        if not candidates:
+            raise TrainingError("the hybrid needs a collaborative algorithm to blend (e.g. --algorithms ease,hybrid)")
+    return holdout, selection_run(holdout, candidates=candidates, hybrid=hybrid, progress=progress)
+
+
+def params_changed(algorithm: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters that differ from the algorithm's defaults (a hybrid's
+    collaborative part too): what a table of candidates shows."""
+    defaults = engine_base.ALGORITHMS[algorithm].defaults if algorithm in engine_base.ALGORITHMS else {}
+    out = {k: v for k, v in (params or {}).items() if defaults.get(k) != v}
+    cf = (params or {}).get("cf", "ease")
+    if algorithm == "hybrid" and isinstance(out.get("cf_params"), dict) and cf in engine_base.ALGORITHMS:
+        cf_defaults = engine_base.ALGORITHMS[cf].defaults
+        out["cf_params"] = {k: v for k, v in out["cf_params"].items() if cf_defaults.get(k) != v}
+    return out

@@ -13,11 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 from psycopg import sql
 
+from shop.importers import interactions_file as ifile
 from shop.models import Category, Interaction, Product
 
 from .engine.matrix import InteractionMatrix, matrix_build
@@ -210,6 +214,56 @@ def interaction_matrix_build(
     return events
 
 
+def events_from_file(
+    *,
+    path: str | Path,
+    delimiter: str | None = None,
+    mapping: str = "",
+    default_kind: str = "purchase",
+    timestamp_unit: str = "s",
+) -> tuple[Events, list[str]]:
+    """An interactions file (``manage.py import_interactions``'s format and ``--map``)
+    read into ``Events`` without touching the database: customers and products get
+    small integer ids by their external id. Returns the events and the problems of
+    the rows left out (line: reason)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ifile.FileProblem(f"{path} does not exist or is not a file")
+    kind = ifile.kind_parse(default_kind)
+    if kind is None:
+        raise ifile.FileProblem(f"default kind {default_kind!r} is not one of {', '.join(ifile.KINDS)}")
+    reader = ifile.FileReader(path, ifile.delimiter_for(path, delimiter), ifile.parse_mapping(mapping))
+    stamp = ifile.TimestampParser(ZoneInfo(settings.TIME_ZONE), timestamp_unit)
+    rows = reader.rows()
+    next(rows)
+    users: list[str] = []
+    items: list[str] = []
+    kinds: list[int] = []
+    values: list[float] = []
+    times: list[float] = []
+    problems: list[str] = []
+    for line, raw in rows:
+        event = ifile.parse_event(raw, reader.columns, stamp, kind, 1.0)
+        if isinstance(event, list):
+            problems.append(f"line {line}: {'; '.join(event)}")
+            continue
+        users.append(event.user)
+        items.append(event.item)
+        kinds.append(event.kind)
+        values.append(event.value)
+        times.append(event.occurred_at.timestamp())
+    user_index = np.unique(np.asarray(users, dtype=str), return_inverse=True)[1] if users else np.zeros(0)
+    item_index = np.unique(np.asarray(items, dtype=str), return_inverse=True)[1] if items else np.zeros(0)
+    events = Events(
+        users=np.asarray(user_index, dtype=np.int64).ravel(),
+        items=np.asarray(item_index, dtype=np.int64).ravel(),
+        kinds=np.asarray(kinds, dtype=np.int16),
+        values=np.asarray(values, dtype=np.float64),
+        times=np.asarray(times, dtype=np.float64),
+    )
+    return events, problems
+
+
 def catalogue_side_read(*, item_ids: np.ndarray | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Products' ids, texts (name, category path, description) and category ids
     (``-1`` for none): the given ids in that order, or every active product."""
@@ -225,10 +279,12 @@ def catalogue_side_read(*, item_ids: np.ndarray | None = None) -> tuple[np.ndarr
 
     qs = Product.objects.all() if item_ids is not None else Product.objects.filter(is_active=True)
     rows = {
-        pk: (name, description, category_id)
-        for pk, name, description, category_id in qs.values_list("id", "name", "description", "category_id").iterator(
-            chunk_size=20_000
-        )
+        # a placeholder name ("Product <sku>", made by an events import for an unknown
+        # product) says nothing about the product: no text, so content models are skipped
+        pk: ("" if name == f"Product {sku}" else name, description, category_id)
+        for pk, sku, name, description, category_id in qs.values_list(
+            "id", "sku", "name", "description", "category_id"
+        ).iterator(chunk_size=20_000)
     }
     ids = np.asarray(sorted(rows) if item_ids is None else item_ids, dtype=np.int64)
     texts, cats = [], np.full(ids.size, -1, dtype=np.int64)

@@ -28,6 +28,7 @@ from django.utils import timezone
 from . import conf, model_cache
 from .artifacts import algorithm_names
 from .engine import base as engine_base
+from .engine.evaluation import PROTOCOLS
 from .models import DEFAULT_SLOT, ForgottenUser, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -66,16 +67,21 @@ def model_version_create(
     slot: str = DEFAULT_SLOT,
     trigger: str = ModelVersion.Trigger.COMMAND,
     created_by=None,
+    protocol: str = "",
 ) -> ModelVersion:
     """A queued training run (validated). Start it with ``services.model_train_enqueue``
-    or run it in this process with ``training.model_train``."""
+    or run it in this process with ``training.model_train``. ``protocol`` forces a
+    holdout protocol (``engine.evaluation.PROTOCOLS``); blank: chosen from the data."""
     algorithm = algorithm or conf.get("TRAIN_DEFAULT_ALGORITHM")
     params = params_check(algorithm=algorithm, params=params)
     if not slot or len(slot) > 40 or not slot.replace("-", "").replace("_", "").isalnum():
         raise TrainingError(f"slot must be a short slug (letters, digits, - and _), got {slot!r}")
     if trigger not in ModelVersion.Trigger.values:
         raise TrainingError(f"unknown trigger {trigger!r}")
+    if protocol and protocol not in PROTOCOLS:
+        raise TrainingError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
     return ModelVersion.objects.create(
+        protocol=protocol,
         algorithm=algorithm,
         requested_algorithm=algorithm,
         params=params,

@@ -49,7 +49,7 @@ from .matrix import (
     recent_popularity,
 )
 from .popularity import PopularityRecommender, TrendingRecommender
-from .selection import DEFAULT_CANDIDATES, SelectionResult, select_model
+from .selection import DEFAULT_CANDIDATES, SelectionResult, candidates_for, select_model
 from .svd import SVDRecommender
 from .threads import blas_single_thread
 
@@ -80,6 +80,7 @@ __all__ = [
     "UnknownIdError",
     "algorithm_build",
     "blas_single_thread",
+    "candidates_for",
     "check_user_items",
     "event_weights",
     "from_arrays",

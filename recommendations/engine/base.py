@@ -75,6 +75,13 @@ class SideData:
     item_recent: np.ndarray | None = None
     """Recency-weighted popularity per item column (``matrix.recent_popularity``)."""
 
+    @property
+    def has_content(self) -> bool:
+        """True when some item has text or a category (what content models need)."""
+        if self.item_text is not None and any(text.strip() for text in self.item_text):
+            return True
+        return self.item_category is not None and bool(np.any(np.asarray(self.item_category) >= 0))
+
     def check(self, n_items: int) -> None:
         """Raise ``EngineError`` unless every given field has one entry per item."""
         if self.item_text is not None:

@@ -91,13 +91,15 @@ class ContentRecommender(Recommender):
         return sp.csr_matrix(self._fixed_transformer.transform(counts), dtype=np.float32)
 
     def _category_block(self, categories: Sequence[Sequence[int]] | np.ndarray) -> sp.csr_matrix:
+        if self.categories.size == 0:  # no item has a category: an empty block, nothing to look up
+            return sp.csr_matrix((len(categories), 0), dtype=np.float32)
         rows: list[int] = []
         cols: list[np.ndarray] = []
         for row, ids in enumerate(categories):
             ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
             position = np.searchsorted(self.categories, ids)
             position = np.minimum(position, max(self.categories.size - 1, 0))
-            known = (self.categories.size > 0) & (self.categories[position] == ids)
+            known = self.categories[position] == ids
             found = np.unique(position[known])
             rows.extend([row] * found.size)
             cols.append(found)
@@ -121,8 +123,8 @@ class ContentRecommender(Recommender):
 
     # ------------------------------------------------------------ fit / score
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
-        if side is None or (side.item_text is None and side.item_category is None):
-            raise EngineError("content: needs side data (side.item_text and/or side.item_category)")
+        if side is None or not side.has_content:
+            raise EngineError("content: needs side data (item names/descriptions and/or categories)")
         self._fixed_vectorizer = None
         self._weighting.fit(user_items)
         if side.item_text is not None:

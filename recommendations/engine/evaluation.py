@@ -22,7 +22,7 @@ per-row values, NaN for those rows).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import numpy as np
@@ -35,8 +35,11 @@ if TYPE_CHECKING:
     from .matrix import InteractionMatrix
 
 __all__ = [
+    "PROTOCOLS",
+    "Protocol",
     "Split",
     "catalogue_coverage",
+    "consumed_mask",
     "dense_index",
     "evaluate",
     "hit_rate_at_k",
@@ -46,6 +49,8 @@ __all__ = [
     "ndcg_at_k",
     "novelty",
     "precision_at_k",
+    "protocol_choose",
+    "protocol_split",
     "random_stratified_split",
     "recall_at_k",
     "temporal_split",
@@ -183,6 +188,135 @@ def random_stratified_split(
     test = np.zeros(users.size, dtype=bool)
     test[order] = test_sorted
     return Split(train=~test, test=test)
+
+
+# --------------------------------------------------------------------------- protocols
+PROTOCOLS = ("temporal", "random-per-user", "leave-last-out")
+"""The holdout protocols ``protocol_split`` knows."""
+
+RATING_KIND = 6
+"""``Kind.RATING``: explicit feedback (the code of ``matrix.Kind``, kept here so the
+splits stay free of the matrix module)."""
+
+
+class Protocol(NamedTuple):
+    """A holdout protocol and why it was chosen (shown to staff next to the metrics)."""
+
+    name: str
+    reason: str
+
+
+def protocol_choose(
+    users: np.ndarray,
+    kinds: np.ndarray,
+    times: np.ndarray,
+    *,
+    cutoff: float,
+    items: np.ndarray | None = None,
+    explicit_share: float = 0.5,
+    min_test_users: int = 10,
+    min_test_user_share: float = 0.05,
+    min_span_s: float = 2 * 86_400.0,
+) -> Protocol:
+    """The holdout that fits the data's shape.
+
+    * Mostly explicit ratings (at least ``explicit_share`` of the events are
+      ``RATING_KIND``): ``random-per-user`` -- a rating says what the customer
+      thinks of an item, not what they will do next, and the newest ratings are
+      not a sample of them.
+    * Otherwise ``temporal`` at ``cutoff``, unless the timestamps cannot separate
+      train from test: all events within ``min_span_s``, or fewer than
+      max(``min_test_users``, ``min_test_user_share`` of the customers) customers
+      with a known item after the cutoff and history before it -- then
+      ``random-per-user``.
+    """
+    users, kinds, times = _events(users, kinds, times)
+    if users.size == 0:
+        return Protocol("temporal", "no events")
+    share = float(np.mean(kinds == RATING_KIND))
+    if share >= explicit_share:
+        return Protocol(
+            "random-per-user",
+            f"{share:.0%} of the events are ratings (explicit feedback): a random 20% of each customer's "
+            "items is held out",
+        )
+    times = times.astype(np.float64)
+    span = float(times.max() - times.min())
+    if span < min_span_s:
+        return Protocol(
+            "random-per-user",
+            f"all events fall within {span / 3600:.1f} hours: time cannot separate train from test, "
+            "so a random 20% of each customer's items is held out",
+        )
+    split = temporal_split(users, items if items is not None else np.zeros_like(users), times, cutoff=cutoff)
+    test_users = int(np.unique(users[split.test]).size)
+    n_users = int(np.unique(users).size)
+    needed = max(min_test_users, int(np.ceil(min_test_user_share * n_users)))
+    if test_users < needed:
+        return Protocol(
+            "random-per-user",
+            f"only {test_users} of {n_users} customers have events after the temporal cutoff and before it "
+            f"(fewer than {needed}): a random 20% of each customer's items is held out",
+        )
+    return Protocol(
+        "temporal",
+        f"implicit events over {span / 86_400:.0f} days: the latest ones are held out "
+        f"({test_users} customers have events on both sides of the cutoff)",
+    )
+
+
+def protocol_split(
+    protocol: str,
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    *,
+    cutoff: float | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Train/test masks over the events for one of ``PROTOCOLS``.
+
+    The unit held out is a (user, item) *pair*: all of a pair's events fall on the
+    same side, so a repeated purchase never leaks its own test answer. ``temporal``
+    needs ``cutoff`` (events before it train); ``random-per-user`` holds out a
+    random ``test_fraction`` of each user's distinct items (users with one item
+    stay in train); ``leave-last-out`` holds out each user's latest new item.
+    Test events whose user or item never occurs in train are dropped (no model can
+    be judged on them). Test pairs are never also train pairs.
+    """
+    users, items, times = _events(users, items, times)
+    if protocol not in PROTOCOLS:
+        raise EngineError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
+    if protocol == "temporal":
+        if cutoff is None:
+            raise EngineError("the temporal protocol needs a cutoff")
+        split = temporal_split(users, items, times, cutoff=cutoff, known_only=True, new_pairs_only=True)
+        return split
+    user_index, _ = dense_index(users)
+    item_index, n_items = dense_index(items)
+    pair = user_index * max(n_items, 1) + item_index
+    keys, inverse = np.unique(pair, return_inverse=True)
+    inverse = inverse.ravel()
+    pair_users = np.zeros(keys.size, dtype=np.int64)
+    pair_users[inverse] = user_index
+    if protocol == "random-per-user":
+        pair_split = random_stratified_split(pair_users, test_fraction=test_fraction, seed=seed)
+    else:
+        first = np.full(keys.size, np.inf)
+        np.minimum.at(first, inverse, times.astype(np.float64))
+        pair_split = leave_last_n_out(pair_users, keys, first, n=1)
+    test = pair_split.test[inverse]
+    train = ~test
+    seen_item = np.zeros(max(n_items, 1), dtype=bool)
+    seen_item[item_index[train]] = True
+    test &= seen_item[item_index]
+    return Split(train=train, test=test)
+
+
+def consumed_mask(kinds: np.ndarray, consumed_kinds: Iterable[int]) -> np.ndarray:
+    """Events of the kinds serving never recommends back (purchases, ratings...)."""
+    return np.isin(np.asarray(kinds), np.asarray(list(consumed_kinds), dtype=np.int64))
 
 
 # --------------------------------------------------------------------------- metrics
@@ -341,6 +475,7 @@ def evaluate(
     exclude_train: bool = True,
     batch_rows: int = 1024,
     beyond_accuracy: bool = True,
+    exclude: sp.spmatrix | None = None,
 ) -> dict[str, float]:
     """Score ``model`` on held-out ``test`` items, histories from ``train``.
 
@@ -352,13 +487,23 @@ def evaluate(
     ``coverage``, ``novelty`` (popularity from ``train``) and ``diversity``
     (cosine distance between the items' ``train`` columns) when
     ``beyond_accuracy``, and ``users`` (how many were evaluated).
+
+    ``exclude`` (same shape; e.g. each user's consumed items, see
+    ``consumed_mask``) is what serving never shows a user: those items are neither
+    candidates nor relevant, so what is measured is what is served.
     """
     matrix = train.user_items if hasattr(train, "user_items") else train
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     test = sp.csr_matrix(test)
-    test.eliminate_zeros()
     if matrix.shape != test.shape:
         raise EngineError(f"train has shape {matrix.shape}, test has shape {test.shape}")
+    excluded = None
+    if exclude is not None:
+        excluded = _binary(exclude)
+        if excluded.shape != test.shape:
+            raise EngineError(f"exclude has shape {excluded.shape}, test has shape {test.shape}")
+        test = sp.csr_matrix(test - test.multiply(excluded))
+    test.eliminate_zeros()
     users = np.flatnonzero(np.diff(test.indptr) > 0)
     result: dict[str, float] = {"users": float(users.size)}
     if users.size == 0:
@@ -367,7 +512,12 @@ def evaluate(
     lists = []
     for start in range(0, users.size, batch_rows):
         rows = users[start : start + batch_rows]
-        ids, _ = model.recommend(matrix[rows], n=k, exclude_history=exclude_train)
+        ids, _ = model.recommend(
+            matrix[rows],
+            n=k,
+            exclude_history=exclude_train,
+            exclude=None if excluded is None else excluded[rows],
+        )
         relevant = test[rows]
         sums["ndcg"] += np.nansum(ndcg_at_k(ids, relevant, k, average=False))
         sums["precision"] += np.nansum(precision_at_k(ids, relevant, k, average=False))
@@ -385,3 +535,10 @@ def evaluate(
         sample = recommended[: min(recommended.shape[0], 2000)]
         result["diversity"] = intra_list_diversity(sample, matrix.T.tocsr())
     return result
+
+
+def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.eliminate_zeros()
+    out.data[:] = 1.0
+    return out

@@ -1,6 +1,11 @@
 """Hybrid: a collaborative model blended with content and trending, plus cold start.
 
-    score = w_cf * cf' + w_content * content' + w_trending * trending
+    score = w_cf * cf' + w_content * content' + w_trending * trending + w_history * had
+
+``had`` is 1 on the row's own (history) items: ``w_history`` is the customer's
+propensity to come back to what they already looked at (positive where they do, as
+with repeated views, negative where they do not, so their history stops crowding
+the list). Consumed items (purchases, ratings) are excluded by serving anyway.
 
 ``cf'`` and ``content'`` are the component scores of the row divided by the row's
 largest magnitude (so the weights mean the same for short and long histories);
@@ -44,10 +49,11 @@ from .errors import EngineError
 from .evaluation import ndcg_at_k
 from .popularity import TrendingRecommender
 
-__all__ = ["DEFAULT_CONTENT_GRID", "DEFAULT_TRENDING_GRID", "HybridRecommender"]
+__all__ = ["DEFAULT_CONTENT_GRID", "DEFAULT_HISTORY_GRID", "DEFAULT_TRENDING_GRID", "HybridRecommender"]
 
 DEFAULT_TRENDING_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0)
 DEFAULT_CONTENT_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.7, 1.0)
+DEFAULT_HISTORY_GRID: tuple[float, ...] = (0.0, -2.0, -0.5, 0.5)
 
 _NOT_CF = ("hybrid", "content")
 
@@ -64,6 +70,7 @@ class HybridRecommender(Recommender):
         "w_cf": 1.0,
         "w_content": 0.0,
         "w_trending": 0.1,
+        "w_history": 0.0,
         "w_interests": 1.0,
         "cold_neighbours": 20,
         "cold_discount": 0.5,
@@ -78,6 +85,7 @@ class HybridRecommender(Recommender):
         )
         for key in ("w_cf", "w_content", "w_trending", "w_interests", "similar_content_weight"):
             self._require(p[key] >= 0, f"{key} must be >= 0, got {p[key]}")
+        self._require(bool(np.isfinite(p["w_history"])), f"w_history must be finite, got {p['w_history']}")
         self._require(p["cold_neighbours"] >= 0, "cold_neighbours must be >= 0 (0 = off)")
         self._require(0 <= p["cold_discount"] <= 1, "cold_discount must be in [0, 1]")
         self._require(0 <= p["trending_smoothing"] <= 1, "trending_smoothing must be in [0, 1]")
@@ -104,7 +112,7 @@ class HybridRecommender(Recommender):
         self.trending_model.fit(user_items, side)
         self.content_model = None
         self.cold_map = None
-        if side is not None and (side.item_text is not None or side.item_category is not None):
+        if side is not None and side.has_content:  # without side data: CF + trending only
             self.content_model = ContentRecommender(**p["content_params"])
             self.content_model.fit(user_items, side, progress=progress.part(0.8, 0.95))
             warm = np.bincount(user_items.indices, minlength=user_items.shape[1]) > 0
@@ -174,6 +182,7 @@ class HybridRecommender(Recommender):
         if self.content_model is not None:
             parts["content"] = row_normalise_max(self.content_model._score(history))
         parts["trending"] = np.broadcast_to(self.trending_model.item_scores[None, :], (history.shape[0], self.n_items))
+        parts["history"] = np.asarray((history > 0).todense(), dtype=np.float32)
         return parts
 
     def _blend(
@@ -182,13 +191,17 @@ class HybridRecommender(Recommender):
         w_content: float,
         w_trending: float,
         w_cf: float | None = None,
+        w_history: float | None = None,
     ) -> np.ndarray:
         w_cf = self.params["w_cf"] if w_cf is None else w_cf
+        w_history = self.params["w_history"] if w_history is None else w_history
         total = w_cf * parts["cf"]
         if "content" in parts and w_content:
             total = total + w_content * parts["content"]
         if w_trending:
             total = total + w_trending * parts["trending"]
+        if w_history:
+            total = total + np.float32(w_history) * parts["history"]
         return np.asarray(total, dtype=np.float32)
 
     def _score(self, history: sp.csr_matrix) -> np.ndarray:
@@ -261,43 +274,62 @@ class HybridRecommender(Recommender):
         k: int = 10,
         trending_grid: Sequence[float] = DEFAULT_TRENDING_GRID,
         content_grid: Sequence[float] = DEFAULT_CONTENT_GRID,
+        history_grid: Sequence[float] = DEFAULT_HISTORY_GRID,
         exclude_history: bool = True,
         batch_rows: int = 1024,
+        exclude: sp.spmatrix | None = None,
     ) -> list[dict[str, Any]]:
-        """Grid-search ``w_trending`` x ``w_content`` (``w_cf`` = 1) by NDCG@k.
+        """Grid-search ``w_trending`` x ``w_content`` x ``w_history`` (``w_cf`` = 1) by
+        NDCG@k (``w_history`` only when the history is not excluded anyway).
 
         ``history`` rows are the validation users' training histories, ``relevant``
         their held-out items (same rows); rows without relevant items are skipped.
         Sets the best weights on this model and returns one row per grid point
-        (``w_content``, ``w_trending``, ``ndcg``), best first.
+        (``w_content``, ``w_trending``, ``ndcg``), best first. ``exclude`` (same
+        rows) is never recommended, like ``evaluation.evaluate``'s.
         """
         history = self.check_history(history)
         relevant = sp.csr_matrix(relevant)
         if relevant.shape != history.shape:
             raise EngineError(f"relevant has shape {relevant.shape}, history {history.shape}")
+        excluded = None
+        if exclude is not None:
+            excluded = sp.csr_matrix(exclude, dtype=np.float32)
+            if excluded.shape != history.shape:
+                raise EngineError(f"exclude has shape {excluded.shape}, history {history.shape}")
+            relevant = sp.csr_matrix(relevant - relevant.multiply(excluded != 0))
+            relevant.eliminate_zeros()
         users = np.flatnonzero(np.diff(relevant.indptr) > 0)
         if users.size == 0:
             raise EngineError("hybrid: no validation row has a relevant item")
         if self.content_model is None:
             content_grid = (0.0,)
-        grid = [(float(c), float(t)) for c in content_grid for t in trending_grid]
+        if exclude_history:
+            history_grid = (0.0,)
+        grid = [(float(c), float(t), float(h)) for h in history_grid for c in content_grid for t in trending_grid]
         totals = np.zeros(len(grid))
         for start in range(0, users.size, batch_rows):
             rows = users[start : start + batch_rows]
             block = history[rows]
             parts = self._components(block)
             seen = block.nonzero()
-            for index, (w_content, w_trending) in enumerate(grid):
-                scores = self._blend(parts, w_content, w_trending, w_cf=1.0)
+            barred = excluded[rows].nonzero() if excluded is not None else None
+            for index, (w_content, w_trending, w_history) in enumerate(grid):
+                scores = self._blend(parts, w_content, w_trending, w_cf=1.0, w_history=w_history)
                 if exclude_history:
                     scores[seen] = -np.inf
+                if barred is not None:
+                    scores[barred] = -np.inf
                 ids, _ = top_n(scores, k)
                 totals[index] += np.asarray(ndcg_at_k(ids, relevant[rows], k, average=False)).sum()
         means = totals / users.size
         order = np.argsort(-means, kind="stable")
-        best_content, best_trending = grid[order[0]]
-        self.params.update(w_cf=1.0, w_content=best_content, w_trending=best_trending)
-        return [{"w_content": grid[i][0], "w_trending": grid[i][1], "ndcg": float(means[i])} for i in order]
+        best_content, best_trending, best_history = grid[order[0]]
+        self.params.update(w_cf=1.0, w_content=best_content, w_trending=best_trending, w_history=best_history)
+        return [
+            {"w_content": grid[i][0], "w_trending": grid[i][1], "w_history": grid[i][2], "ndcg": float(means[i])}
+            for i in order
+        ]
 
     # ------------------------------------------------------------ persistence
     def _state(self) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ from .errors import EngineError
 from .evaluation import evaluate
 from .hybrid import HybridRecommender
 
-__all__ = ["COLLABORATIVE", "DEFAULT_CANDIDATES", "SelectionResult", "select_model"]
+__all__ = ["COLLABORATIVE", "DEFAULT_CANDIDATES", "SelectionResult", "candidates_for", "select_model"]
 
 DEFAULT_CANDIDATES: Mapping[str, Sequence[Mapping[str, Any]]] = {
     "popularity": [{}],
@@ -49,7 +49,57 @@ DEFAULT_CANDIDATES: Mapping[str, Sequence[Mapping[str, Any]]] = {
         {"lam": 2000.0, "weighting": "confidence", "confidence_alpha": 5.0, "history_weighting": "binary"},
     ],
 }
-"""A small default grid: 17 fits (+ the hybrid), about a minute on 200k interactions."""
+"""A fixed grid tuned on Online Retail (bench/quality.py); ``candidates_for`` scales one to the data."""
+
+
+def candidates_for(user_items: sp.spmatrix) -> dict[str, list[dict[str, Any]]]:
+    """The default search for this matrix: EASE, ALS and item-kNN settings scaled to
+    its size and density, cheapest first (so a time budget cuts the dearest).
+
+    * EASE's ``lam`` is a ridge on the item-item Gram matrix, whose diagonal is each
+      item's (weighted) number of users: the grid spans 0.5x to 60x the mean item
+      degree, plain and with confidence weights (repeat events count more), fewer
+      points when the catalogue makes each fit dear.
+    * ALS: few factors with a strong ridge for small data, more factors with a
+      light one for large data; plain, confidence (alpha 2 and 10) and BM25 rows.
+    * item-kNN: cosine on binary/log rows with and without shrinkage, BM25 dot.
+    """
+    matrix = sp.csr_matrix(user_items)
+    n_users, n_items = matrix.shape
+    nnz = max(int(matrix.nnz), 1)
+    degree = max(nnz / max(n_items, 1), 1.0)
+    small = n_users * n_items <= 5_000_000 or nnz <= 200_000
+
+    def lam(factor: float) -> float:
+        return float(round(max(degree * factor, 1.0), 1))
+
+    ease_factors = (0.5, 2.0, 6.0, 20.0, 60.0) if n_items <= 6_000 else (2.0, 10.0, 40.0)
+    ease: list[dict[str, Any]] = [{"lam": lam(f), "weighting": "binary"} for f in ease_factors]
+    conf = {"weighting": "confidence", "confidence_alpha": 5.0, "history_weighting": "binary"}
+    ease += [{"lam": lam(f), **conf} for f in ((6.0, 20.0, 60.0) if n_items <= 6_000 else (10.0, 40.0))]
+    factors = (32, 64) if small else (64, 128)
+    als: list[dict[str, Any]] = [
+        {"factors": factors[0], "regularization": 1.0 if small else 0.05, "weighting": "binary"},
+        {"factors": factors[1], "regularization": 0.1, "weighting": "binary"},
+        {"factors": factors[1], "regularization": 0.1, "weighting": "confidence", "confidence_alpha": 2.0},
+        {"factors": factors[0], "regularization": 1.0, "weighting": "confidence", "confidence_alpha": 10.0},
+        {"factors": factors[1], "regularization": 0.5, "weighting": "bm25"},
+    ]
+    return {
+        "popularity": [{}],
+        "trending": [{}],
+        "content": [{}],
+        "item_knn": [
+            {"k": 50, "weighting": "binary"},
+            {"k": 200, "weighting": "log"},
+            {"k": 100, "weighting": "binary", "shrink": 10.0},
+        ],
+        "item_knn_bm25": [{"k": 100}, {"k": 300}],
+        "svd": [{"factors": 32, "weighting": "binary"}, {"factors": 64 if small else 128, "weighting": "binary"}],
+        "ease": ease,
+        "als": als,
+    }
+
 
 COLLABORATIVE = ("item_knn", "item_knn_bm25", "svd", "als", "bpr", "ease")
 """Algorithms that can be the collaborative part of the hybrid."""
@@ -69,8 +119,8 @@ class SelectionResult:
 
 
 def _skip_reason(name: str, params: Mapping[str, Any], n_items: int, side: SideData | None) -> str | None:
-    if name == "content" and (side is None or (side.item_text is None and side.item_category is None)):
-        return "no side text/categories"
+    if name == "content" and (side is None or not side.has_content):
+        return "the store has no product names or categories"
     if name == "ease":
         limit = params.get("max_items", ALGORITHMS["ease"].defaults["max_items"])
         if n_items > limit:
@@ -89,6 +139,7 @@ def select_model(
     progress: Progress | None = None,
     hybrid: bool = True,
     exclude_train: bool = True,
+    exclude: sp.spmatrix | None = None,
 ) -> SelectionResult:
     """Fit and evaluate every candidate; return the best by NDCG@k (see module doc).
 
@@ -96,6 +147,8 @@ def select_model(
     histories; ``validation`` holds their held-out items (same shape). When
     ``time_budget_s`` is set, candidates not started before the budget is used up
     are skipped (the search is ordered cheapest first, so something always runs).
+    ``candidates`` defaults to ``candidates_for(train)``; ``exclude`` (same shape)
+    is what serving never shows each user (``evaluation.evaluate``).
     """
     started = time.perf_counter()
     train = check_user_items(train, what="train")
@@ -104,7 +157,7 @@ def select_model(
         raise EngineError(f"train has shape {train.shape}, validation {validation.shape}")
     if np.diff(validation.indptr).max(initial=0) == 0:
         raise EngineError("validation has no held-out items: nothing to select on")
-    grid = DEFAULT_CANDIDATES if candidates is None else candidates
+    grid = candidates_for(train) if candidates is None else candidates
     unknown = sorted(set(grid) - set(ALGORITHMS))
     if unknown:
         raise EngineError(f"unknown algorithm(s) in candidates: {unknown}")
@@ -136,7 +189,7 @@ def select_model(
             tic = time.perf_counter()
             model.fit(train, side)
             row["train_seconds"] = time.perf_counter() - tic
-            row.update(evaluate(model, train, validation, k=k, exclude_train=exclude_train))
+            row.update(evaluate(model, train, validation, k=k, exclude_train=exclude_train, exclude=exclude))
         except EngineError as exc:
             row.update(status="failed", reason=str(exc))
             continue
@@ -160,11 +213,19 @@ def select_model(
                 model = HybridRecommender(cf=cf_row["algorithm"], cf_params=cf_row["params"])
                 model.fit_with_cf(train, side, cf_model=cf_model)
                 rows_eval = np.flatnonzero(np.diff(validation.indptr) > 0)
-                tuning = model.tune_weights(train[rows_eval], validation[rows_eval], k=k, exclude_history=exclude_train)
+                tuning = model.tune_weights(
+                    train[rows_eval],
+                    validation[rows_eval],
+                    k=k,
+                    exclude_history=exclude_train,
+                    exclude=None if exclude is None else sp.csr_matrix(exclude)[rows_eval],
+                )
                 row["train_seconds"] = cf_row["train_seconds"] + time.perf_counter() - tic
                 row["params"] = model.get_params()
                 row["tuning"] = tuning[:5]
-                row.update(evaluate(model, train, validation, k=k, exclude_train=exclude_train))
+                if model.content_model is None:
+                    row["reason"] = "CF + trending only: the store has no product names or categories"
+                row.update(evaluate(model, train, validation, k=k, exclude_train=exclude_train, exclude=exclude))
                 row["status"] = "ok"
                 fitted.append((row, model))
             except EngineError as exc:

@@ -84,3 +84,102 @@ def test_recommend_export_rejects_bad_input(store, tmp_path):
         call_command("recommend", "--user", "999999", "--out", str(tmp_path / "x.csv"))
     with pytest.raises(CommandError, match="unknown strategy"):
         call_command("recommend", "--all", "--strategy", "magic", "--out", str(tmp_path / "x.csv"))
+
+
+def test_evaluate_on_the_database_prints_and_writes_every_algorithm(store, tmp_path):
+    out = io.StringIO()
+    call_command(
+        "evaluate",
+        "--algorithms",
+        "popularity,ease,item_knn,hybrid",
+        "--protocol",
+        "random-per-user",
+        "--out",
+        str(tmp_path / "table.csv"),
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    text = out.getvalue()
+    assert "holdout random-per-user" in text and "| ease | ok |" in text and "best: " in text
+    with open(tmp_path / "table.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["algorithm"] for r in rows} == {"popularity", "ease", "item_knn", "hybrid"}
+    assert all(r["ndcg"] and r["map"] and r["coverage"] and r["train_seconds"] for r in rows if r["status"] == "ok")
+    call_command(
+        "evaluate",
+        "--algorithms",
+        "ease",
+        "--out",
+        str(tmp_path / "table.md"),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    assert (tmp_path / "table.md").read_text().startswith("| algorithm | status | NDCG@10 |")
+
+
+def test_evaluate_a_file_without_touching_the_database(db, tmp_path):
+    path = tmp_path / "ratings.csv"
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["customer", "sku", "stars", "when"])
+        for user in range(30):
+            for item in range(8):
+                product = (user % 3) * 8 + item
+                out.writerow(
+                    [f"u{user}", f"p{product}", 4 + (item % 2), f"2015-0{1 + item % 9}-1{user % 10}T10:00:00Z"]
+                )
+    text = io.StringIO()
+    call_command(
+        "evaluate",
+        "--file",
+        str(path),
+        "--map",
+        "user=customer,item=sku,value=stars,timestamp=when",
+        "--default-kind",
+        "rating",
+        "--algorithms",
+        "ease,item_knn",
+        stdout=text,
+        stderr=io.StringIO(),
+    )
+    assert "holdout random-per-user" in text.getvalue() and "ratings" in text.getvalue()
+    assert Interaction.objects.count() == 0 and User.objects.count() == 0
+    with pytest.raises(CommandError, match="unknown algorithm"):
+        call_command(
+            "evaluate",
+            "--file",
+            str(path),
+            "--map",
+            "user=customer,item=sku,value=stars,timestamp=when",
+            "--algorithms",
+            "deep",
+            stderr=io.StringIO(),
+            stdout=io.StringIO(),
+        )
+
+
+def test_recommend_export_of_a_store_imported_from_events(tmp_path):
+    """A store known only from an events file: its products are placeholders with
+    untracked stock, and every customer gets a full list of them."""
+    events = tmp_path / "events.csv"
+    lines = ["user,item,timestamp,kind"]
+    for u in range(40):
+        for i in range(8):
+            lines.append(f"c{u},p{(u % 4) * 10 + (u + i * 3) % 10},{1_700_000_000 + u * 100 + i},purchase")
+    events.write_text("\n".join(lines) + "\n")
+    call_command("import_interactions", str(events), "--no-progress", stdout=io.StringIO())
+    call_command("train", "--algorithm", "item_knn", stdout=io.StringIO(), stderr=io.StringIO())
+    assert ModelVersion.objects.get().is_active
+    User.objects.create_user(email="new@customers.affinity.example", password=None, external_id="c-new")
+    path = tmp_path / "recs.csv"
+    call_command("recommend", "--all", "--n", "5", "--out", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    body = list(csv.reader(path.open()))[1:]
+    per_user: dict[str, list[str]] = {}
+    for user, _rank, sku, _score in body:
+        per_user.setdefault(user, []).append(sku)
+    # c-new has no history: the serving fallbacks (trending) fill its list too
+    assert len(per_user) == 41 and all(len(skus) == 5 for skus in per_user.values())
+    bought = {
+        (u, s) for u, s in Interaction.objects.values_list("user__external_id", "product__sku")
+    }  # consumed: never recommended back
+    assert not any((user, sku) in bought for user, skus in per_user.items() for sku in skus)

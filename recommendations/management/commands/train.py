@@ -2,6 +2,7 @@
 
 manage.py train                          # automatic model selection, in this process
 manage.py train --algorithm ease --params '{"lam": 400}'
+manage.py train --protocol random-per-user   # force the holdout protocol (default: from the data)
 manage.py train --queue                  # enqueue to the Celery worker and return
 manage.py train --if-none --queue        # only if no model was ever trained (bootstrap)
 """
@@ -14,7 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from recommendations import services
+from recommendations.engine.evaluation import PROTOCOLS
 from recommendations.models import DEFAULT_SLOT, ModelVersion
+from recommendations.training import params_changed
 
 
 class Command(BaseCommand):
@@ -24,6 +27,13 @@ class Command(BaseCommand):
         parser.add_argument("--algorithm", default=None, help='"auto" (default: model selection) or an algorithm name.')
         parser.add_argument("--params", default="{}", help="Algorithm parameters as a JSON object.")
         parser.add_argument("--slot", default=DEFAULT_SLOT, help="Serving slot (default: %(default)s).")
+        parser.add_argument(
+            "--protocol",
+            choices=PROTOCOLS,
+            default="",
+            help="Holdout protocol (default: random-per-user for explicit ratings, temporal for other events "
+            "unless their timestamps cannot separate train from test).",
+        )
         parser.add_argument("--queue", action="store_true", help="Enqueue to the worker instead of training here.")
         parser.add_argument(
             "--if-none",
@@ -31,7 +41,7 @@ class Command(BaseCommand):
             help="Do nothing if a succeeded version (or a queued/running one) already exists.",
         )
 
-    def handle(self, *args, algorithm, params, slot, queue, if_none, **options):
+    def handle(self, *args, algorithm, params, slot, protocol, queue, if_none, **options):
         try:
             parsed = json.loads(params)
         except json.JSONDecodeError as exc:
@@ -48,7 +58,7 @@ class Command(BaseCommand):
                 return
         try:
             version = services.model_version_create(
-                algorithm=algorithm, params=parsed, slot=slot, trigger=ModelVersion.Trigger.COMMAND
+                algorithm=algorithm, params=parsed, slot=slot, trigger=ModelVersion.Trigger.COMMAND, protocol=protocol
             )
         except services.TrainingError as exc:
             raise CommandError(str(exc)) from None
@@ -75,6 +85,8 @@ class Command(BaseCommand):
             version = services.model_train(version_id=version.pk, progress=progress)
         if version.status != ModelVersion.Status.SUCCEEDED:
             raise CommandError(f"training failed: {version.error.splitlines()[0] if version.error else version.status}")
+        if options.get("verbosity", 1) > 0:
+            self._selection_table(version)
         metrics = ", ".join(
             f"{k} {v:.4f}"
             for k, v in version.metrics.items()
@@ -86,3 +98,22 @@ class Command(BaseCommand):
                 f"{version.training_seconds:.1f}s. {version.activation_note}"
             )
         )
+
+    def _selection_table(self, version: ModelVersion) -> None:
+        metrics = version.metrics or {}
+        if metrics.get("protocol"):
+            self.stdout.write(f"holdout: {metrics['protocol']} ({metrics.get('protocol_reason', '')})")
+        rows = metrics.get("selection") or []
+        if not rows:
+            return
+        self.stdout.write(f"{'algorithm':<15} {'status':<8} {'ndcg@10':>8} {'fit s':>7}  params / reason")
+        for row in rows:
+            ndcg = f"{row['ndcg']:.4f}" if isinstance(row.get("ndcg"), float) else "-"
+            fit = f"{row['train_seconds']:.1f}" if isinstance(row.get("train_seconds"), float) else "-"
+            changed = params_changed(row["algorithm"], row.get("params"))
+            detail = json.dumps(changed, sort_keys=True) if changed else "defaults"
+            if row.get("status") != "ok":
+                detail = row.get("reason") or ""
+            elif row.get("reason"):
+                detail = f"{detail} - {row['reason']}"
+            self.stdout.write(f"{row['algorithm']:<15} {row.get('status', ''):<8} {ndcg:>8} {fit:>7}  {detail}")
