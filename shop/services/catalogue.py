@@ -34,7 +34,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 from django.utils.text import slugify
@@ -339,6 +339,9 @@ def _existing(skus: list[str]) -> dict[str, dict]:
     return {r["sku"]: r for r in Product.objects.filter(sku__in=skus).values(*cols)}
 
 
+UPSERT_ATTEMPTS = 3
+
+
 def products_upsert(
     *,
     rows: Sequence[ProductRow],
@@ -347,6 +350,36 @@ def products_upsert(
     batch_size: int = BATCH_SIZE,
     progress: Any = None,
     index_label: str = "index",
+) -> ProductsUpsertResult:
+    """Create or update products by SKU from checked rows, in bulk (see
+    `_products_upsert_once`). A concurrent writer that created one of the new SKUs (or
+    took a slug) between the read and the write makes the write fail as a whole; it is
+    then run again, and finds those products existing: two clients sending the same new
+    product at once both succeed, one creating and one updating or leaving it unchanged."""
+    for attempt in range(1, UPSERT_ATTEMPTS + 1):
+        try:
+            return _products_upsert_once(
+                rows=rows,
+                partial=partial,
+                dry_run=dry_run,
+                batch_size=batch_size,
+                progress=progress,
+                index_label=index_label,
+            )
+        except IntegrityError:
+            if attempt == UPSERT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _products_upsert_once(
+    *,
+    rows: Sequence[ProductRow],
+    partial: bool,
+    dry_run: bool,
+    batch_size: int,
+    progress: Any,
+    index_label: str,
 ) -> ProductsUpsertResult:
     """Create or update products by SKU from checked rows, in bulk.
 
