@@ -349,6 +349,7 @@ class CampaignForm(forms.ModelForm):
                 inactive_days=_value(self, "inactive_days"),
                 trigger_delay_hours=_value(self, "trigger_delay_hours"),
                 strategy=_value(self, "strategy"),
+                from_email=_value(self, "from_email"),
             ),
         )
         return data

@@ -5,9 +5,10 @@ customer, and the report; segments and templates to choose from.
 Thin: parse with a serializer, call one service or selector, present the result.
 Errors, pagination and throttling follow the API-wide conventions of ``shop``.
 
-Who may call: staff, or an account holding the ``campaigns`` model permission of
-the action (view_campaign for reads, add_campaign to create, change_campaign to
-schedule, pause, resume or cancel).
+Who may call: an account holding the ``campaigns`` model permission of the action
+(view_campaign for reads, add_campaign to create, change_campaign to schedule, pause,
+resume or cancel; a preview, which shows a customer's recommendations, also needs
+recommendations.view_recommendations). ``is_staff`` alone grants nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rest_framework.views import APIView
 
 from shop.models import Category, User
 from shop.rest.pagination import PageNumberPagination
-from shop.rest.permissions import StaffOrModelPermission
+from shop.rest.permissions import ActionModelPermission
 from shop.rest.schema import error_response, paginated
 
 from . import attribution, lifecycle, selectors, services
@@ -36,9 +37,15 @@ class StateConflict(APIException):
     default_code = "conflict"
 
 
-class CampaignPermission(StaffOrModelPermission):
+VIEW_RECOMMENDATIONS = "recommendations.view_recommendations"
+
+
+class CampaignPermission(ActionModelPermission):
     model = Campaign
-    message = "Campaigns need staff or the matching campaigns.*_campaign permission."
+    message = (
+        "Campaigns need the matching campaigns.*_campaign permission "
+        "(a preview also needs recommendations.view_recommendations)."
+    )
 
 
 def _pagination():
@@ -303,6 +310,7 @@ class CampaignCancelApi(_CampaignActionApi):
 class CampaignPreviewApi(APIView):
     permission_classes = [CampaignPermission]
     permission_action = "view"
+    required_permissions = (VIEW_RECOMMENDATIONS,)  # it shows a customer's picks
 
     class OutputSerializer(serializers.Serializer):
         customer = serializers.EmailField(source="customer_email")

@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.core import checks
+
+from .checks import esp_webhooks_check
 
 
 class CampaignsConfig(AppConfig):
@@ -8,3 +11,5 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import receivers  # noqa: F401, PLC0415 - connects the signal receivers
+
+        checks.register(esp_webhooks_check, checks.Tags.security, deploy=True)

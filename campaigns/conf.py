@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from anymail.utils import get_anymail_setting
 from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
@@ -47,3 +48,17 @@ def get(name: str) -> Any:
     if name == "STALE_SECONDS" and value is None:
         return get("SEND_LEASE_SECONDS")
     return value
+
+
+def esp_webhook_secrets() -> list[str]:
+    """The basic-auth ``user:password`` strings the email provider's webhooks accept:
+    ``ANYMAIL["WEBHOOK_SECRET"]`` (or ``ANYMAIL_WEBHOOK_SECRET``), read as anymail reads it."""
+    secret = get_anymail_setting("webhook_secret", default=[])
+    if isinstance(secret, str):
+        return [secret] if secret else []
+    return [s for s in secret if s]
+
+
+def esp_webhook_secret_required() -> bool:
+    """In production a webhook without a secret refuses every request."""
+    return bool(getattr(settings, "PRODUCTION", False))

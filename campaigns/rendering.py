@@ -147,11 +147,18 @@ def _one_line(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+def _plain(rendered: str) -> str:
+    """A render's output as a plain ``str``. Django marks what a template renders safe
+    (``SafeString``); a rendered part is text of its own, and a page that shows it (a
+    preview, an iframe's ``srcdoc``) must escape it like any other text."""
+    return str.__str__(rendered)
+
+
 def email_render(compiled: CompiledEmail, context: dict, *, open_pixel_url: str = "") -> RenderedEmail:
     # A Context escapes unless told otherwise, whatever the engine says: only HTML is HTML.
     subject = _one_line(compiled.subject.render(Context(context, autoescape=False)))[:998]
-    text = compiled.text.render(Context(context, autoescape=False))
-    html = compiled.html.render(Context(context, autoescape=True))
+    text = _plain(compiled.text.render(Context(context, autoescape=False)))
+    html = _plain(compiled.html.render(Context(context, autoescape=True)))
     if open_pixel_url:
         pixel = (
             f'<img src="{open_pixel_url}" width="1" height="1" alt="" '

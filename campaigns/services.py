@@ -13,12 +13,15 @@ worker never sees uncommitted rows.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
+from email.utils import getaddresses, parseaddr
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.mail import get_connection
+from django.core.validators import validate_email
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -46,11 +49,38 @@ def segment_errors(*, rules, segment_id: int | None = None) -> dict[str, list[st
     return {}
 
 
+def from_email_error(from_email: str) -> str:
+    """What is wrong with a campaign's From (blank: DEFAULT_FROM_EMAIL), or ``""``: it is
+    one line (a line break would inject headers) holding one address, bare or as
+    ``Name <address>``, that `validate_email` accepts."""
+    if not from_email:
+        return ""
+    if any(unicodedata.category(c) in {"Cc", "Zl", "Zp"} for c in from_email):
+        return "Must be one line: no line breaks or control characters."
+    _name, address = parseaddr(from_email)
+    if len(getaddresses([from_email])) != 1 or not address:
+        return 'Enter one address: "shop@example.com" or "Shop name <shop@example.com>".'
+    try:
+        validate_email(address)
+    except ValidationError:
+        return f"{address!r} is not a valid email address."
+    return ""
+
+
 def campaign_errors(
-    *, kind: str, segment_id: int | None, inactive_days: int | None, trigger_delay_hours: int, strategy: str
+    *,
+    kind: str,
+    segment_id: int | None,
+    inactive_days: int | None,
+    trigger_delay_hours: int,
+    strategy: str,
+    from_email: str = "",
 ) -> dict[str, str]:
     """What is wrong with a campaign's settings taken together, by field."""
     errors = {}
+    sender = from_email_error(from_email)
+    if sender:
+        errors["from_email"] = sender
     if kind == Campaign.Kind.ONE_OFF and not segment_id:
         errors["segment"] = "A one-off campaign needs a segment."
     if kind == Campaign.Kind.WIN_BACK and not inactive_days:
@@ -159,6 +189,7 @@ def campaign_create(
             inactive_days=campaign.inactive_days,
             trigger_delay_hours=campaign.trigger_delay_hours,
             strategy=campaign.strategy,
+            from_email=campaign.from_email,
         ),
     )
     arms = [

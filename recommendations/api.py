@@ -9,14 +9,14 @@ conventions of ``shop`` (they apply to every DRF view).
 Who may call what:
 
 * ``recommendations/me``: the logged-in shopper (session or token).
-* ``recommendations/users/<id>`` and ``recommendations/session``: staff, or an
-  account holding ``recommendations.view_recommendations`` (an integration's token);
-  a shopper may also ask for their own browser session.
+* ``recommendations/users/<id>`` and ``recommendations/session``: an account holding
+  ``recommendations.view_recommendations`` (staff or an integration's token; ``is_staff``
+  alone is not enough); a shopper may also ask for their own browser session.
 * ``recommendations/trending`` and ``recommendations/products/<id>/similar``: anyone
   (they reveal nothing about a person).
 * ``recommendations/clicks``: the shopper who saw the list (account or session).
-* ``models``: staff, or the ``recommendations`` model permissions
-  (view / add = train / change = activate).
+* ``models``: the ``recommendations`` model permissions (view / add = train /
+  change = activate); ``is_staff`` alone grants nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from rest_framework.views import APIView
 from shop.models import Category, Product
 from shop.rest.pagination import PageNumberPagination
 from shop.rest.parsers import JSONParser
-from shop.rest.permissions import StaffOrModelPermission
+from shop.rest.permissions import ActionModelPermission
 from shop.rest.schema import paginated
 
 from . import selectors, services
@@ -47,23 +47,21 @@ VIEW_RECOMMENDATIONS = "recommendations.view_recommendations"
 
 # --- permissions -------------------------------------------------------------------------
 def _may_view_anyone(user) -> bool:
-    return bool(
-        user and user.is_authenticated and user.is_active and (user.is_staff or user.has_perm(VIEW_RECOMMENDATIONS))
-    )
+    return bool(user and user.is_authenticated and user.is_active and user.has_perm(VIEW_RECOMMENDATIONS))
 
 
 class CanViewRecommendations(BasePermission):
-    message = "Recommendations of other shoppers need staff or the recommendations.view_recommendations permission."
+    message = "Recommendations of other shoppers need the recommendations.view_recommendations permission."
 
     def has_permission(self, request, view) -> bool:
         return _may_view_anyone(request.user)
 
 
-class ModelVersionPermission(StaffOrModelPermission):
-    """Staff, or the model permission: view (GET), add (train), change (activate)."""
+class ModelVersionPermission(ActionModelPermission):
+    """The model permission: view (GET), add (train), change (activate)."""
 
     model = ModelVersion
-    message = "Model versions need staff or the matching recommendations.*_modelversion permission."
+    message = "Model versions need the matching recommendations.*_modelversion permission."
 
 
 # --- output -------------------------------------------------------------------------------
@@ -265,7 +263,7 @@ class MyRecommendationsApi(APIView):
 
 
 class UserRecommendationsApi(APIView):
-    """Recommendations for any customer (staff or ``recommendations.view_recommendations``)."""
+    """Recommendations for any customer (``recommendations.view_recommendations``)."""
 
     permission_classes = [CanViewRecommendations]
 

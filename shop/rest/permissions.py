@@ -9,9 +9,9 @@
   an integration gets a dedicated account with just the permissions it needs (e.g.
   ``shop.add_interaction`` for an event pipeline) and a token created in admin.
   ``is_staff`` alone grants nothing here: it is about admin access, not data.
-* **Staff tools** (training models, running campaigns) take admin access as enough:
-  staff, or the model permission of the view's ``permission_action``
-  (`StaffOrModelPermission`).
+* **Staff tools** (training models, running campaigns, previews) are no exception: the
+  model permission of the view's ``permission_action`` (`ActionModelPermission`), plus
+  any further permission the view names; ``is_staff`` alone grants nothing there either.
 """
 
 from __future__ import annotations
@@ -60,12 +60,14 @@ class HasModelPermission(permissions.BasePermission):
         return bool(action) and can_act_for_others(request.user, _view_model(view), action)
 
 
-class StaffOrModelPermission(permissions.BasePermission):
-    """An active staff account, or one holding the model permission of the view's
-    ``permission_action`` (default ``view``; e.g. ``add`` to train, ``change`` to
-    activate) on its model (``view.permission_model`` or ``view.queryset.model``)."""
+class ActionModelPermission(permissions.BasePermission):
+    """The account holds the model permission of the view's ``permission_action``
+    (default ``view``; e.g. ``add`` to train, ``change`` to activate) on its model (the
+    class's ``model``, else ``view.permission_model`` or ``view.queryset.model``), and
+    every permission in the view's ``required_permissions`` (e.g. a preview showing a
+    customer's recommendations). ``is_staff`` alone grants nothing; superusers hold all."""
 
-    message = "This needs staff or a permission your account does not have."
+    message = "This needs a permission your account does not have."
     model = None  # a subclass may name its model once instead of every view
 
     def has_permission(self, request, view) -> bool:
@@ -73,4 +75,5 @@ class StaffOrModelPermission(permissions.BasePermission):
         if not (user and user.is_authenticated and user.is_active):
             return False
         action = getattr(view, "permission_action", "view")
-        return user.is_staff or user.has_perm(perm_name(self.model or _view_model(view), action))
+        needed = (perm_name(self.model or _view_model(view), action), *getattr(view, "required_permissions", ()))
+        return user.has_perms(needed)

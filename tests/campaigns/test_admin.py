@@ -4,9 +4,13 @@ test send, campaign actions, live status, report, outbox."""
 from __future__ import annotations
 
 import json
+import re
+from html import unescape
 
+import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils.html import escape
 
 from campaigns import lifecycle, sending
 from campaigns.admin import CampaignForm, EmailTemplateForm, SegmentForm, VariantForm
@@ -92,6 +96,26 @@ def test_template_preview_for_a_customer_and_test_send_to_staff(staff_client, st
     assert message.subject.startswith("[TEST] ") and message.to == [staff_user.email]
     staff_client.post(send, {"customer": customer.email, "to": customer.email})
     assert len(mail.outbox) == 1, "test emails only go to staff"
+
+
+@pytest.mark.parametrize("first_name", ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"])
+@pytest.mark.parametrize("model", ["emailtemplate", "campaign"])
+def test_preview_shows_a_customers_markup_only_escaped(staff_client, store, template, model, first_name):
+    """Stored XSS: a customer's name with markup is text on the preview page (the plain
+    text part escaped, the HTML part only inside the sandboxed iframe's srcdoc)."""
+    (customer,) = make_customers(1, first_name=first_name)
+    template.text_body = "Hi {{ customer.first_name }}\n{{ unsubscribe_url }}"
+    template.html_body = '<p class="hi">Hi {{ customer.first_name }}</p><a href="{{ unsubscribe_url }}">x</a>'
+    template.save()
+    obj = template if model == "emailtemplate" else make_campaign(template)
+    page = staff_client.get(reverse(f"admin:campaigns_{model}_preview", args=[obj.pk]), {"customer": customer.email})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert first_name not in html
+    assert f"Hi {escape(first_name)}" in html  # the text part, escaped once
+    (srcdoc,) = re.findall(r'<iframe sandbox="" [^>]*srcdoc="([^"]*)"', html)
+    assert "<" not in srcdoc and '"' not in srcdoc  # the HTML part stays inside the attribute
+    assert unescape(srcdoc).startswith('<p class="hi">Hi ' + escape(first_name))
 
 
 def test_campaign_actions_status_and_report(staff_client, store, template):
@@ -186,6 +210,9 @@ def test_the_forms_show_the_services_checks_on_their_fields(db):
         }
     )
     assert not form.is_valid() and set(form.errors) == {"inactive_days", "strategy"}, form.errors
+    for bad in ("Shop <shop@example.com>\nBcc: everyone@example.net", "Shop <nope>", "a@example.com, b@example.com"):
+        form = CampaignForm(data={**form.data, "kind": "one_off", "strategy": "auto", "from_email": bad})
+        assert not form.is_valid() and "from_email" in form.errors, (bad, form.errors)
     form = VariantForm(data={"name": "B", "weight": 1, "subject": "{% if %}", "strategy": "no-such"})
     assert not form.is_valid() and set(form.errors) == {"subject", "strategy"}
     assert SegmentForm(data={"name": "s", "description": "", "rules": '{"rule": "country"}'}).errors["rules"]

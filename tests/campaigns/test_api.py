@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from campaigns import lifecycle, sending, services
 from campaigns.models import Campaign
+from tests.shop.conftest import make_user
 
 from .conftest import make_customers, make_segment
 
@@ -57,6 +58,8 @@ def test_create_a_campaign_with_variants(staff_api, store, template):
         ({"holdout_percent": 95}, "holdout_percent"),
         ({"kind": "win_back"}, "inactive_days"),
         ({"segment": None}, "segment"),
+        ({"from_email": "Shop <shop@example.com>\r\nBcc: everyone@example.net"}, "from_email"),
+        ({"from_email": "not an address"}, "from_email"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(staff_api, store, template, extra, field):
@@ -123,9 +126,7 @@ def test_segments_and_templates_lists(staff_api, store, template):
     assert template.name in names
 
 
-def test_only_staff_or_permitted_accounts(store, template):
-    from tests.shop.conftest import make_user
-
+def test_only_permitted_accounts(store, template):
     anonymous = APIClient()
     assert anonymous.get("/api/v1/campaigns").status_code == 401
     shopper = make_user("shopper@example.com")
@@ -136,6 +137,49 @@ def test_only_staff_or_permitted_accounts(store, template):
     client.force_authenticate(reader)
     assert client.get("/api/v1/campaigns").status_code == 200
     assert client.post("/api/v1/campaigns", {}, format="json").status_code == 403
+
+
+def test_staff_alone_grants_nothing_the_specific_permission_does(store, template):
+    """Every campaigns endpoint, as a staff account without permissions (403) and as one
+    holding just the permission the endpoint needs (through)."""
+    (customer,) = make_customers(1)
+    segment = make_segment()
+    campaign = services.campaign_create(name="Matrix", template=template, segment=segment)
+    at = (timezone.now() + timedelta(hours=2)).isoformat()
+    base = f"/api/v1/campaigns/{campaign.pk}"
+    view = ("campaigns.view_campaign",)
+    matrix = [
+        ("get", "/api/v1/campaigns", None, view),
+        (
+            "post",
+            "/api/v1/campaigns",
+            {"name": "New", "template": template.pk, "segment": segment.pk},
+            ("campaigns.add_campaign",),
+        ),
+        ("get", base, None, view),
+        ("get", f"{base}/preview?customer={customer.pk}", None, (*view, "recommendations.view_recommendations")),
+        ("get", f"{base}/report", None, view),
+        ("get", "/api/v1/segments", None, view),
+        ("get", "/api/v1/email-templates", None, view),
+        ("post", f"{base}/schedule", {"at": at}, ("campaigns.change_campaign",)),
+        ("post", f"{base}/pause", None, ("campaigns.change_campaign",)),
+        ("post", f"{base}/resume", None, ("campaigns.change_campaign",)),
+        ("post", f"{base}/cancel", None, ("campaigns.change_campaign",)),
+    ]
+    bare = APIClient()
+    bare.force_authenticate(make_user("bare-staff@example.com", is_staff=True))
+    for i, (method, url, body, perms) in enumerate(matrix):
+        refused = getattr(bare, method)(url, body, format="json")
+        assert refused.status_code == 403, (method, url, refused.status_code)
+        if len(perms) > 1:  # each one alone is not enough
+            for perm in perms:
+                partial = APIClient()
+                partial.force_authenticate(make_user(f"partial-{i}-{perm}@example.com", is_staff=True, perms=(perm,)))
+                assert getattr(partial, method)(url, body, format="json").status_code == 403, (url, perm)
+        allowed = APIClient()
+        allowed.force_authenticate(make_user(f"staff-{i}@example.com", is_staff=True, perms=perms))
+        response = getattr(allowed, method)(url, body, format="json")
+        assert response.status_code in (200, 201), (method, url, response.status_code, response.content[:300])
 
 
 def test_the_schema_documents_the_campaigns_api(staff_api):

@@ -7,6 +7,8 @@ from email import message_from_bytes
 
 import pytest
 from django.core import mail
+from django.template import Context, Template
+from django.utils.safestring import SafeData
 
 from campaigns import sending, tokens
 from campaigns.models import Delivery, EmailTemplate
@@ -66,6 +68,23 @@ def test_the_context_is_plain_values_and_html_is_escaped():
     rendered = email_render(compiled, context)
     assert rendered.subject == "<script>x</script>" and rendered.text == "<script>x</script>"
     assert rendered.html.startswith("&lt;script&gt;x&lt;/script&gt;|||")
+
+
+def test_rendered_parts_are_plain_text_a_page_escapes():
+    """A rendered part is never marked safe: a page that shows it (a preview, an
+    iframe's srcdoc) escapes it, so a customer's name cannot become markup there."""
+    compiled = email_compile(
+        subject="{{ customer.first_name }}",
+        html_body='<p class="x">{{ customer.first_name }}</p>{{ unsubscribe_url }}',
+        text_body="{{ customer.first_name }} {{ unsubscribe_url }}",
+    )
+    context = sample_context()
+    context["customer"]["first_name"] = "<img src=x onerror=alert(1)>"
+    rendered = email_render(compiled, context)
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert not isinstance(part, SafeData)
+    shown = Template("{{ part }}").render(Context({"part": rendered.text}))
+    assert "<img" not in shown and "&lt;img src=x onerror=alert(1)&gt;" in shown
 
 
 def test_the_open_pixel_goes_before_the_end_of_body():

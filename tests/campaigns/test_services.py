@@ -44,3 +44,30 @@ def test_campaign_create_names_every_bad_field_once(store, template):
         make_campaign(template, kind=Campaign.Kind.ABANDONED_CART)
     assert set(info.value.message_dict) == {"trigger_delay_hours"}
     assert not Campaign.objects.exists()
+
+
+BAD_FROM = [
+    "Shop <shop@example.com>\r\nBcc: everyone@example.net",
+    "shop@example.com\nBcc: everyone@example.net",
+    "Shop\r <shop@example.com>",
+    "Shop <shop@example.com>\u2028Bcc: x@example.net",
+    "shop@example.com, everyone@example.net",
+    "Shop <not an address>",
+    "Shop",
+    "<>",
+]
+
+
+@pytest.mark.parametrize("from_email", BAD_FROM)
+def test_from_email_is_one_valid_address_on_one_line(store, template, from_email):
+    with pytest.raises(ValidationError) as info:
+        make_campaign(template, from_email=from_email)
+    assert list(info.value.message_dict) == ["from_email"], info.value.message_dict
+    assert not Campaign.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "from_email", ["", "shop@example.com", "Affinity Store <store@affinity.example>", '"Shop, Inc." <a@b.example>']
+)
+def test_from_email_accepts_an_address_or_name_and_address(store, template, from_email):
+    assert make_campaign(template, from_email=from_email).from_email == from_email

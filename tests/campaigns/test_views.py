@@ -85,6 +85,10 @@ def test_bad_and_tampered_tokens_are_refused_and_record_nothing(client, delivery
     product_id = delivery.products[0]["id"]
     good_click = tokens.click_token(delivery.pk, product_id=product_id)
     other_signer = signing.Signer(key="another-secret", salt=tokens.SALT_CLICK, algorithm="sha256")
+
+    def forged(salt: str) -> str:  # signed with another key
+        return signing.Signer(key="another-secret", salt=salt, algorithm="sha256").sign(str(delivery.pk))
+
     bad = [
         f"/c/k/{tamper(good_click)}/",
         f"/c/k/{other_signer.sign_object({'d': delivery.pk, 'p': product_id})}/",
@@ -94,6 +98,9 @@ def test_bad_and_tampered_tokens_are_refused_and_record_nothing(client, delivery
         f"/c/o/{str(delivery.pk)}.gif",
         f"/c/u/{tamper(tokens.unsubscribe_token(delivery.pk))}/",
         f"/c/u/{tokens.open_token(delivery.pk)}/",
+        f"/c/u/{forged(tokens.SALT_UNSUBSCRIBE)}/",
+        f"/c/u/{delivery.pk}/",  # unsigned
+        f"/c/o/{forged(tokens.SALT_OPEN)}.gif",
     ]
     for url in bad:
         method = client.post if url.startswith("/c/u/") else client.get
@@ -101,6 +108,11 @@ def test_bad_and_tampered_tokens_are_refused_and_record_nothing(client, delivery
     assert not TrackingEvent.objects.exists()
     assert not Interaction.objects.filter(kind=Interaction.Kind.CLICK).exists()
     assert not Suppression.objects.exists()
+    delivery.refresh_from_db()
+    delivery.user.refresh_from_db()
+    assert delivery.opened_at is None and delivery.clicked_at is None and delivery.unsubscribed_at is None
+    assert delivery.user.marketing_consent is True  # consent never changes without a verified token
+    assert not ConsentChange.objects.filter(user=delivery.user, source=ConsentChange.Source.UNSUBSCRIBE).exists()
 
 
 def test_a_valid_token_of_a_deleted_delivery_is_not_found(client, delivery):

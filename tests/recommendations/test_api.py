@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from recommendations import impressions
+from recommendations import impressions, services
 from recommendations.models import Impression, ModelVersion
 from shop.models import Interaction
 from tests.factories import UserFactory
@@ -35,9 +35,17 @@ def integration_account(*codenames: str):
     return account
 
 
+STAFF_PERMISSIONS = ("view_recommendations", "view_modelversion", "add_modelversion", "change_modelversion")
+
+
 @pytest.fixture
 def staff(db):
-    return UserFactory(email="ops@affinity.example", is_staff=True)
+    """A staff account holding the permissions of its job (`is_staff` alone grants nothing)."""
+    account = UserFactory(email="ops@affinity.example", is_staff=True)
+    account.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="recommendations", codename__in=STAFF_PERMISSIONS)
+    )
+    return account
 
 
 # --- who may call what ------------------------------------------------------------------------
@@ -58,7 +66,7 @@ def endpoints(store, version_id):
 
 
 EXPECTED = {
-    # endpoint: (anonymous, shopper, integration with view_recommendations, staff)
+    # endpoint: (anonymous, shopper, integration with view_recommendations, staff with STAFF_PERMISSIONS)
     "me": (401, 200, 200, 200),
     "user": (401, 403, 200, 200),
     "session": (401, 403, 200, 200),
@@ -72,8 +80,6 @@ EXPECTED = {
 
 
 def test_permissions_on_every_endpoint(store, trained, staff, monkeypatch):
-    from recommendations import services
-
     monkeypatch.setattr(services, "model_train_enqueue", lambda version: None)  # no worker in this test
     integration = integration_account("view_recommendations")
     shopper = store.customers[0]
@@ -86,9 +92,33 @@ def test_permissions_on_every_endpoint(store, trained, staff, monkeypatch):
             assert response.status_code == expected, (name, expected, response.status_code, response.content[:300])
 
 
-def test_model_permissions_for_integrations(store, trained, monkeypatch):
-    from recommendations import services
+# Each endpoint that acts for others, and the one permission that opens it.
+NEEDS = {
+    "user": "view_recommendations",
+    "session": "view_recommendations",
+    "models": "view_modelversion",
+    "model": "view_modelversion",
+    "train": "add_modelversion",
+    "activate": "change_modelversion",
+}
 
+
+def test_staff_alone_grants_nothing_the_specific_permission_does(store, trained, monkeypatch):
+    monkeypatch.setattr(services, "model_train_enqueue", lambda version: None)
+    bare_staff = client_for(UserFactory(email="bare-staff@affinity.example", is_staff=True))
+    calls = endpoints(store, trained.pk)
+    for name, codename in NEEDS.items():
+        method, url = calls[name]
+        body = {"algorithm": "popularity"} if name == "train" else None
+        refused = getattr(bare_staff, method)(url, body, format="json")
+        assert refused.status_code == 403, (name, refused.status_code)
+        account = UserFactory(email=f"staff-{name}@affinity.example", is_staff=True)
+        account.user_permissions.set(Permission.objects.filter(codename=codename))
+        allowed = getattr(client_for(account), method)(url, body, format="json")
+        assert allowed.status_code in (200, 202), (name, allowed.status_code, allowed.content[:300])
+
+
+def test_model_permissions_for_integrations(store, trained, monkeypatch):
     monkeypatch.setattr(services, "model_train_enqueue", lambda version: None)
     reader = client_for(integration_account("view_modelversion"), token=True)
     assert reader.get(f"{BASE}/models").status_code == 200
@@ -200,8 +230,6 @@ def test_click_endpoint(store, trained):
 
 # --- model versions ----------------------------------------------------------------------------
 def test_model_versions_list_detail_train_activate(store, trained, staff, monkeypatch):
-    from recommendations import services
-
     queued = []
     monkeypatch.setattr(services, "model_train_enqueue", lambda version: queued.append(version.pk))
     api = client_for(staff)
@@ -232,7 +260,6 @@ def test_model_versions_list_detail_train_activate(store, trained, staff, monkey
 def test_the_fast_presenter_matches_the_documented_serializer(store, trained):
     import json
 
-    from recommendations import services
     from recommendations.api import RecommendationListSerializer, _present
 
     rec = services.recommend_for_user(user=store.customers[0], n=5, record_impression=False)
