@@ -26,6 +26,11 @@ lists of the last seconds before a Redis restart (Redis here keeps nothing on
 disk) are lost — impressions are analytics; clicks and orders are written
 directly. Without Redis (the embedded mode) or with
 ``AFFINITY_IMPRESSIONS_QUEUE = False`` every list is one INSERT, as before.
+
+When Redis does not answer, a list is written directly (one INSERT) and a warning
+logged; the queue is then left alone for ``QUEUE_RETRY_SECONDS`` (lists keep going
+straight to the database), so that a Redis that hangs does not add its timeout to
+every page; the first list after that tries the queue again.
 """
 
 from __future__ import annotations
@@ -54,11 +59,14 @@ SHOWN_KEY = "affinity:rec:shown:{id}"
 LOCK_KEY = "affinity:rec:impressions:drain"
 LOCK_SECONDS = 60
 BATCH = 1000
+QUEUE_RETRY_SECONDS = 5.0
+
+_queue_retry_at = 0.0  # monotonic time before which the queue is not tried (after a failure)
 
 
 @functools.cache
 def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
 
 
 def _client() -> redis.Redis | None:
@@ -83,8 +91,9 @@ def queued() -> bool:
 def record(row: Impression) -> None:
     """Record a list as shown. Never raises: a lost impression must not cost the
     shopper their page (the failure is logged)."""
+    global _queue_retry_at
     client = _client()
-    if client is None:
+    if client is None or time.monotonic() < _queue_retry_at:
         _insert_one(row)
         return
     payload = json.dumps(
@@ -108,8 +117,14 @@ def record(row: Impression) -> None:
             keys=[SHOWN_KEY.format(id=row.id), QUEUE_KEY],
             args=[json.dumps(row.product_ids), payload, int(conf.get("IMPRESSIONS_SHOWN_TTL"))],
         )
-    except redis.RedisError:
-        logger.warning("impression queue unavailable; writing list %s directly", row.id, exc_info=True)
+    except redis.RedisError as exc:
+        _queue_retry_at = time.monotonic() + QUEUE_RETRY_SECONDS
+        logger.warning(
+            "impression queue unavailable (%s: %s); writing lists directly for %.0f s",
+            type(exc).__name__,
+            exc,
+            QUEUE_RETRY_SECONDS,
+        )
         _insert_one(row)
         return
     threshold = int(conf.get("IMPRESSIONS_DRAIN_AT"))
@@ -148,7 +163,7 @@ def shown_products(list_id: uuid.UUID) -> list[int] | None:
     if shown is not None:
         return shown
     client = _client()
-    if client is None:
+    if client is None or time.monotonic() < _queue_retry_at:
         return None
     try:
         raw = client.get(SHOWN_KEY.format(id=list_id))
@@ -323,7 +338,10 @@ def _insert_async_commit(row: Impression) -> None:
 
 
 def clear() -> None:
-    """Drop the queue without writing it (tests: a rolled-back database)."""
+    """Drop the queue without writing it and forget an outage (tests: a rolled-back
+    database)."""
+    global _queue_retry_at
+    _queue_retry_at = 0.0
     client = _client()
     if client is not None:
         client.delete(QUEUE_KEY, LOCK_KEY)

@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from shop.event_time import EVENTS_EARLIEST
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -220,12 +222,18 @@ class Interaction(models.Model):
     # References for attribution. Plain ids: shop does not depend on the other apps.
     delivery_id = models.BigIntegerField(null=True, blank=True, help_text="campaigns.Delivery id")
     rec_list_id = models.UUIDField(null=True, blank=True, help_text="Id of the recommendation list shown")
-    event_id = models.CharField(  # unique when given: constraint interaction_event_id_unique
+    event_id = models.CharField(  # unique per client_id when given: the two interaction_event_id_* constraints
         max_length=64,
         null=True,
         blank=True,
-        help_text="Client-chosen idempotency key: an event with a known id is not stored twice.",
+        help_text="Client-chosen idempotency key: an event with a known id (of the same client) is not stored twice.",
     )
+    # The namespace of event_id: the id of the account that sent the event through the
+    # API, so one client cannot claim (and so drop) another's ids. NULL: the store's own
+    # events and imports (whose derived keys start with "imp:"), one shared namespace.
+    # A plain id, not a foreign key: forgetting a client account must not move its
+    # events into another namespace (nor delete events it sent about other customers).
+    client_id = models.BigIntegerField(null=True, blank=True, help_text="Id of the API account that sent the event")
 
     class Meta:
         # No default ordering: the training read streams millions of rows unsorted.
@@ -235,9 +243,20 @@ class Interaction(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind=6) | (Q(value__gte=0) & Q(value__lte=5)), name="interaction_rating_0_5"
             ),
-            # Partial: the many events without a client id cost the index nothing.
+            # The lower bound of shop.event_time (the upper, "now", is checked at the edge).
+            models.CheckConstraint(condition=Q(occurred_at__gte=EVENTS_EARLIEST), name="interaction_occurred_at_min"),
+            # Partial: the many events without an event id cost the indexes nothing. Two,
+            # because NULLs are distinct in a unique index: one namespace per API client,
+            # and one (client_id NULL) for the store's own events and the importers'.
             models.UniqueConstraint(
-                fields=["event_id"], condition=Q(event_id__isnull=False), name="interaction_event_id_unique"
+                fields=["client_id", "event_id"],
+                condition=Q(event_id__isnull=False, client_id__isnull=False),
+                name="interaction_event_id_client_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["event_id"],
+                condition=Q(event_id__isnull=False, client_id__isnull=True),
+                name="interaction_event_id_store_unique",
             ),
         ]
         indexes = [
@@ -262,6 +281,11 @@ class Cart(models.Model):
     session_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    # The order this cart last became: a repeated checkout submit is sent to it
+    # (shop.services.carts.cart_checkout) instead of placing another.
+    order = models.OneToOneField(
+        "Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
 
     class Meta:
         constraints = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI / Redoc served from our static files (no CDN)
     "django_celery_beat",
     "anymail",
+    "axes",  # failed-login tracking and lockouts (staff see and reset them in admin)
     "shop",
     "recommendations",
     "campaigns",
@@ -74,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "shop.urls"
@@ -122,6 +125,25 @@ LOGIN_URL = "shop:login"
 LOGIN_REDIRECT_URL = "shop:home"
 LOGOUT_REDIRECT_URL = "shop:home"
 
+# Brute-force protection (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords an
+# account is locked, and so is an address (each counted on its own), on the store's and
+# admin's login alike, until LOGIN_LOCKOUT_MINUTES pass (0: until staff reset it in admin,
+# "Access attempts", or `manage.py axes_reset`). A right password while locked is refused.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # separately: per account, per address
+_lockout_minutes = env.int("LOGIN_LOCKOUT_MINUTES", default=60)
+AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes) if _lockout_minutes > 0 else None
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "shop.security.login_username"  # the email, case-folded as the login forms do
+AXES_CLIENT_IP_CALLABLE = "shop.security.client_ip"  # behind API_NUM_PROXIES trusted proxies, as the API
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -135,6 +157,9 @@ LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="Europe/London")
 USE_I18N = True
 USE_TZ = True
+# How far after "now" an event's time may be (clients' clock skew); the earliest
+# time is fixed: shop.event_time.EVENTS_EARLIEST (a database constraint holds it too).
+INTERACTION_MAX_FUTURE_SECONDS = env.int("INTERACTION_MAX_FUTURE_SECONDS", default=5 * 60)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -155,7 +180,16 @@ STORAGES = {
 # --- Redis, cache, Celery ---------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Fail-soft (shop/cache.py): with Redis down the store serves without its cache,
+    # logs it, and /health/ready names "cache"; the timeouts keep a hung Redis short.
+    _redis_timeout = env.float("REDIS_CACHE_TIMEOUT", default=2.0)
+    CACHES = {
+        "default": {
+            "BACKEND": "shop.cache.FailSoftRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": _redis_timeout, "socket_timeout": _redis_timeout},
+        }
+    }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
@@ -253,6 +287,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load balancers and orchestrators probe the process over plain HTTP: a 301 to
+    # https would read as "down" (paths without their leading slash; see shop/urls.py).
+    SECURE_REDIRECT_EXEMPT = [r"^health/live$", r"^health/ready$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)

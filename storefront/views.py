@@ -283,10 +283,10 @@ def checkout(request: HttpRequest) -> HttpResponse:
     current = selectors.cart_find(user=request.user)
     view = selectors.cart_view(cart=current)
     if request.method == "POST":
-        if current is None or not view.lines:
+        if current is None:
             messages.error(request, "Your cart is empty.")
             return redirect("shop:cart")
-        try:
+        try:  # a repeated submit (the cart is empty now) gets the order it placed
             order = carts.cart_checkout(cart=current)
         except OutOfStock as exc:
             messages.error(
@@ -296,7 +296,10 @@ def checkout(request: HttpRequest) -> HttpResponse:
             )
             return redirect("shop:cart")
         except ValidationFailed as exc:
-            messages.error(request, f"Could not place the order: {exc.errors[0].message}.")
+            if exc.errors[0].code == "empty":
+                messages.error(request, "Your cart is empty.")
+            else:
+                messages.error(request, f"Could not place the order: {exc.errors[0].message}.")
             return redirect("shop:cart")
         messages.success(request, "Thank you! Your order is placed.")
         return redirect("shop:order", number=order.number)

@@ -9,6 +9,7 @@ import math
 import uuid
 from datetime import datetime
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop import selectors
+from shop.event_time import occurred_at_problem
 from shop.models import Interaction, User
 from shop.rest.errors import error_body
 from shop.rest.pagination import PageNumberPagination
@@ -31,6 +33,7 @@ from shop.services.interactions import (
     InteractionIn,
     interactions_bulk_record,
     interactions_validate,
+    max_future,
 )
 
 BATCH_MAX_EVENTS = 1000
@@ -65,8 +68,9 @@ class EventInputSerializer(serializers.Serializer):
         required=False,
         min_length=1,
         max_length=64,
-        help_text="Your unique id of the event: an event whose id is already stored is skipped, "
-        "so a retried request never stores it twice. Strongly recommended.",
+        help_text="Your unique id of the event: an event whose id you already sent is skipped, "
+        "so a retried request never stores it twice. Ids are per client (account): another "
+        "client's ids never collide with yours. Strongly recommended.",
     )
     product_id = serializers.IntegerField(required=False, min_value=1, help_text="Affinity product id…")
     product_sku = serializers.CharField(
@@ -92,7 +96,7 @@ class EventInputSerializer(serializers.Serializer):
     occurred_at = serializers.DateTimeField(
         required=False,
         help_text="ISO 8601 with a timezone (`2024-05-01T10:00:00Z`); default: now. "
-        "Not more than 5 minutes in the future.",
+        "Not before 1990-01-01 UTC, nor more than 5 minutes in the future.",
     )
     source = serializers.ChoiceField(choices=EVENT_SOURCE_CHOICES, required=False, default="api")
     rec_list_id = serializers.UUIDField(
@@ -200,6 +204,9 @@ def parse_event(index: int, raw, *, actor: User, for_anyone: bool) -> tuple[Inte
                     errors.append(
                         RowError(index, "occurred_at", "needs a timezone (e.g. Z or +01:00)", "naive_datetime")
                     )
+                    occurred_at = None
+                elif problem := occurred_at_problem(parsed, now=timezone.now(), max_future=max_future()):
+                    errors.append(RowError(index, "occurred_at", problem[1], problem[0]))
                     occurred_at = None
                 else:
                     occurred_at = parsed
@@ -409,7 +416,7 @@ class InteractionListCreateApi(APIView):
         event, errors = parse_event(0, request.data, actor=request.user, for_anyone=for_anyone)
         if errors:
             raise ValidationFailed(errors)
-        result = interactions_bulk_record(events=[event], partial=False)
+        result = interactions_bulk_record(events=[event], partial=False, client=request.user)
         created = result.created == 1
         return Response(
             {"status": "created" if created else "duplicate", "event_id": event.event_id},
@@ -450,8 +457,9 @@ class InteractionBatchApi(APIView):
       and some event was rejected. The error shape then lists every bad event as
       ``events[i].<field>`` with ``index`` = i.
 
-    **Idempotency**: give every event an ``event_id``. An event whose id is already
-    stored is skipped and counted in ``duplicates``, so resending a batch after a
+    **Idempotency**: give every event an ``event_id`` (unique among *your* events: each
+    client account has its own namespace). An event whose id you already sent is
+    skipped and counted in ``duplicates``, so resending a batch after a
     timeout stores each event once. Events without ``event_id`` are stored each time.
 
     **Who**: a shopper may send only their own events (no user field needed); a client
@@ -588,7 +596,7 @@ class InteractionBatchApi(APIView):
         if errors and not parsed:
             _raise_rows(errors)
         try:
-            result = interactions_bulk_record(events=parsed, partial=partial)
+            result = interactions_bulk_record(events=parsed, partial=partial, client=actor)
         except ValidationFailed as exc:
             _raise_rows(errors + _remap(exc.errors, positions))
         errors.extend(_remap(result.errors, positions))

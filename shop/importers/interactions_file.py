@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import NamedTuple
 
+from shop.event_time import DEFAULT_MAX_FUTURE, occurred_at_problem
+
 FIELDS = ("user", "item", "timestamp", "kind", "value", "event_id")
 REQUIRED = ("user", "item", "timestamp")
 MAX_ID_LENGTH = 64  # User.external_id, Product.sku and Interaction.event_id
@@ -168,11 +170,13 @@ def kind_parse(text: str) -> int | None:
 class TimestampParser:
     """ISO 8601 (naive times are in ``tz``) or unix seconds (``unit="ms"``: millis)."""
 
-    def __init__(self, tz: tzinfo, unit: str = "s", now: datetime | None = None):
+    def __init__(
+        self, tz: tzinfo, unit: str = "s", now: datetime | None = None, max_future: timedelta = DEFAULT_MAX_FUTURE
+    ):
         if unit not in {"s", "ms"}:
             raise FileProblem(f"timestamp unit must be s or ms, not {unit!r}")
         self.tz, self.scale = tz, 1000.0 if unit == "ms" else 1.0
-        self.latest = (now or datetime.now(UTC)) + timedelta(minutes=5)
+        self.now, self.max_future = now or datetime.now(UTC), max_future
         self.unit = "unix milliseconds" if unit == "ms" else "unix seconds"
 
     def __call__(self, text: str) -> datetime | str:
@@ -194,8 +198,8 @@ class TimestampParser:
                 return f"timestamp {raw!r} is not ISO 8601 or {self.unit}"
             at = at.replace(tzinfo=self.tz) if at.tzinfo is None else at
             at = at.astimezone(UTC)
-        if at > self.latest:
-            return f"timestamp {raw!r} is in the future"
+        if problem := occurred_at_problem(at, now=self.now, max_future=self.max_future):
+            return f"timestamp {raw!r} {problem[1]}"
         return at
 
 

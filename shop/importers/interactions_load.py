@@ -27,7 +27,7 @@ from django.utils.text import slugify
 
 from shop.bulk import tables_bulk_load
 from shop.models import Interaction, Product, User
-from shop.services.interactions import interactions_bulk_copy
+from shop.services.interactions import interactions_bulk_copy, max_future
 
 from . import interactions_file as ifile
 from .common import (
@@ -131,7 +131,7 @@ def interactions_file_import(
     if kind is None:
         raise ifile.FileProblem(f"default kind {default_kind!r} is not one of {', '.join(ifile.KINDS)}")
     reader = ifile.FileReader(path, ifile.delimiter_for(path, delimiter), fields)
-    stamp = ifile.TimestampParser(ZoneInfo(settings.TIME_ZONE), timestamp_unit)
+    stamp = ifile.TimestampParser(ZoneInfo(settings.TIME_ZONE), timestamp_unit, max_future=max_future())
     report = InteractionsImportReport(dry_run=dry_run)
     lap = PhaseTimer(report.timings)
 
@@ -237,7 +237,9 @@ def _dry_run_count(
     products and event keys already known. ``keys`` are the file's distinct keys."""
     known_users = sum(User.objects.filter(external_id__in=chunk).count() for chunk in chunked(users, 5000))
     known_items = sum(Product.objects.filter(sku__in=chunk).count() for chunk in chunked(items, 5000))
-    stored = sum(Interaction.objects.filter(event_id__in=chunk).count() for chunk in chunked(keys, 5000))
+    stored = sum(
+        Interaction.objects.filter(client_id=None, event_id__in=chunk).count() for chunk in chunked(keys, 5000)
+    )  # the importers' namespace: no API client
     report.existing_customers, report.created["customers"] = known_users, len(users) - known_users
     report.existing_products, report.created["products"] = known_items, len(items) - known_items
     report.duplicates += stored

@@ -57,6 +57,8 @@ from zoneinfo import ZoneInfo
 
 from faker import Faker
 
+from shop.event_time import occurred_at_problem
+
 from .catalogue import categorise, describe, normalise_description, title_case
 
 LONDON = ZoneInfo("Europe/London")
@@ -118,9 +120,12 @@ def london_time(text: str) -> datetime:
     """``"2010-12-01 08:26:00"`` (UK wall-clock time) -> an aware datetime, in UTC
     (the same instant; UTC makes later arithmetic and database writes cheap)."""
     try:
-        return datetime.fromisoformat(text.strip()).replace(tzinfo=LONDON).astimezone(UTC)
-    except ValueError:
+        at = datetime.fromisoformat(text.strip()).replace(tzinfo=LONDON).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise MalformedRow(f"InvoiceDate {text!r} is not YYYY-MM-DD HH:MM:SS") from None
+    if problem := occurred_at_problem(at, now=datetime.now(UTC)):
+        raise MalformedRow(f"InvoiceDate {text!r} {problem[1]}")
+    return at
 
 
 def unit_price_parse(text: str) -> Decimal:

@@ -11,14 +11,22 @@ its ordinary requests, and vice versa. The counters live in the default cache (R
 in production, so every gunicorn process shares them).
 
 A throttled request gets 429 with the error shape, ``retry_after`` and a
-``Retry-After`` header.
+``Retry-After`` header. With the counters' store down the limits fail open: the
+request is let through and a warning logged (an outage must not take the API down;
+the default cache, shop.cache.FailSoftRedisCache, already answers a miss then; this
+covers any other cache backend).
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
+from redis.exceptions import RedisError
 from rest_framework import throttling
 from rest_framework.settings import api_settings
+
+logger = logging.getLogger(__name__)
 
 
 class _RatesAtRequestTime:
@@ -30,6 +38,13 @@ class _RatesAtRequestTime:
         if rate is None or str(rate).strip().lower() in {"", "off", "none"}:
             return None  # no limit
         return rate
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)  # type: ignore[misc]
+        except (RedisError, ConnectionError, TimeoutError) as exc:
+            logger.warning("rate limit %s not checked (counters unavailable: %s); request allowed", self.scope, exc)
+            return True
 
     def get_cache_key(self, request, view):
         key = super().get_cache_key(request, view)

@@ -92,17 +92,38 @@ def cart_merge(*, session_key: str, user: User) -> Cart:
     return cart
 
 
+# A submit of an emptied cart this soon after its checkout is a repeat of that checkout.
+CHECKOUT_REPEAT_WINDOW = timedelta(minutes=30)
+
+
 def cart_checkout(*, cart: Cart, source: int = Interaction.Source.WEB) -> Order:
-    """Turn a cart into an order and empty it."""
-    items = list(cart.items.select_related("product"))
+    """Turn a cart into an order and empty it: idempotent per cart.
+
+    The cart row is locked for the whole checkout, so concurrent submits of one cart
+    run one after the other; the first places the order and records it on the cart,
+    and a repeat (concurrent or later: the cart is empty now) gets that same order
+    back -- one order, stock taken once. Raises `ValidationFailed` (code ``empty``)
+    for an empty cart that became no order lately."""
     with transaction.atomic():
+        # No join here: a waiter re-reads the locked row when the lock is released, but a
+        # joined order would be read from the statement's older snapshot (missing).
+        locked = Cart.objects.select_for_update().get(pk=cart.pk)
+        items = list(locked.items.select_related("product").order_by("pk"))
+        if not items:
+            previous = locked.order
+            if previous is not None and previous.placed_at >= timezone.now() - CHECKOUT_REPEAT_WINDOW:
+                return previous
+            raise ValidationFailed([RowError(0, "cart", "the cart is empty", "empty")])
         order = order_place(
             lines=[OrderLineIn(product=i.product, quantity=i.quantity, rec_list_id=i.rec_list_id) for i in items],
-            user=cart.user,
-            session_key=cart.session_key or "",
+            user=locked.user,
+            session_key=locked.session_key or "",
             source=source,
         )
-        cart.items.all().delete()
+        locked.items.all().delete()
+        locked.order = order
+        locked.save(update_fields=["order", "updated_at"])
+    cart.order = order
     return order
 
 

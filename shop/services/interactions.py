@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 from typing import cast
 
 import psycopg
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from shop.bulk import INTERACTION_COPY_FIELDS, INTERACTION_KEYED_FIELDS, rows_bulk_insert
+from shop.event_time import occurred_at_problem
 from shop.models import Interaction, Product, User
 
 from .errors import RowError, ValidationFailed
@@ -62,14 +64,18 @@ class BulkResult:
 _MAX_ID = 2**63 - 1  # bigint primary keys
 _KINDS = frozenset(Interaction.Kind.values)  # (the enums' .values builds a new list at each access)
 _SOURCES = frozenset(Interaction.Source.values)
-_FUTURE_SLACK = timedelta(minutes=5)
+
+
+def max_future() -> timedelta:
+    """How far after "now" an event may be dated (``INTERACTION_MAX_FUTURE_SECONDS``)."""
+    return timedelta(seconds=settings.INTERACTION_MAX_FUTURE_SECONDS)
 
 
 def _is_id(value) -> bool:
     return type(value) is int and 1 <= value <= _MAX_ID
 
 
-def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]:
+def _check_event(index: int, ev: InteractionIn, now: datetime, future: timedelta) -> list[RowError]:
     errors: list[RowError] = []
     if ev.product_id is None and not ev.product_sku:
         errors.append(RowError(index, "product", "either product_id or product_sku is required", "required"))
@@ -109,8 +115,8 @@ def _check_event(index: int, ev: InteractionIn, now: datetime) -> list[RowError]
     if ev.occurred_at is not None:
         if timezone.is_naive(ev.occurred_at):
             errors.append(RowError(index, "occurred_at", "needs a timezone", "naive_datetime"))
-        elif ev.occurred_at > now + _FUTURE_SLACK:
-            errors.append(RowError(index, "occurred_at", "is in the future", "future"))
+        elif problem := occurred_at_problem(ev.occurred_at, now=now, max_future=future):
+            errors.append(RowError(index, "occurred_at", problem[1], problem[0]))
     if ev.event_id is not None and not (1 <= len(ev.event_id) <= 64):
         errors.append(RowError(index, "event_id", "1 to 64 characters", "max_length"))
     if ev.delivery_id is not None and not _is_id(ev.delivery_id):
@@ -157,11 +163,11 @@ def _events_resolve(events: Sequence[InteractionIn]) -> tuple[list[RowError], li
     external id). Returns the errors in row order and, per event, ``(product_id,
     user_id)`` (``None`` where unresolved).
     """
-    now = timezone.now()
+    now, future = timezone.now(), max_future()
     errors: list[RowError] = []
     bad: set[int] = set()
     for i, ev in enumerate(events):
-        row_errors = _check_event(i, ev, now)
+        row_errors = _check_event(i, ev, now, future)
         if row_errors:
             errors.extend(row_errors)
             bad.add(i)
@@ -236,28 +242,32 @@ _INSERT_COLUMNS = (
     ("event_id", "varchar"),
     ("delivery_id", "bigint"),
     ("rec_list_id", "uuid"),
+    ("client_id", "bigint"),
 )
 
 
 def _interactions_insert_pg(columns: list[list]) -> int:
-    """One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (event_id) DO NOTHING``:
+    """One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING``:
     a single round trip whatever the batch size, no model instances, and the exact
     number of rows written (a duplicate ``event_id`` -- a retry, even a concurrent one --
-    is skipped by the unique index, not counted)."""
+    is skipped by the unique index of its namespace, not counted). No conflict target:
+    the rows' ``client_id`` is NULL (the store's namespace) or an account's, and each
+    namespace has its own partial unique index."""
     table = connection.ops.quote_name(Interaction._meta.db_table)
     names = ", ".join(connection.ops.quote_name(name) for name, _ in _INSERT_COLUMNS)
     arrays = ", ".join(f"%b::{sqltype}[]" for _, sqltype in _INSERT_COLUMNS)
-    sql = (
-        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING"
-    )  # the partial unique constraint
+    sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"  # the partial unique constraints of event_id per client_id
     with _pg_cursor() as cursor:
         cursor.execute(sql, columns)
         return cursor.rowcount
 
 
 def interactions_bulk_record(
-    *, events: Sequence[InteractionIn], partial: bool = False, batch_size: int = 1000
+    *,
+    events: Sequence[InteractionIn],
+    partial: bool = False,
+    batch_size: int = 1000,
+    client: User | None = None,
 ) -> BulkResult:
     """Validate and store many events in one transaction.
 
@@ -265,6 +275,9 @@ def interactions_bulk_record(
     naming every bad row and nothing is written. ``partial=True``: the good rows are
     stored and the result lists the bad ones. Events whose ``event_id`` is already
     stored are skipped and counted as duplicates (a retried batch never doubles).
+    ``client``: the account sending the events (the API's caller), the namespace of
+    their ``event_id``s -- another client's ids never collide with them; None: the
+    store's own namespace.
 
     Three queries for any batch on PostgreSQL: products, users, one insert.
     """
@@ -273,6 +286,7 @@ def interactions_bulk_record(
         raise ValidationFailed(errors)
     bad = {e.index for e in errors}
     now = timezone.now()
+    client_id = client.pk if client is not None else None
     # a row without errors resolved its product: (product_id, user_id or None)
     good = cast(
         list[tuple[InteractionIn, tuple[int, int | None]]],
@@ -297,6 +311,7 @@ def interactions_bulk_record(
                         [ev.event_id or None for ev, _ in chunk],
                         [ev.delivery_id for ev, _ in chunk],
                         [ev.rec_list_id for ev, _ in chunk],
+                        [client_id] * len(chunk),
                     ]
                 )
         return BulkResult(created=created, duplicates=len(good) - created, errors=errors)
@@ -312,13 +327,16 @@ def interactions_bulk_record(
             event_id=ev.event_id or None,
             delivery_id=ev.delivery_id,
             rec_list_id=ev.rec_list_id,
+            client_id=client_id,
         )
         for ev, (product_id, user_id) in good
     ]
     keyed = [r.event_id for r in rows if r.event_id]
     with transaction.atomic():
         known = (
-            set(Interaction.objects.filter(event_id__in=keyed).values_list("event_id", flat=True)) if keyed else set()
+            set(Interaction.objects.filter(client_id=client_id, event_id__in=keyed).values_list("event_id", flat=True))
+            if keyed
+            else set()
         )
         fresh = [r for r in rows if not r.event_id or r.event_id not in known]
         # ignore_conflicts covers a concurrent retry of the same batch racing us.
@@ -375,7 +393,7 @@ def interaction_record(
         delivery_id=delivery_id,
         rec_list_id=rec_list_id,
     )
-    errors = _check_event(0, ev, timezone.now())
+    errors = _check_event(0, ev, timezone.now(), max_future())
     if errors:
         raise ValidationFailed(errors)
     try:
@@ -393,7 +411,7 @@ def interaction_record(
                 event_id=event_id,
             )
     except IntegrityError:
-        if event_id and (existing := Interaction.objects.filter(event_id=event_id).first()):
+        if event_id and (existing := Interaction.objects.filter(client_id=None, event_id=event_id).first()):
             return existing  # idempotent retry
         raise
 

@@ -177,3 +177,24 @@ def test_an_entry_the_database_refuses_is_dropped_not_stuck(small, caplog):
 
     if connection.vendor == "postgresql":  # SQLite does not check lengths
         assert bad.id not in written and "dropped a queued impression" in caplog.text
+
+
+def test_a_queue_outage_is_not_waited_on_for_every_list(small, settings, monkeypatch):
+    redis_url = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    calls = []
+    enqueue = impressions._enqueue
+
+    def counting(client):
+        calls.append(client)
+        return enqueue(client)
+
+    monkeypatch.setattr(impressions, "_enqueue", counting)
+    recs = [services.recommend_for_user(user=u, n=2) for u in small.customers[:3]]
+    assert Impression.objects.filter(pk__in=[r.id for r in recs]).count() == 3  # all written directly
+    assert len(calls) == 1  # Redis was tried once, then left alone for a while
+    monkeypatch.setattr(impressions, "QUEUE_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(impressions, "_queue_retry_at", 0.0)  # the pause is over
+    services.recommend_for_user(user=small.customers[3], n=2)
+    assert len(calls) == 2  # and then it is tried again
+    settings.REDIS_URL = redis_url

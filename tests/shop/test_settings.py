@@ -51,7 +51,7 @@ def test_services_from_environment(tmp_path):
     )
     assert s["engine"] == "django.db.backends.postgresql"
     assert s["broker"] == "redis://cache:6379/0"
-    assert s["cache"].endswith("RedisCache")
+    assert s["cache"] == "shop.cache.FailSoftRedisCache"  # a Redis outage is a cache miss, not a 500
     assert s["email"] == "django.core.mail.backends.smtp.EmailBackend"
 
 
@@ -73,6 +73,7 @@ def test_production_passes_check_deploy_without_warnings(tmp_path):
             "AFFINITY_VAR_DIR": str(tmp_path),
             "DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-9f8e7d6c5b4a",
             "ALLOWED_HOSTS": "shop.example.com",
+            "ANYMAIL": '{"WEBHOOK_SECRET": "esp:a-long-random-webhook-password"}',
         },
         "manage.py",
         "check",
@@ -82,3 +83,15 @@ def test_production_passes_check_deploy_without_warnings(tmp_path):
     )
     assert out.returncode == 0, out.stderr + out.stdout
     assert "no issues" in out.stdout
+
+
+def test_check_deploy_warns_when_esp_webhooks_have_no_secret(tmp_path):
+    env = {
+        "DJANGO_ENV": "production",
+        "AFFINITY_VAR_DIR": str(tmp_path),
+        "DJANGO_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-9f8e7d6c5b4a",
+        "ALLOWED_HOSTS": "shop.example.com",
+    }
+    out = run(env, "manage.py", "check", "--deploy")
+    assert "campaigns.W001" in out.stderr + out.stdout and "WEBHOOK_SECRET" in out.stderr + out.stdout
+    assert "campaigns.W001" not in run(env, "manage.py", "check").stderr, "a deploy check only"
