@@ -95,9 +95,10 @@ def main() -> None:
 store ({args.products:,} products, {args.interactions:,} interactions, `manage.py seed_synthetic`) in PostgreSQL,
 with the active model als#{active.pk} {json.dumps(active.params)}; {args.runs} runs in one process (the first also
 loads the artifact), {started}. The export (`recommend_for_users_batches`: 1,000 customers a batch, two batches at a
-time in threads with one BLAS thread each) reads a batch's events in one query, folds them into the model, scores the
-batch with one matrix product and the engine's top-n (`recommend`), fills each list (filters, diversity, fallbacks),
-then writes CSV.
+time in threads with one BLAS thread each) reads a batch's events in one query, folds them into the model, takes each
+customer's top k with the engine's batch top-k (`top_k_batch`; ALS: an exact early-stopping scan over the items by
+decreasing norm, block by block, for 512 customers at once), fills each list (filters, diversity, fallbacks), then
+writes CSV.
 
 {chr(10).join(table)}
 

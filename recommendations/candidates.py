@@ -214,7 +214,8 @@ def model_cands(
             (np.ones(sum(c.size for c in ex_c), np.float32), (np.concatenate(ex_r), np.concatenate(ex_c))),
             shape=(live.size, loaded.model.n_items),
         )
-        ids, scores = loaded.model.recommend(rows[live], n=k, exclude=exclude, exclude_history=False, allowed=allowed)
+        # the engine's batch top-k (ALS: an exact early-stopping scan, not every item scored)
+        ids, scores = loaded.model.top_k_batch(rows[live], k, exclude=exclude, allowed=allowed)
         anchors = [explanations.anchors(loaded, chunk[r].history, explain_items) for r in live.tolist()]
         contrib = explanations.contributions(loaded, anchors, ids) if explain_items else None
         for pos, r in enumerate(live.tolist()):

@@ -25,8 +25,10 @@ Fold-in (scoring a history row for any user, known or not):
 Serving (``Recommender.top_k``): ALS scans the items by decreasing factor norm,
 block by block, and stops as soon as no item left can beat the k-th best (a score
 ``u.y`` is at most ``|u| |y|``): the exact top k, reading a few percent of the
-catalogue. The Gram matrix, its inverse and the norm order are computed once per
-fitted or loaded model.
+catalogue. ``top_k_batch`` runs the same scan for a block of rows at once (the
+first block of items for every row, then only the rows that can still improve).
+The Gram matrix, its inverse and the norm order are computed once per fitted or
+loaded model.
 """
 
 from __future__ import annotations
@@ -263,6 +265,85 @@ class ALSRecommender(_ImplicitBase):
                 break
         order = np.lexsort((best_cols, -best_scores))  # best first, ties by column
         return best_cols[order], best_scores[order]
+
+    def _top_k_batch(
+        self,
+        history: sp.csr_matrix,
+        k: int,
+        exclude: sp.csr_matrix | None,
+        allowed: np.ndarray | None,
+        block: int = 1024,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact early-stopping scan of ``top_k`` for many rows at once: the first
+        ``block`` items by decreasing norm are scored for every row, each row's k-th
+        best is its threshold, and each following block (twice as wide as the one
+        before) is scored only for the rows whose ``|u| * (largest norm left)`` can
+        still beat it; the scan stops when no row can."""
+        rows = history.shape[0]
+        ids = np.full((rows, k), -1, dtype=np.int64)
+        out = np.full((rows, k), -np.inf, dtype=np.float32)
+        if k == 0 or rows == 0:
+            return ids, out
+        by_norm, norms_sorted, factors_sorted_t, position = self._norm_order()
+        n = by_norm.size
+        users = self.fold_in(history)
+        bounds = np.linalg.norm(users.astype(np.float64), axis=1) * (1 + 1e-5)  # float32 rounding
+        if exclude is not None and exclude.nnz:
+            ex_pos = position[exclude.indices]
+            ex_rows = np.repeat(np.arange(rows), np.diff(exclude.indptr))
+            by_pos = np.argsort(ex_pos, kind="stable")
+            ex_pos, ex_rows = ex_pos[by_pos], ex_rows[by_pos]
+        else:
+            ex_pos = ex_rows = np.zeros(0, dtype=np.int64)
+        allowed_sorted = allowed[by_norm] if allowed is not None else None
+        best = out.copy()  # each row's k best so far (unordered), -inf: none yet
+        best_pos = np.zeros((rows, k), dtype=np.int64)  # their positions in the norm order
+        kth = np.full(rows, -np.inf)  # each row's k-th best so far
+        local = np.full(rows, -1, dtype=np.int64)
+        start = 0
+        while start < n:
+            # rows whose k-th best may still be beaten by an item at or after `start`
+            active = np.flatnonzero(~(kth > bounds * norms_sorted[start]))
+            if active.size == 0:
+                break
+            stop = min(n, start + block)
+            scores = users[active] @ factors_sorted_t[:, start:stop]
+            lo, hi = np.searchsorted(ex_pos, [start, stop])
+            if hi > lo:
+                local[active] = np.arange(active.size)
+                r = local[ex_rows[lo:hi]]
+                hit = r >= 0
+                scores[r[hit], ex_pos[lo:hi][hit] - start] = -np.inf
+                local[active] = -1
+            if allowed_sorted is not None:
+                scores[:, ~allowed_sorted[start:stop]] = -np.inf
+            if stop - start > k:
+                part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                scores = np.take_along_axis(scores, part, axis=1)
+                positions = part + start
+            else:
+                positions = np.broadcast_to(np.arange(start, stop), scores.shape)
+            if start == 0 and scores.shape[1] == k:  # the first block: nothing to merge with
+                kept = scores
+                best[active], best_pos[active] = scores, positions
+            else:
+                merged = np.concatenate([best[active], scores], axis=1)
+                merged_pos = np.concatenate([best_pos[active], positions], axis=1)
+                part = np.argpartition(-merged, k - 1, axis=1)[:, :k]
+                kept = np.take_along_axis(merged, part, axis=1)
+                best[active] = kept
+                best_pos[active] = np.take_along_axis(merged_pos, part, axis=1)
+            kth[active] = kept.min(axis=1)
+            start, block = stop, block * 2
+        valid = best > -np.inf  # -inf and NaN: nothing listed
+        cols = np.where(valid, by_norm[best_pos], -1)
+        order = np.lexsort((cols, -best), axis=1)  # best first, ties by column
+        cols = np.take_along_axis(cols, order, axis=1)
+        best = np.take_along_axis(best, order, axis=1)
+        valid = best > -np.inf
+        ids[valid] = cols[valid]
+        out[valid] = best[valid]
+        return ids, out
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return _cosine_rows(self.item_factors, items)

@@ -358,6 +358,54 @@ class Recommender(ABC):
         valid = ids[0] >= 0
         return ids[0][valid], top[0][valid]
 
+    def top_k_batch(
+        self,
+        history: sp.spmatrix,
+        k: int,
+        *,
+        exclude: sp.spmatrix | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best item columns for EACH history row (the batch path: exports,
+        campaigns): ``(ids int64 (rows, k), scores float32 (rows, k))``, best first
+        (equal scores by column), padded with id ``-1`` / score ``-inf`` when fewer
+        than ``k`` items qualify -- what ``recommend(history, n=k, exclude=exclude,
+        exclude_history=False, allowed=allowed)`` returns (equal scores at the cut-off
+        aside). ``exclude``: a sparse matrix of the same rows whose stored entries are
+        columns never listed for that row; ``allowed``: a bool mask over items of what
+        may be listed. The history's own items are not excluded. Default: score every
+        item (factor models override it with a scan that reads only what can win)."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
+            raise EngineError(f"k must be a non-negative integer, got {k!r}")
+        matrix = self.check_history(history)
+        rows = matrix.shape[0]
+        excluded: sp.csr_matrix | None = None
+        if exclude is not None:
+            if not sp.issparse(exclude):
+                raise EngineError("exclude must be a scipy.sparse matrix")
+            excluded = sp.csr_matrix(exclude)
+            if excluded.shape != (rows, self.n_items):
+                raise EngineError(f"exclude has shape {excluded.shape}; expected ({rows}, {self.n_items})")
+            excluded.sum_duplicates()  # canonical: one entry per (row, column)
+        mask = self._check_allowed(allowed) if allowed is not None else None
+        return self._top_k_batch(matrix, int(k), excluded, mask)
+
+    def _top_k_batch(
+        self,
+        history: sp.csr_matrix,
+        k: int,
+        exclude: sp.csr_matrix | None,
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``top_k_batch`` on validated arguments. Default: dense scores + ``top_n``."""
+        scores = np.array(self._score(history), dtype=np.float32, copy=True)
+        if exclude is not None and exclude.nnz:
+            rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+            scores[rows, exclude.indices] = -np.inf
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
+        return top_n(scores, k)
+
     def _check_allowed(self, allowed: np.ndarray) -> np.ndarray:
         mask = np.asarray(allowed)
         if mask.dtype != np.bool_ or mask.shape != (self.n_items,):

@@ -166,6 +166,98 @@ def test_early_stopping_top_k_equals_scoring_every_item():
                 assert got_ids.size == int(few.sum()) - int(few[exclude].sum())
 
 
+def _scan_model_and_rows(*, tight: bool = False):
+    """An ALS model on a power-law catalogue (several blocks of the scan) and 120
+    rows: training users and brand-new histories of rare items. ``tight``: the item
+    factors replaced by random 3-d ones, so that many items score close to the bound
+    ``|u| |y|`` (a scan that stops a little early misses some)."""
+    rng = np.random.default_rng(11)
+    n_users, n_items = 1200, 30_000
+    popularity = rng.zipf(1.6, n_items).astype(np.float64)
+    popularity /= popularity.sum()
+    rows = np.repeat(np.arange(n_users), 25)
+    cols = rng.choice(n_items, rows.size, p=popularity)
+    matrix = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+    matrix.sum_duplicates()
+    model = algorithm_build("als", factors=16, iterations=4, random_state=1).fit(matrix)
+    rare = sp.csr_matrix(
+        (np.ones(3 * 40, np.float32), (np.repeat(np.arange(40), 3), rng.choice(n_items, 3 * 40))),
+        shape=(40, n_items),
+    )
+    history = sp.vstack([matrix[:80], rare]).tocsr()
+    if tight:
+        factors = rng.standard_normal((n_items, 3)) * rng.lognormal(0.0, 0.5, n_items)[:, None]
+        model._set_item_factors(factors.astype(np.float32))
+    return model, history, rng
+
+
+def _batch_mismatches(model, history, exclude, allowed, k, block) -> int:
+    """How many rows of the batch scan (first block ``block`` items wide) differ from
+    ranking every item (scores, or items above the k-th best score)."""
+    want_ids, want_scores = model.recommend(history, n=k, exclude=exclude, exclude_history=False, allowed=allowed)
+    matrix = model.check_history(history)
+    got_ids, got_scores = model._top_k_batch(matrix, k, sp.csr_matrix(exclude), allowed, block=block)
+    bad = 0
+    for row in range(matrix.shape[0]):
+        valid = want_ids[row] >= 0
+        kth = want_scores[row][valid][-1] if valid.any() else np.inf
+        above = want_scores[row] > kth + 1e-6
+        if (
+            not np.allclose(got_scores[row], want_scores[row], rtol=1e-5, atol=1e-7, equal_nan=False)
+            or not np.array_equal(got_ids[row] >= 0, valid)
+            or not np.array_equal(got_ids[row][above], want_ids[row][above])
+        ):
+            bad += 1
+    return bad
+
+
+def test_batch_early_stopping_top_k_equals_scoring_every_item():
+    """ALS's ``top_k_batch`` (every row's threshold from the largest-norm block, then
+    only the rows that can still improve, block by block) picks exactly what scoring
+    the whole catalogue picks -- with exclusions per row, an allowed mask, and fewer
+    allowed items than asked for -- whatever the width of the first block."""
+    for tight in (False, True):
+        _check_batch_scan(*_scan_model_and_rows(tight=tight))
+
+
+def _check_batch_scan(model, history, rng) -> None:
+    rows, n_items = history.shape
+    ex_rows = np.repeat(np.arange(rows), 50)
+    exclude = sp.csr_matrix(
+        (np.ones(ex_rows.size, np.float32), (ex_rows, rng.choice(n_items, ex_rows.size))), shape=(rows, n_items)
+    )
+    few = np.zeros(n_items, bool)
+    few[rng.choice(n_items, 25, replace=False)] = True
+    for allowed in (None, rng.random(n_items) < 0.2, few):
+        for block in (16, 64, 1024):
+            assert _batch_mismatches(model, history, exclude, allowed, 40, block) == 0, (block, allowed is None)
+        ids, scores = model.top_k_batch(history, 40, exclude=exclude, allowed=allowed)  # the public path
+        valid = ids >= 0
+        for row in range(rows):
+            assert not set(ids[row][valid[row]].tolist()) & set(exclude[row].indices.tolist())
+        if allowed is not None:
+            assert allowed[ids[valid]].all()
+        if allowed is few:  # fewer allowed than asked for: all of them, less the excluded
+            for row in range(rows):
+                left = few.copy()
+                left[exclude[row].indices] = False
+                assert set(ids[row][valid[row]].tolist()) == set(np.flatnonzero(left).tolist())
+                assert np.all(np.isneginf(scores[row][~valid[row]]))
+    assert model.top_k_batch(history, 0)[0].shape == (rows, 0)
+
+
+def test_batch_scan_exactness_check_catches_a_wrong_bound(monkeypatch):
+    """The check above is sharp enough: with the bound made wrong (item norms
+    understated, so rows stop while an item left could still beat their k-th best)
+    the picks differ from scoring every item."""
+    model, history, _ = _scan_model_and_rows(tight=True)
+    exclude = sp.csr_matrix(history.shape, dtype=np.float32)
+    assert _batch_mismatches(model, history, exclude, None, 40, 16) == 0
+    by_norm, norms, factors_t, position = model._norm_order()
+    monkeypatch.setattr(model, "_norm_order", lambda: (by_norm, norms * 0.95, factors_t, position))
+    assert _batch_mismatches(model, history, exclude, None, 40, 16) > 0
+
+
 def test_als_runs_with_blas_limited_and_restores_it() -> None:
     def blas_threads() -> list[int]:
         return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]

@@ -189,6 +189,45 @@ class RecommenderContract:
         with pytest.raises(EngineError, match="one history row"):
             model.top_k(groups_matrix()[:2], 3)
 
+    def test_top_k_batch_equals_top_k_and_dense_ranking(self) -> None:
+        """The batch top-k (exports, campaigns) picks per row what the one-row
+        ``top_k`` and ranking every item pick, with per-row exclusions and a mask."""
+        model = self.fitted()
+        history = sp.vstack(
+            [groups_matrix(), sp.csr_matrix((np.array([2.0], np.float32), ([0], [7])), shape=(1, 10))]
+        ).tocsr()  # and a one-item row
+        rows = history.shape[0]
+        rng = np.random.default_rng(5)
+        ex_rows = np.repeat(np.arange(rows), 2)
+        ex_cols = rng.choice(10, ex_rows.size)
+        exclude = sp.csr_matrix((np.ones(ex_rows.size, np.float32), (ex_rows, ex_cols)), shape=(rows, 10))
+        allowed = np.ones(10, dtype=bool)
+        allowed[[2, 9]] = False
+        for k, mask in ((3, None), (10, allowed), (12, None), (0, None)):
+            ids, scores = model.top_k_batch(history, k, exclude=exclude, allowed=mask)
+            assert ids.shape == scores.shape == (rows, k)
+            assert ids.dtype == np.int64 and scores.dtype == np.float32
+            want_ids, want_scores = model.recommend(history, n=k, exclude=exclude, exclude_history=False, allowed=mask)
+            np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-6)
+            for row in range(rows):
+                cols, values = model.top_k(history[row], k, exclude=exclude[row].indices, allowed=mask)
+                valid = ids[row] >= 0
+                assert np.all(ids[row][~valid] == -1) and np.all(np.isneginf(scores[row][~valid]))
+                np.testing.assert_allclose(scores[row][valid], values, rtol=1e-5, atol=1e-6)
+                # the same items, but for ties at the cut-off (either may make the list)
+                if values.size:
+                    above = values > values[-1] + 1e-6
+                    np.testing.assert_array_equal(ids[row][valid][above], cols[above])
+                assert not set(ids[row][valid].tolist()) & set(exclude[row].indices.tolist())
+                if mask is not None:
+                    assert mask[ids[row][valid]].all()
+        with pytest.raises(EngineError, match="exclude has shape"):
+            model.top_k_batch(history, 3, exclude=exclude[:2])
+        with pytest.raises(EngineError, match="allowed"):
+            model.top_k_batch(history, 3, allowed=np.ones(9, dtype=bool))
+        with pytest.raises(EngineError, match="non-negative"):
+            model.top_k_batch(history, -1)
+
     # ------------------------------------------------------------ persistence
     def test_save_load_round_trip_gives_identical_scores(self, tmp_path) -> None:
         model = self.fitted()
