@@ -62,6 +62,11 @@ DEFAULTS: dict[str, Any] = {
     "TRAIN_SELECTION_BUDGET_S": 600,
     "TRAIN_SOFT_TIME_LIMIT": 3 * 60 * 60,
     "TRAIN_TIME_LIMIT": 3 * 60 * 60 + 300,
+    # A running training writes ModelVersion.heartbeat_at every TRAIN_HEARTBEAT_SECONDS; a run
+    # silent for TRAIN_HEARTBEAT_TIMEOUT seconds is marked failed (its worker was killed) by the
+    # periodic sweep and at the start of every training. The timeout must be well above the interval.
+    "TRAIN_HEARTBEAT_SECONDS": 15.0,
+    "TRAIN_HEARTBEAT_TIMEOUT": 300.0,
     # Keep the artifacts of this many most recent versions per slot (active ones always kept).
     "ARTIFACT_KEEP": 5,
     # Privacy: queue a retraining as soon as a customer whose data a model holds is forgotten.

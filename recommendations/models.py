@@ -94,6 +94,12 @@ class ModelVersion(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last sign of life of a running training; a run silent for TRAIN_HEARTBEAT_TIMEOUT seconds "
+        "is marked failed (its worker stopped).",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

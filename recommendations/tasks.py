@@ -46,3 +46,9 @@ def train_scheduled_task(algorithm: str = "auto", params: dict | None = None, sl
 def impressions_drain_task() -> int:
     """Move the queued impressions into the database (every few seconds, from beat)."""
     return impressions.drain()
+
+
+@shared_task(name="recommendations.stale_runs_fail", ignore_result=True, soft_time_limit=60, time_limit=90)
+def stale_runs_fail_task() -> list[int]:
+    """Fail training runs whose worker stopped (no heartbeat in time; every minute, from beat)."""
+    return versions.stale_runs_fail()

@@ -25,11 +25,19 @@ task, the ``train`` command and the schedule run:
 A failure at any step (including the soft time limit) marks the version failed
 with the error and leaves the active version serving. Running a version twice is
 harmless: a finished version is left alone, an interrupted one starts over.
+
+A hard-killed worker cannot record anything, so a run proves it is alive: a small
+thread (``_Heartbeat``) writes ``heartbeat_at`` every ``TRAIN_HEARTBEAT_SECONDS``,
+and so does every progress write. ``versions.stale_runs_fail`` (a periodic task, and
+the start of every run) fails runs silent for ``TRAIN_HEARTBEAT_TIMEOUT``. A run
+that was only slow finds its row failed at its next write (``RunAbandoned``) and
+stops without activating or overwriting that error.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 import uuid
@@ -42,7 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from . import conf
@@ -60,7 +68,7 @@ from .engine.matrix import InteractionMatrix, matrix_build, recent_popularity
 from .engine.selection import SelectionResult, candidates_for, select_model
 from .models import ModelVersion
 from .training_data import Events, catalogue_side_read, interaction_matrix_build, product_categories
-from .versions import TrainingError, artifact_delete, artifacts_prune, model_version_promote
+from .versions import TrainingError, artifact_delete, artifacts_prune, model_version_promote, stale_runs_fail
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +78,54 @@ TRENDING_HALF_LIFE_DAYS = 2.0
 DAY = 86_400.0
 
 
-# --- progress ------------------------------------------------------------------------------
+# --- progress and heartbeat -----------------------------------------------------------------
+class RunAbandoned(Exception):  # noqa: N818 - a state, not an error of this run's making
+    """This run's row is no longer running (the heartbeat sweep failed it): stop."""
+
+
+def _running(version_id: int, **fields: Any) -> None:
+    """Write ``fields`` and a heartbeat to the row if it is still running; else stop the run."""
+    if not ModelVersion.objects.filter(pk=version_id, status=ModelVersion.Status.RUNNING).update(
+        heartbeat_at=timezone.now(), **fields
+    ):
+        raise RunAbandoned(f"model version {version_id} is no longer running")
+
+
+class _Heartbeat:
+    """A daemon thread writing the run's ``heartbeat_at`` every ``TRAIN_HEARTBEAT_SECONDS``
+    while the engine computes (a stage may report no progress for minutes); with its own
+    database connection, closed when it stops. Errors are logged, never raised."""
+
+    def __init__(self, version_id: int) -> None:
+        self.version_id = version_id
+        self.interval = float(conf.get("TRAIN_HEARTBEAT_SECONDS"))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-v{version_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    ModelVersion.objects.filter(pk=self.version_id, status=ModelVersion.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError:
+                    logger.warning("heartbeat of model version %s not written", self.version_id, exc_info=True)
+                    close_old_connections()
+        finally:
+            connection.close()
+
+
 class _Progress:
     """Writes progress (0-100) and stage text to the row, at most twice a second,
     outside any transaction; also forwards to an optional callback (progress bars)."""
@@ -93,7 +148,7 @@ class _Progress:
             self.callback(percent, self.stage)
         now = time.monotonic()
         if changed and (force or stage_changed or now - self.last_write >= 0.5):
-            ModelVersion.objects.filter(pk=self.version_id).update(progress=percent, stage=self.stage[:200])
+            _running(self.version_id, progress=percent, stage=self.stage[:200])
             self.last_write = now
 
     def part(self, start: float, stop: float, stage: str) -> Callable[[float], None]:
@@ -123,22 +178,27 @@ def _claim(version_id: int) -> ModelVersion | None:
                 version.artifact = ""
                 version.save(update_fields=["artifact"])
         version.status = ModelVersion.Status.RUNNING
-        version.started_at = timezone.now()
+        version.started_at = version.heartbeat_at = timezone.now()
         version.progress, version.stage, version.error = 0, "starting", ""
-        version.save(update_fields=["status", "started_at", "progress", "stage", "error"])
+        version.save(update_fields=["status", "started_at", "heartbeat_at", "progress", "stage", "error"])
         return version
 
 
 def model_train(*, version_id: int, progress: Callable[[int, str], None] | None = None) -> ModelVersion | None:
     """Run one training (see the module docstring). Never raises for a failed run:
-    the version records the error; returns the version (None if it vanished)."""
+    the version records the error; returns the version (None if it vanished). Runs of
+    dead workers are failed first (``versions.stale_runs_fail``)."""
+    stale_runs_fail(exclude=version_id)
     version = _claim(version_id)
     if version is None:
         return ModelVersion.objects.filter(pk=version_id).first()
     reporter = _Progress(version.pk, progress)
     started = time.perf_counter()
     try:
-        _run(version, reporter)
+        with _Heartbeat(version.pk):
+            _run(version, reporter)
+    except RunAbandoned:
+        logger.warning("model version %s was failed meanwhile (no heartbeat in time); stopped", version.pk)
     except SoftTimeLimitExceeded:
         _fail(
             version,
@@ -157,7 +217,8 @@ def model_train(*, version_id: int, progress: Callable[[int, str], None] | None 
 def _fail(version: ModelVersion, message: str) -> None:
     logger.warning("model version %s failed: %s", version.pk, message.splitlines()[0])
     name = version.artifact.name if version.artifact else ""
-    ModelVersion.objects.filter(pk=version.pk).update(
+    # a row the heartbeat sweep failed meanwhile keeps its error
+    ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.RUNNING).update(
         status=ModelVersion.Status.FAILED,
         error=message[:20_000],
         finished_at=timezone.now(),
@@ -400,7 +461,7 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
 
     # 1. read ----------------------------------------------------------------------------
     read_at = timezone.now()
-    ModelVersion.objects.filter(pk=version.pk).update(data_read_at=read_at)
+    _running(version.pk, data_read_at=read_at)
     events = interaction_matrix_build(
         until=read_at, kinds=sorted(kind_weights), progress=reporter.part(0, 15, "reading interactions")
     )
@@ -475,23 +536,28 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
         metrics["selection"] = selection_rows
     total = time.perf_counter() - clock
     timings["total"] = total
-    ModelVersion.objects.filter(pk=version.pk).update(
-        algorithm=algorithm,
-        params=model.get_params(),
-        progress=97,
-        stage="deciding activation",
-        metrics=metrics,
-        timings={k_: round(v, 3) for k_, v in timings.items()},
-        training_seconds=round(total, 3),
-        artifact=stored,
-        artifact_size=size,
-        n_users=int(full.n_users),
-        n_items=int(full.n_items),
-        n_interactions=len(events),
-        data_since=datetime.fromtimestamp(float(events.times.min()), tz=UTC),
-        data_until=datetime.fromtimestamp(now, tz=UTC),
-        finished_at=timezone.now(),
-    )
+    try:  # the results, if the row is still running (else the sweep failed it: stop)
+        _running(
+            version.pk,
+            algorithm=algorithm,
+            params=model.get_params(),
+            progress=97,
+            stage="deciding activation",
+            metrics=metrics,
+            timings={k_: round(v, 3) for k_, v in timings.items()},
+            training_seconds=round(total, 3),
+            artifact=stored,
+            artifact_size=size,
+            n_users=int(full.n_users),
+            n_items=int(full.n_items),
+            n_interactions=len(events),
+            data_since=datetime.fromtimestamp(float(events.times.min()), tz=UTC),
+            data_until=datetime.fromtimestamp(now, tz=UTC),
+            finished_at=timezone.now(),
+        )
+    except RunAbandoned:
+        artifact_delete(stored)
+        raise
     version.refresh_from_db()
 
     # 6. champion / challenger --------------------------------------------------------------------

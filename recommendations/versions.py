@@ -8,7 +8,9 @@
 * ``model_version_retire``: a version that holds data of a forgotten customer never
   serves again (tainted, deactivated, artifact deleted after commit), and
   ``model_version_reactivate_clean`` puts a slot's newest clean version back;
-* ``artifacts_prune``: old artifacts go, active ones and experiments' stay.
+* ``artifacts_prune``: old artifacts go, active ones and experiments' stay;
+* ``stale_runs_fail``: a running version whose heartbeat stopped (its worker was
+  killed) is marked failed, so it does not stay "running" until the broker redelivers.
 
 Every change of what may be served bumps the serving epoch in the same transaction
 (``model_cache.epoch_bump``), so serving processes reload on their next call.
@@ -16,8 +18,9 @@ Every change of what may be served bumps the serving epoch in the same transacti
 
 from __future__ import annotations
 
+import functools
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -254,6 +257,40 @@ def artifacts_prune(*, slot: str, keep: int | None = None) -> int:
         artifact_delete(name)
         pruned += 1
     return pruned
+
+
+def stale_runs_fail(*, exclude: int | None = None, now: datetime | None = None) -> list[int]:
+    """Mark failed the running versions silent for more than ``TRAIN_HEARTBEAT_TIMEOUT``
+    seconds (no heartbeat, or none since they started): their worker stopped. Queued,
+    finished and active versions are never touched (the active one keeps serving);
+    ``exclude`` is the run about to (re)start. A run that was only slow finds its row
+    failed at its next write and stops without activating. Returns the ids failed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=float(conf.get("TRAIN_HEARTBEAT_TIMEOUT")))
+    silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    failed: list[int] = []
+    with transaction.atomic():
+        stale = ModelVersion.objects.select_for_update(skip_locked=True).filter(
+            silent, status=ModelVersion.Status.RUNNING, is_active=False
+        )
+        if exclude is not None:
+            stale = stale.exclude(pk=exclude)
+        for version in stale:
+            since = version.heartbeat_at or version.started_at
+            name = version.artifact.name if version.artifact else ""
+            ModelVersion.objects.filter(pk=version.pk).update(
+                status=ModelVersion.Status.FAILED,
+                stage="failed",
+                finished_at=now,
+                artifact="",
+                error=f"worker stopped: no heartbeat since {since.isoformat(timespec='seconds') if since else '?'} "
+                f"(more than {conf.get('TRAIN_HEARTBEAT_TIMEOUT')}s); the active model keeps serving",
+            )
+            if name:
+                transaction.on_commit(functools.partial(artifact_delete, name))
+            logger.warning("model version %s failed: no heartbeat since %s (worker stopped?)", version.pk, since)
+            failed.append(version.pk)
+    return failed
 
 
 def versions_with_user_data(*, first: datetime, last: datetime):

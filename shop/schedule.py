@@ -46,6 +46,13 @@ PERIODIC_TASKS: tuple[PeriodicEntry, ...] = (
         "database in batches. Without Redis it has nothing to do.",
     ),
     PeriodicEntry(
+        name="Fail training runs whose worker stopped",
+        task="recommendations.stale_runs_fail",
+        every_seconds=60,
+        description="Every minute: a training run with no heartbeat for AFFINITY_TRAIN_HEARTBEAT_TIMEOUT seconds "
+        "(its worker was killed) is marked failed; the active model keeps serving.",
+    ),
+    PeriodicEntry(
         name="campaigns: launch due campaigns, evaluate triggers, attribute orders",
         task="campaigns.tick",
         every_seconds=120,

@@ -45,6 +45,11 @@ from .weighting import WEIGHTING_DEFAULTS, weighting_from_params
 
 __all__ = ["ALSRecommender", "BPRRecommender", "least_squares_fold_in"]
 
+MAX_FACTORS = 1024
+"""Upper bound of ``factors`` (ALS, BPR): beyond it a fit costs far more than it gains."""
+MAX_ITERATIONS = 1000
+"""Upper bound of ``iterations`` (ALS converges in tens, BPR in hundreds)."""
+
 
 def least_squares_fold_in(
     history: sp.csr_matrix,
@@ -101,10 +106,10 @@ class _ImplicitBase(Recommender):
 
     def _check_common(self) -> None:
         p = self.params
-        self._require(p["factors"] >= 1, f"factors must be >= 1, got {p['factors']}")
-        self._require(p["iterations"] >= 1, f"iterations must be >= 1, got {p['iterations']}")
-        self._require(p["regularization"] >= 0, "regularization must be >= 0")
-        self._require(p["num_threads"] >= 0, "num_threads must be >= 0 (0 = all cores)")
+        self._require_between("factors", 1, MAX_FACTORS)
+        self._require_between("iterations", 1, MAX_ITERATIONS)
+        self._require_between("regularization", 0, 1_000_000)
+        self._require_between("num_threads", 0, 1024)  # 0 = all cores
         self._weighting = weighting_from_params(p)
 
     def _callback(self, progress: Progress) -> Callable[..., None]:
@@ -135,6 +140,7 @@ class ALSRecommender(_ImplicitBase):
     def _check_params(self) -> None:
         self._check_common()
         self._require(self.params["alpha"] > 0, f"alpha must be > 0, got {self.params['alpha']}")
+        self._require_between("alpha", 0, 1_000_000)
 
     def _confidence(self, rows: sp.csr_matrix) -> sp.csr_matrix:
         weighted = self._weighting.transform(rows)
@@ -376,6 +382,7 @@ class BPRRecommender(_ImplicitBase):
         self._check_common()
         p = self.params
         self._require(p["learning_rate"] > 0, "learning_rate must be > 0")
+        self._require_between("learning_rate", 0, 10)
 
     def _fit(self, user_items: sp.csr_matrix, side: SideData | None, progress: Progress) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking  # noqa: PLC0415 - loaded only to fit

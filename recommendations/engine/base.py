@@ -237,6 +237,11 @@ class Recommender(ABC):
         if not condition:
             raise EngineError(f"{self.name}: {message}")
 
+    def _require_between(self, key: str, low: float, high: float) -> None:
+        """``params[key]`` within [low, high] (NaN is refused); the error names the bound."""
+        value = self.params[key]
+        self._require(low <= value <= high, f"{key} must be between {low} and {high}, got {value!r}")
+
     def get_params(self) -> dict[str, Any]:
         """All parameters (defaults included), JSON-serialisable."""
         return json.loads(json.dumps(self.params))

@@ -51,8 +51,8 @@ class ContentRecommender(Recommender):
     def _check_params(self) -> None:
         p = self.params
         self._require(p["ngram_max"] in (1, 2, 3), "ngram_max must be 1, 2 or 3")
-        self._require(p["min_df"] >= 1, "min_df must be >= 1")
-        self._require(p["max_features"] >= 1, "max_features must be >= 1")
+        self._require_between("min_df", 1, 1_000_000)
+        self._require_between("max_features", 1, 1_000_000)
         self._require(0 <= p["category_weight"] <= 1, "category_weight must be in [0, 1]")
         self._weighting = weighting_from_params(p, allowed=("none", "binary", "log"))
         self.terms = np.zeros(0, dtype=str)

@@ -32,6 +32,8 @@ __all__ = ["EASERecommender"]
 
 _FLOAT64_MAX_ITEMS = 8_000
 """Above this many items the Gram matrix is inverted in float32 to halve memory."""
+MAX_ITEMS = 100_000
+"""Upper bound of ``max_items``: the dense item x item inverse would take 40 GB or more."""
 
 
 class EASERecommender(Recommender):
@@ -50,8 +52,9 @@ class EASERecommender(Recommender):
     def _check_params(self) -> None:
         p = self.params
         self._require(p["lam"] > 0, f"lam must be > 0, got {p['lam']}")
-        self._require(p["max_items"] >= 1, f"max_items must be >= 1, got {p['max_items']}")
-        self._require(p["top_k"] >= 0, f"top_k must be >= 0 (0 = dense), got {p['top_k']}")
+        self._require_between("lam", 0, 1e9)
+        self._require_between("max_items", 1, MAX_ITEMS)
+        self._require_between("top_k", 0, 5_000)  # 0 = dense
         self._weighting = weighting_from_params(p)
         if p["history_weighting"] == "same":
             self._history_weighting = self._weighting

@@ -84,9 +84,9 @@ class HybridRecommender(Recommender):
             f"cf must be one of {sorted(set(ALGORITHMS) - set(_NOT_CF))}, got {p['cf']!r}",
         )
         for key in ("w_cf", "w_content", "w_trending", "w_interests", "similar_content_weight"):
-            self._require(p[key] >= 0, f"{key} must be >= 0, got {p[key]}")
-        self._require(bool(np.isfinite(p["w_history"])), f"w_history must be finite, got {p['w_history']}")
-        self._require(p["cold_neighbours"] >= 0, "cold_neighbours must be >= 0 (0 = off)")
+            self._require_between(key, 0, 1_000_000)
+        self._require_between("w_history", -1_000_000, 1_000_000)
+        self._require_between("cold_neighbours", 0, 1_000)  # 0 = off
         self._require(0 <= p["cold_discount"] <= 1, "cold_discount must be in [0, 1]")
         self._require(0 <= p["trending_smoothing"] <= 1, "trending_smoothing must be in [0, 1]")
         try:  # fail now, not after fitting, on bad component parameters

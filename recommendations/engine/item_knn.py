@@ -43,8 +43,8 @@ class ItemKNNRecommender(Recommender):
 
     def _check_params(self) -> None:
         p = self.params
-        self._require(p["k"] >= 1, f"k must be >= 1, got {p['k']}")
-        self._require(p["shrink"] >= 0, f"shrink must be >= 0, got {p['shrink']}")
+        self._require_between("k", 1, 5_000)
+        self._require_between("shrink", 0, 1_000_000)
         self._require(
             p["similarity"] in ("cosine", "dot"),
             f"similarity must be 'cosine' or 'dot', got {p['similarity']!r}",

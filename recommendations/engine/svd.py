@@ -43,7 +43,7 @@ class SVDRecommender(Recommender):
 
     def _check_params(self) -> None:
         p = self.params
-        self._require(p["factors"] >= 1, f"factors must be >= 1, got {p['factors']}")
+        self._require_between("factors", 1, 1024)
         self._require(
             0.0 <= p["item_norm_exponent"] <= 1.0,
             f"item_norm_exponent must be in [0, 1], got {p['item_norm_exponent']}",

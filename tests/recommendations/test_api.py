@@ -245,6 +245,11 @@ def test_model_versions_list_detail_train_activate(store, trained, staff, monkey
     assert queued == [body["id"]]
     bad = api.post(f"{BASE}/models/train", {"algorithm": "ease", "params": {"lam": -5}}, format="json")
     assert bad.status_code == 400 and "lam must be > 0" in bad.content.decode()
+    versions = ModelVersion.objects.count()
+    huge = api.post(f"{BASE}/models/train", {"algorithm": "als", "params": {"factors": 10**9}}, format="json")
+    assert huge.status_code == 400, huge.content
+    assert "params" in huge.content.decode() and "factors must be between 1 and 1024" in huge.content.decode()
+    assert ModelVersion.objects.count() == versions and queued == [body["id"]]  # nothing created, nothing queued
     assert api.post(f"{BASE}/models/train", {"algorithm": "deep"}, format="json").status_code == 400
     # activation: a queued version cannot be activated; a succeeded one can
     refused = api.post(f"{BASE}/models/{body['id']}/activate")

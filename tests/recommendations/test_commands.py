@@ -30,6 +30,9 @@ def test_train_rejects_bad_input(store):
         call_command("train", "--params", "[1]")
     with pytest.raises(CommandError, match="unknown algorithm"):
         call_command("train", "--algorithm", "deep")
+    with pytest.raises(CommandError, match="factors must be between 1 and 1024, got 1000000000"):
+        call_command("train", "--algorithm", "als", "--params", '{"factors": 1000000000}')
+    assert not ModelVersion.objects.exists()  # refused before a version is queued
     with pytest.raises(CommandError, match="training failed"):
         call_command("train", "--algorithm", "ease", "--params", '{"max_items": 3}', stderr=io.StringIO())
     assert ModelVersion.objects.get().status == "failed"

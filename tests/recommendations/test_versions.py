@@ -3,11 +3,14 @@ staff activation, one active version per slot, pruning."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from recommendations import services
+from recommendations import services, training, versions
 from recommendations.models import ModelVersion
 
 from .conftest import train
@@ -87,3 +90,66 @@ def test_old_artifacts_are_pruned(store, settings):
     assert len(kept) == 2 and active[0] in kept
     for v, name in zip(versions, names, strict=True):
         assert default_storage.exists(name) == bool(v.artifact)
+
+
+# --- runs whose worker stopped (heartbeat) ---------------------------------------------------
+def test_the_sweep_fails_only_running_versions_silent_for_longer_than_the_timeout(store, settings):
+    settings.AFFINITY_TRAIN_HEARTBEAT_TIMEOUT = 60
+    now = timezone.now()
+    old, fresh = now - timedelta(seconds=61), now - timedelta(seconds=59)
+    active = train("popularity")
+    ModelVersion.objects.filter(pk=active.pk).update(heartbeat_at=old, started_at=old)
+
+    def run(**fields) -> ModelVersion:
+        return ModelVersion.objects.create(algorithm="als", **{"status": "running", "started_at": old, **fields})
+
+    dead = run(heartbeat_at=old)
+    never_beat = run(heartbeat_at=None)
+    alive = run(heartbeat_at=fresh)
+    just_started = run(heartbeat_at=None, started_at=fresh)
+    restarting = run(heartbeat_at=old)
+    queued = ModelVersion.objects.create(algorithm="als", status="queued", created_at=old)
+    failed = ModelVersion.objects.create(algorithm="als", status="failed", error="boom", heartbeat_at=old)
+
+    assert sorted(versions.stale_runs_fail(exclude=restarting.pk, now=now)) == [dead.pk, never_beat.pk]
+
+    for gone in (dead, never_beat):
+        gone.refresh_from_db()
+        assert gone.status == "failed" and gone.stage == "failed" and gone.finished_at == now
+        assert gone.error.startswith("worker stopped: no heartbeat since ")
+    dead.refresh_from_db()
+    assert old.isoformat(timespec="seconds") in dead.error
+    for kept, status in ((alive, "running"), (just_started, "running"), (restarting, "running"), (queued, "queued")):
+        kept.refresh_from_db()
+        assert kept.status == status and not kept.error
+    failed.refresh_from_db()
+    active.refresh_from_db()
+    assert failed.error == "boom" and active.is_active and active.status == "succeeded"
+    assert versions.stale_runs_fail(now=now) == [restarting.pk]  # without exclude it is silent too
+
+
+def test_a_slow_run_failed_by_the_sweep_stops_and_does_not_activate(store, settings):
+    settings.AFFINITY_TRAIN_HEARTBEAT_TIMEOUT = 60
+    version = services.model_version_create(algorithm="item_knn", params={"k": 20})
+    swept: list[int] = []
+
+    def progress(percent: int, stage: str) -> None:
+        if percent >= 20 and not swept:  # the worker looked dead for a while: the sweep failed the run
+            swept.extend(versions.stale_runs_fail(now=timezone.now() + timedelta(hours=1)))
+
+    result = training.model_train(version_id=version.pk, progress=progress)
+    assert swept == [version.pk]
+    assert result.status == "failed" and result.error.startswith("worker stopped: no heartbeat since")
+    assert not result.is_active and not result.artifact and result.progress < 100
+    assert not ModelVersion.objects.filter(is_active=True).exists()
+
+
+def test_a_run_writes_its_heartbeat_and_a_new_run_fails_dead_ones_first(store, settings):
+    settings.AFFINITY_TRAIN_HEARTBEAT_TIMEOUT = 60
+    old = timezone.now() - timedelta(hours=1)
+    dead = ModelVersion.objects.create(algorithm="als", status="running", started_at=old, heartbeat_at=old)
+    version = train("item_knn", {"k": 20})
+    assert version.status == "succeeded" and version.is_active
+    assert version.heartbeat_at is not None and version.heartbeat_at >= version.started_at
+    dead.refresh_from_db()
+    assert dead.status == "failed" and "no heartbeat" in dead.error

@@ -385,3 +385,30 @@ def test_load_rejects_what_is_not_a_model_artifact(tmp_path) -> None:
     other.seek(0)
     with pytest.raises(EngineError, match="unknown algorithm 'slim'"):
         load(other)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "params", "message"),
+    [
+        ("als", {"factors": 10**9}, "factors must be between 1 and 1024, got 1000000000"),
+        ("als", {"iterations": 100_000}, "iterations must be between 1 and 1000"),
+        ("als", {"num_threads": 10**6}, "num_threads must be between 0 and 1024"),
+        ("bpr", {"factors": 2048}, "factors must be between 1 and 1024"),
+        ("bpr", {"iterations": 5000}, "iterations must be between 1 and 1000"),
+        ("bpr", {"learning_rate": 100.0}, "learning_rate must be between 0 and 10"),
+        ("svd", {"factors": 1025}, "factors must be between 1 and 1024"),
+        ("item_knn", {"k": 5001}, "k must be between 1 and 5000"),
+        ("item_knn_bm25", {"k": 10**6}, "k must be between 1 and 5000"),
+        ("ease", {"lam": 1e12}, "lam must be between 0 and 1000000000.0"),
+        ("ease", {"max_items": 10**6}, "max_items must be between 1 and 100000"),
+        ("ease", {"top_k": 10**6}, "top_k must be between 0 and 5000"),
+        ("content", {"max_features": 10**7}, "max_features must be between 1 and 1000000"),
+        ("hybrid", {"cold_neighbours": 10**6}, "cold_neighbours must be between 0 and 1000"),
+        ("hybrid", {"cf": "als", "cf_params": {"factors": 10**9}}, "hybrid: als: factors must be between 1 and 1024"),
+    ],
+)
+def test_parameters_above_their_upper_bound_are_refused(algorithm: str, params: dict, message: str) -> None:
+    with pytest.raises(EngineError) as refused:
+        algorithm_build(algorithm, **params)
+    assert str(refused.value).startswith(f"{algorithm}: ") and message in str(refused.value)
+    assert algorithm_build(algorithm).get_params()  # the defaults stay within the bounds
