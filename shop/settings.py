@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "anymail",
     "axes",  # failed-login tracking and lockouts (staff see and reset them in admin)
+    "csp",  # Content-Security-Policy header (see "Content-Security-Policy" below)
     "shop",
     "recommendations",
     "campaigns",
@@ -70,6 +71,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",  # before BadText: its own 400 pages get the policy too
+    "shop.rest.middleware.BadTextMiddleware",  # NUL / lone surrogates in path, query, form: 400
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -296,6 +299,45 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SILENCED_SYSTEM_CHECKS: list[str] = []
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------
+# Every page, store, admin and API docs alike. Scripts only from our own origin: no
+# inline <script>, no 'unsafe-inline', no 'unsafe-eval' (the API docs use the split
+# Swagger view, whose init script is a separate URL).
+# style-src allows 'unsafe-inline' -- for styles ONLY: templates carry style=""
+# attributes, Django admin / Swagger UI set element styles, and the email preview's
+# srcdoc iframe (which inherits this policy) shows the email's inline CSS.
+# img-src allows https: because a product's image_url may be any external URL, and
+# SITE_URL's origin because emails (shown in the admin preview) link images there.
+# Roll-out: CSP_REPORT_ONLY=true sends the same policy as
+# Content-Security-Policy-Report-Only (nothing is blocked, violations are reported
+# to CSP_REPORT_URI if set); once the reports are clean, unset it to enforce.
+_SITE_ORIGIN = "/".join(SITE_URL.split("/")[:3])
+_CSP_REPORT_ONLY = env.bool("CSP_REPORT_ONLY", default=False)
+_CSP_REPORT_URI = env.str("CSP_REPORT_URI", default="")
+_CSP_DIRECTIVES: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "https:", _SITE_ORIGIN],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    # The email preview's <iframe sandbox srcdoc> is about:srcdoc, which frame-src
+    # does not restrict; nothing else is framed.
+    "frame-src": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+    "base-uri": ["'self'"],
+    "object-src": ["'none'"],
+}
+if _CSP_REPORT_URI:
+    _CSP_DIRECTIVES["report-uri"] = [_CSP_REPORT_URI]
+if _CSP_REPORT_ONLY:
+    CONTENT_SECURITY_POLICY: dict | None = None
+    CONTENT_SECURITY_POLICY_REPORT_ONLY: dict | None = {"DIRECTIVES": _CSP_DIRECTIVES}
+else:
+    CONTENT_SECURITY_POLICY = {"DIRECTIVES": _CSP_DIRECTIVES}
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = None
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -99,7 +99,9 @@ def test_staff_see_the_campaign_funnel_drawn_by_chart_js(page, live_server, staf
     Delivery.objects.filter(pk__in=[d.pk for d in sent[:7]]).update(clicked_at=now)
     log_in(page, live_server, staff_user)
     page.goto(f"/admin/campaigns/campaign/{campaign.pk}/report/")
-    page.wait_for_function("window.Chart && Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]'))")
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]'))"
+    )
     chart = page.evaluate(
         """() => { const chart = Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]'));
             return {type: chart.config.type, axis: chart.options.indexAxis, stages: chart.data.labels,
@@ -120,7 +122,7 @@ def test_staff_see_the_campaign_funnel_drawn_by_chart_js(page, live_server, staf
     )
     page.mouse.move(box["x"] + box["width"] / 3, box["y"] + y)
     page.wait_for_function(
-        "Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]')).tooltip.getActiveElements().length > 0"
+        "() => Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]')).tooltip.getActiveElements().length > 0"
     )
     lines = page.evaluate(
         "Chart.getChart(document.querySelector('canvas[data-chart=chart-funnel]')).tooltip.body.map(b => b.lines).flat()"

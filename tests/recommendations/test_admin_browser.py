@@ -89,7 +89,9 @@ def test_live_progress_and_chart(admin_page):
     )
     page.goto("/admin/recommendations/modelversion/")
     # Chart.js (vendored, from static/) registered a chart on each canvas, from the JSON beside it
-    page.wait_for_function("window.Chart && Chart.getChart(document.querySelector('canvas[data-chart=chart-ndcg]'))")
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart(document.querySelector('canvas[data-chart=chart-ndcg]'))"
+    )
     drawn = page.evaluate(
         """() => [...document.querySelectorAll('canvas[data-chart]')].map(canvas => {
             const chart = Chart.getChart(canvas);
@@ -115,7 +117,7 @@ def test_live_progress_and_chart(admin_page):
     box = page.locator("canvas[data-chart=chart-ndcg]").bounding_box()
     page.mouse.move(box["x"] + point["x"], box["y"] + point["y"])
     page.wait_for_function(
-        "Chart.getChart(document.querySelector('canvas[data-chart=chart-ndcg]')).tooltip.getActiveElements().length > 0"
+        "() => Chart.getChart(document.querySelector('canvas[data-chart=chart-ndcg]')).tooltip.getActiveElements().length > 0"
     )
     tooltip = page.evaluate(
         "Chart.getChart(document.querySelector('canvas[data-chart=chart-ndcg]')).tooltip.body.map(b => b.lines).flat()"
@@ -131,6 +133,6 @@ def test_live_progress_and_chart(admin_page):
     panel.get_by_text("60% fitting als on all data").wait_for()
     ModelVersion.objects.filter(pk=running.pk).update(status="succeeded", progress=100, stage="done")
     # the page reloads once the run is over: the version shows as succeeded, no progress bar left
-    page.wait_for_function("document.querySelectorAll('#rec-running .rec-job').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('#rec-running .rec-job').length === 0")
     page.locator("#result_list").get_by_text(f"als#{running.pk}").wait_for()
     assert page.locator("#result_list progress").count() == 0
