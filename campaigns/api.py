@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop.models import Category, User
+from shop.rest.fields import IntegerField
 from shop.rest.pagination import PageNumberPagination
 from shop.rest.permissions import ActionModelPermission
 from shop.rest.schema import error_response, paginated
@@ -53,7 +54,7 @@ def _pagination():
 
 
 class PageParams(serializers.Serializer):
-    page = serializers.IntegerField(required=False, min_value=1, help_text="Page number, from 1.")
+    page = IntegerField(required=False, min_value=1, help_text="Page number, from 1.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=100, help_text="1 to 100 (default 20).")
 
 
@@ -63,7 +64,7 @@ class CampaignListParams(PageParams):
 
 class PreviewParams(serializers.Serializer):
     customer = serializers.CharField(max_length=254, help_text="The customer's id or email address.")
-    variant = serializers.IntegerField(
+    variant = IntegerField(
         required=False, min_value=1, help_text="A variant id of this campaign (default: the campaign's settings)."
     )
 

@@ -33,6 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop.models import Category, Product
+from shop.rest.fields import IntegerField
 from shop.rest.pagination import PageNumberPagination
 from shop.rest.parsers import JSONParser
 from shop.rest.permissions import ActionModelPermission
@@ -165,10 +166,8 @@ class RecommendQuerySerializer(QuerySerializer):
         max_length=40,
         help_text='"auto" (active model with fallbacks), an algorithm name, "trending" or "interests".',
     )
-    product_id = serializers.IntegerField(required=False, min_value=1, help_text="The product on screen, if any.")
-    category_id = serializers.IntegerField(
-        required=False, min_value=1, help_text="Only this category (and its children)."
-    )
+    product_id = IntegerField(required=False, min_value=1, help_text="The product on screen, if any.")
+    category_id = IntegerField(required=False, min_value=1, help_text="Only this category (and its children).")
     exclude = serializers.CharField(
         required=False,
         default="",
@@ -308,7 +307,7 @@ class SessionRecommendationsApi(APIView):
 
 class TrendingQuerySerializer(QuerySerializer):
     n = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
-    category_id = serializers.IntegerField(required=False, min_value=1)
+    category_id = IntegerField(required=False, min_value=1)
 
 
 class TrendingApi(APIView):
@@ -373,10 +372,10 @@ class ClickApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         rec_list_id = serializers.UUIDField()
-        product_id = serializers.IntegerField(min_value=1)
+        product_id = IntegerField(min_value=1)
 
     class OutputSerializer(serializers.Serializer):
-        interaction_id = serializers.IntegerField()
+        interaction_id = IntegerField()
         rec_list_id = serializers.UUIDField()
 
     @extend_schema(

@@ -10,6 +10,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from shop import selectors
 from shop.models import Category, User
+from shop.numbers import ID_MAX
 
 
 class InterestsField(forms.ModelMultipleChoiceField):
@@ -160,11 +161,11 @@ class ProductFilterForm(forms.Form):
 
 
 class CartAddForm(forms.Form):
-    product = forms.IntegerField(min_value=1)
+    product = forms.IntegerField(min_value=1, max_value=ID_MAX)
     quantity = forms.IntegerField(min_value=1, max_value=99, initial=1, required=False)
     rl = forms.UUIDField(required=False)
 
 
 class CartUpdateForm(forms.Form):
-    product = forms.IntegerField(min_value=1)
+    product = forms.IntegerField(min_value=1, max_value=ID_MAX)
     quantity = forms.IntegerField(min_value=0, max_value=99)

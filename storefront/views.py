@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from shop import selectors
 from shop.models import Category, ConsentChange
+from shop.numbers import ID_MAX, int_parse
 from shop.services import carts, customers
 from shop.services.errors import OutOfStock, ValidationFailed
 
@@ -270,10 +271,7 @@ def cart_remove(request: HttpRequest) -> HttpResponse:
 
 
 def _int_or_none(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return int_parse(value, minimum=1, maximum=ID_MAX)
 
 
 @never_cache

@@ -21,6 +21,7 @@ from shop import selectors
 from shop.event_time import occurred_at_problem
 from shop.models import Interaction, User
 from shop.rest.errors import error_body
+from shop.rest.fields import IntegerField
 from shop.rest.pagination import PageNumberPagination
 from shop.rest.parsers import JSONParser, query_params
 from shop.rest.permissions import can_act_for_others
@@ -72,11 +73,11 @@ class EventInputSerializer(serializers.Serializer):
         "so a retried request never stores it twice. Ids are per client (account): another "
         "client's ids never collide with yours. Strongly recommended.",
     )
-    product_id = serializers.IntegerField(required=False, min_value=1, help_text="Affinity product id…")
+    product_id = IntegerField(required=False, min_value=1, help_text="Affinity product id…")
     product_sku = serializers.CharField(
         required=False, min_length=1, max_length=64, help_text="…or its SKU (one of the two)."
     )
-    user_id = serializers.IntegerField(required=False, min_value=1, help_text="Affinity customer id…")
+    user_id = IntegerField(required=False, min_value=1, help_text="Affinity customer id…")
     user_external_id = serializers.CharField(
         required=False, min_length=1, max_length=64, help_text="…or the customer's id in your system…"
     )
@@ -102,7 +103,7 @@ class EventInputSerializer(serializers.Serializer):
     rec_list_id = serializers.UUIDField(
         required=False, allow_null=True, help_text="Id of the recommendation list the product was shown in."
     )
-    delivery_id = serializers.IntegerField(
+    delivery_id = IntegerField(
         required=False, allow_null=True, min_value=1, help_text="Id of the campaign email the event came from."
     )
 

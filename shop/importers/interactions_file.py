@@ -218,6 +218,9 @@ def parse_event(
     width = max(columns.values()) + 1
     if len(fields) < width:
         return [f"{len(fields)} fields, the mapped columns need {width}"]
+    nul = [name for name, column in columns.items() if "\x00" in fields[column]]
+    if nul:  # no text column can store one (PostgreSQL refuses it)
+        return [f"{name} contains a NUL byte" for name in nul]
     user = fields[columns["user"]].strip()
     if not user:
         problems.append("user is empty")

@@ -172,6 +172,9 @@ _country = _Memo(country_clean)
 def parse_row(fields: list[str], line: int) -> Row:
     if len(fields) != len(COLUMNS):
         raise MalformedRow(f"{len(fields)} fields, expected {len(COLUMNS)}")
+    nul = [name for name, value in zip(COLUMNS, fields, strict=True) if "\x00" in value]
+    if nul:
+        raise MalformedRow(f"a NUL byte in {', '.join(nul)}")
     invoice, code, description, quantity, invoiced, price, customer, country = fields
     invoice, code = invoice.strip(), code.strip().upper()
     if not invoice or not code:

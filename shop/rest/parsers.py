@@ -4,6 +4,11 @@ DRF reads the body from the WSGI stream itself, which bypasses Django's size che
 (that check lives in ``HttpRequest.body``). These parsers refuse a body larger than
 the limit with 413 ``payload_too_large`` -- from ``Content-Length`` before reading
 anything, and while reading for chunked bodies -- so a huge request never fills memory.
+
+The JSON parser is also THE edge for what no field can hold: a document nested deeper
+than ``MAX_JSON_DEPTH`` is a 400 ``parse_error`` (never a RecursionError), and a string or
+key with a NUL byte or a lone surrogate is a 400 ``validation_error`` naming its path
+(``events[3].kind``), whatever the endpoint.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import json
 from django.conf import settings
 from django.http import QueryDict
 from rest_framework import parsers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ErrorDetail, ParseError, ValidationError
+from rest_framework.settings import api_settings
 
 from .errors import PayloadTooLarge
+from .middleware import text_is_unstorable
 
 
 def read_limited(stream, parser_context: dict | None) -> bytes:
@@ -48,9 +55,46 @@ class JSONParser(parsers.JSONParser):
         if not text.strip():
             raise ParseError("The body is empty; a JSON document was expected.")
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            data = json.loads(text, parse_constant=_reject_constant)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+        except RecursionError as exc:
+            raise ParseError(f"The JSON document is nested too deeply (the limit is {MAX_JSON_DEPTH}).") from exc
+        json_check(data)
+        return data
+
+
+MAX_JSON_DEPTH = 64  # the deepest document of the API (segment rules, 12 levels) needs far fewer
+
+
+def json_check(data) -> None:
+    """Refuse a document nested deeper than ``MAX_JSON_DEPTH`` or holding a string (value
+    or key) with a NUL byte or a lone surrogate: no field of the API can store either.
+    Iterative, so that the check itself never recurses."""
+    stack: list[tuple[object, int, str]] = [(data, 0, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, str):
+            if text_is_unstorable(value):
+                _refuse_text(path, "text with a NUL byte or a lone surrogate: neither can be stored")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise ParseError(f"The JSON document is nested too deeply (the limit is {MAX_JSON_DEPTH}).")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if text_is_unstorable(key):
+                    _refuse_text(path, "a key with a NUL byte or a lone surrogate: neither can be stored")
+                stack.append((item, depth + 1, f"{path}.{key}" if path else key))
+        else:
+            stack.extend((item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value))
+
+
+def _refuse_text(path: str, message: str) -> None:
+    """A 400 ``validation_error`` naming the field (as DRF's own CharField check would)."""
+    code = "null_characters_not_allowed"
+    raise ValidationError({path or api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail(message, code=code)]})
 
 
 def _reject_constant(name: str):

@@ -85,11 +85,11 @@ def rejected_for_a_documented_rule(ctx, response, case):
     return None
 
 
-def _load_schema():
+def _load_schema(config: SchemathesisConfig = CONFIG):
     from shop.wsgi import application
 
     # Loaded at collection, from the application itself: the schema it serves.
-    return schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", application, config=CONFIG)
+    return schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", application, config=config)
 
 
 schema = _load_schema()
@@ -126,3 +126,48 @@ def staff_token(staff_user):
 @settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=MAX_EXAMPLES, derandomize=True)
 def test_api_conforms_to_its_schema(case, in_process, staff_token):
     case.call_and_validate(headers={"Authorization": f"Token {staff_token}"})
+
+
+# --- negative testing: only invalid requests, more of them; never a 5xx ---------------------
+NEGATIVE_EXAMPLES = 20
+
+NEGATIVE_CONFIG = SchemathesisConfig.from_dict(
+    {
+        "seed": 20240502,
+        "generation": {"mode": "negative", "max-examples": NEGATIVE_EXAMPLES, "deterministic": True},
+        "phases": {
+            "examples": {"enabled": False},
+            # boundary values just outside every documented rule: a bound + 1, a wrong type,
+            # a missing required field -- the inputs that used to end in a database error
+            "coverage": {"enabled": True},
+            "fuzzing": {"enabled": True},
+            "stateful": {"enabled": False},
+        },
+    }
+)
+
+
+@schemathesis.check
+def refused_in_the_error_shape(ctx, response, case):
+    """Whatever is wrong with a request, the API refuses it in its one error shape."""
+    if 400 <= response.status_code < 500:
+        try:
+            error = response.json()["error"]
+            assert {"code", "message", "fields"} <= set(error)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise AssertionError(
+                f"{response.status_code} without the API's error shape: {response.text[:300]}"
+            ) from None
+    return None
+
+
+negative_schema = _load_schema(NEGATIVE_CONFIG)
+
+
+@negative_schema.parametrize()
+@settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=NEGATIVE_EXAMPLES, derandomize=True)
+def test_api_refuses_invalid_requests_without_5xx(case, in_process, staff_token):
+    case.call_and_validate(
+        headers={"Authorization": f"Token {staff_token}"},
+        checks=[schemathesis.checks.not_a_server_error, refused_in_the_error_shape],
+    )
