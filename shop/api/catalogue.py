@@ -34,7 +34,7 @@ from rest_framework.views import APIView
 from shop import selectors
 from shop.models import Category, Product
 from shop.rest.errors import error_body
-from shop.rest.parsers import JSONParser, query_params
+from shop.rest.parsers import JSONParser, batch_body, query_params
 from shop.rest.permissions import HasModelPermission, can_act_for_others
 from shop.rest.schema import error_response
 from shop.services import catalogue as catalogue_services
@@ -714,32 +714,7 @@ class ProductBatchApi(APIView):
         ],
     )
     def post(self, request):
-        body = request.data
-        if type(body) is not dict or "products" not in body:
-            raise ValidationError(
-                {
-                    "products": [
-                        serializers.ErrorDetail(
-                            'the body is {"products": [...]}, a JSON object with a list of products', code="required"
-                        )
-                    ]
-                }
-            )
-        unknown = set(body) - {"products", "partial"}
-        if unknown:
-            raise ValidationError(
-                {name: [serializers.ErrorDetail("unknown field", code="unknown_field")] for name in sorted(unknown)[:5]}
-            )
-        rows_raw, partial = body["products"], body.get("partial", True)
-        if type(partial) is not bool:
-            raise ValidationError({"partial": [serializers.ErrorDetail("must be true or false", code="invalid")]})
-        if type(rows_raw) is not list:
-            raise ValidationError({"products": [serializers.ErrorDetail("must be a list", code="not_a_list")]})
-        if not rows_raw:
-            raise ValidationError({"products": [serializers.ErrorDetail("send at least one product", code="empty")]})
-        if len(rows_raw) > BATCH_MAX_PRODUCTS:
-            message = f"at most {BATCH_MAX_PRODUCTS} products per request, not {len(rows_raw)}"
-            raise ValidationError({"products": [serializers.ErrorDetail(message, code="max_length")]})
+        rows_raw, partial = batch_body(request.data, key="products", singular="product", max_rows=BATCH_MAX_PRODUCTS)
 
         rows: list[catalogue_services.ProductRow] = []
         errors: list[RowError] = []

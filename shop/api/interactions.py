@@ -12,7 +12,7 @@ from datetime import datetime
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,7 +23,7 @@ from shop.models import Interaction, User
 from shop.rest.errors import error_body
 from shop.rest.fields import IntegerField
 from shop.rest.pagination import PageNumberPagination
-from shop.rest.parsers import JSONParser, query_params
+from shop.rest.parsers import JSONParser, batch_body, query_params
 from shop.rest.permissions import can_act_for_others
 from shop.rest.schema import error_response, paginated
 from shop.rest.throttling import BulkEventsThrottle
@@ -544,39 +544,7 @@ class InteractionBatchApi(APIView):
         ],
     )
     def post(self, request):
-        body = request.data
-        if type(body) is not dict or "events" not in body:
-            raise ValidationError(
-                {
-                    "events": [
-                        serializers.ErrorDetail(
-                            'the body is {"events": [...]}, a JSON object with a list of events', code="required"
-                        )
-                    ]
-                }
-            )
-        unknown = set(body) - {"events", "partial"}
-        if unknown:
-            raise ValidationError(
-                {name: [serializers.ErrorDetail("unknown field", code="unknown_field")] for name in sorted(unknown)[:5]}
-            )
-        events_raw, partial = body["events"], body.get("partial", True)
-        if type(partial) is not bool:
-            raise ValidationError({"partial": [serializers.ErrorDetail("must be true or false", code="invalid")]})
-        if type(events_raw) is not list:
-            raise ValidationError({"events": [serializers.ErrorDetail("must be a list", code="not_a_list")]})
-        if not events_raw:
-            raise ValidationError({"events": [serializers.ErrorDetail("send at least one event", code="empty")]})
-        if len(events_raw) > BATCH_MAX_EVENTS:
-            raise ValidationError(
-                {
-                    "events": [
-                        serializers.ErrorDetail(
-                            f"at most {BATCH_MAX_EVENTS} events per request, not {len(events_raw)}", code="max_length"
-                        )
-                    ]
-                }
-            )
+        events_raw, partial = batch_body(request.data, key="events", singular="event", max_rows=BATCH_MAX_EVENTS)
 
         actor = request.user
         for_anyone = can_act_for_others(actor, Interaction, "add")

@@ -112,3 +112,28 @@ def query_params(request) -> dict[str, str]:
     """Query parameters for a filter serializer: a plain dict, so that ``?kind=`` is an
     empty value to validate (a 400), not silently "no filter" as for HTML forms."""
     return request.query_params.dict()
+
+
+def batch_body(body: object, *, key: str, singular: str, max_rows: int) -> tuple[list, bool]:
+    """The envelope of a batch endpoint, ``{"<key>": [...], "partial": true|false}``:
+    its rows and ``partial`` (default true), or a `ValidationError` naming what is wrong
+    (not an object, unknown fields, not a list, empty, more than ``max_rows``)."""
+    if type(body) is not dict or key not in body:
+        message = f'the body is {{"{key}": [...]}}, a JSON object with a list of {key}'
+        raise ValidationError({key: [ErrorDetail(message, code="required")]})
+    unknown = set(body) - {key, "partial"}
+    if unknown:
+        raise ValidationError(
+            {name: [ErrorDetail("unknown field", code="unknown_field")] for name in sorted(unknown)[:5]}
+        )
+    rows, partial = body[key], body.get("partial", True)
+    if type(partial) is not bool:
+        raise ValidationError({"partial": [ErrorDetail("must be true or false", code="invalid")]})
+    if type(rows) is not list:
+        raise ValidationError({key: [ErrorDetail("must be a list", code="not_a_list")]})
+    if not rows:
+        raise ValidationError({key: [ErrorDetail(f"send at least one {singular}", code="empty")]})
+    if len(rows) > max_rows:
+        message = f"at most {max_rows} {key} per request, not {len(rows)}"
+        raise ValidationError({key: [ErrorDetail(message, code="max_length")]})
+    return rows, partial
