@@ -36,7 +36,7 @@ from shop.models import Category, Product
 from shop.rest.errors import error_body
 from shop.rest.parsers import JSONParser, batch_body, query_params
 from shop.rest.permissions import HasModelPermission, can_act_for_others
-from shop.rest.schema import error_response
+from shop.rest.schema import error_response, row_errors_field
 from shop.services import catalogue as catalogue_services
 from shop.services.errors import RowError, ValidationFailed
 
@@ -599,18 +599,7 @@ class ProductBatchReportSerializer(serializers.Serializer):
         ),
         help_text="One entry per stored product, in request order.",
     )
-    errors = serializers.ListField(
-        child=inline_serializer(
-            "ProductBatchRowError",
-            {
-                "index": serializers.IntegerField(help_text="0-based position in `products`."),
-                "field": serializers.CharField(help_text="The bad field, or `products[i]` for the row as a whole."),
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-            },
-        ),
-        help_text="One entry per problem, in row order (a row may have several).",
-    )
+    errors = row_errors_field("ProductBatchRowError", rows="products", row="product")
 
 
 class ProductBatchApi(APIView):

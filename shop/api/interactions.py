@@ -25,7 +25,7 @@ from shop.rest.fields import IntegerField
 from shop.rest.pagination import PageNumberPagination
 from shop.rest.parsers import JSONParser, batch_body, query_params
 from shop.rest.permissions import can_act_for_others
-from shop.rest.schema import error_response, paginated
+from shop.rest.schema import error_response, paginated, row_errors_field
 from shop.rest.throttling import BulkEventsThrottle
 from shop.services.errors import RowError, ValidationFailed
 from shop.services.interactions import (
@@ -430,18 +430,7 @@ class BatchReportSerializer(serializers.Serializer):
     created = serializers.IntegerField(help_text="Events stored now.")
     duplicates = serializers.IntegerField(help_text="Events skipped: their event_id was already stored.")
     rejected = serializers.IntegerField(help_text="Events refused; see errors.")
-    errors = serializers.ListField(
-        child=inline_serializer(
-            "BatchRowError",
-            {
-                "index": serializers.IntegerField(help_text="0-based position of the event in `events`."),
-                "field": serializers.CharField(help_text="The bad field, or `events[i]` for the event as a whole."),
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-            },
-        ),
-        help_text="One entry per problem, in row order (an event may have several).",
-    )
+    errors = row_errors_field("BatchRowError", rows="events", row="event")
 
 
 class InteractionBatchApi(APIView):

@@ -221,3 +221,20 @@ def paginated(serializer_class, name: str):
             "results": serializer_class(many=True),
         },
     )
+
+
+def row_errors_field(component: str, *, rows: str, row: str) -> serializers.ListField:
+    """The ``errors`` list of a batch endpoint's report: one entry per problem, each
+    with the row's index in ``rows``, the bad field, a code and a message."""
+    return serializers.ListField(
+        child=inline_serializer(
+            component,
+            {
+                "index": serializers.IntegerField(help_text=f"0-based position of the {row} in `{rows}`."),
+                "field": serializers.CharField(help_text=f"The bad field, or `{rows}[i]` for the {row} as a whole."),
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+            },
+        ),
+        help_text=f"One entry per problem, in row order (a {row} may have several).",
+    )
