@@ -12,13 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from psycopg import sql
 
 from shop.importers import interactions_file as ifile
@@ -191,6 +192,11 @@ def interaction_matrix_build(
     ``kinds``; all if empty) as the interaction matrix in coordinate form, in one
     streaming query (see the module docstring); ``Events.matrix`` weights it."""
     tic = time.perf_counter()
+    # Never past "now" plus the clients' clock skew (as Interaction.objects.settled()): a
+    # row dated later, written around the edge, would be the freshest history in the
+    # time decay and move the temporal holdout's cut.
+    settled = timezone.now() + timedelta(seconds=settings.INTERACTION_MAX_FUTURE_SECONDS)
+    until = settled if until is None else min(until, settled)
     where, params = _where(since, until, kinds)
     if connection.vendor == "postgresql":
         chunks = _read_postgresql(where, params, progress)

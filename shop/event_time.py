@@ -15,6 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 # Fixed: the database constraint (migration shop.0005) holds the same value.
 EVENTS_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+# Fixed, and far beyond any real event: the database refuses it (constraint
+# interaction_occurred_at_max, migration shop.0008). The edge's bound is much nearer
+# ("now" plus a skew); readers skip rows past that (Interaction.objects.settled()).
+EVENTS_IMPOSSIBLE = datetime(2100, 1, 1, tzinfo=UTC)
 # Default of settings.INTERACTION_MAX_FUTURE (clock skew of the clients).
 DEFAULT_MAX_FUTURE = timedelta(minutes=5)
 

@@ -20,6 +20,8 @@ from rest_framework import pagination
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.settings import api_settings
 
+from shop.numbers import INT64_MAX
+
 
 def max_page_size() -> int:
     return int(getattr(settings, "API_MAX_PAGE_SIZE", 100))
@@ -82,7 +84,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
                 "required": False,
                 "in": "query",
                 "description": "Page number, from 1 (or `last`). A page past the last one is a 400.",
-                "schema": {"type": "integer", "minimum": 1},
+                # the edge refuses whole numbers outside 64 bits (shop.rest.middleware): say so
+                "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
             },
             {
                 "name": self.page_size_query_param,

@@ -15,6 +15,8 @@ Serializers nested in views are named after the view (see `AutoSchema.get_serial
 
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
@@ -206,6 +208,43 @@ def describe_api(result, generator, request, public):
     for name, extra in COMPONENT_RULES.items():
         if name in schemas:
             schemas[name].update(extra)
+    return result
+
+
+_ITEM_PARAM = re.compile(r"^\{(?P<name>[a-z_]+)\}$")
+
+
+def link_operations(result, generator, request, public):
+    """drf-spectacular post-processing hook: OpenAPI links from each operation that
+    creates a resource (a 201 whose body has an ``id``) to every operation on that
+    resource (``<collection>/{id}`` and its actions), passing ``$response.body#/id``.
+
+    Clients and tools read them to chain calls (create, then read, change, act on, delete
+    what was created); the stateful schemathesis run follows them. Derived from the paths,
+    so a new endpoint is linked without an entry here."""
+    paths = result.get("paths", {})
+    operation_ids: dict[str, list[str]] = {}
+    for path, operations in paths.items():
+        parts = path.rstrip("/").split("/")
+        for i, part in enumerate(parts):
+            match = _ITEM_PARAM.match(part)
+            if match and match["name"] == "id":
+                collection = "/".join(parts[:i])
+                for operation in operations.values():
+                    if isinstance(operation, dict) and operation.get("operationId"):
+                        operation_ids.setdefault(collection, []).append(operation["operationId"])
+                break
+    for path, operations in paths.items():
+        targets = operation_ids.get(path.rstrip("/"))
+        if not targets:
+            continue
+        for method in ("post", "put"):
+            created = (operations.get(method) or {}).get("responses", {}).get("201")
+            if not created:
+                continue
+            created["links"] = {
+                target: {"operationId": target, "parameters": {"id": "$response.body#/id"}} for target in targets
+            }
     return result
 
 

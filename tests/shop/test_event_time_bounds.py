@@ -13,9 +13,12 @@ from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
-from shop.event_time import EVENTS_EARLIEST
+from recommendations.training_data import interaction_matrix_build
+from recommendations.trending import trending_window
+from shop.event_time import EVENTS_EARLIEST, EVENTS_IMPOSSIBLE
 from shop.importers.online_retail import MalformedRow, london_time
 from shop.models import Interaction
 from shop.services.errors import ValidationFailed
@@ -124,3 +127,44 @@ def test_the_constraint_migration_deletes_rows_dated_too_early(transactional_db)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert list(Interaction.objects.values_list("occurred_at", flat=True)) == [EVENTS_EARLIEST]
+
+
+# --- the upper bound: fixed in the database, "now" + skew for every reader ---------------------
+def test_database_refuses_a_direct_insert_at_or_after_the_impossible_time():
+    p, u = ProductFactory(), UserFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Interaction.objects.create(product=p, user=u, kind=1, occurred_at=datetime(9999, 12, 31, tzinfo=UTC))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Interaction.objects.bulk_create([Interaction(product=p, user=u, kind=1, occurred_at=EVENTS_IMPOSSIBLE)])
+    Interaction.objects.create(product=p, user=u, kind=1, occurred_at=EVENTS_IMPOSSIBLE - timedelta(days=1))
+
+
+def test_a_far_future_row_written_around_the_edge_moves_no_reader(staff_client, client):
+    """A row dated years ahead, written around the edge (the API and importers refuse it):
+    the readers that measure from the newest event or weigh by age skip it, and every
+    page that lists it still answers."""
+    shopper = UserFactory(email="ann@example.com")
+    shopper.set_password("pw-ann-123456")
+    shopper.save()
+    p = ProductFactory()
+    real = timezone.now() - timedelta(hours=1)
+    Interaction.objects.bulk_create(
+        [
+            Interaction(product=p, user=shopper, kind=Interaction.Kind.PURCHASE, occurred_at=real),
+            Interaction(
+                product=p, user=shopper, kind=Interaction.Kind.PURCHASE, occurred_at=real + timedelta(days=1000)
+            ),
+        ]
+    )
+    assert list(Interaction.objects.settled().values_list("occurred_at", flat=True)) == [real]
+    events = interaction_matrix_build()
+    assert len(events) == 1 and events.times.max() == pytest.approx(real.timestamp())
+    window = trending_window()
+    assert window is not None and window.end == real
+
+    assert staff_client.get(reverse("admin:shop_interaction_changelist")).status_code == 200
+    assert staff_client.get(reverse("admin:shop_user_change", args=[shopper.pk])).status_code == 200
+    listed = staff_client.get("/api/v1/interactions", {"user_id": shopper.pk})
+    assert listed.status_code == 200, listed.content[:300]
+    client.force_login(shopper)
+    assert client.get(reverse("shop:export")).status_code == 200

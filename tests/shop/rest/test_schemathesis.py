@@ -18,7 +18,7 @@ from decimal import Decimal
 import pytest
 import schemathesis
 from django.core import signals
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
@@ -170,4 +170,61 @@ def test_api_refuses_invalid_requests_without_5xx(case, in_process, staff_token)
     case.call_and_validate(
         headers={"Authorization": f"Token {staff_token}"},
         checks=[schemathesis.checks.not_a_server_error, refused_in_the_error_shape],
+    )
+
+
+# --- stateful testing: sequences of calls that follow the schema's links ---------------------
+# `shop.rest.schema.link_operations` links every create (201 with an id) to the operations on
+# what it created, so a run creates a product, a category, a customer or a campaign and then
+# reads, changes, acts on and deletes THAT one: states no single-operation run can reach
+# (a campaign scheduled then cancelled, a category deleted while products point at it).
+STATEFUL_CONFIG = SchemathesisConfig.from_dict(
+    {
+        "seed": 20240503,
+        "generation": {"mode": "all", "deterministic": True},
+        "phases": {"stateful": {"enabled": True, "max-steps": 12}},
+    }
+)
+
+stateful_schema = _load_schema(STATEFUL_CONFIG)
+
+
+def test_schema_links_every_create_to_the_operations_on_what_it_created():
+    """The links the stateful run follows exist (a failing hook would leave it nothing to do)."""
+    machine = stateful_schema.as_state_machine()
+    linked = {str(transition) for transition in machine._transitions.operations}
+    for collection in ("products", "categories", "customers", "campaigns"):
+        assert any(collection in name for name in linked), (collection, linked)
+
+
+def test_api_call_sequences_never_fail(in_process, staff_token):
+    headers = {"Authorization": f"Token {staff_token}"}
+
+    class APIWorkflow(stateful_schema.as_state_machine()):
+        # Each sequence starts from the same database (a savepoint rolled back after it):
+        # Hypothesis replays sequences, and a replay must meet the state the first run met.
+        def setup(self):
+            self.savepoint = transaction.savepoint()
+
+        def teardown(self):
+            transaction.savepoint_rollback(self.savepoint)
+
+        def get_call_kwargs(self, case):
+            return {"headers": headers}
+
+        def validate_response(self, response, case, additional_checks=(), **kwargs):
+            case.validate_response(
+                response,
+                checks=[schemathesis.checks.not_a_server_error, refused_in_the_error_shape],
+                headers=headers,
+            )
+
+    APIWorkflow.run(
+        settings=settings(
+            max_examples=50,
+            stateful_step_count=8,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
     )
