@@ -18,6 +18,18 @@ against the goal: p99 <= 50 ms, zero errors, >= half the floor's throughput.
 
     .venv/bin/python bench/serve.py                 # 5 runs of 30 s each, writes bench/RESULTS.md
     .venv/bin/python bench/serve.py --runs 1 --duration 10 --no-write
+
+``--rules``: what merchandising rules cost (issue 14: at most 10% of throughput with
+20 active rules). In this process, on a smaller store (its own database), random
+customers' lists (``recommend_for_user``, n=10, the API's placement, no impression so
+that only serving is timed) back to back for ``--duration`` s with no rule and with 20
+live global rules of every kind (boosts and buries by category, price band, newness,
+stock and attribute, an include, excludes, three pins), alternating, ``--runs`` times;
+the median of the per-run throughput ratios. In-process is the strict measure: the
+HTTP layer's fixed cost would make the rules' share smaller. Appends its section to
+bench/RESULTS.md.
+
+    .venv/bin/python bench/serve.py --rules --runs 5 --duration 10
 """
 
 from __future__ import annotations
@@ -153,6 +165,128 @@ def prepare(args) -> tuple[list[int], list[int], str, str]:
     )
 
 
+RULES_URL = "postgres://postgres@127.0.0.1:5432/affinity_bench_rules"
+
+
+def rules_make() -> list:
+    """20 live global rules of every kind, over the synthetic store's real categories,
+    prices and products (created switched off)."""
+    from django.db.models import Max
+
+    from recommendations.models import MerchandisingRule
+    from shop.models import Category, Product
+
+    MerchandisingRule.objects.all().delete()
+    rng = random.Random(3)
+    categories = list(Category.objects.values_list("id", flat=True))
+    products = list(Product.objects.filter(is_active=True).values_list("id", flat=True)[:2000])
+    top = float(Product.objects.aggregate(m=Max("price"))["m"] or 100)
+    specs = [("boost", {"category": [c]}, 0.3) for c in rng.sample(categories, min(5, len(categories)))]
+    specs += [("bury", {"price": {"min": top * f, "max": top * (f + 0.1)}}, 0.2) for f in (0.1, 0.5, 0.8)]
+    specs += [("boost", {"new_days": d}, 0.1) for d in (30, 90)]
+    specs += [("bury", {"stock": {"max": m}}, 0.5) for m in (2, 5)]
+    specs += [("boost", {"attribute": {"key": k, "exists": True}}, 0.05) for k in ("colour", "size")]
+    specs += [("include", {"not": {"price": {"min": top * 10}}}, 0.0)]
+    specs += [("exclude", {"product": rng.sample(products, 20)}, 0.0)]
+    specs += [("exclude", {"all": [{"category": [categories[0]]}, {"price": {"max": 0.01}}]}, 0.0)]
+    rules = [
+        MerchandisingRule(name=f"bench {i}", action=a, condition=c, weight=w or 0.2, is_active=False)
+        for i, (a, c, w) in enumerate(specs)
+    ]
+    rules += [
+        MerchandisingRule(name=f"bench pin {i}", action="pin", product_id=pid, position=pos, is_active=False)
+        for i, (pid, pos) in enumerate(zip(rng.sample(products, 3), (2, 5, 8), strict=True))
+    ]
+    MerchandisingRule.objects.bulk_create(rules)
+    assert MerchandisingRule.objects.count() == 20
+    return rules
+
+
+def rules_switch(on: bool) -> None:
+    from recommendations import model_cache
+    from recommendations.models import MerchandisingRule
+
+    MerchandisingRule.objects.update(is_active=on)
+    model_cache.epoch_bump()  # what a save in admin does
+
+
+def rules_main(args) -> None:
+    url = args.database_url if args.database_url != DEFAULT_URL else RULES_URL
+    database_ensure(url)
+    seed(url, users=args.users, products=args.products, interactions=args.interactions)
+    started = machine()
+    args.database_url = url
+    user_ids, _, _, label = prepare(args)
+    from recommendations import services
+    from recommendations.rules import RuleSet
+
+    rules_make()
+    rules_switch(True)
+    no_rules = RuleSet()
+
+    def run(seconds: float, seed_value: int) -> tuple[float, float, int]:
+        """Pairs of lists for the same customer, one with no rule and one through the
+        live rules (the real path: read per epoch, windows checked per call), in
+        alternating order: the machine's load falls on both alike. Lists/s of each."""
+        nonlocal changed
+        rng = random.Random(seed_value)
+        spent = {"none": 0.0, "rules": 0.0}
+        pairs, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            user_id = rng.choice(user_ids)
+            order = ("none", "rules") if pairs % 2 == 0 else ("rules", "none")
+            for mode in order:
+                start = time.perf_counter()
+                rec = services.recommend_for_user(
+                    user_id=user_id,
+                    context="api",
+                    n=10,
+                    record_impression=False,
+                    ruleset=no_rules if mode == "none" else None,
+                )
+                spent[mode] += time.perf_counter() - start
+                assert rec.picks
+                if mode == "rules":
+                    changed += bool(rec.rule_ids)
+            pairs += 1
+        return pairs / spent["none"], pairs / spent["rules"], pairs
+
+    changed = 0  # lists the rules changed (each records the rules that did)
+    run(3, 0)  # warm: the model loaded, the first queries
+    rows, ratios = [], []
+    for i in range(1, args.runs + 1):
+        none, with_rules, pairs = run(args.duration, i)
+        ratios.append(with_rules / none)
+        rows.append(f"| {i} | {pairs} | {none:.0f} | {with_rules:.0f} | {with_rules / none:.3f} |")
+        print(rows[-1], flush=True)
+    rules_switch(False)
+    total = sum(int(r.split("|")[2]) for r in rows)
+    assert changed > 0, "the rules changed no list: the measure would be of nothing"
+    share = median(ratios)
+    cost = 1 - share
+    body = f"""
+`bench/serve.py --rules` — in-process `recommend_for_user` (n=10, API placement, no impression) for random
+customers of the synthetic store ({args.products:,} products, {args.users:,} customers, {args.interactions:,}
+interactions; active model `{label}`), with 20 live global rules (5 category boosts, 3 price-band buries,
+2 newness boosts, 2 low-stock buries, 2 attribute boosts, an include, 2 excludes, 3 pins) and with none: pairs
+of lists for the same random customer, one of each, in alternating order (the shared machine's load falls on
+both alike), {args.duration} s per run, {args.runs} runs; lists/s = pairs / the time spent in each; {started}.
+
+| run | pairs | lists/s, no rules | lists/s, 20 rules | ratio |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+- the rules changed {changed:,} of the lists made with them (warm-up included; {total:,} pairs timed).
+- throughput with 20 rules / without, median of the per-run ratios: **{share:.3f}**, i.e. rules cost
+  **{cost * 100:.1f}%** (goal ≤ 10%: **{"met" if cost <= 0.10 else "NOT met"}**).
+"""
+    print(body)
+    if not args.no_write:
+        with (ROOT / "bench" / "RESULTS.md").open("a") as f:
+            f.write(f"\n## Serving with merchandising rules\n{body}")
+        print("appended to bench/RESULTS.md")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
@@ -168,7 +302,14 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--rules", action="store_true", help="Measure what 20 merchandising rules cost (see above).")
     args = parser.parse_args()
+    if args.rules:
+        if "--interactions" not in sys.argv:  # a smaller store: minutes, not an hour
+            args.interactions, args.users, args.products = 300_000, 20_000, 5_000
+            args.params = '{"factors": 32, "iterations": 10}'
+        rules_main(args)
+        return
 
     database_ensure(args.database_url)
     seed(args.database_url, users=args.users, products=args.products, interactions=args.interactions)

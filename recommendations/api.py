@@ -21,6 +21,7 @@ Who may call what:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -32,6 +33,7 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from shop import links
 from shop.models import Category, Product
 from shop.rest.fields import IntegerField
 from shop.rest.pagination import PageNumberPagination
@@ -39,7 +41,7 @@ from shop.rest.parsers import JSONParser
 from shop.rest.permissions import ActionModelPermission
 from shop.rest.schema import paginated
 
-from . import selectors, services
+from . import explanations, selectors, services
 from .artifacts import algorithm_names
 from .models import ModelVersion
 
@@ -74,12 +76,26 @@ class PickProductSerializer(serializers.Serializer):
     price = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
     in_stock = serializers.BooleanField()
-    image_url = serializers.CharField()
+    image_url = serializers.SerializerMethodField(
+        help_text="Absolute URL: the product's image, else its generated picture."
+    )
     category = serializers.SerializerMethodField()
+
+    def get_image_url(self, product) -> str:
+        return links.product_image_url(
+            product_id=product.pk, image_url=product.image_url, request=self.context.get("request")
+        )
 
     def get_category(self, product) -> dict | None:
         c = product.category
         return {"id": c.pk, "name": c.name, "slug": c.slug} if c else None
+
+
+class RuleEffectSerializer(serializers.Serializer):
+    rule_id = serializers.IntegerField(allow_null=True, help_text="The rule; null for the request's own filter/boost.")
+    action = serializers.ChoiceField(choices=["boost", "bury", "include", "exclude", "pin"])
+    weight = serializers.FloatField(help_text="Added to the rank score (negative: buried).")
+    name = serializers.CharField()
 
 
 class PickSerializer(serializers.Serializer):
@@ -88,7 +104,15 @@ class PickSerializer(serializers.Serializer):
     score = serializers.FloatField()
     reason = serializers.CharField(help_text='Human text, e.g. "Because you bought X", "Trending now".')
     reason_code = serializers.ChoiceField(
-        choices=["history", "session", "similar", "also_bought", "interest", "trending"]
+        choices=["history", "session", "similar", "also_bought", "interest", "trending", "rule"]
+    )
+    source = serializers.ChoiceField(
+        choices=sorted(explanations.SOURCES),
+        help_text="What really produced the pick (model, co_purchase, similar_content, trending, popular: filler, "
+        "interests, rule, pin, ...); the reason text matches it.",
+    )
+    rule_effects = RuleEffectSerializer(
+        many=True, help_text="What merchandising rules (or the request's filter and boosts) did to this product."
     )
 
 
@@ -100,10 +124,14 @@ class RecommendationListSerializer(serializers.Serializer):
     )
     model_version_id = serializers.IntegerField(allow_null=True)
     variant = serializers.CharField(help_text="A/B variant name, empty when no experiment applies.")
+    placement = serializers.CharField(help_text="The placement whose rules the list follows (its key).")
+    rule_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The merchandising rules that changed the list."
+    )
     items = PickSerializer(many=True)
 
 
-def _present(rec) -> dict:
+def _present(rec, request=None) -> dict:
     """The list as JSON (built directly: the serializers above document it; this is
     the hot path, and DRF's field machinery costs more than the scoring)."""
     items = []
@@ -120,12 +148,14 @@ def _present(rec) -> dict:
                     "price": f"{p.price:.2f}",
                     "currency": p.currency,
                     "in_stock": p.in_stock,
-                    "image_url": p.image_url,
+                    "image_url": links.product_image_url(product_id=p.pk, image_url=p.image_url, request=request),
                     "category": {"id": c.pk, "name": c.name, "slug": c.slug} if c is not None else None,
                 },
                 "score": pick.score,
                 "reason": pick.reason,
                 "reason_code": pick.reason_code,
+                "source": pick.source,
+                "rule_effects": [e.as_dict() for e in pick.rule_effects],
             }
         )
     return {
@@ -134,6 +164,8 @@ def _present(rec) -> dict:
         "strategy": rec.strategy,
         "model_version_id": rec.model_version_id,
         "variant": rec.variant,
+        "placement": rec.placement,
+        "rule_ids": list(rec.rule_ids),
         "items": items,
     }
 
@@ -158,7 +190,28 @@ class QuerySerializer(serializers.Serializer):
 
 
 class RecommendQuerySerializer(QuerySerializer):
-    n = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
+    n = serializers.IntegerField(
+        required=False, min_value=1, max_value=100, help_text="How many (default: the placement's size, else 10)."
+    )
+    placement = serializers.CharField(
+        required=False,
+        max_length=40,
+        help_text='A placement\'s key ("home", "cart", "email", "api", ...; staff edit them in admin): its '
+        "strategy, size, fallbacks and merchandising rules. Without it: the context's placement rules.",
+    )
+    filter = serializers.CharField(
+        required=False,
+        max_length=4000,
+        help_text="Only products matching this condition (JSON, the rule language of merchandising rules), e.g. "
+        '{"price":{"max":20}}, {"category":[3]}, {"new_days":30}, {"stock":{"min":5}}, '
+        '{"attribute":{"key":"colour","in":["red"]}}, {"all":[...]}, {"any":[...]}, {"not":{...}}.',
+    )
+    boost = serializers.CharField(
+        required=False,
+        max_length=4000,
+        help_text='Boosts (JSON list, at most 20): [{"if": condition, "weight": w}], w within ±10 (negative buries; '
+        "1 moves a product past the whole list).",
+    )
     context = serializers.ChoiceField(choices=list(services.CONTEXTS), required=False, default="api")
     strategy = serializers.CharField(
         required=False,
@@ -182,6 +235,31 @@ class RecommendQuerySerializer(QuerySerializer):
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
 
+    def validate_placement(self, value: str) -> str:
+        known = services.placements_all()
+        if value not in known:
+            raise serializers.ValidationError(f"unknown placement {value!r}; use one of {sorted(known)}")
+        return value
+
+    @staticmethod
+    def _json(value: str, name: str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError) as exc:  # too deep is not valid here either
+            reason = exc if isinstance(exc, ValueError) else "nested too deeply"
+            raise ValidationError({name: [f"{name} is not valid JSON: {reason}"]}) from None
+
+    def _rules(self, attrs) -> list:
+        """The request's filter and boosts, in the merchandising rules' language."""
+        try:
+            return services.request_rules(
+                self._json(attrs["filter"], "filter") if "filter" in attrs else None,
+                self._json(attrs["boost"], "boost") if "boost" in attrs else None,
+            )
+        except services.RuleError as exc:
+            field = "boost" if exc.path.startswith("boost") else "filter"
+            raise ValidationError({field: [str(exc)]}) from None
+
     def validate_exclude(self, value: str) -> list[int]:
         out = []
         for part in filter(None, (p.strip() for p in value.split(","))):
@@ -193,6 +271,7 @@ class RecommendQuerySerializer(QuerySerializer):
         return out
 
     def validate(self, attrs):
+        attrs["rules"] = self._rules(attrs)
         if "product_id" in attrs:
             attrs["product"] = Product.objects.select_related("category").filter(pk=attrs["product_id"]).first()
             if attrs["product"] is None:
@@ -221,7 +300,7 @@ def _recommend_query(request) -> Mapping:
     q = dict(query.validated_data)
     q["exclude"] = tuple(q["exclude"])
     q = MappingProxyType(q)
-    if "product_id" not in q and "category_id" not in q and len(raw) <= 256:
+    if "product_id" not in q and "category_id" not in q and not q["rules"] and len(raw) <= 256:
         if len(_QUERY_MEMO) >= _QUERY_MEMO_SIZE:
             _QUERY_MEMO.clear()
         _QUERY_MEMO[raw] = q
@@ -230,19 +309,38 @@ def _recommend_query(request) -> Mapping:
 
 def _recommend(request, *, user=None, user_id: int | None = None, session_key: str = "") -> Response:
     q = _recommend_query(request)
+    if "placement" in q:
+        who = {"user_id": user_id} if user_id is not None else {"user": user}
+        try:
+            rec = services.placement_serve(
+                q["placement"],
+                **who,
+                session_key=session_key,
+                n=q.get("n"),
+                product=q.get("product"),
+                category=q.get("category"),
+                model_strategy=q["strategy"],
+                exclude_product_ids=q["exclude"],
+                extra_rules=q["rules"],
+                record_impression=q["record"],
+            )
+        except services.PlacementNotFound as exc:  # deleted since the query was validated
+            raise ValidationError({"placement": [str(exc)]}) from None
+        return Response(_present(rec, request))
     rec = services.recommend_for_user(
         user=user,
         user_id=user_id,
         session_key=session_key,
         context=q["context"],
-        n=q["n"],
+        n=q.get("n", 10),
         product=q.get("product"),
         category=q.get("category"),
         strategy=q["strategy"],
         exclude_product_ids=q["exclude"],
         record_impression=q["record"],
+        extra_rules=q["rules"],
     )
-    return Response(_present(rec))
+    return Response(_present(rec, request))
 
 
 # --- recommendation endpoints -----------------------------------------------------------------
@@ -330,7 +428,7 @@ class TrendingApi(APIView):
             if category is None:
                 raise ValidationError({"category_id": [f"unknown category {query.validated_data['category_id']}"]})
         rec = services.trending_products(n=query.validated_data["n"], category=category)
-        return Response(_present(rec))
+        return Response(_present(rec, request))
 
 
 class SimilarQuerySerializer(QuerySerializer):
@@ -361,7 +459,7 @@ class SimilarProductsApi(APIView):
             user=request.user,
             session_key=request.session.session_key or "",
         )
-        return Response(_present(rec))
+        return Response(_present(rec, request))
 
 
 class ClickApi(APIView):

@@ -22,7 +22,7 @@ from .selectors import HistoryEvent
 from .strategies import version_for
 from .trending import trending_items
 
-NO_ANCHOR_REASON = "Based on your recent activity"
+NO_ANCHOR_REASON = explanations.reason_for(explanations.MODEL)
 
 
 @dataclass(slots=True)
@@ -34,6 +34,7 @@ class Candidate:
     anchor_id: int | None = None  # explaining product (history item, the viewed product)
     anchor_kind: int | None = None
     category_id: int | None = None  # when known before fetching (model columns, trending)
+    source: str = ""  # what produced it: one of explanations.SOURCES
 
 
 class ModelCandidates(Sequence[Candidate]):
@@ -70,7 +71,14 @@ class ModelCandidates(Sequence[Candidate]):
         reason = explanations.because(anchor_kind) if anchor_id is not None else NO_ANCHOR_REASON
         category = categories[j]
         return Candidate(
-            products[j], scores[j], self.code, reason, anchor_id, anchor_kind, category if category >= 0 else None
+            products[j],
+            scores[j],
+            self.code,
+            reason,
+            anchor_id,
+            anchor_kind,
+            category if category >= 0 else None,
+            explanations.MODEL,
         )
 
     def __iter__(self) -> Iterator[Candidate]:
@@ -121,24 +129,38 @@ def trending_cands(
     reason: str,
     categories: set[int] | None = None,
     weights: dict[int, float] | None = None,
+    source: str = explanations.TRENDING,
 ) -> list[Candidate]:
     """Trending candidates, optionally restricted to (and weighted by) categories.
-    The plain list (no categories) is memoised with the trending list it comes from."""
+    The plain list (no categories) is memoised with the trending list it comes from.
+    ``source``: what they are in the list they fill (the trending list itself,
+    filler, a category...; ``explanations.SOURCES``)."""
     out: list[Candidate] = []
     limit = max(4 * n, 40)
     items = trending_items(snap)
     plain = categories is None and not weights
     if plain:
-        key = ("trending_cands", limit, code, reason)
+        key = ("trending_cands", limit, code, reason, source)
         memo = snap.memo.get(key)
         if memo is not None and memo[0] is items:
             return list(memo[1])
+    trending_only = source == explanations.TRENDING  # "Trending now" says it: enough shoppers
     for item in items:
         if categories is not None and item.category_id not in categories:
             continue
+        if trending_only and not item.supported:
+            continue
         score = item.score * (weights.get(item.category_id, 1.0) if weights else 1.0)
         out.append(
-            Candidate(item.product_id, score, code, reason, anchor_id=item.category_id, category_id=item.category_id)
+            Candidate(
+                item.product_id,
+                score,
+                code,
+                reason,
+                anchor_id=item.category_id,
+                category_id=item.category_id,
+                source=source,
+            )
         )
         if weights is None and len(out) >= limit:
             break
@@ -159,7 +181,13 @@ def history_category_cands(snap, shopper: Shopper, *, n: int, now: float) -> lis
     if not weights:
         return []
     return trending_cands(
-        snap, n=n, code=shopper.code, reason="Popular in {category}", categories=set(weights), weights=weights
+        snap,
+        n=n,
+        code=shopper.code,
+        reason=explanations.reason_for(explanations.HISTORY_CATEGORY),
+        categories=set(weights),
+        weights=weights,
+        source=explanations.HISTORY_CATEGORY,
     )
 
 
@@ -167,8 +195,46 @@ def interest_cands(snap, interests: list[int], *, n: int) -> list[Candidate]:
     if not interests:
         return []
     return trending_cands(
-        snap, n=n, code="interest", reason="Matches your interest in {category}", categories=set(interests)
+        snap,
+        n=n,
+        code="interest",
+        reason=explanations.reason_for(explanations.INTERESTS),
+        categories=set(interests),
+        source=explanations.INTERESTS,
     )
+
+
+def interests_share(shopper: Shopper) -> float:
+    """The share of a list that stated interests take: ``p / (p + h)`` (see
+    ``interests_blend``)."""
+    prior = float(conf.get("RECOMMEND_INTERESTS_PRIOR"))
+    distinct = len({e.product_id for e in shopper.history})
+    return prior / (prior + distinct) if prior + distinct > 0 else 0.0
+
+
+def interests_blend(shopper: Shopper, interest_level: Sequence[Candidate], *, n: int) -> None:
+    """Blend stated interests into the shopper's first level instead of leaving them
+    behind it: a customer who just signed up with interests and a short anonymous
+    history sees both. The interests' share of the first ``n`` places is
+    ``p / (p + h)`` (``h``: distinct products in the history, ``p``:
+    ``RECOMMEND_INTERESTS_PRIOR``), spread evenly through the list, so it fades as
+    the history grows. The first level keeps its label (its strategy)."""
+    if not interest_level or not shopper.levels:
+        return
+    share = interests_share(shopper)
+    if int(n * share) <= 0:  # floor(n * share) places go to the interests
+        return
+    label, first = shopper.levels[0]
+    primary, extra = iter(list(first)), iter(interest_level)
+    blended: list[Candidate] = []
+    for i in range(n):
+        source = extra if int((i + 1) * share) > int(i * share) else primary
+        cand = next(source, None) or next(primary if source is extra else extra, None)
+        if cand is None:
+            break
+        blended.append(cand)
+    blended += list(primary) + list(extra)
+    shopper.levels[0] = (label, blended)
 
 
 # --- the model --------------------------------------------------------------------------------
@@ -217,7 +283,7 @@ def model_cands(
         # the engine's batch top-k (ALS: an exact early-stopping scan, not every item scored)
         ids, scores = loaded.model.top_k_batch(rows[live], k, exclude=exclude, allowed=allowed)
         anchors = [explanations.anchors(loaded, chunk[r].history, explain_items) for r in live.tolist()]
-        contrib = explanations.contributions(loaded, anchors, ids) if explain_items else None
+        best = explanations.best_anchors(loaded, anchors, ids) if explain_items else None
         for pos, r in enumerate(live.tolist()):
             add_level(
                 loaded,
@@ -225,7 +291,7 @@ def model_cands(
                 ids[pos],
                 scores[pos],
                 anchors[pos],
-                contrib[pos] if contrib is not None else None,
+                best[pos] if best is not None else None,
                 label,
             )
 
@@ -251,8 +317,8 @@ def model_cands_one(
         excluded = excluded[excluded >= 0]
     cols, values = loaded.model.top_k(row, k, exclude=excluded, allowed=allowed)
     anchors = explanations.anchors(loaded, shopper.history, explain_items)
-    contrib = explanations.contributions(loaded, [anchors], cols[None, :])[0] if explain_items else None
-    add_level(loaded, shopper, cols, values, anchors, contrib, label)
+    best = explanations.best_anchors(loaded, [anchors], cols[None, :])[0] if explain_items else None
+    add_level(loaded, shopper, cols, values, anchors, best, label)
 
 
 def allowed_columns(loaded: LoadedModel, category_ids: set[int]) -> np.ndarray:
@@ -273,20 +339,19 @@ def add_level(
     ids: np.ndarray,
     scores: np.ndarray,
     anchors: list[tuple[int, int, int]],
-    contrib: np.ndarray | None,
+    best: np.ndarray | None,
     label: str,
 ) -> None:
-    """The model's ranked columns as explained candidates (`ModelCandidates`): each pick
-    names the recent item that alone points at it most ("because you viewed X")."""
+    """The model's ranked columns as explained candidates (`ModelCandidates`): a pick
+    names the recent item that really points at it ("because you viewed X",
+    ``explanations.best_anchors``: -1 for none)."""
     ids = np.asarray(ids)
     valid = int(np.argmin(ids >= 0)) if (ids < 0).any() else ids.size  # the columns before the first -1
     if valid == 0:
         return
     best_anchor = None
-    if contrib is not None and anchors and contrib.size:
-        best_anchor = np.argmax(contrib, axis=0)
-        best_value = contrib[best_anchor, np.arange(contrib.shape[1])]
-        best_anchor = np.where(best_value > 0, best_anchor, -1)[:valid]
+    if best is not None and anchors and best.size:
+        best_anchor = np.asarray(best)[:valid]
     shopper.levels.append(
         (label, ModelCandidates(loaded, shopper.code, ids[:valid], np.asarray(scores)[:valid], anchors, best_anchor))
     )
@@ -319,6 +384,27 @@ def content_model(snap: Snapshot):
     return (loaded, model) if model is not None else (None, None)
 
 
+MIN_TEXT_SIMILARITY = 0.1
+"""A product is "similar" only if its text resembles the product's more than chance:
+text cosine >= 0.1 is the 99th percentile of random pairs of the Online Retail
+catalogue (0.127 at 99.5 %, 94 % of random pairs share no word), and keeps 98 % of
+the products' 8 nearest text neighbours (measured with the content model on the
+bundled data's descriptions). Sharing only the category is not similarity: those
+fill as "Popular in {category}"."""
+
+
+def text_similarity(model, similarity: float, *, same_category: bool) -> float:
+    """The text part of a content similarity: the content model's vector is the text
+    block (weight 1 - w) and the category block (weight w), so two products of one
+    category score w with no word in common."""
+    weight = float(model.params.get("category_weight", 0.0)) if getattr(model, "categories", np.zeros(0)).size else 0.0
+    if getattr(model, "terms", np.zeros(1)).size == 0:
+        return 0.0  # categories only: no text to resemble
+    if weight >= 1.0:
+        return 0.0
+    return (similarity - (weight if same_category else 0.0)) / (1.0 - weight)
+
+
 def content_cands(snap, product: Product, *, n: int) -> tuple[str, list[Candidate]]:
     loaded, model = content_model(snap)
     if model is None:
@@ -338,11 +424,14 @@ def content_cands(snap, product: Product, *, n: int) -> tuple[str, list[Candidat
             int(loaded.item_ids[c]),
             float(s),
             "similar",
-            "Similar to {name}",
+            explanations.reason_for(explanations.SIMILAR_CONTENT),
             product.pk,
             category_id=category_of(loaded, c),
+            source=explanations.SIMILAR_CONTENT,
         )
         for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
-        if c >= 0 and s > 0
+        if c >= 0
+        and text_similarity(model, s, same_category=category_of(loaded, c) == product.category_id)
+        >= MIN_TEXT_SIMILARITY
     ]
     return f"model:{loaded.label}", cands

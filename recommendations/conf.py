@@ -31,8 +31,18 @@ DEFAULTS: dict[str, Any] = {
     "RECOMMEND_EXCLUDE_OUT_OF_STOCK": True,
     # How many recent history items are tried to explain a pick ("because you ...").
     "RECOMMEND_EXPLAIN_ITEMS": 3,
-    # Trending: events of the last N days before the newest event, weighted by kind.
+    # Stated interests blend into a shopper's list with the weight of this many history
+    # items: their share of the list is p / (p + distinct products in the history).
+    "RECOMMEND_INTERESTS_PRIOR": 3,
+    # Trending (``trending``): events of the last N days before the newest event, weighted
+    # by kind, each shopper counted once per product and kind; when those days hold fewer
+    # than MIN_WINDOW_EVENTS events, the N days before the MIN_WINDOW_EVENTS-th newest
+    # event and everything since; a product needs MIN_SUPPORT distinct shoppers and its
+    # score is shrunk by s / (s + SMOOTHING).
     "TRENDING_DAYS": 14,
+    "TRENDING_MIN_WINDOW_EVENTS": 500,
+    "TRENDING_MIN_SUPPORT": 3,
+    "TRENDING_SMOOTHING": 5.0,
     "TRENDING_SIZE": 3000,
     "TRENDING_TTL": 300,
     # Seconds a serving process may trust its view of the active models without
@@ -71,6 +81,19 @@ DEFAULTS: dict[str, Any] = {
     "ARTIFACT_KEEP": 5,
     # Privacy: queue a retraining as soon as a customer whose data a model holds is forgotten.
     "RETRAIN_ON_FORGET": True,
+    # Customer predictions (``predictions``): the transactions model ("mbgnbd": one-time
+    # buyers can churn too; "bgnbd": the original), the horizon of the expected purchases,
+    # the months of predicted value and their monthly discount rate, and the probability of
+    # being active below which a customer is due a win-back email (``inactive_at``).
+    "PREDICTION_MODEL": "mbgnbd",
+    "PREDICTION_PURCHASES_DAYS": 90,
+    "PREDICTION_VALUE_MONTHS": 12,
+    "PREDICTION_DISCOUNT_MONTHLY": 0.01,
+    "PREDICTION_WINBACK_BELOW": 0.5,
+    "PREDICTION_PENALIZER": 0.0,
+    # A history whose newest purchase is older than this many days is a historic data set
+    # (the 2011 demo store): predictions are made as of its newest purchase, not today.
+    "PREDICTION_HISTORIC_AFTER_DAYS": 30,
 }
 
 

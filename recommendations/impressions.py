@@ -109,6 +109,8 @@ def record(row: Impression) -> None:
             "variant": row.variant,
             "product_ids": row.product_ids,
             "reason_codes": row.reason_codes,
+            "placement": row.placement,
+            "rule_ids": row.rule_ids,
         },
         separators=(",", ":"),
     )
@@ -242,6 +244,8 @@ _FIELDS = (
     "variant",
     "product_ids",
     "reason_codes",
+    "placement",
+    "rule_ids",
 )
 
 
@@ -279,6 +283,8 @@ def _insert_batch(items: list[dict]) -> int:
                 i["variant"],
                 i["product_ids"],
                 i["reason_codes"],
+                i.get("placement", ""),  # queued before placements existed: none
+                i.get("rule_ids", []),
             )
             for pk, i in fresh.items()
         ]

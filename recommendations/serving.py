@@ -34,14 +34,14 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import connection, connections
 
 from shop.models import PRODUCT_IN_STOCK, Category, Interaction, Product, User
 from shop.selectors import category_descendant_ids
 
-from . import conf, impressions, model_cache, selectors
+from . import conf, explanations, impressions, long_tail, model_cache, rules, selectors
 from .candidates import (
     Candidate,
     ModelCandidates,
@@ -51,6 +51,8 @@ from .candidates import (
     content_cands,
     history_category_cands,
     interest_cands,
+    interests_blend,
+    interests_share,
     model_cands,
     trending_cands,
 )
@@ -58,10 +60,13 @@ from .engine import blas_single_thread
 from .experiments import experiment_assign, user_id_of
 from .model_cache import VersionInfo
 from .models import Impression
+from .rules import CompiledRule, RuleEffect, RuleSet
 from .selectors import HistoryEvent
 from .strategies import strategy_check, version_for
 
 CONTEXTS = ("home", "product", "category", "cart", "email", "api")
+# The placement (``Placement.key``) whose rules a list follows when the caller names none.
+CONTEXT_PLACEMENTS = {"home": "home", "cart": "cart", "email": "email", "api": "api"}
 # Not loaded with the picks' products (no list shows them; reading one costs a query).
 DEFERRED_PRODUCT_FIELDS = ("description", "attributes", "updated_at")
 MAX_N = 100
@@ -77,7 +82,9 @@ class Pick:
     product: Product
     score: float
     reason: str
-    reason_code: str  # "history" | "similar" | "also_bought" | "interest" | "trending" | "session"
+    reason_code: str  # "history" | "similar" | "also_bought" | "interest" | "trending" | "session" | "rule"
+    source: str = ""  # what really produced it: one of explanations.SOURCES
+    rule_effects: tuple[RuleEffect, ...] = ()  # what merchandising rules did to it (``rules``)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,9 @@ class RecommendationList:
     strategy: str
     model_version_id: int | None
     variant: str
+    placement: str = ""
+    rule_ids: tuple[int, ...] = ()  # the merchandising rules that changed the list
+    experiment_id: int | None = None
 
     @property
     def products(self) -> list[Product]:
@@ -155,7 +165,8 @@ def _pick(cand: Candidate, product: Product, names: dict[int, str]) -> Pick:
         reason = reason.format(name=names.get(cand.anchor_id, "an item you saw"))
     elif "{category}" in reason:
         reason = reason.format(category=product.category.name if product.category else "the shop")
-    return Pick(product=product, score=round(float(cand.score), 6), reason=reason, reason_code=cand.code)
+    source = cand.source or explanations.MODEL
+    return Pick(product=product, score=round(float(cand.score), 6), reason=reason, reason_code=cand.code, source=source)
 
 
 def _record(rec: RecommendationList, *, user_id: int | None, session_key: str, experiment_id: int | None) -> None:
@@ -172,8 +183,15 @@ def _record(rec: RecommendationList, *, user_id: int | None, session_key: str, e
             variant=rec.variant,
             product_ids=[p.product.pk for p in rec.picks],
             reason_codes=[p.reason_code for p in rec.picks],
+            placement=rec.placement[:40],
+            rule_ids=list(rec.rule_ids),
         )
     )
+
+
+def list_record(rec: RecommendationList, *, user_id: int | None, session_key: str) -> None:
+    """Record a list assembled by the caller (a placement's fallback chain) as shown."""
+    _record(rec, user_id=user_id, session_key=session_key, experiment_id=rec.experiment_id)
 
 
 def _choose(
@@ -215,13 +233,181 @@ def _choose(
     return chosen, produced, products
 
 
-def _fetch(ids: Iterable[int]) -> dict[int, Product]:
+def _fetch(ids: Iterable[int], *, attributes: bool = False) -> dict[int, Product]:
     """Products by id with their category, in one query (the fields no list shows
-    deferred)."""
+    deferred; ``attributes`` loaded when a rule reads them)."""
     ids = set(ids)
     if not ids:
         return {}
-    return Product.objects.select_related("category").defer(*DEFERRED_PRODUCT_FIELDS).order_by().in_bulk(ids)
+    deferred = [f for f in DEFERRED_PRODUCT_FIELDS if not (attributes and f == "attributes")]
+    return Product.objects.select_related("category").defer(*deferred).order_by().in_bulk(ids)
+
+
+# --- merchandising rules: the one place they apply ----------------------------------------------
+def _ruleset(
+    snap: model_cache.Snapshot,
+    placement: str,
+    extra_rules: Sequence[CompiledRule],
+    ruleset: RuleSet | None,
+    now: float,
+) -> RuleSet:
+    """The rules of a list: ``ruleset`` when the caller gives it (the admin preview),
+    else the live rules of ``placement`` plus the request's own."""
+    if ruleset is not None:
+        return ruleset
+    return rules.rules_for(snap, placement, now=now, extra=extra_rules)
+
+
+def _apply_rules(
+    levels: list[tuple[str, Sequence[Candidate]]],
+    products: dict[int, Product],
+    *,
+    n: int,
+    excluded: set[int],
+    category_ids: set[int] | None,
+    ruleset: RuleSet,
+    now: float,
+    fetch: bool = True,
+) -> tuple[list[tuple[Candidate, Product]], str, dict[int, list[RuleEffect]], tuple[int, ...]]:
+    """The rules pass, after scoring and before diversity (see ``rules``): the first
+    ``rules.pool_size(n)`` candidates in serving order are filtered and re-ranked by
+    the rules, the list is filled from them (the category cap applies), and pins are
+    put in place last, so diversity never moves them. ``fetch``: read the products
+    missing from ``products`` (the batch path has them all already).
+
+    Returns the chosen picks, the label of the first level that contributed, each
+    product's rule effects and the ids of the rules that changed the list."""
+    rank: dict[str, int] = {}
+    for index, (label, _) in enumerate(levels):
+        rank.setdefault(label, index)
+
+    def walk() -> Iterator[tuple[str, Candidate, int]]:  # lazily: model candidates are made when looked at
+        seen: set[int] = set()
+        for label, cands in levels:
+            for c in cands:
+                pid = c.product_id
+                if pid not in excluded and pid not in seen:
+                    seen.add(pid)
+                    yield label, c, pid
+
+    walker = walk()
+    # the pool: the first pool_size(n) candidates that fit the per-category cap where
+    # the category is known (as `_choose` fetches: one query of as many rows as without
+    # rules usually makes a diverse list); the others are read only if the list is short
+    cap = n if category_ids is not None else (int(conf.get("RECOMMEND_MAX_PER_CATEGORY")) or n)
+    size = rules.pool_size(n)
+    entries: list[tuple[str, Candidate, int]] = []
+    held: list[tuple[str, Candidate, int]] = []
+    per_category: Counter = Counter()
+    for entry in walker:
+        category = entry[1].category_id
+        if category is not None and per_category[category] >= cap:
+            held.append(entry)
+            continue
+        entries.append(entry)
+        if category is not None:
+            per_category[category] += 1
+        if len(entries) >= size:
+            break
+    pins = ruleset.pins
+
+    def load(part: list[tuple[str, Candidate, int]], extra: set[int]) -> None:
+        wanted = {pid for _, _, pid in part} | extra
+        wanted |= {c.anchor_id for _, c, _ in part if c.anchor_id and "{name}" in c.reason}
+        missing = [pid for pid in wanted if pid not in products]
+        if fetch and missing:
+            products.update(_fetch(missing, attributes=ruleset.reads_attributes))
+
+    load(entries, {r.product_id for r in pins if r.product_id is not None})
+    if ruleset.long_tail_weight > 0 and len(entries) > 1:  # the placement's popularity calibration
+        order = long_tail.rerank_positions(
+            [pid for _, _, pid in entries], weight=ruleset.long_tail_weight, n=len(entries)
+        )
+        first = set(order)
+        entries = [entries[i] for i in order] + [e for i, e in enumerate(entries) if i not in first]
+    ordered, effects, applied = rules.reorder(entries, products, ruleset, now=now)
+    chosen, _, strict = _fill(
+        [(lb, [c]) for lb, c, _ in ordered], products, n=n, excluded=excluded, category_ids=category_ids
+    )
+    rest = held + list(walker) if strict < n else []
+    if rest:
+        entries += rest
+        load(rest, set())
+        ordered, effects, applied = rules.reorder(entries, products, ruleset, now=now)
+        chosen, _, strict = _fill(
+            [(lb, [c]) for lb, c, _ in ordered], products, n=n, excluded=excluded, category_ids=category_ids
+        )
+    label_of = {pid: lb for lb, _, pid in entries}
+    position = {pid: i for i, (_, _, pid) in enumerate(entries)}
+    out: list[tuple[Candidate, Product]] = []
+    for c, p in chosen:
+        # a pick that only a boost brought into the list is the rule's, not the recommender's
+        if position.get(p.pk, 0) >= n and any(e.weight > 0 for e in effects.get(p.pk, ())):
+            c = Candidate(
+                p.pk,
+                c.score,
+                explanations.REASON_CODES[explanations.RULE],
+                explanations.reason_for(explanations.RULE),
+                category_id=p.category_id,
+                source=explanations.RULE,
+            )
+        out.append((c, p))
+    out = _pin(out, pins, products, n=n, excluded=excluded, category_ids=category_ids, effects=effects)
+    labels = [label_of[p.pk] for _, p in out if p.pk in label_of]
+    produced = min(labels, key=lambda lb: rank.get(lb, len(rank))) if labels else ""
+    shown = {p.pk for _, p in out}
+    applied |= {e.rule_id for pid in shown for e in effects.get(pid, ()) if e.rule_id is not None}
+    return out, produced, {pid: e for pid, e in effects.items() if pid in shown}, tuple(sorted(applied))
+
+
+def _pin(
+    chosen: list[tuple[Candidate, Product]],
+    pins: list[CompiledRule],
+    products: dict[int, Product],
+    *,
+    n: int,
+    excluded: set[int],
+    category_ids: set[int] | None,
+    effects: dict[int, list[RuleEffect]],
+) -> list[tuple[Candidate, Product]]:
+    """Put each pinned product at its position (after diversity). A pin respects what
+    must never be shown: inactive, out of stock, excluded for the shopper, outside a
+    category page's category."""
+    out_of_stock_ok = not conf.get("RECOMMEND_EXCLUDE_OUT_OF_STOCK")
+    for rule in pins:
+        p = products.get(rule.product_id or 0)
+        if (
+            p is None
+            or p.pk in excluded
+            or not p.is_active
+            or (not p.in_stock and not out_of_stock_ok)
+            or (category_ids is not None and p.category_id not in category_ids)
+        ):
+            continue
+        chosen = [(c, q) for c, q in chosen if q.pk != p.pk]
+        cand = Candidate(
+            p.pk,
+            0.0,
+            explanations.REASON_CODES[explanations.PIN],
+            explanations.reason_for(explanations.PIN),
+            category_id=p.category_id,
+            source=explanations.PIN,
+        )
+        chosen.insert(min((rule.position or 1) - 1, len(chosen)), (cand, p))
+        effects[p.pk] = [*effects.get(p.pk, []), rule.effect]
+    return chosen[:n]
+
+
+def _with_effects(picks: list[Pick], effects: dict[int, list[RuleEffect]]) -> list[Pick]:
+    if not effects:
+        return picks
+    return [replace(p, rule_effects=tuple(effects[p.product.pk])) if p.product.pk in effects else p for p in picks]
+
+
+def _new_arrival(product: Product) -> Candidate:
+    """A quiet category's newest product (no trending signal in it)."""
+    source = explanations.NEW_ARRIVALS
+    return Candidate(product.pk, 0.0, "trending", explanations.reason_for(source), source=source)
 
 
 def _descendants(category: Category | None) -> set[int] | None:
@@ -244,8 +430,15 @@ def recommend_for_user(
     strategy: str | None = None,
     exclude_product_ids: Iterable[int] = (),
     record_impression: bool = True,
+    placement: str | None = None,
+    extra_rules: Sequence[CompiledRule] = (),
+    ruleset: RuleSet | None = None,
 ) -> RecommendationList:
     """Recommendations for a customer or an anonymous session (see the module doc).
+
+    ``placement``: whose merchandising rules apply (None: the context's placement,
+    ``CONTEXT_PLACEMENTS``; "": only the global rules); ``extra_rules``: the request's
+    own (``rules.request_rules``); ``ruleset``: exactly these rules (the admin preview).
 
     The customer is ``user`` or, for a caller that holds only an id (the API),
     ``user_id``: its existence is checked in the same round trip as the history
@@ -310,12 +503,31 @@ def recommend_for_user(
     if effective != "interests" and effective != "trending" and not shopper.levels and history:
         shopper.levels.append((f"fallback:{shopper.code}", history_category_cands(snap, shopper, n=n, now=now)))
     if known.interests and effective != "trending":
-        shopper.levels.append(("fallback:interests", interest_cands(snap, known.interests, n=n)))
-    reason = "Popular in {category}" if category is not None else "Trending now"
+        interest_level = interest_cands(snap, known.interests, n=n)
+        # stated interests blend with the history (a new customer's session) instead of
+        # waiting behind the model's picks
+        interests_blend(shopper, interest_level, n=n)
+        shopper.levels.append(("fallback:interests", interest_level))
+    filler = explanations.reason_for(explanations.POPULAR, in_category=category is not None)
     shopper.levels.append(
-        ("trending", trending_cands(snap, n=n, code="trending", reason=reason, categories=category_ids))
+        (
+            "trending",
+            trending_cands(
+                snap, n=n, code="trending", reason=filler, categories=category_ids, source=explanations.POPULAR
+            ),
+        )
     )
-    chosen, produced, products = _choose(shopper.levels, n=n, excluded=excluded, category_ids=category_ids)
+    placement_key = CONTEXT_PLACEMENTS.get(context, "") if placement is None else placement
+    active_rules = _ruleset(snap, placement_key, extra_rules, ruleset, now)
+    effects: dict[int, list[RuleEffect]] = {}
+    rule_ids: tuple[int, ...] = ()
+    if active_rules:
+        products: dict[int, Product] = {}
+        chosen, produced, effects, rule_ids = _apply_rules(
+            shopper.levels, products, n=n, excluded=excluded, category_ids=category_ids, ruleset=active_rules, now=now
+        )
+    else:
+        chosen, produced, products = _choose(shopper.levels, n=n, excluded=excluded, category_ids=category_ids)
     if len(chosen) < n and category_ids is not None:
         # a quiet category: newest products in it, no trending signal needed
         extra = (
@@ -324,10 +536,10 @@ def recommend_for_user(
             .exclude(pk__in=excluded | {p.pk for _, p in chosen})
             .order_by("-created_at")[: n - len(chosen)]
         )
-        chosen += [(Candidate(p.pk, 0.0, "trending", "New in {category}"), p) for p in extra]
+        chosen += [(_new_arrival(p), p) for p in extra if rules.allows(active_rules, p, time.time())]
         produced = produced or "fallback:category"
     names = {pid: p.name for pid, p in products.items()}
-    picks = [_pick(c, p, names) for c, p in chosen]
+    picks = _with_effects([_pick(c, p, names) for c, p in chosen], effects)
     rec = RecommendationList(
         id=uuid.uuid4(),
         picks=picks,
@@ -335,9 +547,12 @@ def recommend_for_user(
         strategy=produced or "trending",
         model_version_id=loaded.version_id if loaded is not None and produced.startswith("model:") else None,
         variant=variant.name if variant is not None else "",
+        placement=placement_key,
+        rule_ids=rule_ids,
+        experiment_id=experiment.id if experiment else None,
     )
     if record_impression:
-        _record(rec, user_id=user_id, session_key=session_key, experiment_id=experiment.id if experiment else None)
+        _record(rec, user_id=user_id, session_key=session_key, experiment_id=rec.experiment_id)
     return rec
 
 
@@ -350,10 +565,16 @@ def similar_products(
     user: User | None = None,
     session_key: str = "",
     record_impression: bool = True,
+    placement: str | None = None,
+    extra_rules: Sequence[CompiledRule] = (),
+    ruleset: RuleSet | None = None,
 ) -> RecommendationList:
     """ "Customers also bought" (collaborative item neighbours; co-purchases when no
     model knows the product) or "similar products" (content: text and category,
-    computed from the product's text when it is newer than the model)."""
+    computed from the product's text when it is newer than the model).
+
+    ``placement`` (None: "product-also-bought" / "product-similar"), ``extra_rules``
+    and ``ruleset``: the merchandising rules, as for ``recommend_for_user``."""
     if kind not in ("also_bought", "similar"):
         raise ValueError(f"unknown kind {kind!r}; use 'also_bought' or 'similar'")
     n = _check_n(n)
@@ -381,9 +602,10 @@ def similar_products(
                             int(loaded.item_ids[c]),
                             float(s),
                             "also_bought",
-                            "Customers who bought {name} also bought this",
+                            explanations.reason_for(explanations.CO_PURCHASE),
                             product.pk,
                             category_id=category_of(loaded, c),
+                            source=explanations.CO_PURCHASE,
                         )
                         for c, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
                         if c >= 0
@@ -396,7 +618,14 @@ def similar_products(
                 (
                     "fallback:co_purchase",
                     [
-                        Candidate(pid, s, "also_bought", "Customers who bought {name} also bought this", product.pk)
+                        Candidate(
+                            pid,
+                            s,
+                            "also_bought",
+                            explanations.reason_for(explanations.CO_PURCHASE),
+                            product.pk,
+                            source=explanations.CO_PURCHASE,
+                        )
                         for pid, s in selectors.co_purchased(product_id=product.pk, limit=max(4 * n, 40))
                     ],
                 )
@@ -411,13 +640,28 @@ def similar_products(
             (
                 "fallback:category",
                 trending_cands(
-                    snap, n=n, code="similar", reason="More in {category}", categories={product.category_id}
+                    snap,
+                    n=n,
+                    code="trending",
+                    reason=explanations.reason_for(explanations.POPULAR, in_category=True),
+                    categories={product.category_id},
+                    source=explanations.POPULAR,
                 ),
             )
         )
-    levels.append(("trending", trending_cands(snap, n=n, code="trending", reason="Trending now")))
-    chosen, produced, _ = _choose(levels, n=n, excluded=excluded, category_ids=None)
-    picks = [_pick(c, p, {product.pk: product.name}) for c, p in chosen]
+    filler = explanations.reason_for(explanations.POPULAR)
+    levels.append(("trending", trending_cands(snap, n=n, code="trending", reason=filler, source=explanations.POPULAR)))
+    placement_key = f"product-{kind.replace('_', '-')}" if placement is None else placement
+    active_rules = _ruleset(snap, placement_key, extra_rules, ruleset, time.time())
+    effects: dict[int, list[RuleEffect]] = {}
+    rule_ids: tuple[int, ...] = ()
+    if active_rules:
+        chosen, produced, effects, rule_ids = _apply_rules(
+            levels, {}, n=n, excluded=excluded, category_ids=None, ruleset=active_rules, now=time.time()
+        )
+    else:
+        chosen, produced, _ = _choose(levels, n=n, excluded=excluded, category_ids=None)
+    picks = _with_effects([_pick(c, p, {product.pk: product.name}) for c, p in chosen], effects)
     produced = produced or "trending"
     rec = RecommendationList(
         id=uuid.uuid4(),
@@ -426,6 +670,8 @@ def similar_products(
         strategy=produced,
         model_version_id=version_id if produced.startswith("model:") else None,
         variant="",
+        placement=placement_key,
+        rule_ids=rule_ids,
     )
     if record_impression:
         _record(rec, user_id=user_id, session_key=session_key, experiment_id=None)
@@ -433,16 +679,33 @@ def similar_products(
 
 
 def trending_products(
-    *, n: int = 10, category: Category | None = None, record_impression: bool = True
+    *,
+    n: int = 10,
+    category: Category | None = None,
+    record_impression: bool = True,
+    placement: str | None = None,
+    extra_rules: Sequence[CompiledRule] = (),
+    ruleset: RuleSet | None = None,
 ) -> RecommendationList:
-    """What is popular right now (in a category and its subcategories, if given)."""
+    """What is popular right now (in a category and its subcategories, if given).
+    ``placement`` (None: "home-trending" without a category, else only the global
+    rules), ``extra_rules``, ``ruleset``: the merchandising rules."""
     n = _check_n(n)
     snap = model_cache.snapshot()
     category_ids = _descendants(category)
-    reason = "Popular in {category}" if category is not None else "Trending now"
+    reason = explanations.reason_for(explanations.TRENDING, in_category=category is not None)
     cands = trending_cands(snap, n=n, code="trending", reason=reason, categories=category_ids)
-    levels = [("trending", cands)]
-    chosen, _, _ = _choose(levels, n=n, excluded=set(), category_ids=category_ids)
+    levels: list[tuple[str, Sequence[Candidate]]] = [("trending", cands)]
+    placement_key = ("home-trending" if category is None else "") if placement is None else placement
+    active_rules = _ruleset(snap, placement_key, extra_rules, ruleset, time.time())
+    effects: dict[int, list[RuleEffect]] = {}
+    rule_ids: tuple[int, ...] = ()
+    if active_rules:
+        chosen, _, effects, rule_ids = _apply_rules(
+            levels, {}, n=n, excluded=set(), category_ids=category_ids, ruleset=active_rules, now=time.time()
+        )
+    else:
+        chosen, _, _ = _choose(levels, n=n, excluded=set(), category_ids=category_ids)
     if len(chosen) < n and category_ids is not None:
         extra = (
             Product.objects.select_related("category")
@@ -450,8 +713,8 @@ def trending_products(
             .exclude(pk__in=[p.pk for _, p in chosen])
             .order_by("-created_at")[: n - len(chosen)]
         )
-        chosen += [(Candidate(p.pk, 0.0, "trending", "New in {category}"), p) for p in extra]
-    picks = [_pick(c, p, {}) for c, p in chosen]
+        chosen += [(_new_arrival(p), p) for p in extra if rules.allows(active_rules, p, time.time())]
+    picks = _with_effects([_pick(c, p, {}) for c, p in chosen], effects)
     rec = RecommendationList(
         id=uuid.uuid4(),
         picks=picks,
@@ -459,9 +722,56 @@ def trending_products(
         strategy="trending",
         model_version_id=None,
         variant="",
+        placement=placement_key,
+        rule_ids=rule_ids,
     )
     if record_impression:
         _record(rec, user_id=None, session_key="", experiment_id=None)
+    return rec
+
+
+def recommend_from_candidates(
+    *,
+    levels: list[tuple[str, Sequence[Candidate]]],
+    n: int,
+    context: str,
+    placement: str,
+    excluded: Iterable[int] = (),
+    user_id: int | None = None,
+    session_key: str = "",
+    extra_rules: Sequence[CompiledRule] = (),
+    ruleset: RuleSet | None = None,
+    record_impression: bool = True,
+) -> RecommendationList:
+    """A list from candidates a caller made (a placement's new arrivals, its customer
+    neighbours), through the same filters, rules pass and diversity as every list."""
+    n = _check_n(n)
+    snap = model_cache.snapshot()
+    now = time.time()
+    excluded = set(excluded)
+    active_rules = _ruleset(snap, placement, extra_rules, ruleset, now)
+    effects: dict[int, list[RuleEffect]] = {}
+    rule_ids: tuple[int, ...] = ()
+    if active_rules:
+        products: dict[int, Product] = {}
+        chosen, produced, effects, rule_ids = _apply_rules(
+            levels, products, n=n, excluded=excluded, category_ids=None, ruleset=active_rules, now=now
+        )
+    else:
+        chosen, produced, products = _choose(levels, n=n, excluded=excluded, category_ids=None)
+    names = {pid: p.name for pid, p in products.items()}
+    rec = RecommendationList(
+        id=uuid.uuid4(),
+        picks=_with_effects([_pick(c, p, names) for c, p in chosen], effects),
+        context=context,
+        strategy=produced or (levels[0][0] if levels else "trending"),
+        model_version_id=None,
+        variant="",
+        placement=placement,
+        rule_ids=rule_ids,
+    )
+    if record_impression:
+        _record(rec, user_id=user_id, session_key=session_key, experiment_id=None)
     return rec
 
 
@@ -475,6 +785,9 @@ def recommend_for_users_batch(
     explain: bool = True,
     history_limit: int | None = None,
     products: dict[int, Product] | None = None,
+    placement: str = "email",
+    ruleset: RuleSet | None = None,
+    histories: dict[int, list[HistoryEvent]] | None = None,
 ) -> dict[int, list[Pick]]:
     """Top ``n`` for many customers with batched scoring (campaigns, exports). No
     impressions are recorded and no on-site experiment applies. Users without
@@ -483,7 +796,12 @@ def recommend_for_users_batch(
     ``exclude_purchased`` (default): what they have (``AFFINITY_CONSUMED_KINDS``) is
     never recommended back. ``products``: a dict the caller keeps across the calls of
     one job (an export, a send) -- the products read by one call are not read again
-    by the next (they are as fresh as the job)."""
+    by the next (they are as fresh as the job).
+
+    ``placement``: whose merchandising rules apply (default "email": campaigns and
+    the export; "" = only the global rules); ``ruleset``: exactly these rules;
+    ``histories``: the customers' events as given, newest first, instead of reading them
+    (the offline measure of rules, ``rule_effects``: histories cut at a date)."""
     n = _check_n(n)
     requested = strategy_check(strategy)
     snap = model_cache.snapshot()
@@ -497,7 +815,11 @@ def recommend_for_users_batch(
     use_history = requested not in ("trending", "interests")
     forever, windows = conf.exclude_kinds()
     consumed_kinds = forever if exclude_purchased else []
-    if use_history:  # one read of their events on PostgreSQL
+    if histories is not None:
+        kinds = frozenset(consumed_kinds)
+        bought = {u: {e.product_id for e in histories.get(u, []) if e.kind in kinds} for u in user_ids}
+        histories = histories if use_history else {u: [] for u in user_ids}
+    elif use_history:  # one read of their events on PostgreSQL
         histories, bought = selectors.users_events(user_ids=user_ids, limit=limit, consumed_kinds=consumed_kinds)
     else:
         histories = {u: [] for u in user_ids}
@@ -510,8 +832,11 @@ def recommend_for_users_batch(
         shoppers.append(Shopper(uid, "", history, excluded))
     if loaded is not None and use_history:
         model_cands(loaded, shoppers, n=n, now=now, category_ids=None, explain=explain, label=f"model:{loaded.label}")
+    # interests: for those short of picks, and those whose short history they blend with
     needing = (
-        [s.user_id for s in shoppers if sum(len(c) for _, c in s.levels) < 2 * n] if requested != "trending" else []
+        [s.user_id for s in shoppers if sum(len(c) for _, c in s.levels) < 2 * n or int(n * interests_share(s)) > 0]
+        if requested != "trending"
+        else []
     )
     interests: dict[int, list[int]] = {}
     if needing:
@@ -519,12 +844,15 @@ def recommend_for_users_batch(
             "user_id", "category_id"
         ):
             interests.setdefault(uid, []).append(cid)
-    trending = trending_cands(snap, n=n, code="trending", reason="Trending now")
+    filler = explanations.reason_for(explanations.POPULAR)
+    trending = trending_cands(snap, n=n, code="trending", reason=filler, source=explanations.POPULAR)
     for s in shoppers:
         if use_history and not s.levels and s.history:
             s.levels.append(("fallback:history", history_category_cands(snap, s, n=n, now=now)))
         if s.user_id in interests:
-            s.levels.append(("fallback:interests", interest_cands(snap, interests[s.user_id], n=n)))
+            interest_level = interest_cands(snap, interests[s.user_id], n=n)
+            interests_blend(s, interest_level, n=n)
+            s.levels.append(("fallback:interests", interest_level))
         s.levels.append(("trending", trending))
     wanted: set[int] = set()
     seen: set[int] = set()  # levels shared by many shoppers (trending) are looked at once
@@ -537,16 +865,36 @@ def recommend_for_users_batch(
                 seen.add(id(cs))
                 wanted.update(c.product_id for c in cs)
                 wanted.update(c.anchor_id for c in cs if c.anchor_id and "{name}" in c.reason)
+    active_rules = _ruleset(snap, placement, (), ruleset, now)
+    wanted |= {r.product_id for r in active_rules.pins if r.product_id is not None}
     if products is None:
         products = {}
-    missing = [pid for pid in wanted if pid not in products]
+    attributes = active_rules.reads_attributes
+    missing = [
+        pid
+        for pid in wanted
+        if pid not in products or (attributes and "attributes" in products[pid].get_deferred_fields())
+    ]
     for start in range(0, len(missing), 5000):
-        products.update(_fetch(missing[start : start + 5000]))
+        products.update(_fetch(missing[start : start + 5000], attributes=attributes))
     names = {pid: p.name for pid, p in products.items()} if explain else {}
     out: dict[int, list[Pick]] = {}
     for s in shoppers:
-        chosen, _, _ = _fill(s.levels, products, n=n, excluded=s.excluded, category_ids=None)
-        out[s.user_id] = [_pick(c, p, names) for c, p in chosen]
+        if active_rules:
+            chosen, _, effects, _ = _apply_rules(
+                s.levels,
+                products,
+                n=n,
+                excluded=s.excluded,
+                category_ids=None,
+                ruleset=active_rules,
+                now=now,
+                fetch=False,
+            )
+            out[s.user_id] = _with_effects([_pick(c, p, names) for c, p in chosen], effects)
+        else:
+            chosen, _, _ = _fill(s.levels, products, n=n, excluded=s.excluded, category_ids=None)
+            out[s.user_id] = [_pick(c, p, names) for c, p in chosen]
     return out
 
 
@@ -558,6 +906,8 @@ def recommend_for_users_batches(
     exclude_purchased: bool = True,
     batch_size: int = 1000,
     workers: int = 1,
+    placement: str = "email",
+    ruleset: RuleSet | None = None,
 ) -> Iterator[tuple[list[int], dict[int, list[Pick]]]]:
     """`recommend_for_users_batch` over any number of customers (the export): yields
     ``(the batch's ids, their picks)`` batch after batch, in the order of ``user_ids``.
@@ -581,6 +931,8 @@ def recommend_for_users_batches(
             exclude_purchased=exclude_purchased,
             explain=False,
             products=products,
+            placement=placement,
+            ruleset=ruleset,
         )
 
     if workers <= 1 or connection.in_atomic_block or connection.vendor != "postgresql" or len(batches) < 2:

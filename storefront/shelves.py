@@ -1,10 +1,11 @@
 """Shelves: the rows of products on the store's pages.
 
 A shelf is a recommendation list (with its id, so a click on a product is attributed
-to it, and a reason per pick) or a plain list such as "recently viewed". This module
-asks `recommendations.services` for the lists, turns them into shelves, falls back
-(the "because you viewed" row: what others also bought, else similar products) and
-keeps a page free of repeats. The recommender is meant never to fail for a shopper;
+to it, and a reason per pick) or a plain list such as "recently viewed". The
+recommended shelves are *placements* (``recommendations.models.Placement``, edited by
+staff in admin): this module asks ``recommendations.services.placement_serve`` for the
+placement's list -- its strategy, size, fallback chain and merchandising rules --,
+turns it into a shelf titled by the placement, and keeps a page free of repeats. The recommender is meant never to fail for a shopper;
 if it does anyway, the page is served without that shelf and the error is logged.
 """
 
@@ -14,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from recommendations import services as recommendations
 from shop.models import Category, Product, User
@@ -23,6 +25,15 @@ from .templatetags.storefront import display_name
 logger = logging.getLogger(__name__)
 
 SHELF_SIZE = 8
+# The shelf (its key on the page: ``data-shelf``) of each placement the store shows.
+PLACEMENT_SHELVES = {
+    "home": "for-you",
+    "home-trending": "trending",
+    "because-viewed": "because-viewed",
+    "product-also-bought": "also-bought",
+    "product-similar": "similar",
+    "cart": "cart-recs",
+}
 
 
 @dataclass
@@ -64,6 +75,27 @@ def _recommended(key: str, title: str, recommend: Callable, *, subtitle: str = "
     )
 
 
+def _placement(key: str, *, title: str | None = None, subtitle: str = "", **kwargs) -> Shelf | None:
+    """Placement ``key``'s list as a shelf (titled by the placement unless ``title``);
+    None if it is empty, the placement is switched off, or the call fails."""
+    try:
+        name = recommendations.placements_all()[key].name
+    except Exception:  # noqa: BLE001 - a missing placement is never worth a broken page
+        logger.exception("recommendations: placement %s is not available", key)
+        return None
+
+    def placement_serve(**kw):
+        return recommendations.placement_serve(key, **kw)
+
+    return _recommended(
+        PLACEMENT_SHELVES.get(key, key),
+        title if title is not None else name,
+        placement_serve,
+        subtitle=subtitle,
+        **kwargs,
+    )
+
+
 def _without(shelf: Shelf | None, product_ids: set[int], *, at_least: int = 3) -> Shelf | None:
     """The shelf minus products the page already shows (or the shopper just saw);
     None if too little is left to be worth a row.
@@ -87,11 +119,9 @@ def _plain(key: str, title: str, products: list[Product], subtitle: str = "") ->
 def home_shelves(*, user: User | None, session_key: str, viewed: list[Product]) -> list[Shelf]:
     """The home page: picks for the shopper, "because you viewed" their last product,
     trending, and what they ``viewed`` (newest first)."""
-    who = {"user": user, "session_key": session_key}
+    who: dict[str, Any] = {"user": user, "session_key": session_key}
     shelves: list[Shelf] = []
-    personal = _recommended(
-        "for-you", "Recommended for you", recommendations.recommend_for_user, context="home", n=SHELF_SIZE, **who
-    )
+    personal = _placement("home", **who)
     # A shopper we know nothing about gets the trending list once, not twice.
     if personal and not personal.strategy.startswith("trending"):
         personal.subtitle = (
@@ -103,35 +133,11 @@ def home_shelves(*, user: User | None, session_key: str, viewed: list[Product]) 
     if viewed:
         last = viewed[0]
         title = f"Because you viewed {display_name(last.name)}"
-        because = _recommended(
-            "because-viewed",
-            title,
-            recommendations.similar_products,
-            product=last,
-            kind="also_bought",
-            n=SHELF_SIZE,
-            **who,
-        )
-        if because is None:
-            because = _recommended(
-                "because-viewed",
-                title,
-                recommendations.similar_products,
-                product=last,
-                kind="similar",
-                n=SHELF_SIZE,
-                **who,
-            )
+        because = _placement("because-viewed", title=title, product=last, **who)
         because = _without(because, {p.pk for p in viewed})
         if because:
             shelves.append(because)
-    trending = _recommended(
-        "trending",
-        "Trending now",
-        recommendations.trending_products,
-        n=SHELF_SIZE,
-        subtitle="What shoppers are buying this week",
-    )
+    trending = _placement("home-trending", subtitle="What many shoppers looked at and bought lately")
     if trending:
         shelves.append(trending)
     recent = _plain("recently-viewed", "Recently viewed", viewed)
@@ -158,25 +164,9 @@ def search_fallback_shelf() -> Shelf | None:
 
 def product_shelves(*, product: Product, user: User | None, session_key: str) -> list[Shelf]:
     """A product page: what its buyers also bought, then similar products (minus those)."""
-    who = {"user": user, "session_key": session_key}
-    also = _recommended(
-        "also-bought",
-        "Customers also bought",
-        recommendations.similar_products,
-        product=product,
-        kind="also_bought",
-        n=SHELF_SIZE,
-        **who,
-    )
-    similar = _recommended(
-        "similar",
-        "Similar products",
-        recommendations.similar_products,
-        product=product,
-        kind="similar",
-        n=SHELF_SIZE,
-        **who,
-    )
+    who: dict[str, Any] = {"user": user, "session_key": session_key}
+    also = _placement("product-also-bought", product=product, **who)
+    similar = _placement("product-similar", product=product, **who)
     if also is not None:  # without a model both lists may fall back to the same products
         similar = _without(similar, {it.product.pk for it in also.items})
     return [s for s in (also, similar) if s]
@@ -184,13 +174,4 @@ def product_shelves(*, product: Product, user: User | None, session_key: str) ->
 
 def cart_shelf(*, user: User | None, session_key: str, exclude_product_ids: list[int]) -> Shelf | None:
     """Picks for the shopper, minus what is in their cart."""
-    return _recommended(
-        "cart-recs",
-        "You might also like",
-        recommendations.recommend_for_user,
-        context="cart",
-        n=SHELF_SIZE,
-        exclude_product_ids=exclude_product_ids,
-        user=user,
-        session_key=session_key,
-    )
+    return _placement("cart", exclude_product_ids=exclude_product_ids, user=user, session_key=session_key)

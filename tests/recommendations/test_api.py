@@ -138,7 +138,8 @@ def test_recommendations_for_me(store, trained):
     assert body["strategy"] == f"model:item_knn#{trained.pk}" and body["model_version_id"] == trained.pk
     assert [item["rank"] for item in body["items"]] == [1, 2, 3, 4]
     first = body["items"][0]
-    assert set(first) == {"rank", "product", "score", "reason", "reason_code"}
+    assert set(first) == {"rank", "product", "score", "reason", "reason_code", "source", "rule_effects"}
+    assert first["source"] == "model"
     assert set(first["product"]) >= {"id", "sku", "name", "price", "category", "in_stock"}
     assert first["reason"].startswith("Because you")
     impressions.drain()  # with Redis the list is queued first
@@ -275,8 +276,18 @@ def test_the_fast_presenter_matches_the_documented_serializer(store, trained):
             "strategy": rec.strategy,
             "model_version_id": rec.model_version_id,
             "variant": rec.variant,
+            "placement": rec.placement,
+            "rule_ids": list(rec.rule_ids),
             "items": [
-                {"rank": i, "product": p.product, "score": p.score, "reason": p.reason, "reason_code": p.reason_code}
+                {
+                    "rank": i,
+                    "product": p.product,
+                    "score": p.score,
+                    "reason": p.reason,
+                    "reason_code": p.reason_code,
+                    "source": p.source,
+                    "rule_effects": [e.as_dict() for e in p.rule_effects],
+                }
                 for i, p in enumerate(rec.picks, start=1)
             ],
         }

@@ -10,7 +10,7 @@ from recommendations.models import ForgottenUser, Impression, ModelVersion
 from shop.models import Interaction
 from shop.services.customers import user_forget
 from shop.services.interactions import interaction_record
-from tests.factories import UserFactory
+from tests.factories import ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -95,14 +95,18 @@ def User_exists(pk):  # noqa: N802 - reads like a predicate in the test above
 
 
 def test_trending_forgets_their_events_at_once(store, settings):
+    """Three fans make a new product trend (the minimum support); one of them forgotten,
+    it stops trending at once, though trending is cached for an hour."""
     settings.AFFINITY_TRENDING_TTL = 3600
-    hype = store.products[-1]
-    fan = UserFactory()
-    for _ in range(200):
-        interaction_record(product=hype, kind=Interaction.Kind.PURCHASE, user=fan)
-    assert services.trending_products(n=1).picks[0].product == hype
-    user_forget(user=fan)
-    assert hype not in [p.product for p in services.trending_products(n=3).picks]
+    settings.AFFINITY_TRENDING_MIN_SUPPORT = 3
+    hype = ProductFactory(category=store.categories[0])
+    fans = [UserFactory() for _ in range(3)]
+    for fan in fans:
+        for _ in range(20):
+            interaction_record(product=hype, kind=Interaction.Kind.PURCHASE, user=fan)
+    assert hype in [p.product for p in services.trending_products(n=60).picks]
+    user_forget(user=fans[0])
+    assert hype not in [p.product for p in services.trending_products(n=60).picks]
 
 
 def test_a_customer_without_events_retires_nothing(store, trained):

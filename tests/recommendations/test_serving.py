@@ -30,7 +30,8 @@ def test_anonymous_without_model_gets_trending_and_an_impression(store):
     assert rec.model_version_id is None and rec.variant == ""
     assert len(rec.picks) == 6
     assert {p.reason_code for p in rec.picks} == {"trending"}
-    assert all(p.reason == "Trending now" for p in rec.picks)
+    # nothing personal to say: filler, labelled as what it is
+    assert {p.reason for p in rec.picks} == {"Popular now"} and {p.source for p in rec.picks} == {"popular"}
     scores = [p.score for p in rec.picks]
     assert all(s > 0 for s in scores)
     impressions.drain()  # with Redis the list is queued first (``impressions``)
@@ -58,7 +59,8 @@ def test_anonymous_session_history_without_model(store, settings):
     assert rec.strategy == "fallback:session"
     first = rec.picks[:3]
     assert [p.product.category_id for p in first] == [store.categories[1].pk] * 3
-    assert {p.reason for p in first} == {"Popular in Taste 1"} and {p.reason_code for p in first} == {"session"}
+    assert {p.reason for p in first} == {"Popular in Taste 1, which you browsed"}
+    assert {p.reason_code for p in first} == {"session"} and {p.source for p in first} == {"history_category"}
     assert product.pk not in [p.product.pk for p in rec.picks]  # just viewed: not shown back
     # the cap of 3 per category makes room for other categories
     assert Counter(categories_of(rec))[store.categories[1].pk] == 3
@@ -92,9 +94,12 @@ def test_model_picks_follow_taste_and_are_explained(store, trained, settings):
     assert set(categories_of(rec)) == {taste.pk}
     history_names = set(Product.objects.filter(interactions__user=user).values_list("name", flat=True))
     for pick in rec.picks:
-        assert pick.reason_code == "history"
-        assert pick.reason.startswith("Because you ")
-        assert any(name in pick.reason for name in history_names), pick.reason
+        assert pick.reason_code == "history" and pick.source == "model"
+        # a history item is named only when it really points at the pick (explanations)
+        if pick.reason != "Based on your recent activity":
+            assert pick.reason.startswith("Because you ")
+            assert any(name in pick.reason for name in history_names), pick.reason
+    assert rec.picks[0].reason.startswith("Because you ")
     bought = set(
         Interaction.objects.filter(user=user, kind=Interaction.Kind.PURCHASE).values_list("product_id", flat=True)
     )
@@ -164,7 +169,8 @@ def test_product_page_context_uses_the_product_on_screen(store, trained, setting
     assert product.pk not in [p.product.pk for p in rec.picks]
     assert rec.strategy.startswith("model:")
     assert set(categories_of(rec)) == {store.categories[0].pk}
-    assert {p.reason for p in rec.picks} == {f"Because you viewed {product.name}"}
+    assert {p.reason for p in rec.picks} <= {f"Because you viewed {product.name}", "Based on your recent activity"}
+    assert rec.picks[0].reason == f"Because you viewed {product.name}"
     assert {p.reason_code for p in rec.picks} == {"session"}
 
 

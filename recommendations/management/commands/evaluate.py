@@ -4,8 +4,16 @@ manage.py evaluate                                   # the database's customers'
 manage.py evaluate --file events.csv --map user=customer,item=sku
 manage.py evaluate --protocol leave-last-out --algorithms ease,als,hybrid --out results.md
 
-Prints NDCG@10, precision, recall, MAP and coverage per algorithm setting with its fit
+Prints NDCG@10, precision, recall, MAP, coverage, novelty, long-tail share and popularity
+lift (how much more popular the picks are than what customers chose) per algorithm setting with its fit
 time; ``--out`` writes the table as CSV (``.csv``) or markdown (anything else).
+
+manage.py evaluate --rules [--placement email] [--holdout-days 14]
+
+Each live merchandising rule's effect on NDCG@10 instead: the served lists (active
+model, the placement's rules) from customers' events before a cut, with no rules,
+every rule, and every rule but one, against what they bought after the cut
+(``recommendations.rule_effects`` explains the protocol).
 """
 
 from __future__ import annotations
@@ -19,12 +27,27 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from recommendations.engine.evaluation import PROTOCOLS
+from recommendations.noise import events_exclude, noise_find
+from recommendations.rule_effects import rule_effects_ndcg
 from recommendations.training import evaluation_run, params_changed
 from recommendations.training_data import events_from_file, interaction_matrix_build
 from recommendations.versions import TrainingError
 from shop.importers.interactions_file import FileProblem
 
-COLUMNS = ("algorithm", "status", "ndcg", "precision", "recall", "map", "coverage", "train_seconds", "settings")
+COLUMNS = (
+    "algorithm",
+    "status",
+    "ndcg",
+    "precision",
+    "recall",
+    "map",
+    "coverage",
+    "novelty",
+    "long_tail_share",
+    "popularity_lift",
+    "train_seconds",
+    "settings",
+)
 
 
 def settings_text(row: dict[str, Any]) -> str:
@@ -53,8 +76,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=0, help="Seed of the random splits.")
         parser.add_argument("--out", default=None, help="Write the table to FILE.csv or FILE.md.")
+        parser.add_argument(
+            "--rules", action="store_true", help="Each live merchandising rule's effect on NDCG@10 (see above)."
+        )
+        parser.add_argument("--placement", default="email", help="--rules: whose rules (a placement key).")
+        parser.add_argument("--holdout-days", type=float, default=14, help="--rules: days after the cut.")
+        parser.add_argument("--max-users", type=int, default=1000, help="--rules: customers evaluated at most.")
 
     def handle(self, *args, **o):
+        if o["rules"]:
+            self._rules(o)
+            return
         try:
             if o["file"]:
                 events, problems = events_from_file(
@@ -66,8 +98,10 @@ class Command(BaseCommand):
                 )
                 if problems:
                     self.stderr.write(f"{len(problems)} rows left out, e.g. {problems[0]}")
-            else:
-                events = interaction_matrix_build()
+            else:  # what training learns from: suspected bots and noise left out
+                events, dropped = events_exclude(interaction_matrix_build(), noise_find())
+                if dropped:
+                    self.stderr.write(f"{dropped} events of suspected bots and noise left out (see the data report)")
         except FileProblem as exc:
             raise CommandError(str(exc)) from None
         algorithms = [a.strip() for a in o["algorithms"].split(",") if a.strip()] or None
@@ -98,6 +132,29 @@ class Command(BaseCommand):
             self._write(Path(o["out"]), rows)
             self.stdout.write(f"wrote {o['out']}")
 
+    def _rules(self, o) -> None:
+        try:
+            rows = rule_effects_ndcg(
+                placement=o["placement"], holdout_days=o["holdout_days"], max_users=o["max_users"], seed=o["seed"]
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        lines = [
+            f"placement {o['placement']}; {rows[0].users:,} customers; NDCG@10 of the served lists",
+            "| rule | action | NDCG@10 | effect of the rule |",
+            "|---|---|---|---|",
+        ]
+        for r in rows:
+            label = f"#{r.rule_id} {r.name}" if r.rule_id is not None else r.name
+            ndcg_text = f"{r.ndcg:.4f}" + (" (without it)" if r.rule_id is not None else "")
+            effect = f"{r.delta:+.4f}" if r.rule_id is not None or r.name != "no rules" else ""
+            lines.append(f"| {label} | {r.action} | {ndcg_text} | {effect} |")
+        text = "\n".join(lines)
+        self.stdout.write(text)
+        if o["out"]:
+            Path(o["out"]).write_text(text + "\n")
+            self.stdout.write(f"wrote {o['out']}")
+
     @staticmethod
     def _cell(value: Any) -> str:
         if isinstance(value, float):
@@ -105,8 +162,11 @@ class Command(BaseCommand):
         return "" if value is None else str(value)
 
     def _markdown(self, rows: list[dict[str, Any]]) -> str:
-        head = "| algorithm | status | NDCG@10 | P@10 | R@10 | MAP@10 | coverage | fit s | settings |"
-        lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+        head = (
+            "| algorithm | status | NDCG@10 | P@10 | R@10 | MAP@10 | coverage | novelty | long-tail share "
+            "| popularity lift | fit s | settings |"
+        )
+        lines = [head, "|" + "---|" * len(COLUMNS)]
         for row in rows:
             lines.append("| " + " | ".join(self._cell(row.get(c)) for c in COLUMNS) + " |")
         return "\n".join(lines)

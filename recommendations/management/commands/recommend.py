@@ -8,6 +8,9 @@ customers are scored a batch at a time (`services.recommend_for_users_batches`: 
 history read and one matrix product per batch, two batches at once on PostgreSQL);
 customers without history get the serving fallbacks (interests, then trending), and
 what a customer has (AFFINITY_CONSUMED_KINDS) is left out unless --include-consumed.
+The merchandising rules of ``--placement`` (default "email", as campaigns) and the
+global ones apply, as everywhere (``recommendations.rules``); `evaluate --rules` shows
+each rule's effect on NDCG.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ class Command(BaseCommand):
         parser.add_argument("--strategy", default=None, help='"auto" (default), an algorithm, "trending", "interests".')
         parser.add_argument("--batch-size", type=int, default=1000, help="Customers scored at once (default 1000).")
         parser.add_argument(
+            "--placement",
+            default="email",
+            help='Whose merchandising rules apply (a placement key; default "email"; "" = the global ones only).',
+        )
+        parser.add_argument(
             "--workers",
             type=int,
             default=2,
@@ -59,6 +67,8 @@ class Command(BaseCommand):
             services.strategy_check(o["strategy"])
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        if o["placement"] and o["placement"] not in services.placements_all():
+            raise CommandError(f"unknown placement {o['placement']!r}; use one of {sorted(services.placements_all())}")
         users = User.objects.filter(is_active=True, is_staff=False).order_by("id")
         if o["user"]:
             users = User.objects.filter(pk__in=o["user"]).order_by("id")
@@ -85,6 +95,7 @@ class Command(BaseCommand):
                     exclude_purchased=not o["include_consumed"],
                     batch_size=o["batch_size"],
                     workers=o["workers"],
+                    placement=o["placement"],
                 ):
                     lines = [
                         (names[uid], rank, pick.product.sku, f"{pick.score:.6f}")

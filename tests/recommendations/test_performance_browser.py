@@ -1,0 +1,126 @@
+"""The admin start page and the performance dashboard in real headless Chromium: the
+key figures show, the dashboard's charts are drawn by Chart.js from their JSON specs,
+and the strict Content-Security-Policy is never violated (no inline script)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from recommendations.models import Impression, ModelVersion
+from shop.models import Interaction, User
+from tests.factories import OrderFactory, OrderLineFactory, ProductFactory, UserFactory, interaction_make
+
+pytestmark = [pytest.mark.e2e]
+
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
+"""
+
+
+@pytest.fixture
+def staff_page(browser, live_server, transactional_db, client):
+    settings_dict = connections["default"].settings_dict
+    max_age = settings_dict.get("CONN_MAX_AGE")
+    settings_dict["CONN_MAX_AGE"] = 0  # the live server's threads close their connections
+    staff = User.objects.create_superuser(email="ops@affinity.example", password="x-pass-123456")
+    client.force_login(staff)
+    context = browser.new_context(base_url=live_server.url)
+    host = live_server.url.split("//", 1)[1].split(":")[0]
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "domain": host, "path": "/"}]
+    )
+    context.set_default_timeout(15_000)
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
+            else None
+        ),
+    )
+    try:
+        yield page
+    finally:
+        page.goto("about:blank")
+        context.close()
+        connections.close_all()
+        settings_dict["CONN_MAX_AGE"] = max_age
+    assert not errors, errors
+
+
+def some_lists() -> None:
+    now = timezone.now()
+    version = ModelVersion.objects.create(algorithm="als", status="succeeded", metrics={"ndcg@10": 0.21})
+    products = [ProductFactory(price=Decimal("4.00")) for _ in range(4)]
+    shopper = UserFactory()
+    for day in range(5):
+        at = now - timedelta(days=day, hours=1)
+        shown = Impression.objects.create(
+            created_at=at,
+            context="home",
+            placement="home",
+            strategy=f"model:als#{version.pk}",
+            model_version=version,
+            product_ids=[p.pk for p in products[:3]],
+        )
+        Impression.objects.create(
+            created_at=at, context="cart", placement="cart", strategy="trending", product_ids=[products[3].pk]
+        )
+        if day % 2 == 0:
+            interaction_make(
+                user=shopper, product=products[0], kind=Interaction.Kind.CLICK, rec_list_id=shown.id, occurred_at=at
+            )
+            OrderLineFactory(
+                order=OrderFactory(user=shopper, placed_at=at),
+                product=products[0],
+                unit_price=Decimal("4.00"),
+                rec_list_id=shown.id,
+            )
+
+
+def test_start_page_and_dashboard_draw_their_charts_under_the_csp(staff_page):
+    some_lists()
+    page = staff_page
+    page.goto("/admin/")
+    assert page.locator("#key-figures h2").inner_text() == "Last 7 days"
+    assert page.locator('[data-figure="orders"] .affinity-figure-value').inner_text() == "3"
+    assert page.locator('[data-figure="recommended-share"] .affinity-figure-value').inner_text() == "100.0%"
+    assert page.locator("#common-tasks a", has_text="Recommendation performance").count() == 1
+    assert page.locator(".app-recommendations").count() == 1  # the app list is still there
+    assert page.evaluate("window.__csp") == []
+
+    page.locator("#common-tasks a", has_text="Recommendation performance").click()
+    page.wait_for_url("**/admin/performance/")
+    page.wait_for_function(
+        "() => typeof Chart !== 'undefined' && [...document.querySelectorAll('canvas[data-chart]')]"
+        ".every((c) => Chart.getChart(c))"
+    )
+    drawn = page.evaluate(
+        "() => [...document.querySelectorAll('canvas[data-chart]')].map((c) => "
+        "[c.dataset.chart, Chart.getChart(c).data.datasets.length, c.width > 0])"
+    )
+    assert {d[0] for d in drawn} == {
+        "chart-ctr",
+        "chart-add_to_cart_rate",
+        "chart-conversion",
+        "chart-revenue",
+        "chart-model",
+    }
+    assert all(count >= 1 and wide for _, count, wide in drawn), drawn
+    home_row = page.locator("#performance-table tbody tr", has_text="(home)")
+    assert home_row.locator('[data-metric="ctr"]').inner_text() == "60.0%"  # 3 of 5 lists clicked
+    # another dimension, another table
+    page.get_by_role("link", name="model version", exact=True).click()
+    page.wait_for_url("**by=model")
+    assert page.locator("#performance-table tbody tr", has_text="als#").count() == 1
+    assert page.evaluate("window.__csp") == []
