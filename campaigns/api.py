@@ -101,6 +101,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "scheduled_at",
             "trigger_delay_hours",
             "inactive_days",
+            "price_drop_min_percent",
             "holdout_percent",
             "seed",
             "attribution_window_days",
@@ -148,6 +149,9 @@ class CampaignListApi(APIView):
         trigger_delay_hours = serializers.IntegerField(min_value=0, max_value=24 * 90, default=0)
         inactive_days = serializers.IntegerField(
             min_value=1, max_value=3650, required=False, allow_null=True, default=None
+        )
+        price_drop_min_percent = serializers.IntegerField(
+            min_value=0, max_value=99, default=0, help_text="Price drop: the smallest drop in percent (0: any)."
         )
         holdout_percent = serializers.IntegerField(min_value=0, max_value=90, default=0)
         seed = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True, default=None)
@@ -197,6 +201,7 @@ class CampaignListApi(APIView):
             scheduled_at=d["scheduled_at"],
             trigger_delay_hours=d["trigger_delay_hours"],
             inactive_days=d["inactive_days"],
+            price_drop_min_percent=d["price_drop_min_percent"],
             holdout_percent=d["holdout_percent"],
             seed=d["seed"],
             attribution_window_days=d["attribution_window_days"],
@@ -395,6 +400,17 @@ class ProgressSerializer(serializers.Serializer):
     percent = serializers.FloatField()
 
 
+class VisitLinkSerializer(serializers.Serializer):
+    utm_content = serializers.CharField(help_text='Which link: "product-<id>", "shop", "preferences", "link".')
+    n = serializers.IntegerField()
+
+
+class VisitsSerializer(serializers.Serializer):
+    visits = serializers.IntegerField(help_text="Store visits that arrived with this campaign's UTM parameters.")
+    visitors = serializers.IntegerField(help_text="Distinct browser sessions among them.")
+    by_link = VisitLinkSerializer(many=True)
+
+
 class ReportSerializer(serializers.Serializer):
     campaign = serializers.IntegerField()
     status = serializers.CharField()
@@ -403,6 +419,7 @@ class ReportSerializer(serializers.Serializer):
     total = ReportGroupSerializer()
     overall_uplift = UpliftSerializer(allow_null=True)
     skip_reasons = serializers.DictField(child=serializers.IntegerField())
+    visits = VisitsSerializer()
     progress = ProgressSerializer()
 
 

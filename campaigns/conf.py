@@ -38,8 +38,19 @@ DEFAULTS: dict[str, Any] = {
     "STALE_SECONDS": None,  # None: the lease
     # Triggered campaigns look back this far for events they have not handled.
     "TRIGGER_LOOKBACK_DAYS": 7,
+    # Browse abandonment: a visit is the views within this many minutes before the last one.
+    "BROWSE_VISIT_MINUTES": 60,
+    # Back in stock / price drop: interest (views, carts, wishes) counts this far back.
+    "PRODUCT_INTEREST_DAYS": 30,
+    # Real-time triggers: a campaign that waits after the event (trigger_delay_hours) is
+    # evaluated again when the event is due if that is at most this far away (a delayed
+    # task); further away the periodic sweep finds it.
+    "TRIGGER_LOOK_AGAIN_MAX_SECONDS": 3600,
     # A mailto address for List-Unsubscribe (blank: https one-click only).
     "UNSUBSCRIBE_MAILTO": "",
+    # An order placed this many days after a visit through a shared link is credited
+    # to the customer who shared it (last shared visit before the order).
+    "SHARE_ATTRIBUTION_DAYS": 30,
 }
 
 

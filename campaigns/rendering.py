@@ -11,7 +11,9 @@ HTML) and the subject is folded onto one line.
 Context of every email (see `sample_context`):
 ``customer`` (first_name, last_name, name, email), ``greeting_name``,
 ``products`` (name, price, currency, price_display, image_url, url, reason, category),
-``cart_items`` (abandoned cart), ``order`` (post-purchase), ``campaign`` (name),
+``cart_items`` (abandoned cart), ``order`` (post-purchase), ``viewed_items`` (browse
+abandonment), ``restocked_items`` (back in stock), ``price_drop_items`` (price drop:
+each with ``old_price_display``), ``campaign`` (name),
 ``unsubscribe_url``, ``preferences_url``, ``shop_url``, ``site_url``.
 An open pixel is added to the HTML automatically.
 """
@@ -31,7 +33,7 @@ from django.template.loader_tags import ExtendsNode, IncludeNode
 
 from shop.models import Product
 
-from . import tokens
+from . import social, tokens
 from .mime import CampaignEmail
 from .models import Campaign
 from .products import product_snapshot
@@ -228,15 +230,21 @@ def email_context(
     products: list[dict],
     kind: str = Campaign.Kind.ONE_OFF,
     campaign_name: str = "",
+    campaign_id: int | None = None,
     delivery_id: int | None = None,
     context_data: dict | None = None,
     items: dict[int, Product] | None = None,
 ) -> dict:
     """The safe context of one email: plain values and signed links only. Without a
-    delivery (previews, test sends) links are untracked."""
+    delivery (previews, test sends) links are untracked. Every link to the store
+    carries UTM parameters (utm_source=affinity, utm_medium=email, utm_campaign=
+    "<name>-c<id>", utm_content: which link)."""
     context_data = context_data or {}
     items = items or {}
+    utm_campaign = social.utm_campaign_value(campaign_id=campaign_id, name=campaign_name)
     product_ctx = [product_context(p, delivery_id=delivery_id) for p in products]
+    for ctx, p in zip(product_ctx, products, strict=True):
+        ctx["url"] = social.with_utm(ctx["url"], campaign=utm_campaign, content=f"product-{p['id']}")
     item_ctx = []
     for pid in context_data.get("product_ids", ()):
         product = items.get(pid)
@@ -245,6 +253,7 @@ def email_context(
         item = _item_context(product)
         if delivery_id is not None:
             item["url"] = tokens.click_url(delivery_id, product_id=pid)
+        item["url"] = social.with_utm(item["url"], campaign=utm_campaign, content=f"product-{pid}")
         item_ctx.append(item)
     customer = customer_context(
         first_name=user.get("first_name", ""), last_name=user.get("last_name", ""), email=user.get("email", "")
@@ -264,15 +273,30 @@ def email_context(
         "products": product_ctx,
         "cart_items": item_ctx if kind == Campaign.Kind.ABANDONED_CART else [],
         "order_items": item_ctx if kind == Campaign.Kind.POST_PURCHASE else [],
+        "viewed_items": item_ctx if kind == Campaign.Kind.BROWSE_ABANDONMENT else [],
+        "restocked_items": item_ctx if kind == Campaign.Kind.BACK_IN_STOCK else [],
+        "price_drop_items": _price_drop_items(item_ctx, context_data) if kind == Campaign.Kind.PRICE_DROP else [],
         "order": order,
         "campaign": {"name": campaign_name},
         "unsubscribe_url": tokens.unsubscribe_url(delivery_id)
         if delivery_id is not None
         else tokens.absolute("/c/u/preview-only/"),
-        "preferences_url": tokens.preferences_url(),
-        "shop_url": tokens.click_url(delivery_id, path=home) if delivery_id is not None else tokens.absolute(home),
+        "preferences_url": social.with_utm(tokens.preferences_url(), campaign=utm_campaign, content="preferences"),
+        "shop_url": social.with_utm(
+            tokens.click_url(delivery_id, path=home) if delivery_id is not None else tokens.absolute(home),
+            campaign=utm_campaign,
+            content="shop",
+        ),
         "site_url": tokens.absolute(""),
     }
+
+
+def _price_drop_items(items: list[dict], context_data: dict) -> list[dict]:
+    """The cheaper product(s) of a price-drop email, with the price before the drop."""
+    before = context_data.get("price_before")
+    if before is None:
+        return items
+    return [{**item, "old_price_display": price_display(before, item.get("currency", "GBP"))} for item in items]
 
 
 def sample_context() -> dict:
@@ -304,6 +328,9 @@ def sample_context() -> dict:
             },
         ],
         "cart_items": [{**product, "quantity": 2}],
+        "viewed_items": [product],
+        "restocked_items": [product],
+        "price_drop_items": [{**product, "old_price_display": "£3.95"}],
         "order": {"number": "5f1c2a9e", "total": "12.40", "total_display": "£12.40"},
         "campaign": {"name": "Sample campaign"},
         "unsubscribe_url": "https://example.invalid/c/u/token/",

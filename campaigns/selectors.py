@@ -11,7 +11,7 @@ from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, Ou
 from recommendations.engine.statistics import Uplift, two_proportion_uplift
 from shop.models import CartItem, Order, OrderLine, Product
 
-from . import products
+from . import products, social
 from .models import Campaign, Conversion, Delivery
 from .rendering import email_compile, email_context, email_render
 
@@ -74,6 +74,8 @@ class CampaignReport:
     total: GroupReport
     overall_uplift: Uplift | None
     skip_reasons: dict[str, int] = field(default_factory=dict)
+    # UTM-tagged visits of the store through this campaign's links (campaigns.social)
+    visits: dict = field(default_factory=dict)
 
     @property
     def holdout(self) -> GroupReport | None:
@@ -203,7 +205,12 @@ def campaign_report(*, campaign: Campaign, confidence: float = 0.95) -> Campaign
         .order_by()
     )
     return CampaignReport(
-        campaign=campaign, groups=ordered_groups, total=total, overall_uplift=overall, skip_reasons=skip_reasons
+        campaign=campaign,
+        groups=ordered_groups,
+        total=total,
+        overall_uplift=overall,
+        skip_reasons=skip_reasons,
+        visits=social.campaign_visits(campaign_id=campaign.pk),
     )
 
 
@@ -229,6 +236,7 @@ def report_as_dict(report: CampaignReport) -> dict:
         "total": group(report.total),
         "overall_uplift": report.overall_uplift.as_dict() if report.overall_uplift else None,
         "skip_reasons": report.skip_reasons,
+        "visits": report.visits,
     }
 
 
@@ -297,6 +305,7 @@ def email_preview(*, template, user, campaign: Campaign | None = None, variant=N
         products=picks,
         kind=kind,
         campaign_name=campaign.name if campaign else template.name,
+        campaign_id=campaign.pk if campaign else None,
         context_data=context_data,
         items=items,
     )

@@ -480,6 +480,7 @@ class Sender:
                 products=row.products,
                 kind=campaign.kind,
                 campaign_name=campaign.name,
+                campaign_id=campaign.pk,
                 delivery_id=row.pk,
                 context_data=row.context,
                 items=items,

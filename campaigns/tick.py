@@ -1,5 +1,10 @@
 """The campaigns' periodic work (every few minutes, `campaigns.tick`): which
-campaigns are due or stalled, new triggered deliveries, completion, attribution."""
+campaigns are due or stalled, new triggered deliveries, completion, attribution.
+
+Triggered emails normally leave seconds after their event (`campaigns.triggers`'
+real-time path); the sweep here evaluates every running triggered campaign over its
+whole look-back, so that what the real-time path missed (a broker outage, a worker
+that was down, an event no store action announces, win-back) still goes, once."""
 
 from __future__ import annotations
 

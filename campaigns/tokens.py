@@ -22,6 +22,8 @@ from django.core import signing
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from shop import links
+
 SALT_OPEN = "campaigns.open.v1"
 SALT_CLICK = "campaigns.click.v1"
 SALT_UNSUBSCRIBE = "campaigns.unsubscribe.v1"
@@ -184,12 +186,9 @@ def product_path(*, product_id: int, slug: str) -> str:
 
 
 def product_image_url(*, product_id: int, image_url: str = "") -> str:
-    """Absolute image URL: the product's own, else the store's generated placeholder,
-    else "" (templates then show a text block instead of an image)."""
-    if image_url:
-        return image_url if image_url.startswith(("http://", "https://")) else absolute(image_url)
-    path = _reverse("shop:product_image", pk=product_id)
-    return absolute(path) if path else ""
+    """Absolute image URL: the product's own, else the store's generated placeholder as
+    a PNG (mail clients do not show SVG), else "" (templates then show a text block)."""
+    return links.product_image_url(product_id=product_id, image_url=image_url, png=True)
 
 
 def open_url(delivery_id: int) -> str:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from shop.models import Product
 
-from . import suppressions, tokens, tracking
+from . import social, suppressions, tokens, tracking
 from .models import Delivery
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 
 
 def _delivery(delivery_id: int) -> Delivery:
-    delivery = Delivery.objects.select_related("user").filter(pk=delivery_id).first()
+    delivery = Delivery.objects.select_related("user", "campaign").filter(pk=delivery_id).first()
     if delivery is None:
         raise Http404("This email is no longer known.")
     return delivery
@@ -70,7 +70,9 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
         tracking.delivery_click_record(delivery=delivery, path=path)
     if not tokens.is_local_path(path):  # belt and braces: never leave this site
         return _bad("redirect target is not on this site")
-    return HttpResponseRedirect(path)
+    campaign = social.utm_campaign_value(campaign_id=delivery.campaign_id, name=delivery.campaign.name)
+    content = f"product-{target.product_id}" if target.product_id is not None else "link"
+    return HttpResponseRedirect(social.with_utm(path, campaign=campaign, content=content))
 
 
 @csrf_exempt  # RFC 8058: mail providers POST without cookies; the signed token authenticates

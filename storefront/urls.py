@@ -14,6 +14,8 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("product/<slug:slug>/", views.product, name="product"),
     path("img/p/<int:pk>.svg", views.product_image, name="product_image"),
+    path("img/p/<int:pk>.png", views.product_image_png, name="product_image_png"),
+    path("feeds/<str:fmt>", views.product_feed, name="product_feed"),
     # cart and checkout
     path("cart/", views.cart, name="cart"),
     path("cart/add/", views.cart_add, name="cart_add"),

@@ -31,7 +31,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from shop import selectors
+from shop import links, selectors
 from shop.models import Category, Product
 from shop.rest.errors import error_body
 from shop.rest.parsers import JSONParser, batch_body, query_params
@@ -91,7 +91,7 @@ PRODUCT_EXAMPLE = {
     "in_stock": True,
     "is_active": True,
     "attributes": {},
-    "image_url": "",
+    "image_url": "https://shop.example.com/img/p/12.svg",
     "created_at": "2024-05-01T10:00:00Z",
     "updated_at": "2024-05-01T10:00:00Z",
 }
@@ -222,8 +222,9 @@ class ProductSerializer(serializers.ModelSerializer):
     category = ProductCategorySerializer(allow_null=True, read_only=True)
     in_stock = serializers.BooleanField(read_only=True)
     price = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
-    image_url = serializers.CharField(
-        read_only=True, help_text="Absolute image URL, or empty when the product has none (show a placeholder)."
+    image_url = serializers.SerializerMethodField(
+        help_text="Absolute image URL: the product's own image, else its generated picture (SVG; the same "
+        "path ending in .png is a PNG)."
     )
 
     class Meta:
@@ -246,6 +247,11 @@ class ProductSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_image_url(self, product: Product) -> str:
+        return links.product_image_url(
+            product_id=product.pk, image_url=product.image_url, request=self.context.get("request")
+        )
 
 
 @extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^\d{1,10}(\.\d{1,2})?$", "example": "12.50"})
@@ -502,7 +508,7 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     def create(self, request):
         row = product_input(request.data, required=("sku", "name"))
         product = catalogue_services.product_create(row=row)
-        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+        return Response(ProductSerializer(product, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Replace a product",
@@ -519,7 +525,11 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     def update(self, request, pk=None):
         product = self._stored()
         row = product_input(request.data, required=("sku", "name"), defaults=PRODUCT_DEFAULTS)
-        return Response(ProductSerializer(catalogue_services.product_update(product=product, row=row)).data)
+        return Response(
+            ProductSerializer(
+                catalogue_services.product_update(product=product, row=row), context={"request": request}
+            ).data
+        )
 
     @extend_schema(
         summary="Change a product",
@@ -535,7 +545,11 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     def partial_update(self, request, pk=None):
         product = self._stored()
         row = product_input(request.data, required=(), defaults={"sku": product.sku})
-        return Response(ProductSerializer(catalogue_services.product_update(product=product, row=row)).data)
+        return Response(
+            ProductSerializer(
+                catalogue_services.product_update(product=product, row=row), context={"request": request}
+            ).data
+        )
 
     @extend_schema(
         summary="Take a product off sale",

@@ -41,6 +41,7 @@ from django.utils.text import slugify
 
 from shop.bulk import rows_bulk_insert
 from shop.models import Category, Product
+from shop.signals import ProductChange, products_changed
 
 from .errors import Conflict, RowError, ValidationFailed
 
@@ -420,6 +421,7 @@ def _products_upsert_once(
     if result.errors and not partial:
         raise ValidationFailed(sorted(result.errors, key=lambda e: e.index))
     now = timezone.now()
+    price_stock: list[ProductChange] = []  # told to listeners (back-in-stock and price-drop emails)
     with transaction.atomic():
         categories = CategoryPaths()
         for batch in _chunks(plans, batch_size):
@@ -445,6 +447,10 @@ def _products_upsert_once(
                     result.outcomes.append(UpsertOutcome(row.index, row.sku, "unchanged", current["pk"]))
                     continue
                 changed.append((row, Product(pk=current["pk"], sku=row.sku, attributes=attrs, updated_at=now, **new)))
+                if new["price"] != current["price"] or new["stock"] != current["stock"]:
+                    price_stock.append(
+                        ProductChange(current["pk"], current["price"], new["price"], current["stock"], new["stock"])
+                    )
             if not dry_run and fresh:
                 _products_insert([p for _, p in fresh], now=now)
             if not dry_run and changed:
@@ -456,6 +462,8 @@ def _products_upsert_once(
             if progress is not None:
                 progress.update(len(batch))
         result.categories_created = categories.created
+        if price_stock and not dry_run:
+            products_changed.send(sender=Product, changes=price_stock)
     result.outcomes.sort(key=lambda o: o.index)
     result.errors.sort(key=lambda e: e.index)
     return result

@@ -23,6 +23,7 @@ from django.utils import timezone
 from shop.bulk import INTERACTION_COPY_FIELDS, INTERACTION_KEYED_FIELDS, rows_bulk_insert
 from shop.event_time import occurred_at_problem
 from shop.models import Interaction, Product, User
+from shop.signals import interactions_recorded
 
 from .errors import RowError, ValidationFailed
 
@@ -262,6 +263,15 @@ def _interactions_insert_pg(columns: list[list]) -> int:
         return cursor.rowcount
 
 
+def _recorded_announce(good: Sequence[tuple[InteractionIn, tuple[int, int | None]]]) -> None:
+    """Tell listeners (triggered emails) which customers did what (`signals.interactions_recorded`)."""
+    user_ids = {user_id for _, (_, user_id) in good if user_id is not None}
+    if user_ids:
+        interactions_recorded.send(
+            sender=Interaction, user_ids=user_ids, kinds={int(ev.kind) for ev, (_, u) in good if u is not None}
+        )
+
+
 def interactions_bulk_record(
     *,
     events: Sequence[InteractionIn],
@@ -314,6 +324,7 @@ def interactions_bulk_record(
                         [client_id] * len(chunk),
                     ]
                 )
+            _recorded_announce(good)
         return BulkResult(created=created, duplicates=len(good) - created, errors=errors)
     rows = [
         Interaction(
@@ -341,6 +352,7 @@ def interactions_bulk_record(
         fresh = [r for r in rows if not r.event_id or r.event_id not in known]
         # ignore_conflicts covers a concurrent retry of the same batch racing us.
         Interaction.objects.bulk_create(fresh, batch_size=batch_size, ignore_conflicts=bool(keyed))
+        _recorded_announce(good)
     return BulkResult(created=len(fresh), duplicates=len(rows) - len(fresh), errors=errors)
 
 

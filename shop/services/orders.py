@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from shop.models import Interaction, Order, OrderLine, Product, User
+from shop.signals import ProductChange, products_changed
 
 from .errors import OutOfStock, RowError, ValidationFailed
 
@@ -55,6 +56,7 @@ def order_place(
     with transaction.atomic():
         ids = sorted({line.product.pk for line in lines})
         products = {p.pk: p for p in Product.objects.select_for_update().filter(pk__in=ids, is_active=True)}
+        stock_before = {pk: p.stock for pk, p in products.items()}
         for i, line in enumerate(lines):
             p = products.get(line.product.pk)
             if p is None:
@@ -97,5 +99,12 @@ def order_place(
             )
             for ln in lines
         )
+        sold_out = [
+            ProductChange(pk, p.price, p.price, stock_before[pk], p.stock)
+            for pk, p in products.items()
+            if p.stock == 0 and stock_before[pk] != 0
+        ]
+        if sold_out:  # listeners note when a product went out of stock (back-in-stock emails)
+            products_changed.send(sender=Product, changes=sold_out)
     logger.info("order %s placed: %d lines, total %s", order.pk, len(lines), total)
     return order

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core import signing
 from django.test import Client
+from django.utils.text import slugify
 
 from campaigns import sending, tokens
 from campaigns.models import Delivery, Suppression, TrackingEvent
@@ -48,7 +49,12 @@ def test_click_redirects_to_the_product_page_and_records_an_email_click(
     with django_assert_max_num_queries(12):
         response = client.get(url)
     assert response.status_code == 302
-    assert response["Location"] == f"/product/{delivery.products[0]['slug']}/"
+    # the landing page is UTM-tagged: the visit is attributed to the campaign
+    campaign = f"{slugify(delivery.campaign.name)}-c{delivery.campaign_id}"
+    assert response["Location"] == (
+        f"/product/{delivery.products[0]['slug']}/?utm_source=affinity&utm_medium=email"
+        f"&utm_campaign={campaign}&utm_content=product-{product_id}"
+    )
     click = Interaction.objects.get(kind=Interaction.Kind.CLICK)
     assert (click.user_id, click.product_id, click.source, click.delivery_id) == (
         delivery.user_id,
@@ -63,7 +69,7 @@ def test_click_redirects_to_the_product_page_and_records_an_email_click(
 
 def test_click_on_a_site_path(client, delivery):
     response = client.get(f"/c/k/{tokens.click_token(delivery.pk, path='/category/candles/')}/")
-    assert response.status_code == 302 and response["Location"] == "/category/candles/"
+    assert response.status_code == 302 and response["Location"].startswith("/category/candles/?utm_source=affinity&")
     assert not Interaction.objects.filter(kind=Interaction.Kind.CLICK).exists()
     assert TrackingEvent.objects.get(kind="click").detail == "/category/candles/"
 

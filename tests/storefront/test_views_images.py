@@ -42,7 +42,7 @@ def test_svg_is_well_formed_escaped_and_differs_per_product():
     assert root.tag == f"{SVG}svg" and root.get("viewBox") == "0 0 400 400"
     assert root.get("aria-label") == 'Tom & Jerry "<mug>"'
     texts = [t.text for t in root.iter(f"{SVG}text")]
-    assert texts == ["TJ", "KITCHEN & CO"]
+    assert texts == ["TJ", "MUG", "KITCHEN & CO"]  # initials, what sets it apart, category
     other = placeholders.product_svg(product_id=8, name='Tom & Jerry "<mug>"', colour="#c2410c", label="Kitchen & Co")
     assert other != svg
     assert (
@@ -78,5 +78,6 @@ def test_image_view_for_a_product_without_category_and_unknown_ids(client):
     p = ProductFactory(name="LOOSE THING", category=None)
     r = client.get(reverse("shop:product_image", args=[p.pk]))
     assert r.status_code == 200
-    assert placeholders.palette(placeholders.DEFAULT_COLOUR)["top"] in r.content.decode()
+    tint = placeholders.product_colour(placeholders.DEFAULT_COLOUR, name="LOOSE THING")
+    assert placeholders.palette(tint)["top"] in r.content.decode()
     assert client.get("/img/p/999999.svg").status_code == 404
