@@ -13,7 +13,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 DEFAULT_SLOT = "default"
@@ -161,6 +161,12 @@ class Impression(models.Model):
     variant = models.CharField(max_length=40, blank=True)
     product_ids = models.JSONField(default=list)
     reason_codes = models.JSONField(default=list)
+    placement = models.CharField(
+        max_length=40, blank=True, default="", help_text="The placement served (its key), if any."
+    )
+    rule_ids = models.JSONField(
+        default=list, blank=True, help_text="The merchandising rules that changed this list (ids)."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -258,6 +264,19 @@ class ForgottenUser(models.Model):
         return f"user {self.user_id} forgotten at {self.forgotten_at:%Y-%m-%d %H:%M}"
 
 
+class ServingAid(models.Model):
+    """What serving reads but never computes in a request (``recommendations.serving_aids``):
+    the suspected noise, the long-tail popularity groups, the last trending list. One row
+    per aid, replaced by the task that computes it; every process reads the same rows."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    payload = models.JSONField()
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.computed_at:%Y-%m-%d %H:%M})"
+
+
 class ServingState(models.Model):
     """A single row whose ``epoch`` changes whenever what may be served changes
     (activation, retirement, experiments, a forgotten customer). Serving processes
@@ -272,3 +291,161 @@ class ServingState(models.Model):
 
     def __str__(self) -> str:
         return f"serving state, epoch {self.epoch}"
+
+
+class Placement(models.Model):
+    """A named place where a recommendation list is shown (the home page's "for you",
+    a product page's "also bought", an email...): what produces it (``strategy``), how
+    many products, what fills in when it is short (``fallbacks``), the long-tail
+    re-ranking weight. Rules apply to a placement through ``MerchandisingRule.placements``
+    (a rule with no placement applies everywhere). Served by ``placements.serve``."""
+
+    class Strategy(models.TextChoices):
+        PERSONAL = "personal", "Personal (the shopper's history)"
+        SIMILAR = "similar", "Similar items (content)"
+        ALSO_BOUGHT = "also_bought", "Also bought (co-behaviour)"
+        TRENDING = "trending", "Trending"
+        NEW_ARRIVALS = "new_arrivals", "New arrivals"
+        NEIGHBOURS = "neighbours", "Shoppers like you (customer neighbours)"
+
+    key = models.SlugField(max_length=40, unique=True, help_text='How code and the API name it, e.g. "home".')
+    name = models.CharField(max_length=120, help_text="Shown to staff (and as the shelf's title on the store).")
+    strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.PERSONAL)
+    size = models.PositiveSmallIntegerField(
+        default=8, validators=[MinValueValidator(1), MaxValueValidator(100)], help_text="Products in the list."
+    )
+    fallbacks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Strategies tried in order while the list is short, e.g. ["also_bought", "trending"].',
+    )
+    long_tail_weight = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="0 = off; up to 1: how strongly less popular products are favoured (popularity calibration).",
+    )
+    is_active = models.BooleanField(default=True, help_text="An inactive placement shows nothing.")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gte=1) & Q(size__lte=100), name="placement_size_1_100"),
+            models.CheckConstraint(
+                condition=Q(long_tail_weight__gte=0) & Q(long_tail_weight__lte=1), name="placement_long_tail_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+
+class MerchandisingRule(models.Model):
+    """A merchandiser's rule, live between ``starts_at`` and ``ends_at``: boost or bury
+    the products matching ``condition`` by ``weight``, show only them (include) or never
+    (exclude), or pin ``product`` at ``position``. ``condition`` is a condition tree in
+    the rule language of ``recommendations.rules`` (validated there on save)."""
+
+    class Action(models.TextChoices):
+        BOOST = "boost", "Boost"
+        BURY = "bury", "Bury"
+        INCLUDE = "include", "Include only"
+        EXCLUDE = "exclude", "Exclude"
+        PIN = "pin", "Pin a product"
+
+    name = models.CharField(max_length=120)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    condition = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Which products: e.g. {"category": [3]}, {"price": {"max": 10}}, {"new_days": 30}, '
+        '{"stock": {"min": 50}}, {"attribute": {"key": "colour", "in": ["red"]}}, {"all": [...]}, '
+        '{"any": [...]}, {"not": {...}}. Not used by pins.',
+    )
+    weight = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        help_text="Boost/bury: 1.0 moves a product past the whole list; 0.1 about a tenth of it.",
+    )
+    product = models.ForeignKey(
+        "shop.Product",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Pin: the product.",
+    )
+    position = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Pin: its position, 1 = first."
+    )
+    placements = models.ManyToManyField(
+        Placement, blank=True, related_name="rules", help_text="Where it applies; none = every list."
+    )
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="Empty: from now.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until switched off.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=["boost", "bury", "include", "exclude", "pin"]), name="rule_action_known"
+            ),
+            models.CheckConstraint(
+                condition=~Q(action="pin") | (Q(product__isnull=False) & Q(position__gte=1)),
+                name="rule_pin_has_product_and_position",
+            ),
+            models.CheckConstraint(
+                condition=Q(starts_at__isnull=True) | Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")),
+                name="rule_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.name}"
+
+
+class PredictionRun(models.Model):
+    """One computation of the customer predictions (``recommendations.predictions``):
+    the fitted models, what they were fitted on, and the progress while it runs. The
+    predictions themselves live on ``shop.CustomerPrediction``."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULE = "schedule", "Schedule"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    stage = models.CharField(max_length=200, blank=True, help_text="What the run is doing (or did last).")
+    transactions_model = models.CharField(
+        max_length=16, default="mbgnbd", help_text="bgnbd or mbgnbd: the model of the purchase rhythm."
+    )
+    source = models.CharField(max_length=16, blank=True, help_text="orders, or purchase events when no orders.")
+    data_end = models.DateTimeField(null=True, blank=True, help_text="The end of the history used (now).")
+    params = models.JSONField(default=dict, blank=True, help_text="Fitted parameters and log-likelihoods.")
+    customers = models.PositiveIntegerField(default=0, help_text="Customers with a prediction.")
+    repeat_customers = models.PositiveIntegerField(default=0, help_text="Of them, with a repeat purchase.")
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "customer prediction run"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="prediction_run_progress_0_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Customer predictions #{self.pk} ({self.status})"

@@ -67,6 +67,7 @@ from .engine.evaluation import (
 from .engine.matrix import InteractionMatrix, matrix_build, recent_popularity
 from .engine.selection import SelectionResult, candidates_for, select_model
 from .models import ModelVersion
+from .noise import events_exclude, noise_find
 from .training_data import Events, catalogue_side_read, interaction_matrix_build, product_categories
 from .versions import TrainingError, artifact_delete, artifacts_prune, model_version_promote, stale_runs_fail
 
@@ -451,6 +452,30 @@ def _metrics(raw: dict[str, float], k: int) -> dict[str, float]:
     return out
 
 
+LONG_TAIL_WEIGHTS = (0.1, 0.25, 0.5)
+"""Re-ranking weights (``engine.rerank``) measured on every holdout: staff pick a
+placement's ``long_tail_weight`` seeing NDCG and long-tail exposure at each."""
+
+
+def long_tail_tradeoff(raw: dict[str, float], k: int) -> list[dict[str, float]]:
+    """The re-ranking rows of an ``evaluate`` result, weight 0 (no re-ranking) first:
+    ``weight``, ``ndcg@k``, ``long_tail_share``, ``popularity_lift``, ``coverage``,
+    ``novelty`` (rounded; a figure that could not be measured is left out)."""
+    names = {"ndcg": f"ndcg@{k}"}
+    rows: dict[float, dict[str, float]] = {}
+    for key, value in raw.items():
+        if key in ("ndcg", "long_tail_share", "popularity_lift", "coverage", "novelty"):
+            weight, name = 0.0, key
+        elif key.startswith("rerank@") and ":" in key:
+            label, name = key.split(":", 1)
+            weight = float(label.removeprefix("rerank@"))
+        else:
+            continue
+        if isinstance(value, (int, float)) and np.isfinite(value):
+            rows.setdefault(weight, {"weight": weight})[names.get(name, name)] = round(float(value), 6)
+    return [rows[w] for w in sorted(rows)] if len(rows) > 1 else []
+
+
 def _run(version: ModelVersion, reporter: _Progress) -> None:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -465,8 +490,19 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
     events = interaction_matrix_build(
         until=read_at, kinds=sorted(kind_weights), progress=reporter.part(0, 15, "reading interactions")
     )
+    # suspected bots and noise leave the matrix (their rows stay in the database)
+    reporter.set(14, "leaving out suspected bots and noise")
+    tic = time.perf_counter()
+    noise = noise_find(until=read_at)
+    events, dropped = events_exclude(events, noise)
+    excluded = noise.summary(events=dropped)
     timings["read"] = events.read_seconds
+    timings["noise"] = time.perf_counter() - tic
     if len(events) == 0:
+        if dropped:
+            raise TrainingError(
+                f"no customer interactions left to learn from once {dropped} noise events were excluded"
+            )
         raise TrainingError("no customer interactions to learn from yet")
     now = float(events.times.max())
 
@@ -479,7 +515,7 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
 
     # 3. holdout evaluation -----------------------------------------------------------------
     tic = time.perf_counter()
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"excluded": excluded}
     selection_rows: list[dict] = []
     holdout = holdout_build(data, protocol=version.protocol)
     if holdout is not None:
@@ -504,8 +540,10 @@ def _run(version: ModelVersion, reporter: _Progress) -> None:
             beyond_accuracy=beyond,
             exclude_train=False,
             exclude=holdout.exclude,
+            rerank_weights=LONG_TAIL_WEIGHTS if beyond else (),
         )
-        metrics.update(_metrics(raw, k))
+        metrics["long_tail_tradeoff"] = long_tail_tradeoff(raw, k)
+        metrics.update(_metrics({key: v for key, v in raw.items() if not key.startswith("rerank@")}, k))
         metrics["eval_train_interactions"] = int(holdout.train_mask.sum())
         if holdout.protocol.name == "temporal":
             metrics["holdout_cutoff"] = datetime.fromtimestamp(holdout.now, tz=UTC).isoformat()
@@ -621,7 +659,21 @@ def selection_run(
     )
 
 
-SELECTION_KEYS = ("algorithm", "params", "status", "reason", "ndcg", "precision", "recall", "map", "train_seconds")
+SELECTION_KEYS = (
+    "algorithm",
+    "params",
+    "status",
+    "reason",
+    "ndcg",
+    "precision",
+    "recall",
+    "map",
+    "coverage",
+    "novelty",
+    "long_tail_share",
+    "popularity_lift",
+    "train_seconds",
+)
 
 
 def selection_rows(result: SelectionResult) -> list[dict[str, Any]]:

@@ -7,15 +7,17 @@ Rules that must always hold are database constraints, not only form validation.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from shop.event_time import EVENTS_EARLIEST
+from shop.event_time import EVENTS_EARLIEST, EVENTS_IMPOSSIBLE
 
 
 class UserManager(BaseUserManager["User"]):
@@ -189,6 +191,18 @@ class Product(models.Model):
         return self.stock is None or self.stock >= quantity
 
 
+class InteractionQuerySet(models.QuerySet["Interaction"]):
+    def settled(self, now: datetime | None = None) -> InteractionQuerySet:
+        """Events dated no later than "now" plus the clients' allowed clock skew.
+
+        The edge refuses a later time, but a row written around it (raw SQL, a restored
+        dump) would otherwise become "the newest event" that windows are measured from,
+        and weigh as the freshest history in training's time decay. Readers that take the
+        newest time or weigh by age read through this."""
+        limit = (now or timezone.now()) + timedelta(seconds=settings.INTERACTION_MAX_FUTURE_SECONDS)
+        return self.filter(occurred_at__lte=limit)
+
+
 class Interaction(models.Model):
     """One thing a shopper did with a product. Written only by `shop.services`."""
 
@@ -235,6 +249,8 @@ class Interaction(models.Model):
     # events into another namespace (nor delete events it sent about other customers).
     client_id = models.BigIntegerField(null=True, blank=True, help_text="Id of the API account that sent the event")
 
+    objects = InteractionQuerySet.as_manager()
+
     class Meta:
         # No default ordering: the training read streams millions of rows unsorted.
         constraints = [
@@ -245,6 +261,9 @@ class Interaction(models.Model):
             ),
             # The lower bound of shop.event_time (the upper, "now", is checked at the edge).
             models.CheckConstraint(condition=Q(occurred_at__gte=EVENTS_EARLIEST), name="interaction_occurred_at_min"),
+            # A fixed upper bound no real event reaches: a year-9999 time overflows when
+            # converted to local time (readers skip rows after "now" + skew: .settled()).
+            models.CheckConstraint(condition=Q(occurred_at__lt=EVENTS_IMPOSSIBLE), name="interaction_occurred_at_max"),
             # Partial: the many events without an event id cost the indexes nothing. Two,
             # because NULLs are distinct in a unique index: one namespace per API client,
             # and one (client_id NULL) for the store's own events and the importers'.
@@ -365,3 +384,55 @@ class OrderLine(models.Model):
     @property
     def amount(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+class CustomerPrediction(models.Model):
+    """What a customer's order history says about their future: the chance they are
+    still a customer, the purchases and value to expect. Written by
+    ``recommendations.predictions`` (BG/NBD + Gamma-Gamma); kept in shop so every layer
+    (segments, triggers, admin) reads it without depending on recommendations."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="prediction")
+    probability_alive = models.FloatField(help_text="Probability that the customer still buys here (0..1).")
+    expected_purchases_90d = models.FloatField(help_text="Expected purchases (orders) in the next 90 days.")
+    expected_order_value = models.FloatField(help_text="Expected value of one future order.")
+    predicted_value = models.FloatField(
+        db_index=True, help_text="Expected value of the customer's orders in the next 12 months (discounted)."
+    )
+    value_percentile = models.FloatField(
+        help_text="Share of predicted customers (in %) whose predicted value is at most this one's (100 = top)."
+    )
+    repeat_purchases = models.PositiveIntegerField(help_text="Days with an order after the first one.")
+    first_purchase_at = models.DateTimeField()
+    last_purchase_at = models.DateTimeField()
+    inactive_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When the probability of being active falls below the win-back threshold if the customer "
+        "orders nothing more (empty: it never does).",
+    )
+    currency = models.CharField(max_length=3, default="GBP")
+    computed_at = models.DateTimeField(default=timezone.now)
+    run_id = models.BigIntegerField(help_text="recommendations.PredictionRun id")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(probability_alive__gte=0) & Q(probability_alive__lte=1), name="prediction_probability_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(value_percentile__gte=0) & Q(value_percentile__lte=100), name="prediction_percentile_0_100"
+            ),
+            models.CheckConstraint(
+                condition=Q(expected_purchases_90d__gte=0) & Q(predicted_value__gte=0) & Q(expected_order_value__gte=0),
+                name="prediction_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Prediction for customer {self.user_id}"
+
+    @property
+    def churn_risk(self) -> float:
+        return 1.0 - self.probability_alive

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import EngineError
+from .rerank import TAIL, default_target, popularity_groups, rerank_lists
 
 if TYPE_CHECKING:
     from .base import Recommender
@@ -48,6 +49,7 @@ __all__ = [
     "map_at_k",
     "ndcg_at_k",
     "novelty",
+    "popularity_bias",
     "precision_at_k",
     "protocol_choose",
     "protocol_split",
@@ -476,6 +478,8 @@ def evaluate(
     batch_rows: int = 1024,
     beyond_accuracy: bool = True,
     exclude: sp.spmatrix | None = None,
+    rerank_weights: Sequence[float] = (),
+    rerank_candidates: int | None = None,
 ) -> dict[str, float]:
     """Score ``model`` on held-out ``test`` items, histories from ``train``.
 
@@ -491,6 +495,19 @@ def evaluate(
     ``exclude`` (same shape; e.g. each user's consumed items, see
     ``consumed_mask``) is what serving never shows a user: those items are neither
     candidates nor relevant, so what is measured is what is served.
+
+    Popularity bias (with ``beyond_accuracy``; groups by ``train`` popularity, see
+    ``rerank.popularity_groups``): ``long_tail_share``, the share of recommended
+    slots holding tail items, and ``popularity_lift``, how much more popular the
+    recommended items are than the users' own histories (mean over users of
+    ARP(list) / mean popularity of the history, minus 1; 0 = as popular as what the
+    users chose, higher = more biased; Abdollahpouri et al.'s delta-GAP).
+
+    ``rerank_weights``: each weight w > 0 also re-ranks ``rerank_candidates``
+    (default 3k) candidates with ``rerank.rerank_lists`` (towards each user's own
+    head/mid/tail mix) and reports ``rerank@<w>:ndcg``, ``...:long_tail_share``,
+    ``...:popularity_lift``, ``...:coverage``, ``...:novelty``: the trade-off staff
+    pick from.
     """
     matrix = train.user_items if hasattr(train, "user_items") else train
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
@@ -510,15 +527,30 @@ def evaluate(
         raise EngineError("no user has a test item: nothing to evaluate")
     sums = dict.fromkeys(("ndcg", "precision", "recall", "map", "hit_rate"), 0.0)
     lists = []
+    weights = sorted({float(w) for w in rerank_weights if float(w) > 0})
+    if any(not 0 < w <= 1 for w in weights):
+        raise EngineError(f"rerank_weights must be in (0, 1], got {list(rerank_weights)}")
+    n_candidates = max(int(rerank_candidates or 3 * k), k) if weights else k
+    user_pop = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float64)
+    groups = popularity_groups(user_pop)
+    reranked: dict[float, list[np.ndarray]] = {w: [] for w in weights}
+    rerank_ndcg = dict.fromkeys(weights, 0.0)
     for start in range(0, users.size, batch_rows):
         rows = users[start : start + batch_rows]
-        ids, _ = model.recommend(
+        ids, scores = model.recommend(
             matrix[rows],
-            n=k,
+            n=n_candidates,
             exclude_history=exclude_train,
             exclude=None if excluded is None else excluded[rows],
         )
         relevant = test[rows]
+        if weights:
+            targets = _history_mix(matrix[rows], groups)
+            for w in weights:
+                moved = rerank_lists(ids, scores, groups, weight=w, n=k, targets=targets)
+                rerank_ndcg[w] += np.nansum(ndcg_at_k(moved, relevant, k, average=False))
+                reranked[w].append(moved)
+            ids = ids[:, :k]
         sums["ndcg"] += np.nansum(ndcg_at_k(ids, relevant, k, average=False))
         sums["precision"] += np.nansum(precision_at_k(ids, relevant, k, average=False))
         sums["recall"] += np.nansum(recall_at_k(ids, relevant, k, average=False))
@@ -534,7 +566,53 @@ def evaluate(
         result["novelty"] = novelty(recommended, popularity)
         sample = recommended[: min(recommended.shape[0], 2000)]
         result["diversity"] = intra_list_diversity(sample, matrix.T.tocsr())
+        result.update(popularity_bias(recommended, matrix[users], popularity))
+    for w in weights:
+        label = f"rerank@{w:g}"
+        result[f"{label}:ndcg"] = float(rerank_ndcg[w] / users.size)
+        if beyond_accuracy:
+            moved = np.concatenate(reranked[w])
+            result[f"{label}:coverage"] = catalogue_coverage(moved, matrix.shape[1])
+            result[f"{label}:novelty"] = novelty(moved, popularity)
+            for key, value in popularity_bias(moved, matrix[users], popularity).items():
+                result[f"{label}:{key}"] = value
     return result
+
+
+def _history_mix(history: sp.spmatrix, groups: np.ndarray) -> np.ndarray:
+    """Each row's share of head / mid / tail items (distinct items of the row)."""
+    binary = _binary(history)
+    onehot = sp.csr_matrix(
+        (np.ones(groups.size, dtype=np.float32), (np.arange(groups.size), groups.astype(np.int64))),
+        shape=(groups.size, 3),
+    )
+    counts = np.asarray((binary @ onehot).todense(), dtype=np.float64)
+    sums = counts.sum(axis=1, keepdims=True)
+    return np.where(sums > 0, counts / np.where(sums > 0, sums, 1.0), default_target())
+
+
+def popularity_bias(recommended: np.ndarray, history: sp.spmatrix, item_popularity: np.ndarray) -> dict[str, float]:
+    """Popularity-bias figures of ``recommended`` (rows, k) for users with ``history``
+    (rows x items, same rows): ``long_tail_share`` (share of filled slots holding
+    tail items, groups by ``item_popularity``) and ``popularity_lift`` (mean over
+    rows with a history and a list of ARP(list) / mean popularity of the history,
+    minus 1). NaN where nothing qualifies."""
+    popularity = np.asarray(item_popularity, dtype=np.float64)
+    recommended = np.asarray(recommended)
+    history = _binary(history)
+    if history.shape[0] != recommended.shape[0]:
+        raise EngineError(f"history has {history.shape[0]} rows, recommended {recommended.shape[0]}")
+    groups = popularity_groups(popularity)
+    filled = (recommended >= 0) & (recommended < popularity.size)
+    items = np.where(filled, recommended, 0)
+    out = {"long_tail_share": float(np.mean(groups[items[filled]] == TAIL)) if filled.any() else float("nan")}
+    slots = filled.sum(axis=1)
+    arp = np.where(slots > 0, (popularity[items] * filled).sum(axis=1) / np.maximum(slots, 1), np.nan)
+    n_hist = np.diff(history.indptr)
+    gap = np.asarray(history @ popularity).ravel() / np.maximum(n_hist, 1)
+    ok = (slots > 0) & (n_hist > 0) & (gap > 0)
+    out["popularity_lift"] = float(np.mean(arp[ok] / gap[ok] - 1.0)) if ok.any() else float("nan")
+    return out
 
 
 def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
