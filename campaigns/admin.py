@@ -6,21 +6,25 @@ call one service or selector, and render."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
+from html.parser import HTMLParser
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from shop.models import User
 
-from . import attribution, lifecycle, selectors, services, suppressions
+from . import attribution, audiences, lifecycle, selectors, services, social, suppressions
 from .charts import funnel_spec, progress_percent
 from .models import (
     Campaign,
@@ -28,13 +32,18 @@ from .models import (
     Delivery,
     EmailTemplate,
     OutboxMessage,
+    ProductChange,
     Segment,
+    ShareConversion,
+    ShareVisit,
     Suppression,
+    TaggedVisit,
     TrackingEvent,
     Variant,
 )
 from .rendering import TemplateInvalid, sample_context, template_errors
-from .segments import RuleError, rules_preview
+from .segment_builder import builder_schema, product_options
+from .segments import RuleError, rules_preview, segment_queryset
 
 
 def _customer_lookup(query: str) -> User | None:
@@ -66,22 +75,115 @@ def _value(form: forms.ModelForm, name: str):
     return form.cleaned_data[name] if name in form.cleaned_data else getattr(form.instance, name)
 
 
+# --- emails shown in admin -------------------------------------------------------------------
+class _LinkParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag == "a":
+            self._href, self._text = dict(attrs).get("href") or "", []
+
+    def handle_data(self, data) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag) -> None:
+        if tag == "a" and self._href is not None:
+            text = " ".join("".join(self._text).split()) or "(image)"
+            self.links.append((text, self._href, self._href))
+            self._href = None
+
+
+def email_links(html: str) -> list[tuple[str, str, str]]:
+    """Every link of an email: (its text, its URL, its URL), in order."""
+    parser = _LinkParser()
+    parser.feed(html)
+    return parser.links
+
+
+def email_frame(html: str, *, title: str) -> str:
+    """An email's HTML in a sandboxed frame as tall as the email (no inner scroll bar
+    hiding its footer). The sandbox allows no scripts, so the email's HTML runs no code;
+    same-origin lets static/campaigns/email_frame.js read its height. Links open in a
+    new tab, outside the sandbox, as they would from a mail client."""
+    base = '<base target="_blank">'
+    head = re.search(r"<head[^>]*>", html, flags=re.IGNORECASE)
+    framed = html[: head.end()] + base + html[head.end() :] if head else base + html
+    return format_html(
+        '<iframe class="email-frame" sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox" '
+        'referrerpolicy="no-referrer" srcdoc="{}" title="{}"></iframe>',
+        framed,
+        title,
+    )
+
+
 # --- segments -------------------------------------------------------------------------------
+class RulesField(forms.JSONField):
+    """The rule tree as JSON: empty (not ``null``) when there is none yet."""
+
+    default_error_messages = {
+        "required": "Add at least one condition (or write the rules as JSON).",
+        "invalid": "Enter valid JSON.",
+    }
+
+    def prepare_value(self, value):
+        if value is None:
+            return ""
+        return super().prepare_value(value)
+
+
 class SegmentForm(forms.ModelForm):
-    rules = forms.JSONField(
+    rules = RulesField(
+        label="Rules (JSON)",
+        help_text="What the builder above writes. Edit it here for trees the builder does not show.",
         widget=forms.Textarea(
-            attrs={"rows": 14, "cols": 90, "class": "vLargeTextField", "spellcheck": "false", "data-segment-rules": "1"}
-        )
+            attrs={"rows": 10, "cols": 90, "class": "vLargeTextField", "spellcheck": "false", "data-segment-rules": "1"}
+        ),
     )
 
     class Meta:
         model = Segment
         fields = ("name", "description", "rules")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None and not self.is_bound:
+            self.initial["rules"] = None  # a new segment starts with no conditions, not the model's default
+
     def clean(self) -> dict:
         data = super().clean()
-        _add_errors(self, services.segment_errors(rules=_value(self, "rules"), segment_id=self.instance.pk))
+        if "rules" in data:
+            _add_errors(self, services.segment_errors(rules=data["rules"], segment_id=self.instance.pk))
         return data
+
+
+def _export_audience(modeladmin, request: HttpRequest, queryset: QuerySet[Segment], platform: str):
+    """One segment as a custom-audience CSV download (campaigns.audiences)."""
+    segments = list(queryset[:2])
+    if len(segments) != 1:
+        modeladmin.message_user(request, "Select exactly one segment to export.", messages.ERROR)
+        return None
+    segment = segments[0]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{audiences.audience_filename(segment=segment, platform=platform)}"'
+    )
+    audiences.audience_write(segment=segment, platform=platform, out=response)
+    return response
+
+
+@admin.action(description="Export as a Meta custom audience (hashed emails)", permissions=["export_audience"])
+def export_audience_meta(modeladmin, request, queryset):
+    return _export_audience(modeladmin, request, queryset, "meta")
+
+
+@admin.action(description="Export as a Google Customer Match list (hashed emails)", permissions=["export_audience"])
+def export_audience_google(modeladmin, request, queryset):
+    return _export_audience(modeladmin, request, queryset, "google")
 
 
 @admin.register(Segment)
@@ -89,30 +191,25 @@ class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
     list_display = ("name", "description", "updated_at")
     search_fields = ("name", "description")
-    readonly_fields = ("members",)
     change_form_template = "admin/campaigns/segment/change_form.html"
+    actions = [export_audience_meta, export_audience_google]
+
+    def has_export_audience_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("campaigns.export_audience")
 
     class Media:
-        js = ("campaigns/segment_preview.js",)
+        js = ("campaigns/segment_builder.js", "campaigns/segment_preview.js")
+        css = {"all": ("campaigns/segment_builder.css",)}
 
     def save_model(self, request, obj: Segment, form, change: bool) -> None:
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
-    @admin.display(description="members now")
-    def members(self, obj: Segment) -> str:
-        if not obj.pk:
-            return "—"
-        try:
-            preview = rules_preview(obj.rules, segment_id=obj.pk, sample_size=5)
-        except RuleError as exc:
-            return f"invalid rules: {exc}"
-        return f"{preview.count:,}"
-
     def get_urls(self):
         return [
             path("preview/", self.admin_site.admin_view(self.preview_view), name="campaigns_segment_preview"),
+            path("products/", self.admin_site.admin_view(self.products_view), name="campaigns_segment_products"),
             *super().get_urls(),
         ]
 
@@ -137,15 +234,28 @@ class SegmentAdmin(admin.ModelAdmin):
             return JsonResponse({"errors": exc.messages})
         return JsonResponse({"count": preview.count, "sample": preview.sample})
 
+    def products_view(self, request: HttpRequest) -> JsonResponse:
+        """The product picker's choices: ?q=<name or SKU>, or ?ids=1,2 for saved ones."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"results": []}, status=403)
+        ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip().isdigit()][:50]
+        return JsonResponse({"results": product_options(query=request.GET.get("q", "")[:100], ids=ids)})
+
+    def _builder_context(self, segment_id: int | None) -> dict:
+        return {
+            "preview_url": reverse("admin:campaigns_segment_preview"),
+            "builder_schema": builder_schema(
+                segment_id=segment_id, product_url=reverse("admin:campaigns_segment_products")
+            ),
+        }
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = extra_context or {}
-        extra_context["preview_url"] = reverse("admin:campaigns_segment_preview")
-        extra_context["rule_help"] = Segment._meta.get_field("rules").help_text
+        segment_id = int(object_id) if str(object_id).isdigit() else None
+        extra_context = {**self._builder_context(segment_id), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def add_view(self, request, form_url="", extra_context=None):
-        extra_context = extra_context or {}
-        extra_context["preview_url"] = reverse("admin:campaigns_segment_preview")
+        extra_context = {**self._builder_context(None), **(extra_context or {})}
         return super().add_view(request, form_url, extra_context)
 
 
@@ -158,13 +268,20 @@ class PreviewMixin:
     def _preview_parts(self, obj) -> tuple[EmailTemplate, Campaign | None]:
         raise NotImplementedError
 
+    def _default_preview_customer(self, obj) -> tuple[User | None, str]:
+        """Whom a preview shows when staff name nobody, and why (shown on the page)."""
+        return _default_customer(), "a customer with orders"
+
     def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         obj = get_object_or_404(self.model, pk=object_id)
         if not self.has_view_permission(request, obj):
             return HttpResponse(status=403)
         template, campaign = self._preview_parts(obj)
         query = request.GET.get("customer", "")
-        customer = _customer_lookup(query) if query else _default_customer()
+        if query:
+            customer, chosen_because = _customer_lookup(query), ""
+        else:
+            customer, chosen_because = self._default_preview_customer(obj)
         variants = list(campaign.variants.all()) if campaign else []
         variant = next((v for v in variants if str(v.pk) == request.GET.get("variant")), None)
         context = {
@@ -173,19 +290,21 @@ class PreviewMixin:
             "original": obj,
             "title": f"{self.preview_title}: {obj}",
             "customer_query": query or (customer.email if customer else ""),
+            "chosen_because": chosen_because,
             "variants": variants,
             "variant": variant,
             "staff_email": request.user.email,
             "test_send_url": reverse(f"admin:campaigns_{self.model._meta.model_name}_test_send", args=[obj.pk]),
         }
         if customer is None:
-            context["error"] = f"No customer {query!r}." if query else "There are no customers yet."
+            context["error"] = f"No customer {query!r}." if query else f"There is no {chosen_because} yet."
         else:
             try:
                 context["preview"] = selectors.email_preview(
                     template=template, user=customer, campaign=campaign, variant=variant
                 )
                 context["customer"] = customer
+                context["preview_frame"] = email_frame(context["preview"].html, title="HTML part")
             except TemplateInvalid as exc:
                 context["error"] = f"The template does not compile: {exc}"
             except ValueError as exc:
@@ -272,6 +391,42 @@ class EmailTemplateAdmin(PreviewMixin, admin.ModelAdmin):
 
 
 # --- campaigns -----------------------------------------------------------------------------------
+def _audience_figures(campaign: Campaign) -> dict:
+    """Who sending would reach now: the segment, less those without marketing consent,
+    less suppressed addresses; the holdout's expected share. (Each email checks again.)"""
+    if campaign.segment_id is None:
+        return {"error": "The campaign has no segment."}
+    try:
+        members = segment_queryset(campaign.segment)
+        in_segment = members.count()
+        no_consent = members.filter(marketing_consent=False).count()
+        audience = lifecycle.audience_queryset(campaign=campaign).count()
+    except RuleError as exc:
+        return {"error": f"The segment's rules are invalid: {exc}"}
+    held_out = round(audience * campaign.holdout_percent / 100)
+    return {
+        "in_segment": in_segment,
+        "no_consent": no_consent,
+        "suppressed": in_segment - no_consent - audience,
+        "audience": audience,
+        "held_out": held_out,
+        "emails": audience - held_out,
+    }
+
+
+def _scheduled_message(campaign: Campaign) -> str:
+    """What `services.campaign_schedule` did, in words: sending now, later, or listening."""
+    if campaign.is_triggered:
+        return f"“{campaign}” is live: it emails each customer when their event happens."
+    when = campaign.scheduled_at
+    if when is not None and when > timezone.now():
+        return (
+            f"“{campaign}” is scheduled for {timezone.localtime(when):%Y-%m-%d %H:%M %Z}: "
+            "its audience is built then, from the segment as it is at that time."
+        )
+    return f"Sending “{campaign}” now: its progress shows below."
+
+
 class VariantForm(forms.ModelForm):
     class Meta:
         model = Variant
@@ -309,11 +464,21 @@ LOCKED_AFTER_START = (
     "seed",
     "trigger_delay_hours",
     "inactive_days",
+    "price_drop_min_percent",
     "from_email",
 )
 
 
 class CampaignForm(forms.ModelForm):
+    price_drop_min_percent = forms.IntegerField(
+        label="Price drop min percent",
+        min_value=0,
+        max_value=99,
+        required=False,
+        initial=0,
+        help_text=Campaign._meta.get_field("price_drop_min_percent").help_text,
+    )
+
     class Meta:
         model = Campaign
         fields = (
@@ -330,11 +495,15 @@ class CampaignForm(forms.ModelForm):
             "scheduled_at",
             "trigger_delay_hours",
             "inactive_days",
+            "price_drop_min_percent",
             "holdout_percent",
             "seed",
             "attribution_window_days",
             "max_error_rate",
         )
+
+    def clean_price_drop_min_percent(self) -> int:
+        return self.cleaned_data.get("price_drop_min_percent") or 0  # empty: any drop
 
     def clean(self) -> dict:
         data = super().clean()
@@ -396,7 +565,7 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
                 )
             },
         ),
-        ("When", {"fields": ("scheduled_at", "trigger_delay_hours", "inactive_days")}),
+        ("When", {"fields": ("scheduled_at", "trigger_delay_hours", "inactive_days", "price_drop_min_percent")}),
         (
             "Measurement and safety",
             {"fields": ("holdout_percent", "seed", "attribution_window_days", "max_error_rate")},
@@ -430,6 +599,23 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
     def _preview_parts(self, obj: Campaign):
         return obj.template, obj
 
+    def _default_preview_customer(self, obj: Campaign) -> tuple[User | None, str]:
+        """A member of the campaign's audience (one with orders when there is one: their
+        picks say more), else of its segment, else any customer."""
+        if obj.segment_id is None:
+            return _default_customer(), "a customer with orders"
+        try:
+            audience = lifecycle.audience_queryset(campaign=obj).order_by("pk")
+            member = audience.filter(orders__isnull=False).first() or audience.first()
+            if member is not None:
+                return member, f"a member of the segment “{obj.segment}” who would get this email"
+            member = segment_queryset(obj.segment).order_by("pk").first()
+        except RuleError:
+            member = None
+        if member is not None:
+            return member, f"a member of the segment “{obj.segment}” (nobody in it would get the email now)"
+        return None, f"member of the segment “{obj.segment}”"
+
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.started_at is not None:
@@ -457,6 +643,11 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
                 "<path:object_id>/status/",
                 self.admin_site.admin_view(self.status_view),
                 name="campaigns_campaign_status",
+            ),
+            path(
+                "<path:object_id>/send/",
+                self.admin_site.admin_view(self.send_view),
+                name="campaigns_campaign_send",
             ),
             *super().get_urls(),
         ]
@@ -519,7 +710,40 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
 
     @admin.action(description="Send now, or at their scheduled time")
     def send_or_schedule(self, request, queryset):
-        self._act(request, queryset, "Scheduled", lambda c: services.campaign_schedule(campaign=c, at=c.scheduled_at))
+        for campaign in queryset:
+            try:
+                campaign = services.campaign_schedule(campaign=campaign, at=campaign.scheduled_at)
+            except (lifecycle.CampaignStateError, ValidationError) as exc:
+                self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, _scheduled_message(campaign), messages.SUCCESS)
+
+    def send_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: what sending would do (the audience after consent and suppressions, when);
+        POST: send now or schedule, and say truthfully which happened."""
+        campaign = get_object_or_404(Campaign.objects.select_related("segment", "template"), pk=object_id)
+        change_url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+        if not self.has_change_permission(request, campaign):
+            return HttpResponseRedirect(change_url)
+        if request.method == "POST":
+            try:
+                campaign = services.campaign_schedule(campaign=campaign, at=campaign.scheduled_at)
+            except (lifecycle.CampaignStateError, ValidationError) as exc:
+                self.message_user(request, f"Not sent: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, _scheduled_message(campaign), messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": Campaign._meta,
+            "original": campaign,
+            "title": f"Send “{campaign}”?",
+            "audience": _audience_figures(campaign),
+            "can_send": campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED),
+            "later": campaign.scheduled_at is not None and campaign.scheduled_at > timezone.now(),
+            "preview_url": reverse("admin:campaigns_campaign_preview", args=[campaign.pk]),
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/send_confirm.html", context)
 
     @admin.action(description="Pause")
     def pause(self, request, queryset):
@@ -566,6 +790,8 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
         campaign = Campaign.objects.filter(pk=object_id).first()
         if campaign is not None:
             extra_context["progress"] = selectors.campaign_progress(campaign=campaign)
+            extra_context["can_send"] = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
+            extra_context["send_later"] = campaign.scheduled_at is not None and campaign.scheduled_at > timezone.now()
             extra_context["status_url"] = reverse("admin:campaigns_campaign_status", args=[campaign.pk])
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -686,17 +912,19 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
             "<pre style='white-space:pre-wrap'>{}</pre>", "\n".join(f"{k}: {v}" for k, v in obj.headers.items())
         )
 
-    @admin.display(description="HTML (sandboxed)")
+    class Media:
+        js = ("campaigns/email_frame.js",)
+        css = {"all": ("campaigns/email_frame.css",)}
+
+    @admin.display(description="HTML")
     def rendered(self, obj: OutboxMessage) -> str:
         if not obj.html:
             return "—"
-        # srcdoc in a sandbox without allow-scripts / allow-same-origin: the email's
-        # HTML cannot run code or reach this site's cookies.
         return format_html(
-            '<iframe sandbox="" referrerpolicy="no-referrer" srcdoc="{}" title="Email" '
-            'style="width:640px;max-width:100%;height:720px;border:1px solid #ccc;background:#fff">'
-            "</iframe>",
-            obj.html,
+            '{}<details class="email-links"><summary>Links in this email ({})</summary><ul>{}</ul></details>',
+            email_frame(obj.html, title="Email"),
+            len(links := email_links(obj.html)),
+            format_html_join("", '<li>{} → <a href="{}" target="_blank" rel="noopener">{}</a></li>', links),
         )
 
     @admin.display(description="plain text")
@@ -705,3 +933,78 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return True
+
+
+@admin.register(ProductChange)
+class ProductChangeAdmin(admin.ModelAdmin):
+    """What happened to products that back-in-stock and price-drop campaigns react to
+    (written by the store's changes; read-only here)."""
+
+    list_display = ("occurred_at", "product", "kind", "price_before", "price_after")
+    list_filter = ("kind",)
+    search_fields = ("product__sku", "product__name")
+    list_select_related = ("product",)
+    raw_id_fields = ("product",)
+    date_hierarchy = "occurred_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- social: shared links and UTM-tagged visits -----------------------------------------------
+@admin.register(ShareVisit)
+class ShareVisitAdmin(ReadOnlyAdmin):
+    """Visits through links customers shared; the report ranks the sharers."""
+
+    list_display = ("created_at", "sharer", "channel", "product", "visitor", "signed_up")
+    list_filter = ("channel", "signed_up")
+    search_fields = ("sharer__email", "visitor__email", "path")
+    list_select_related = ("sharer", "product", "visitor")
+    raw_id_fields = ("sharer", "product", "visitor")
+    date_hierarchy = "created_at"
+    change_list_template = "admin/campaigns/sharevisit/change_list.html"
+
+    def get_urls(self):
+        return [
+            path("report/", self.admin_site.admin_view(self.report_view), name="campaigns_sharevisit_report"),
+            *super().get_urls(),
+        ]
+
+    def report_view(self, request: HttpRequest) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        days = request.GET.get("days", "")
+        since = timezone.now() - timedelta(days=int(days)) if days.isdigit() and 0 < int(days) < 3660 else None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Sharers: visits, sign-ups and orders through shared links",
+            "opts": self.model._meta,
+            "rows": social.share_report(since=since),
+            "days": int(days) if since else None,
+        }
+        return TemplateResponse(request, "admin/campaigns/sharevisit/report.html", context)
+
+
+@admin.register(ShareConversion)
+class ShareConversionAdmin(ReadOnlyAdmin):
+    list_display = ("ordered_at", "sharer", "order", "revenue", "visit")
+    list_select_related = ("sharer", "order", "visit")
+    raw_id_fields = ("sharer", "order", "visit")
+    search_fields = ("sharer__email",)
+    date_hierarchy = "ordered_at"
+
+
+@admin.register(TaggedVisit)
+class TaggedVisitAdmin(ReadOnlyAdmin):
+    """Visits that arrived with UTM parameters (emails, shares, ads): by source,
+    medium, campaign and link (utm_content)."""
+
+    list_display = ("created_at", "utm_source", "utm_medium", "utm_campaign", "utm_content", "campaign", "path", "user")
+    list_filter = ("utm_source", "utm_medium", "campaign")
+    search_fields = ("utm_campaign", "utm_content", "path", "user__email")
+    list_select_related = ("campaign", "user")
+    raw_id_fields = ("campaign", "user")
+    date_hierarchy = "created_at"

@@ -48,6 +48,7 @@ class Segment(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("export_audience", "Can export a segment as a custom-audience file")]
 
     def __str__(self) -> str:
         return self.name
@@ -78,6 +79,9 @@ class Campaign(models.Model):
         WELCOME = "welcome", "Welcome"
         WIN_BACK = "win_back", "Win-back"
         POST_PURCHASE = "post_purchase", "Post-purchase cross-sell"
+        BROWSE_ABANDONMENT = "browse_abandonment", "Browse abandonment"
+        BACK_IN_STOCK = "back_in_stock", "Back in stock"
+        PRICE_DROP = "price_drop", "Price drop"
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -124,6 +128,11 @@ class Campaign(models.Model):
     )
     inactive_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Win-back: days without an order before a customer is won back."
+    )
+    price_drop_min_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(99)],
+        help_text="Price drop: the smallest drop, in percent of the old price, that sends the email (0: any drop).",
     )
     # Measurement
     holdout_percent = models.PositiveSmallIntegerField(
@@ -390,6 +399,42 @@ class Suppression(models.Model):
         return f"{self.email} ({self.reason})"
 
 
+class ProductChange(models.Model):
+    """A change of a product that can trigger emails (back in stock, price drop), and
+    when the product went out of stock (the back-in-stock audience viewed it since).
+    Written by `campaigns.receivers` in the transaction of the store's change."""
+
+    class Kind(models.TextChoices):
+        OUT_OF_STOCK = "out_of_stock", "Out of stock"
+        BACK_IN_STOCK = "back_in_stock", "Back in stock"
+        PRICE_DROP = "price_drop", "Price drop"
+
+    product = models.ForeignKey("shop.Product", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    price_before = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    price_after = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["out_of_stock", "back_in_stock", "price_drop"]), name="product_change_kind_known"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="price_drop") | Q(price_after__lt=models.F("price_before")),
+                name="product_change_price_drop_is_lower",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["kind", "occurred_at"], name="product_change_kind_time"),
+            models.Index(fields=["product", "kind", "occurred_at"], name="product_change_product"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of product {self.product_id}"
+
+
 class OutboxMessage(models.Model):
     """An email "sent" by the embedded outbox backend: stored, readable in admin."""
 
@@ -409,3 +454,80 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} -> {', '.join(self.to)}"
+
+
+# --- social: shared links and tagged visits (`campaigns.social`) -------------------------------
+class ShareVisit(models.Model):
+    """A visit through a link a customer shared (the link carries their signed id).
+    The visitor is known once they log in or sign up in that session; ``signed_up``:
+    their account was created after this visit."""
+
+    sharer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="share_visits")
+    channel = models.CharField(max_length=40, blank=True, help_text="Where it was shared: facebook, email, copy...")
+    product = models.ForeignKey("shop.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    path = models.CharField(max_length=500)
+    session_key = models.CharField(max_length=40, blank=True)
+    visitor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    signed_up = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["sharer", "created_at"], name="sharevisit_sharer_time"),
+            models.Index(fields=["visitor", "created_at"], name="sharevisit_visitor_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Visit {self.pk} shared by {self.sharer_id}"
+
+
+class ShareConversion(models.Model):
+    """An order placed by a visitor who came through a shared link (the last such
+    visit before the order, within SHARE_ATTRIBUTION_DAYS). One order at most once."""
+
+    visit = models.ForeignKey(ShareVisit, on_delete=models.CASCADE, related_name="conversions")
+    sharer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    order = models.OneToOneField("shop.Order", on_delete=models.CASCADE, related_name="+")
+    revenue = models.DecimalField(max_digits=14, decimal_places=2)
+    ordered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-ordered_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(revenue__gte=Decimal("0")), name="shareconversion_revenue_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.order_id} <- shared by {self.sharer_id}"
+
+
+class TaggedVisit(models.Model):
+    """A visit that arrived with UTM parameters (our emails' links, shared links, ads).
+    ``campaign`` is set when utm_campaign names one of ours (``...-c<id>``);
+    ``utm_content`` says which link or placement it came from."""
+
+    utm_source = models.CharField(max_length=100)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=100, blank=True)
+    utm_content = models.CharField(max_length=100, blank=True)
+    utm_term = models.CharField(max_length=100, blank=True)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="visits")
+    path = models.CharField(max_length=500)
+    session_key = models.CharField(max_length=40, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["campaign", "created_at"], name="taggedvisit_campaign_time"),
+            models.Index(fields=["utm_source", "utm_medium", "created_at"], name="taggedvisit_source_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.utm_source}/{self.utm_medium} {self.utm_campaign}"

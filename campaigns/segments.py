@@ -27,8 +27,19 @@ include their sub-categories):
                      ``size`` (1..20000): the customers whose purchase histories are most
                      similar (cosine over the customer x product matrix) to the seed's
 ``segment``          ``id``: members of another segment
+``likely_buyers``    ``product`` (id or SKU), ``size`` (1..20000): the customers most likely
+                     to want the product, best first (the active model's item-to-customer
+                     scores, or content similarity for a product the model does not know;
+                     ``recommendations.trends``); who bought it already is left out
+``churn_risk``       ``above`` and/or ``below`` (0..1): the predicted risk that the customer
+                     no longer buys here (1 - probability of being active, BG/NBD)
+``predicted_value``  ``top_percent`` (0..100] and/or ``above`` (an amount): the predicted
+                     value of the next 12 months (Gamma-Gamma), as a top share or a floor
+``expected_purchases``  ``above`` and/or ``below``: predicted orders in the next 90 days
 ===================  ==================================================================
 
+The three prediction rules read ``shop.CustomerPrediction`` (computed by
+``recommendations.predictions``): a customer without a prediction never matches them.
 Orders that were cancelled never count. Validation names every problem with its
 path in the tree (``all[1].days: must be a whole number of days >= 1``).
 """
@@ -48,7 +59,8 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from scipy import sparse
 
-from shop.models import Category, Interaction, Order, OrderLine, User
+from recommendations import services as recommendations_services
+from shop.models import Category, CustomerPrediction, Interaction, Order, OrderLine, Product, User
 from shop.selectors import category_descendant_ids
 
 from .models import Segment
@@ -69,6 +81,10 @@ RULE_NAMES = (
     "users",
     "lookalike",
     "segment",
+    "likely_buyers",
+    "churn_risk",
+    "predicted_value",
+    "expected_purchases",
 )
 ACTIVITY_KINDS = (
     Interaction.Kind.VIEW,
@@ -279,6 +295,42 @@ class _Checker:
     def rule_segment(self, node, path):
         self.segment_ref(node.get("id"), f"{path}.id")
 
+    def number(self, node: dict, path: str, key: str, low: float, high: float | None) -> None:
+        if key not in node:
+            return
+        value = node[key]
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < low or (high is not None and value > high):
+            bounds = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
+            self.err(f"{path}.{key}", f"must be a number {bounds}, not {value!r}")
+
+    def bounds(self, node: dict, path: str, keys: tuple[str, ...], low: float, high: float | None) -> None:
+        if not any(k in node for k in keys):
+            self.err(path, f"needs {' and/or '.join(keys)}")
+        for key in keys:
+            self.number(node, path, key, low, high)
+
+    def rule_churn_risk(self, node, path):
+        self.bounds(node, path, ("above", "below"), 0.0, 1.0)
+
+    def rule_predicted_value(self, node, path):
+        self.bounds(node, path, ("top_percent", "above"), 0.0, None)
+        self.number(node, path, "top_percent", 0.0, 100.0)
+        if node.get("top_percent") == 0:
+            self.err(f"{path}.top_percent", "must be above 0 (a share of customers, up to 100)")
+
+    def rule_expected_purchases(self, node, path):
+        self.bounds(node, path, ("above", "below"), 0.0, None)
+
+    def rule_likely_buyers(self, node, path):
+        if "product" not in node:
+            self.err(f"{path}.product", "is required (a product id or SKU)")
+        elif _product_lookup(node["product"]) is None:
+            self.err(f"{path}.product", f"unknown product {node['product']!r} (a product id or SKU)")
+        size = node.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_LOOKALIKE:
+            self.err(f"{path}.size", f"must be a whole number between 1 and {MAX_LOOKALIKE}, not {size!r}")
+
 
 _PARAMS: dict[str, tuple[str, ...]] = {
     "consent": ("value",),
@@ -292,7 +344,34 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "users": ("ids", "emails"),
     "lookalike": ("seed", "size", "include_seed"),
     "segment": ("id",),
+    "likely_buyers": ("product", "size"),
+    "churn_risk": ("above", "below"),
+    "predicted_value": ("top_percent", "above"),
+    "expected_purchases": ("above", "below"),
 }
+
+# What the admin's segment builder shows for each rule: (label, one-line help). A rule
+# missing here still appears in the builder, under its name. Inputs are chosen by
+# parameter name (see campaigns/admin.py, ``PARAM_KINDS``); a parameter with a fixed
+# set of values lists them in PARAM_CHOICES: {"param": [(value, label), ...]}.
+RULE_HELP: dict[str, tuple[str, str]] = {
+    "consent": ("Marketing consent", "has agreed to marketing emails (untick: has not)"),
+    "country": ("Country", "lives in one of these countries (comma-separated, as stored)"),
+    "bought_category": ("Bought in category", "bought a product of the category (sub-categories too)"),
+    "interested_in": ("Interested in category", "chose the category as an interest, or (optionally) browsed it"),
+    "bought_within": ("Ordered recently", "placed an order in the last N days"),
+    "not_bought_within": ("Lapsed", "has ordered before but not in the last N days"),
+    "joined_within": ("Joined recently", "signed up in the last N days"),
+    "rfm": ("RFM scores", "recency / frequency / monetary quintiles, 5 = best"),
+    "users": ("Chosen customers", "a fixed list of customer ids and/or emails"),
+    "lookalike": ("Lookalikes", "the customers whose purchases are most like a seed group's"),
+    "segment": ("In another segment", "members of another segment"),
+    "likely_buyers": ("Likely buyers of a product", "the N customers most likely to want the product (id or SKU)"),
+    "churn_risk": ("Churn risk", "predicted risk (0..1) that the customer no longer buys: above and/or below"),
+    "predicted_value": ("Predicted value", "top N% by predicted 12-month value, and/or a value above an amount"),
+    "expected_purchases": ("Expected purchases", "predicted orders in the next 90 days: above and/or below"),
+}
+PARAM_CHOICES: dict[str, list[tuple[object, str]]] = {}
 
 
 def rules_validate(rules, *, segment_id: int | None = None) -> None:
@@ -311,6 +390,17 @@ def _category_lookup(value) -> Category | None:
         return Category.objects.filter(pk=value).first()
     if isinstance(value, str) and value:
         return Category.objects.filter(slug=value).first()
+    return None
+
+
+def _product_lookup(value) -> int | None:
+    """A product's id from its id or SKU (None: no such product)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Product.objects.filter(pk=value).values_list("pk", flat=True).first()
+    if isinstance(value, str) and value.strip():
+        return Product.objects.filter(sku=value.strip()).values_list("pk", flat=True).first()
     return None
 
 
@@ -416,6 +506,40 @@ class _Builder:
 
     def rule_segment(self, node):
         return Q(pk__in=self.segment_users(node["id"]).values("pk"))
+
+    def predicted(self, q: Q) -> Q:
+        """Customers whose stored prediction matches ``q`` (none without a prediction)."""
+        return Q(Exists(CustomerPrediction.objects.filter(q, user=OuterRef("pk"))))
+
+    def rule_churn_risk(self, node):
+        q = Q()
+        if "above" in node:
+            q &= Q(probability_alive__lt=1.0 - float(node["above"]))  # churn risk = 1 - P(alive)
+        if "below" in node:
+            q &= Q(probability_alive__gt=1.0 - float(node["below"]))
+        return self.predicted(q)
+
+    def rule_predicted_value(self, node):
+        q = Q()
+        if "top_percent" in node:
+            q &= Q(value_percentile__gt=100.0 - float(node["top_percent"]))
+        if "above" in node:
+            q &= Q(predicted_value__gt=float(node["above"]))
+        return self.predicted(q)
+
+    def rule_expected_purchases(self, node):
+        q = Q()
+        if "above" in node:
+            q &= Q(expected_purchases_90d__gt=float(node["above"]))
+        if "below" in node:
+            q &= Q(expected_purchases_90d__lt=float(node["below"]))
+        return self.predicted(q)
+
+    def rule_likely_buyers(self, node):
+        product_id = _product_lookup(node["product"])
+        if product_id is None:
+            raise RuleError([f"unknown product {node['product']!r}"])
+        return ids_q(recommendations_services.likely_buyer_ids(product_id=product_id, size=node["size"]))
 
     def segment_users(self, segment_id: int) -> QuerySet[User]:
         if segment_id in self.segment_stack:
@@ -580,7 +704,22 @@ def rules_preview(rules: dict, *, segment_id: int | None = None, sample_size: in
     return SegmentPreview(count=qs.count(), sample=sample)
 
 
+def rule_registry() -> list[dict]:
+    """Every rule with its parameters, label and help, for the admin's segment builder
+    (read at request time, so a rule added above appears there without other edits)."""
+    return [
+        {
+            "name": name,
+            "params": list(_PARAMS.get(name, ())),
+            "label": RULE_HELP.get(name, (name.replace("_", " ").capitalize(), ""))[0],
+            "help": RULE_HELP.get(name, ("", ""))[1],
+        }
+        for name in RULE_NAMES
+    ]
+
+
 __all__ = [
+    "rule_registry",
     "RuleError",
     "rules_validate",
     "rules_queryset",

@@ -87,6 +87,8 @@ def campaign_errors(
         errors["inactive_days"] = "A win-back campaign needs the number of inactive days."
     if kind == Campaign.Kind.ABANDONED_CART and trigger_delay_hours < 1:
         errors["trigger_delay_hours"] = "An abandoned-cart campaign waits at least 1 hour."
+    if kind == Campaign.Kind.BROWSE_ABANDONMENT and trigger_delay_hours < 1:
+        errors["trigger_delay_hours"] = "A browse-abandonment campaign waits at least 1 hour after the last view."
     if strategy:
         problem = strategy_error(strategy)
         if problem:
@@ -149,6 +151,7 @@ def campaign_create(
     scheduled_at: datetime | None = None,
     trigger_delay_hours: int = 0,
     inactive_days: int | None = None,
+    price_drop_min_percent: int = 0,
     holdout_percent: int = 0,
     seed: int | None = None,
     attribution_window_days: int = 5,
@@ -173,6 +176,7 @@ def campaign_create(
         scheduled_at=scheduled_at,
         trigger_delay_hours=trigger_delay_hours,
         inactive_days=inactive_days,
+        price_drop_min_percent=price_drop_min_percent,
         holdout_percent=holdout_percent,
         attribution_window_days=attribution_window_days,
         max_error_rate=max_error_rate,

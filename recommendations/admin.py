@@ -8,20 +8,21 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from . import selectors, services
+from . import data_quality, merchandising_admin, predictions_admin, selectors, services
 from .artifacts import algorithm_names
 from .charts import Interval, intervals_spec, metric_lines_spec
 from .experiments import experiment_report
 from .models import DEFAULT_SLOT, Experiment, ExperimentVariant, ForgottenUser, Impression, ModelVersion
+from .version_report import params_text, selection_summary, version_page
 from .versions import params_check
 
 METRIC_COLUMNS = ("ndcg@10", "precision@10", "recall@10", "map@10")
@@ -121,6 +122,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "n_items",
         "n_interactions",
         "metrics_table",
+        "long_tail_table",
+        "excluded_table",
         "selection_table",
         "timings_pretty",
         "training_seconds",
@@ -157,7 +160,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         ("Data", {"fields": ("data_since", "data_until", "data_read_at", "n_users", "n_items", "n_interactions")}),
         (
             "Offline evaluation (the holdout protocol and why: see protocol, protocol_reason)",
-            {"fields": ("metrics_table", "selection_table")},
+            {"fields": ("metrics_table", "long_tail_table", "selection_table")},
+        ),
+        (
+            "Data left out (suspected bots and noise: see the data report)",
+            {"fields": ("excluded_table",)},
         ),
         (
             "Serving",
@@ -228,11 +235,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="params")
     def params_pretty(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.params, indent=2, sort_keys=True))
+        return params_text(obj.params)
 
     @admin.display(description="timings (s)")
     def timings_pretty(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.timings, indent=2))
+        timings = {k: v for k, v in (obj.timings or {}).items() if isinstance(v, (int, float))}
+        if not timings:
+            return "–"
+        return format_html(
+            '<table class="rec-timings">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((k, f"{v:.1f}") for k, v in timings.items())),
+        )
 
     @admin.display(description="metrics")
     def metrics_table(self, obj):
@@ -246,6 +259,75 @@ class ModelVersionAdmin(admin.ModelAdmin):
         )
         return format_html("<table>{}</table>", rows)
 
+    @admin.display(description="long-tail re-ranking")
+    def long_tail_table(self, obj):
+        rows = (obj.metrics or {}).get("long_tail_tradeoff") or []
+        if not rows:
+            return "–"
+        ndcg = next((key for key in rows[0] if key.startswith("ndcg@")), "ndcg@10")
+
+        def cell(row: dict, key: str, spec: str) -> str:
+            value = row.get(key)
+            return format(value, spec) if isinstance(value, (int, float)) else "–"
+
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    cell(r, "weight", "g"),
+                    cell(r, ndcg, ".4f"),
+                    cell(r, "long_tail_share", ".1%"),
+                    cell(r, "popularity_lift", ".2f"),
+                    cell(r, "coverage", ".1%"),
+                    cell(r, "novelty", ".2f"),
+                )
+                for r in rows
+            ),
+        )
+        return format_html(
+            '<table class="long-tail-tradeoff"><tr><th>weight</th><th>{}</th><th>long-tail share</th>'
+            "<th>popularity lift</th><th>coverage</th><th>novelty (bits)</th></tr>{}</table>"
+            '<p class="help">Weight 0: the model as it ranks. A placement\'s long-tail weight re-ranks its '
+            "lists towards each shopper's own mix of popular and long-tail products; popularity lift is how much "
+            "more popular the picks are than what shoppers chose (0 = no bias).</p>",
+            ndcg,
+            body,
+        )
+
+    @admin.display(description="excluded")
+    def excluded_table(self, obj):
+        excluded = (obj.metrics or {}).get("excluded") or {}
+        if not excluded:
+            return "–"
+        rules = excluded.get("rules") or {}
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    reason,
+                    rules.get(reason, ""),
+                    counts.get("customers", 0),
+                    ", ".join(str(pk) for pk in (excluded.get("sample_customer_ids") or {}).get(reason, [])),
+                )
+                for reason, counts in sorted((excluded.get("by_reason") or {}).items())
+            ),
+        )
+        state = "on" if excluded.get("enabled", True) else "off (nothing left out)"
+        return format_html(
+            "<p>Filter {}: {} customers and {} events left out of the training matrix "
+            '(the events stay in the database). <a href="{}?version={}">The data report of this run</a>.</p>'
+            '<table class="excluded-table"><tr><th>reason</th><th>rule</th><th>customers</th>'
+            "<th>some of their ids</th></tr>{}</table>",
+            state,
+            excluded.get("customers", 0),
+            excluded.get("events", 0),
+            reverse("admin:recommendations_data_report"),
+            obj.pk,
+            body,
+        )
+
     @admin.display(description="model selection")
     def selection_table(self, obj):
         rows = (obj.metrics or {}).get("selection") or []
@@ -253,11 +335,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return "–"
         body = format_html_join(
             "",
-            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     r.get("algorithm"),
-                    json.dumps(r.get("params", {}), sort_keys=True)[:160],
+                    params_text(r.get("params"))[:200],
                     r.get("status"),
                     f"{r['ndcg']:.4f}" if isinstance(r.get("ndcg"), float) else r.get("reason", ""),
                     f"{r['train_seconds']:.1f}" if isinstance(r.get("train_seconds"), float) else "",
@@ -266,8 +348,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
             ),
         )
         return format_html(
+            '<p class="rec-selection-summary">{}</p><details class="rec-selection"><summary>Every candidate</summary>'
             "<table><tr><th>algorithm</th><th>params</th><th>status</th><th>NDCG@10 on validation"
-            "</th><th>fit s</th></tr>{}</table>",
+            "</th><th>fit s</th></tr>{}</table></details>",
+            selection_summary(obj),
             body,
         )
 
@@ -311,8 +395,36 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return [
             path("train/", self.admin_site.admin_view(self.train_view), name="{}_{}_train".format(*info)),
             path("progress.json", self.admin_site.admin_view(self.progress_view), name="{}_{}_progress".format(*info)),
+            path("data-report/", self.admin_site.admin_view(self.data_report_view), name="recommendations_data_report"),
             *super().get_urls(),
         ]
+
+    def data_report_view(self, request: HttpRequest):
+        """The data report (``data_quality.report_build``) with charts: the whole
+        store, or with ``?version=<id>`` the window that training run read."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        version = None
+        raw = request.GET.get("version", "")
+        if raw:
+            if not raw.isdigit():
+                return HttpResponseBadRequest("version must be a model version id (a whole number)")
+            version = get_object_or_404(ModelVersion, pk=int(raw))
+        since = version.data_since if version else None
+        until = version.data_until if version else None
+        report = data_quality.report_cached(since=since, until=until, refresh=request.GET.get("refresh") == "1")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Data report: {version.label}" if version else "Data report: the whole store",
+            "report": report,
+            "charts": data_quality.report_charts(report),
+            "bots": report.finding("bots").figures,
+            "version": version,
+            "excluded": (version.metrics or {}).get("excluded") if version else None,
+            "recent_versions": ModelVersion.objects.exclude(data_until=None).order_by("-id")[:10],
+        }
+        return TemplateResponse(request, "admin/recommendations/data_report.html", context)
 
     def train_view(self, request: HttpRequest):
         if not (
@@ -372,6 +484,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {"progress_url": reverse("admin:recommendations_modelversion_progress")}
+        version = ModelVersion.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if version is not None:
+            extra.update(version_page(version))
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
 
@@ -473,8 +588,18 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 @admin.register(Impression)
 class ImpressionAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "context", "strategy", "model_version", "variant", "user_id", "n_items")
-    list_filter = ("context", "variant", "experiment")
+    list_display = (
+        "id",
+        "created_at",
+        "context",
+        "placement",
+        "strategy",
+        "model_version",
+        "variant",
+        "user_id",
+        "n_items",
+    )
+    list_filter = ("context", "placement", "variant", "experiment")
     search_fields = ("=id", "strategy", "=user_id", "=session_key")
     date_hierarchy = "created_at"
     list_select_related = ("model_version",)
@@ -505,3 +630,7 @@ class ForgottenUserAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# placements and merchandising rules are registered by their own module
+__all__ = ["merchandising_admin", "predictions_admin"]

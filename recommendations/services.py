@@ -17,9 +17,12 @@ from django.db import transaction
 from shop.models import Interaction, Product, User
 from shop.services.interactions import interaction_record
 
-from . import impressions, privacy
+from . import impressions, privacy, trending
 from .experiments import experiment_start, experiment_stop, experiment_variants_changed, variant_for
-from .models import ForgottenUser, ModelVersion
+from .models import ForgottenUser, ModelVersion, PredictionRun
+from .placements import PlacementNotFound, placement_preview, placement_serve, placements_all
+from .predictions import PredictionError, customer_prediction, prediction_run_create
+from .rules import RuleError, request_rules
 from .serving import (
     CONTEXTS,
     Pick,
@@ -32,8 +35,18 @@ from .serving import (
     trending_products,
 )
 from .strategies import strategy_check
-from .tasks import model_train_task
+from .tasks import customer_predictions_task, model_train_task
 from .training import model_train
+from .trends import WINDOW_HOURS as TRENDS_WINDOW_HOURS
+from .trends import (
+    LikelyBuyers,
+    TrendsError,
+    likely_buyer_ids,
+    likely_buyers,
+    likely_buyers_many,
+    new_products,
+    trends_board,
+)
 from .versions import (
     TrainingError,
     artifacts_prune,
@@ -46,10 +59,24 @@ from .versions import (
 
 __all__ = [
     "CONTEXTS",
+    "PredictionError",
+    "customer_prediction",
+    "prediction_run_create",
+    "predictions_compute_enqueue",
     "Pick",
+    "PlacementNotFound",
+    "RuleError",
     "RecommendationList",
     "ShopperNotFound",
     "TrainingError",
+    "LikelyBuyers",
+    "TRENDS_WINDOW_HOURS",
+    "TrendsError",
+    "likely_buyer_ids",
+    "likely_buyers",
+    "likely_buyers_many",
+    "new_products",
+    "trends_board",
     "artifacts_prune",
     "click_record",
     "experiment_start",
@@ -62,9 +89,13 @@ __all__ = [
     "model_version_deactivate",
     "model_version_delete",
     "model_version_promote",
+    "placement_preview",
+    "placement_serve",
+    "placements_all",
     "recommend_for_user",
     "recommend_for_users_batch",
     "recommend_for_users_batches",
+    "request_rules",
     "similar_products",
     "strategy_check",
     "trending_products",
@@ -84,10 +115,22 @@ def model_train_enqueue(*, version: ModelVersion) -> None:
     transaction.on_commit(send)
 
 
+def predictions_compute_enqueue(*, run: PredictionRun) -> None:
+    """Send a customer-prediction run to a worker once the current transaction commits
+    (the task id is recorded on the run)."""
+
+    def send(run_id: int = run.pk) -> None:
+        result = customer_predictions_task.delay(run_id)
+        PredictionRun.objects.filter(pk=run_id, task_id="").update(task_id=result.id or "")
+
+    transaction.on_commit(send)
+
+
 def user_data_forget(*, user_id: int) -> ForgottenUser:
     """Drop everything derived from a customer (``privacy.user_data_forget``) and
     queue the retraining it asks for once the transaction commits."""
     record = privacy.user_data_forget(user_id=user_id)
+    trending.trending_forget()  # not served from the last list: their events leave trending now
     if record.retrain_version is not None:
         model_train_enqueue(version=record.retrain_version)
     return record

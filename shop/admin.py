@@ -7,10 +7,27 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-from .models import Cart, CartItem, Category, ConsentChange, Interaction, Order, OrderLine, Product, User
+from .models import (
+    Cart,
+    CartItem,
+    Category,
+    ConsentChange,
+    CustomerPrediction,
+    Interaction,
+    Order,
+    OrderLine,
+    Product,
+    User,
+)
 from .services.customers import user_consent_set, user_forget
+
+# The admin's name (templates/admin/base_site.html shows it, with the store's icon).
+admin.site.site_header = "Affinity"
+admin.site.site_title = "Affinity"
+admin.site.index_title = "Store and marketing"
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -61,11 +78,12 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ("email", "first_name", "last_name", "country", "marketing_consent", "is_staff", "date_joined")
     list_filter = ("marketing_consent", "is_staff", "is_active", "country", "interests")
     search_fields = ("email", "first_name", "last_name", "external_id")
-    readonly_fields = ("consent_changed_at", "date_joined", "last_login")
+    readonly_fields = ("consent_changed_at", "date_joined", "last_login", "predictions")
     filter_horizontal = ("interests", "groups", "user_permissions")
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Customer", {"fields": ("first_name", "last_name", "country", "external_id", "interests")}),
+        ("Predictions", {"fields": ("predictions",)}),
         ("Marketing", {"fields": ("marketing_consent", "consent_changed_at")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
@@ -83,6 +101,43 @@ class UserAdmin(DjangoUserAdmin):
         super().save_model(request, obj, form, change)
         if consent_changed or not change:
             user_consent_set(user=obj, consent=wanted, source=ConsentChange.Source.ADMIN)
+
+    @admin.display(description="from the order history")
+    def predictions(self, obj: User) -> str:
+        """The customer's stored predictions (BG/NBD + Gamma-Gamma, computed by a
+        recommendations run), or why there are none."""
+        prediction = CustomerPrediction.objects.filter(user_id=obj.pk).first() if obj.pk else None
+        if prediction is None:
+            return format_html(
+                '<span id="customer-predictions">Not predicted yet: predictions need an order and are computed '
+                'nightly or from <a href="{}">Customer prediction runs</a>.</span>',
+                reverse("admin:recommendations_predictionrun_changelist"),
+            )
+        rows = [
+            ("Probability active", f"{prediction.probability_alive:.0%}"),
+            ("Churn risk", f"{prediction.churn_risk:.0%}"),
+            ("Expected purchases, next 90 days", f"{prediction.expected_purchases_90d:.2f}"),
+            ("Expected order value", f"{prediction.expected_order_value:,.2f} {prediction.currency}"),
+            (
+                "Predicted value, next 12 months",
+                f"{prediction.predicted_value:,.2f} {prediction.currency} "
+                f"(top {max(100.0 - prediction.value_percentile, 1.0):.0f}% of customers)",
+            ),
+            ("Repeat purchase days", str(prediction.repeat_purchases)),
+            (
+                "First / last purchase",
+                f"{prediction.first_purchase_at:%Y-%m-%d} / {prediction.last_purchase_at:%Y-%m-%d}",
+            ),
+            (
+                "Due a win-back email",
+                f"from {prediction.inactive_at:%Y-%m-%d} if no new order" if prediction.inactive_at else "never",
+            ),
+            ("Computed", f"{prediction.computed_at:%Y-%m-%d %H:%M} (run #{prediction.run_id})"),
+        ]
+        return format_html(
+            '<table id="customer-predictions">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+        )
 
     @admin.action(description="Forget selected customers (delete them and their history)", permissions=["delete"])
     def forget_customers(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
@@ -164,8 +219,10 @@ class InteractionAdmin(admin.ModelAdmin):
     list_filter = ("kind", "source", "occurred_at")
     search_fields = ("user__email", "product__sku", "product__name", "session_key", "event_id")
     list_select_related = ("user", "product")
-    date_hierarchy = "occurred_at"
-    ordering = ("-occurred_at",)
+    # No date_hierarchy (its year/month/day links read every row's date: 7.6 s on SQLite at
+    # 1.9M events), and newest recorded first by the primary key rather than sorted by a
+    # time no index leads with; the "occurred at" filter still narrows by time.
+    ordering = ("-pk",)
     show_full_result_count = False  # COUNT(*) on millions of rows is slow; Django pages without it
 
     def has_add_permission(self, request) -> bool:

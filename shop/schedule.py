@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class PeriodicEntry:
     every_seconds: int | None = None  # an interval schedule ...
     crontab: dict[str, str] | None = None  # ... or a crontab (minute, hour, ...)
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Work only Redis gives: enabled exactly when REDIS_URL is set, at every install (so a
+    # store run without Redis does not wake a worker every few seconds to do nothing).
+    needs_redis: bool = False
 
 
 PERIODIC_TASKS: tuple[PeriodicEntry, ...] = (
@@ -43,7 +46,17 @@ PERIODIC_TASKS: tuple[PeriodicEntry, ...] = (
         task="recommendations.impressions_drain",
         every_seconds=5,
         description="Moves the recommendation lists shown (queued in Redis by the web processes) into the "
-        "database in batches. Without Redis it has nothing to do.",
+        "database in batches. Enabled only when REDIS_URL is set: without Redis, lists are written directly.",
+        needs_redis=True,
+    ),
+    PeriodicEntry(
+        name="Find suspected bots and noise",
+        task="recommendations.noise_refresh",
+        every_seconds=600,
+        description="Every 10 minutes: applies the AFFINITY_NOISE_* rules to the events and stores who is left "
+        "out of trending (training applies them itself), then the products' popularity groups that placements' "
+        "long-tail re-ranking uses (in the cache and in the database: serving only reads them). "
+        "Nothing is deleted.",
     ),
     PeriodicEntry(
         name="Fail training runs whose worker stopped",
@@ -66,6 +79,15 @@ PERIODIC_TASKS: tuple[PeriodicEntry, ...] = (
         kwargs={"days": 30},
         description="Every night at 03:15: deletes anonymous carts untouched for 30 days (customers' carts are kept).",
     ),
+    PeriodicEntry(
+        name="Predict customers' activity and value nightly",
+        task="recommendations.customer_predictions_scheduled",
+        crontab={"minute": "45", "hour": "3"},
+        kwargs={"model": ""},
+        description="Every night at 03:45: refits BG/NBD + Gamma-Gamma on the order history and stores each "
+        "customer's probability of being active, expected purchases (90 days) and predicted value. "
+        "kwargs model: 'mbgnbd' or 'bgnbd' ('' = AFFINITY_PREDICTION_MODEL).",
+    ),
 )
 
 
@@ -86,18 +108,23 @@ def _schedule_for(entry: PeriodicEntry) -> dict[str, Any]:
 
 @transaction.atomic
 def periodic_tasks_install(*, entries: tuple[PeriodicEntry, ...] = PERIODIC_TASKS) -> list[str]:
-    """Create the declared periodic tasks that do not exist yet; return their names."""
+    """Create the declared periodic tasks that do not exist yet; return their names.
+    An entry that ``needs_redis`` is switched on or off to match ``REDIS_URL``."""
     existing = set(PeriodicTask.objects.filter(name__in=[e.name for e in entries]).values_list("name", flat=True))
+    redis = bool(settings.REDIS_URL)
     created = []
     for entry in entries:
         if entry.name in existing:
+            if entry.needs_redis:
+                if PeriodicTask.objects.filter(name=entry.name).exclude(enabled=redis).update(enabled=redis):
+                    PeriodicTasks.update_changed()  # a running beat re-reads its schedule
             continue
         PeriodicTask.objects.create(
             name=entry.name,
             task=entry.task,
             kwargs=json.dumps(entry.kwargs),
             description=entry.description,
-            enabled=True,
+            enabled=redis or not entry.needs_redis,
             **_schedule_for(entry),
         )
         created.append(entry.name)

@@ -24,6 +24,7 @@ from .models import (
     CartItem,
     Category,
     ConsentChange,
+    CustomerPrediction,
     Interaction,
     Order,
     OrderLine,
@@ -495,13 +496,14 @@ def _iso(dt) -> str | None:
 def user_data_export(*, user: User) -> dict:
     """Everything the store holds about a customer, as JSON-ready data (GDPR access).
 
-    Profile, interests, consent history, cart, orders with lines, and every
-    interaction. A bounded number of queries whatever the history's size; the
+    Profile, interests, consent history, cart, orders with lines, every interaction,
+    and the predictions made from the order history (profiling: churn risk, value). A bounded number of queries whatever the history's size; the
     interactions are streamed with ``iterator()``.
     """
     kinds = dict(Interaction.Kind.choices)
     sources = dict(Interaction.Source.choices)
     cart = Cart.objects.filter(user=user).first()
+    prediction = CustomerPrediction.objects.filter(user=user).first()
     data = {
         "format": "affinity-user-export/1",
         "profile": {
@@ -574,5 +576,18 @@ def user_data_export(*, user: User) -> dict:
             .values("occurred_at", "kind", "product_id", "product__sku", "value", "source", "rec_list_id")
             .iterator(chunk_size=2000)
         ],
+        "predictions": {
+            "probability_active": prediction.probability_alive,
+            "churn_risk": prediction.churn_risk,
+            "expected_purchases_90_days": prediction.expected_purchases_90d,
+            "expected_order_value": prediction.expected_order_value,
+            "predicted_value_12_months": prediction.predicted_value,
+            "value_percentile": prediction.value_percentile,
+            "currency": prediction.currency,
+            "win_back_due_at": _iso(prediction.inactive_at),
+            "computed_at": _iso(prediction.computed_at),
+        }
+        if prediction
+        else None,
     }
     return data

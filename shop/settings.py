@@ -41,8 +41,19 @@ ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=[] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# The public address used in links inside emails (tracking, unsubscribe, products).
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The public address used in absolute links (emails, the API's image URLs, feeds, Open
+# Graph tags). Unset, `runstore` (`make run PORT=...`) passes the address it serves to
+# its web, worker and beat processes, so links follow the port; a page request with
+# no SITE_URL configured builds its own absolute URLs from the request.
+SITE_URL_SET = bool(env.str("SITE_URL", default="").strip())
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").strip().rstrip("/")
+# Product pages say "N people bought this in the last HOURS hours" from real orders,
+# only when N reaches MIN_BUYERS.
+SOCIAL_PROOF_HOURS = env.int("SOCIAL_PROOF_HOURS", default=24)
+SOCIAL_PROOF_MIN_BUYERS = env.int("SOCIAL_PROOF_MIN_BUYERS", default=5)
+# The product feeds for ad and shopping platforms (/feeds/...?token=...): off when empty.
+PRODUCT_FEED_TOKEN = env.str("PRODUCT_FEED_TOKEN", default="")
+PRODUCT_FEED_BRAND = env.str("PRODUCT_FEED_BRAND", default="Affinity")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -79,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "storefront.middleware.MarketingVisitMiddleware",  # shared links and UTM-tagged visits
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
@@ -198,7 +210,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost/"  # a host named: kombu warns "No hostname was supplied" without one
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
@@ -261,6 +273,11 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),  # trusted proxies adding X-Forwarded-For
 }
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
+# A chunked body (no Content-Length) is read up to DATA_UPLOAD_MAX_MEMORY_SIZE (Django's 2.5 MB
+# default); a chunked multipart upload (an import file) up to this (shop/wsgi_input.py).
+CHUNKED_UPLOAD_MAX_BYTES = env.int("CHUNKED_UPLOAD_MAX_BYTES", default=256 * 1024 * 1024)
+# A web process loads the active models, templates and category tree before serving (shop/warmup.py).
+WARM_ON_START = env.bool("WARM_ON_START", default=True)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Affinity API",
     "DESCRIPTION": "Products, events, recommendations and campaigns of an Affinity store.",
@@ -273,6 +290,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "shop.rest.schema.describe_api",
+        "shop.rest.schema.link_operations",
     ],
     "ENUM_NAME_OVERRIDES": {
         "EventKindEnum": "shop.api.interactions.EVENT_KIND_CHOICES",

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import lru_cache
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseNotModified,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -32,7 +42,7 @@ from shop.numbers import ID_MAX, int_parse
 from shop.services import carts, customers
 from shop.services.errors import OutOfStock, ValidationFailed
 
-from . import forms, placeholders, services, shelves
+from . import feeds, forms, placeholders, services, shelves, social
 from .templatetags.storefront import display_name
 
 PAGE_SIZE = 24
@@ -74,6 +84,22 @@ def _next_url(request: HttpRequest, default: str) -> str:
 
 
 # --- pages ---------------------------------------------------------------------------
+NEW_ACCOUNT_SESSION_KEY = "account_new"
+
+
+def _greeting(request: HttpRequest, *, viewed: bool) -> str:
+    """The home page's title: "Welcome back" only to a customer who has been here
+    before; a customer who has just signed up is welcomed, and an anonymous visitor
+    with a history in this visit sees what the page is."""
+    user = request.user
+    if user.is_authenticated:
+        name = f", {user.first_name}" if getattr(user, "first_name", "") else ""
+        if request.session.get(NEW_ACCOUNT_SESSION_KEY):
+            return f"Welcome to Affinity{name}"
+        return f"Welcome back{name}"
+    return "Picked for you" if viewed else "Welcome to Affinity"
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     who = _shopper(request)
@@ -84,6 +110,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "shelves": shelves.home_shelves(viewed=viewed, **who),
             "is_new_visitor": not request.user.is_authenticated and not viewed,
+            "greeting": _greeting(request, viewed=bool(viewed)),
             "categories": selectors.category_top_level(),
         },
     )
@@ -161,29 +188,70 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
             "rec_list_id": rec_list_id,
             "shelves": shelves.product_shelves(product=item, **who),
             "max_quantity": 99 if item.stock is None else max(1, min(item.stock, 99)),
+            "share": social.share_links(product=item, request=request),
+            "og": social.open_graph(product=item, request=request),
+            "social_proof": social.social_proof(product_id=item.pk),
         },
     )
 
 
-@require_GET
-def product_image(request: HttpRequest, pk: int) -> HttpResponse:
-    """The product's generated picture (SVG), cached by browsers and proxies."""
+def _picture(request: HttpRequest, pk: int, *, png: bool) -> HttpResponse:
+    """The product's generated picture, cached by browsers and proxies (ETag)."""
     row = selectors.product_picture_facts(product_id=pk)
     if row is None:
         raise Http404("No such product.")
-    colour = row["category__colour"] or placeholders.DEFAULT_COLOUR
-    label = row["category__name"] or ""
-    etag = f'"{placeholders.etag_for(product_id=pk, name=row["name"], colour=colour, label=label)}"'
-    cache_control = "public, max-age=86400, stale-while-revalidate=604800"
+    facts = {
+        "product_id": pk,
+        "name": row["name"],
+        "colour": row["category__colour"] or placeholders.DEFAULT_COLOUR,
+        "label": row["category__name"] or "",
+    }
+    etag = f'"{placeholders.etag_for(**facts)}{"p" if png else ""}"'
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
-        response = HttpResponseNotModified()
+        response: HttpResponse = HttpResponseNotModified()
+    elif png:
+        response = HttpResponse(_png(**facts), content_type="image/png")
     else:
-        response = HttpResponse(
-            placeholders.product_svg(product_id=pk, name=row["name"], colour=colour, label=label),
-            content_type="image/svg+xml; charset=utf-8",
-        )
+        response = HttpResponse(placeholders.product_svg(**facts), content_type="image/svg+xml; charset=utf-8")
     response["ETag"] = etag
-    response["Cache-Control"] = cache_control
+    response["Cache-Control"] = "public, max-age=86400, stale-while-revalidate=604800"
+    return response
+
+
+@lru_cache(maxsize=256)
+def _png(*, product_id: int, name: str, colour: str, label: str) -> bytes:
+    return placeholders.product_png(product_id=product_id, name=name, colour=colour, label=label)
+
+
+@require_GET
+def product_image(request: HttpRequest, pk: int) -> HttpResponse:
+    """The product's generated picture (SVG): for pages."""
+    return _picture(request, pk, png=False)
+
+
+@require_GET
+def product_image_png(request: HttpRequest, pk: int) -> HttpResponse:
+    """The same picture as a PNG: for Open Graph / Twitter cards, emails and feeds."""
+    return _picture(request, pk, png=True)
+
+
+@require_GET
+def product_feed(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The catalogue feed for ad and shopping platforms, behind PRODUCT_FEED_TOKEN
+    (``?token=`` or ``Authorization: Bearer``): 404 when no token is configured,
+    403 for a wrong one."""
+    expected = settings.PRODUCT_FEED_TOKEN
+    if not expected or fmt not in feeds.FORMATS:
+        raise Http404("No such feed.")
+    given = request.GET.get("token", "")
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        given = header.removeprefix("Bearer ").strip()
+    if not constant_time_compare(given, expected):
+        return HttpResponseForbidden("Feed token missing or wrong.", content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(feeds.feed_stream(fmt), content_type=feeds.FORMATS[fmt])
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Robots-Tag"] = "noindex"
     return response
 
 
@@ -343,6 +411,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             marketing_consent=data["marketing_consent"],
         )
         _log_in(request, user, anonymous_key=anonymous_key)
+        request.session[NEW_ACCOUNT_SESSION_KEY] = True  # "Welcome", not "Welcome back", in this visit
         messages.success(request, "Welcome to Affinity! Here are a few things we think you will like.")
         return redirect(_next_url(request, reverse("shop:home")))
     return render(request, "registration/signup.html", {"form": form, "next": request.GET.get("next", "")})

@@ -47,10 +47,14 @@ def serving_caches_clear(*extra_keys: str, epochs: int = 200) -> None:
     epochs (the cache keys) repeat from one test to the next."""
     from django.core.cache import cache
 
-    from recommendations import impressions, model_cache, trending
+    from recommendations import data_quality, impressions, long_tail, model_cache, noise, serving_aids, trending
 
     model_cache.reset()
     cache.delete_many([*extra_keys, *(trending.TRENDING_CACHE_KEY.format(epoch=e) for e in range(epochs))])
+    # who the noise filter excludes, the long-tail groups, the data reports: ids repeat between tests
+    cache.delete_many([noise.NOISE_CACHE_KEY, data_quality.GENERATION_KEY, trending.LAST_TRENDING_KEY])
+    long_tail.clear()
+    serving_aids.queue_marks_clear()  # (their rows go with each test's database)
     impressions.clear()  # lists queued by an earlier test would land in this one's database
 
 

@@ -203,6 +203,7 @@ class Rule:
     words: tuple[str, ...]
     requires: tuple[str, ...] = ()  # and also one of these (when given)
     excludes: tuple[str, ...] = ()  # and none of these
+    unless: tuple[str, ...] = ()  # skip the rule when any of these occurs anywhere in the name
 
 
 def _w(text: str) -> tuple[str, ...]:
@@ -211,15 +212,17 @@ def _w(text: str) -> tuple[str, ...]:
 
 _XMAS = _w(
     "CHRISTMAS|BLACKCHRISTMAS|XMAS|ADVENT|SANTA|REINDEER|BAUBLE|NOEL|TINSEL|NATIVITY|SNOWMAN|SNOWMEN|"
-    "FATHER CHRISTMAS|ROBIN|NUTCRACKER|CHRISTMAS TREE|ELF|SLEIGH|MISTLETOE|WREATH"
+    "FATHER CHRISTMAS|ROBIN|NUTCRACKER|CHRISTMAS TREE|ELF|SLEIGH|MISTLETOE|WREATH|TREE DECORATION"
 )
 
 RULES: tuple[Rule, ...] = (
-    # Christmas first: the shop groups everything festive together.
+    # Other seasons before Christmas: an Easter wreath is not a Christmas decoration.
+    Rule("Home > Decorations", _w("EASTER|HALLOWEEN"), unless=_w("CARD|CARDS|MOULD|BAKING")),
+    # Christmas next: the shop groups everything festive together.
     Rule(
         "Christmas > Christmas Cards & Wrap",
         _XMAS,
-        requires=_w("CARD|WRAP|WRAPPING|CRACKER|GIFT TAG|TAG|GIFT BAG|PAPER CHAIN|TISSUE|RIBBON|STICKER"),
+        requires=_w("CARD|MINICARD|WRAP|WRAPPING|CRACKER|GIFT TAG|TAG|GIFT BAG|PAPER CHAIN|TISSUE|RIBBON|STICKER"),
     ),
     Rule(
         "Christmas > Christmas Lights & Candles",
@@ -227,8 +230,26 @@ RULES: tuple[Rule, ...] = (
         requires=_w("CANDLE|LIGHT|T LIGHT|LANTERN|TEALIGHT|LED|LAMP|CANDLEHOLDER"),
     ),
     Rule("Christmas > Christmas Decorations", _XMAS, excludes=_w("ROBIN HOOD")),
-    # Seasonal decorations other than Christmas.
-    Rule("Home > Decorations", _w("EASTER|HALLOWEEN"), excludes=_w("CARD|CARDS")),
+    # Nouns that name the object whatever else the name says: a mug in a gift box is a
+    # mug, a bracelet of beads is jewellery, a cake-shaped candle is a candle, a money
+    # bank shaped as a cake is a money bank, a jewelled photo frame is a frame.
+    Rule(
+        "Jewellery & Accessories > Jewellery",
+        _w("NECKLACE|BRACELET|EARRINGS|BROOCH|BANGLE|PENDANT|LOCKET|CHOKER|ANKLET|CUFFLINKS"),
+    ),
+    Rule("Home > Clocks, Frames & Mirrors", _w("PHOTOFRAME|PHOTO FRAME|PICTURE FRAME"), unless=_w("STICKER")),
+    Rule("Gifts > Keepsakes & Novelties", _w("MONEY BANK|MONEY BOX|PIGGY BANK|ASHTRAY")),
+    Rule("Home > Candles & Lights", _w("CANDLE|T LIGHT|TLIGHT|TEALIGHT|CANDLEHOLDER|CANDLESTICK|LAMPSHADE")),
+    Rule("Kitchen > Tableware", _w("MUG|TEAPOT|TEACUP|EGG CUP|CHARGER"), unless=_w("MUG COSY|MUG WARMER")),
+    Rule(
+        "Home > Signs & Wall Art",
+        _w("PLAQUE|WALL PLAQUE|METAL SIGN|DOOR SIGN|BLACKBOARD|CHALKBOARD"),
+        unless=_w("ORGANISER"),
+    ),
+    Rule("Stationery > Arts & Crafts", _w("STICKER|STICKER SHEET|SEWING|MEASURING TAPE|TAPE MEASURE|KNITTING")),
+    Rule("Garden > Gardening", _w("KNEELING PAD|KNEELER|WATERING CAN|BIRD FEEDER")),
+    Rule("Home > Furniture & Storage", _w("UMBRELLA STAND|DOORSTOP|DOOR STOP")),
+    Rule("Garden > Outdoor Living", _w("BUCKET")),
     # Object nouns whose words would otherwise send them elsewhere (order matters).
     Rule(
         "Home > Cushions & Textiles",
@@ -271,7 +292,9 @@ RULES: tuple[Rule, ...] = (
             "PASSPORT COVER|COIN PURSE|CLUTCH|VANITY BAG|BUM BAG|POUCH"
         ),
     ),
-    Rule("Bags > Shopping & Travel Bags", _w("BAG|BAGS"), excludes=_w("BAG CHARM|BAG CHARMS|TEA BAG|BEAN BAG")),
+    Rule("Toys & Games > Games & Puzzles", _w("MARBLES")),
+    Rule("Home > Decorations", _w("GLASS GEMS|SILVER STONES|STONES|PEBBLES|BUDDHA")),
+    Rule("Bags > Shopping & Travel Bags", _w("BAG|BAGS"), excludes=_w("BAG CHARM|BAG CHARMS|TEA BAG|BEAN BAG|IN BAG")),
     Rule(
         "Toys & Games > Games & Puzzles",
         _w(
@@ -322,7 +345,7 @@ RULES: tuple[Rule, ...] = (
             "CHOPPING BOARD|CHEESE BOARD|TABLECLOTH|TABLE CLOTH|TABLE RUNNER|"
             "ICE LOLLY|LOLLY|SNACK BOXES|DINNER|COCKTAIL|PLATTER|FRUITBOWL|FRUIT BOWL|"
             "TOASTRACK|SUGAR DISPENSER|SUGAR TONGS|COFFEE SET|EGG COSY|"
-            "CAKE SERVER|TRIVET|HIP FLASK"
+            "CAKE SERVER|TRIVET|HIP FLASK|TABLE RUN|POPCORN"
         ),
     ),
     Rule(
@@ -343,7 +366,7 @@ RULES: tuple[Rule, ...] = (
         "Home > Decorations",
         _w(
             "DECORATION|DECORATIONS|HANGING DECORATION|ORNAMENT|ORNAMENTS|ART FLOWER|"
-            "ARTIFICIAL FLOWER|FEATHER TREE|WREATH|VASE|VASES|SNOW GLOBE"
+            "ARTIFICIAL FLOWER|FEATHER TREE|WREATH|VASE|VASES|SNOW GLOBE|GARLAND"
         ),
     ),
     Rule(
@@ -382,7 +405,7 @@ RULES: tuple[Rule, ...] = (
             "PAPER|LETTER WRITING|ORGANISER|PHOTO ALBUM|ALBUM|SCRAPBOOK|"
             "BOOKMARK|BOOK|BOOKS|CALENDAR|PLANNER|CLIPBOARD|PAD|LABELS|"
             "LABEL|STATIONERY|TAPE|STAMP|STAMPS|PAPERWEIGHT|CHALKBOARD|"
-            "BLACKBOARD|SLATE|MAGNETIC BOARD|PEG BOARD|MEMO BOARD|"
+            "BLACKBOARD|MAGNETIC BOARD|PEG BOARD|MEMO BOARD|"
             "WRITING|ENVELOPE|FOLDER|FILE"
         ),
     ),
@@ -422,7 +445,7 @@ RULES: tuple[Rule, ...] = (
             "UMBRELLA|GLOVES|GLOVE|MITTENS|SCARF|SCARVES|"
             "HAT|HATS|CAP|HAND WARMER|KEY RING|KEYRING|"
             "KEY FOB|KEY CHAIN|COMPACT MIRROR|SUNGLASSES|"
-            "SLIPPERS|SOCKS|BELT|PONCHO|RAINCOAT|WELLIES|"
+            "SLIPPER|SLIPPERS|SOCKS|BELT|PONCHO|RAINCOAT|WELLIES|"
             "WELLINGTON|BADGE|BADGES|PIN|BUTTON BADGE|"
             "LIPSTICK MIRROR|POCKET MIRROR|EAR MUFFS|"
             "WATCH|SHAWL|PASHMINA|TIE|FASCINATOR|"
@@ -441,7 +464,7 @@ RULES: tuple[Rule, ...] = (
         "Home > Signs & Wall Art",
         _w(
             "SIGN|SIGNS|METAL SIGN|DOOR SIGN|PLAQUE|PLAQUES|WALL ART|"
-            "CANVAS|PICTURE|PICTURES|POSTER|PRINT|PRINTS|WALL TIDY|WALL HANGING|"
+            "CANVAS|PICTURE|PICTURES|POSTER|WALL TIDY|WALL HANGING|SLATE|WOOD LETTERS|LETTERS|"
             "NUMBER TILE|TILE|TILES|LETTER TILE|BLOCK WORD|BLOCK LETTERS|"
             "ALPHABET|ART|WALL STICKER|WALL DECAL|DOOR HANGER|DOORSTOP|"
             "DOOR STOP|HOOK SIGN"
@@ -559,7 +582,7 @@ RULES: tuple[Rule, ...] = (
 
 
 @cache
-def _compiled() -> tuple[tuple[str, re.Pattern, re.Pattern | None, re.Pattern | None], ...]:
+def _compiled() -> tuple[tuple[str, re.Pattern, re.Pattern | None, re.Pattern | None, re.Pattern | None], ...]:
     def rx(words: tuple[str, ...]) -> re.Pattern | None:
         if not words:
             return None
@@ -571,7 +594,7 @@ def _compiled() -> tuple[tuple[str, re.Pattern, re.Pattern | None, re.Pattern | 
     for rule in RULES:
         if rule.path not in known:
             raise ValueError(f"rule targets unknown category {rule.path!r}")
-        out.append((rule.path, rx(rule.words), rx(rule.requires), rx(rule.excludes)))
+        out.append((rule.path, rx(rule.words), rx(rule.requires), rx(rule.excludes), rx(rule.unless)))
     return tuple(out)
 
 
@@ -579,8 +602,10 @@ def categorise(name: str) -> str:
     """The ``"Parent > Child"`` category path of a product, by the first rule whose
     keywords occur in its name (whole words, plurals included); ``CATCH_ALL`` if none."""
     text = match_text(name)
-    for path, words, requires, excludes in _compiled():
+    for path, words, requires, excludes, unless in _compiled():
         if words.search(text) is None:
+            continue
+        if unless is not None and unless.search(text) is not None:
             continue
         if requires is not None and requires.search(text) is None:
             continue

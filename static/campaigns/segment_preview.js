@@ -19,6 +19,7 @@
     var p = document.createElement("p");
     var strong = document.createElement("strong");
     strong.textContent = data.count.toLocaleString() + " customer" + (data.count === 1 ? "" : "s");
+    p.className = "segment-count";
     p.appendChild(strong); p.appendChild(document.createTextNode(" match these rules now."));
     box.appendChild(p);
     if (!data.sample.length) { return; }
@@ -42,10 +43,19 @@
     var area = document.querySelector("textarea[data-segment-rules]");
     if (!box || !area) { return; }
     var timer = null, seq = 0;
+    function tell(errors) {  // the segment builder marks the conditions the errors name
+      document.dispatchEvent(new CustomEvent("segment-preview", {detail: {errors: errors || []}}));
+    }
     function check() {
       var mine = ++seq, rules;
+      if (!area.value.trim()) {
+        box.textContent = "";
+        var hint = document.createElement("p"); hint.className = "help";
+        hint.textContent = "Add a condition to see how many customers match, and the first of them.";
+        box.appendChild(hint); tell([]); return;
+      }
       try { rules = JSON.parse(area.value); } catch (e) {
-        render(box, {errors: ["not valid JSON yet: " + e.message]}, false); return;
+        render(box, {errors: ["not valid JSON yet: " + e.message]}, false); tell([]); return;
       }
       box.setAttribute("aria-busy", "true");
       fetch(box.dataset.url, {
@@ -53,7 +63,9 @@
         headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
         body: JSON.stringify({rules: rules, segment_id: box.dataset.segmentId || null})
       }).then(function (r) { return r.json().then(function (d) { return [r.ok, d]; }); })
-        .then(function (res) { if (mine === seq) { render(box, res[1], res[0] && !res[1].errors); } })
+        .then(function (res) {
+          if (mine === seq) { render(box, res[1], res[0] && !res[1].errors); tell(res[1].errors); }
+        })
         .catch(function (e) { render(box, {errors: [String(e)]}, false); })
         .finally(function () { box.removeAttribute("aria-busy"); });
     }

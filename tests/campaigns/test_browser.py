@@ -29,6 +29,7 @@ def test_segment_rules_show_a_live_count_and_sample(page, live_server, staff_use
     make_customers(3, prefix="france", country="France")
     log_in(page, live_server, staff_user)
     page.goto("/admin/campaigns/segment/add/")
+    page.get_by_text("Advanced: the rules as JSON").click()  # the JSON view, beside the builder
     rules = page.locator("textarea[data-segment-rules]")
     rules.fill('{"rule": "country", "in": ["France"]}')
     preview = page.locator("#segment-preview")
@@ -73,7 +74,7 @@ def test_staff_read_a_sent_email_in_the_outbox(page, live_server, staff_user, se
     message = OutboxMessage.objects.get()
     log_in(page, live_server, staff_user)
     page.goto(f"/admin/campaigns/outboxmessage/{message.pk}/change/")
-    frame = page.frame_locator("iframe[sandbox='']")
+    frame = page.frame_locator("iframe.email-frame")
     first = Delivery.objects.get().products[0]["name"]
     frame.get_by_text(first, exact=True).first.wait_for()
     frame.get_by_role("link", name="Unsubscribe").wait_for()

@@ -194,8 +194,9 @@ def test_user_data_export_holds_everything_and_only_the_users(django_assert_max_
     cart_add(cart=cart_get_or_create(user=user), product=p)
     interaction_make(user=user, product=p, kind=Interaction.Kind.RATING, value=4)
     interaction_make(user=UserFactory(), product=p)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         data = selectors.user_data_export(user=user)
+    assert data["predictions"] is None  # none computed yet
     assert data["profile"]["email"] == "me@example.com" and data["profile"]["marketing_consent"] is False
     assert data["interests"] == [{"id": cat.pk, "name": "Garden", "slug": "garden"}]
     assert [(c["consent"], c["source"]) for c in data["consent_history"]] == [(True, "signup"), (False, "preferences")]

@@ -35,7 +35,7 @@ def probe(env: dict[str, str], tmp_path) -> dict:
 def test_embedded_default_needs_no_server(tmp_path):
     s = probe({}, tmp_path)
     assert s["engine"] == "django.db.backends.sqlite3"
-    assert s["broker"] == "filesystem://" and s["eager"] is False
+    assert s["broker"] == "filesystem://localhost/" and s["eager"] is False
     assert s["email"] == "campaigns.outbox.OutboxEmailBackend"
     assert s["debug"] is True
 

@@ -484,6 +484,20 @@ def test_signup_with_interests_and_consent_logs_in_with_personal_picks(client, c
     assert cards and cards[0] == (cards[0][0], "Matches your interest in Kitchen") and cards[0][0].startswith("mug-")
 
 
+def test_the_greeting_says_welcome_back_only_to_a_returning_customer(client, catalogue):
+    assert '<h1 class="page-title">' not in client.get("/").content.decode()  # a new visitor: the hero
+    client.get(reverse("shop:product", args=[catalogue["products"][0].slug]))
+    assert '<h1 class="page-title">Picked for you</h1>' in client.get("/").content.decode()
+    fields = {"email": "ada@example.com", "first_name": "Ada", "password1": "a-long-pass-phrase"}
+    client.post(reverse("shop:signup"), {**fields, "password2": fields["password1"]})
+    home = client.get("/").content.decode()
+    assert '<h1 class="page-title">Welcome to Affinity, Ada</h1>' in home and "Welcome back" not in home
+    assert "Welcome back" not in client.get("/").content.decode()  # still this visit
+    client.logout()
+    client.post(reverse("shop:login"), {"username": "ada@example.com", "password": "a-long-pass-phrase"})
+    assert '<h1 class="page-title">Welcome back, Ada</h1>' in client.get("/").content.decode()
+
+
 def test_signup_reports_every_problem(client, catalogue):
     UserFactory(email="taken@example.com")
     r = client.post(

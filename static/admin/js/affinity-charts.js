@@ -39,6 +39,8 @@
     if (axis.format === "date" || axis.format === "datetime") {
       out.ticks.maxRotation = 0;
       out.ticks.autoSkipPadding = 16;
+      // room before the first and after the last point: none sits on the chart's edge
+      if (out.grace === undefined) out.grace = "5%";
     }
     return out;
   }
@@ -85,6 +87,7 @@
     const horizontal = spec.indexAxis === "y";
     const x = scale(spec.x);
     const y = scale(spec.y);
+    if (spec.type === "line" && y.grace === undefined) y.grace = "8%"; // the top point clear of the edge
     const timeFormat = spec.x && (spec.x.format === "date" || spec.x.format === "datetime");
     return {
       type: spec.type,
