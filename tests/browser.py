@@ -168,3 +168,49 @@ def assert_contrast(page) -> None:
     """Fail if a visible text is below WCAG AA contrast on its background."""
     bad = page.evaluate(_CONTRAST_JS)
     assert not bad, f"{page.url}: texts below WCAG AA contrast: {bad}"
+
+
+# Records every Content-Security-Policy violation of a page in window.__csp.
+CSP_WATCH = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
+"""
+STAFF_EMAIL = "ops@affinity.example"
+STAFF_PASSWORD = "x-pass-123456"
+
+
+@pytest.fixture
+def staff_page(browser, live_server, transactional_db, client):
+    """A superuser's page (admin and store) in the session's Chromium, logged in through
+    the session cookie. CSP violations are recorded in ``window.__csp``; a JavaScript
+    error or a console error on any page fails the test at teardown."""
+    from django.db import connections
+
+    from shop.models import User
+
+    # the live server answers each request in a new thread: close its connection at the
+    # end of the request, so none is left open when the test database is flushed
+    settings_dict = connections["default"].settings_dict
+    max_age = settings_dict.get("CONN_MAX_AGE")
+    settings_dict["CONN_MAX_AGE"] = 0
+    staff = User.objects.create_superuser(email=STAFF_EMAIL, password=STAFF_PASSWORD)
+    client.force_login(staff)
+    context = browser.new_context(base_url=live_server.url)
+    host = live_server.url.split("//", 1)[1].split(":")[0]
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "domain": host, "path": "/"}]
+    )
+    context.set_default_timeout(20_000)
+    context.add_init_script(CSP_WATCH)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        yield page
+    finally:
+        page.goto("about:blank")  # stop polling pages before the server and the database go
+        context.close()
+        connections.close_all()
+        settings_dict["CONN_MAX_AGE"] = max_age
+    assert not errors, errors

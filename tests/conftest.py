@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.browser import browser, page, phone_page  # noqa: F401 - fixtures, registered once here
+from tests.browser import browser, page, phone_page, staff_page  # noqa: F401 - fixtures, registered once here
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from campaigns.drafts import draft_subject, likely_buyers_draft
 from campaigns.models import Campaign, Segment
 from campaigns.segments import RuleError, rule_registry, rules_preview, rules_queryset, rules_validate
 from recommendations import noise
-from shop.models import Interaction, User
+from shop.models import Interaction
 from shop.services.interactions import interactions_bulk_insert
 from tests.browser import Shots
 from tests.factories import ProductFactory, UserFactory
@@ -220,47 +220,11 @@ def test_permissions(client, audience_store):
 
 
 # --- the page in a real browser ---------------------------------------------------------------------
-@pytest.fixture
-def board_page(browser, live_server, transactional_db, client):
-    from django.db import connections
-
-    settings_dict = connections["default"].settings_dict
-    max_age = settings_dict.get("CONN_MAX_AGE")
-    settings_dict["CONN_MAX_AGE"] = 0
-    staff = User.objects.create_superuser(email="ops@affinity.example", password="x-pass-123456")
-    client.force_login(staff)
-    context = browser.new_context(base_url=live_server.url)
-    host = live_server.url.split("//", 1)[1].split(":")[0]
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "domain": host, "path": "/"}]
-    )
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda msg: (
-            errors.append(msg.text)
-            if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
-            else None
-        ),
-    )
-    try:
-        yield page
-    finally:
-        page.goto("about:blank")
-        context.close()
-        connections.close_all()
-        settings_dict["CONN_MAX_AGE"] = max_age
-    assert not errors, errors
-
-
 @pytest.mark.e2e
-def test_the_board_refreshes_live_and_drafts_in_one_click(board_page):
+def test_the_board_refreshes_live_and_drafts_in_one_click(staff_page):
     from tests.campaigns.conftest import build_store
 
-    page = board_page
+    page = staff_page
     store = build_store()
     template = default_template()
     fans = make_customers(3, prefix="candle")

@@ -15,48 +15,8 @@ from tests.browser import ARTIFACTS
 pytestmark = [pytest.mark.e2e]  # tests/browser.py allows the ORM beside Playwright's loop
 
 
-@pytest.fixture
-def admin_page(browser, live_server, transactional_db, client):
-    """A staff member's page in the session's Chromium (the shared `browser` fixture)."""
-    from django.db import connections
-
-    from shop.models import User
-
-    # the live server answers each request in a new thread: close its connection at
-    # the end of the request, so none is left open when the test database is dropped
-    settings_dict = connections["default"].settings_dict
-    max_age = settings_dict.get("CONN_MAX_AGE")
-    settings_dict["CONN_MAX_AGE"] = 0
-    staff = User.objects.create_superuser(email="ops@affinity.example", password="x-pass-123456")
-    client.force_login(staff)
-    session = client.cookies["sessionid"].value
-    context = browser.new_context(base_url=live_server.url)
-    host = live_server.url.split("//", 1)[1].split(":")[0]
-    context.add_cookies([{"name": "sessionid", "value": session, "domain": host, "path": "/"}])
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(  # the admin has no favicon: the browser's own request for one is not the page's error
-        "console",
-        lambda msg: (
-            errors.append(msg.text)
-            if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
-            else None
-        ),
-    )
-    try:
-        yield page
-    finally:
-        page.goto("about:blank")  # stop polling before the server and the database go
-        context.close()
-        connections.close_all()
-        settings_dict["CONN_MAX_AGE"] = max_age
-    assert not errors, errors
-
-
-def test_live_progress_and_chart(admin_page):
-    page = admin_page
+def test_live_progress_and_chart(staff_page):
+    page = staff_page
     from django.utils import timezone
 
     now = timezone.now()

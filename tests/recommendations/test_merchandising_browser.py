@@ -11,40 +11,11 @@ from django.utils import timezone
 
 from recommendations.models import MerchandisingRule, Placement
 from recommendations.placements import placements_seed
-from shop.models import Interaction, User
+from shop.models import Interaction
 from shop.services.interactions import interactions_bulk_insert
 from tests.factories import CategoryFactory, ProductFactory
 
 pytestmark = [pytest.mark.e2e]  # tests/browser.py allows the ORM beside Playwright's loop
-
-
-@pytest.fixture
-def staff_page(browser, live_server, transactional_db, client):
-    """A staff member's page (admin and store) in the session's Chromium."""
-    from django.db import connections
-
-    settings_dict = connections["default"].settings_dict
-    max_age = settings_dict.get("CONN_MAX_AGE")
-    settings_dict["CONN_MAX_AGE"] = 0  # the live server's threads close their connections
-    staff = User.objects.create_superuser(email="merch@affinity.example", password="x-pass-123456")
-    client.force_login(staff)
-    context = browser.new_context(base_url=live_server.url)
-    host = live_server.url.split("//", 1)[1].split(":")[0]
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "domain": host, "path": "/"}]
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-    finally:
-        page.goto("about:blank")
-        context.close()
-        connections.close_all()
-        settings_dict["CONN_MAX_AGE"] = max_age
-    assert not errors, errors
 
 
 def test_a_rule_edited_in_admin_is_previewed_and_obeyed_by_the_store(staff_page):

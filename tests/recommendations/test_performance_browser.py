@@ -8,54 +8,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from recommendations.models import Impression, ModelVersion
-from shop.models import Interaction, User
+from shop.models import Interaction
 from tests.factories import OrderFactory, OrderLineFactory, ProductFactory, UserFactory, interaction_make
 
 pytestmark = [pytest.mark.e2e]
-
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
-"""
-
-
-@pytest.fixture
-def staff_page(browser, live_server, transactional_db, client):
-    settings_dict = connections["default"].settings_dict
-    max_age = settings_dict.get("CONN_MAX_AGE")
-    settings_dict["CONN_MAX_AGE"] = 0  # the live server's threads close their connections
-    staff = User.objects.create_superuser(email="ops@affinity.example", password="x-pass-123456")
-    client.force_login(staff)
-    context = browser.new_context(base_url=live_server.url)
-    host = live_server.url.split("//", 1)[1].split(":")[0]
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "domain": host, "path": "/"}]
-    )
-    context.set_default_timeout(15_000)
-    context.add_init_script(WATCH_CSP)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda msg: (
-            errors.append(msg.text)
-            if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
-            else None
-        ),
-    )
-    try:
-        yield page
-    finally:
-        page.goto("about:blank")
-        context.close()
-        connections.close_all()
-        settings_dict["CONN_MAX_AGE"] = max_age
-    assert not errors, errors
 
 
 def some_lists() -> None:
