@@ -9,7 +9,6 @@ import shutil
 import pytest
 
 from tests.browser import ARTIFACTS
-from tests.recommendations.test_admin_browser import admin_page  # noqa: F401 - the fixture
 from tests.recommendations.test_data_quality import dirty, noise_rules  # noqa: F401 - fixtures
 
 from .conftest import train
@@ -17,8 +16,8 @@ from .conftest import train
 pytestmark = [pytest.mark.e2e]
 
 
-def test_the_data_report_opens_with_its_findings_and_charts(admin_page, dirty):  # noqa: F811
-    page = admin_page
+def test_the_data_report_opens_with_its_findings_and_charts(staff_page, dirty):  # noqa: F811 - the fixture
+    page = staff_page
     version = train("item_knn", {"k": 10})
     assert version.status == "succeeded", version.error
     page.goto("/admin/recommendations/modelversion/data-report/")

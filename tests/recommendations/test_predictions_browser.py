@@ -8,14 +8,13 @@ import pytest
 from recommendations.models import PredictionRun
 from shop.models import CustomerPrediction
 from tests.browser import Shots
-from tests.recommendations.test_admin_browser import admin_page  # noqa: F401 - the fixture
 from tests.recommendations.test_predictions import population, run_now
 
 pytestmark = [pytest.mark.e2e]
 
 
-def test_a_customers_predictions_in_admin(admin_page, request):  # noqa: F811 - the fixture
-    page = admin_page
+def test_a_customers_predictions_in_admin(staff_page, request):
+    page = staff_page
     shots = Shots(page, request.node.name)
     population(40)
     run = run_now()
