@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views import defaults
@@ -42,6 +43,17 @@ def text_is_unstorable(text: str) -> bool:
     return False
 
 
+def _within_body_limit(request: HttpRequest) -> bool:
+    """Whether the body fits the size Django reads into memory (an upload larger than
+    that is parsed from the stream: nobody reads such a body raw)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        size = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    return limit is None or size <= limit
+
+
 def _any_unstorable(pairs: Iterable[tuple[str, list]]) -> str | None:
     for key, values in pairs:
         if text_is_unstorable(key):
@@ -52,13 +64,23 @@ def _any_unstorable(pairs: Iterable[tuple[str, list]]) -> str | None:
     return None
 
 
+def _beyond_int64(literal: str) -> bool:
+    """Whether an integer literal (`INTEGER_LITERAL`) is outside a 64-bit column's range,
+    without ``int()`` on thousands of digits (Python refuses more than 4,300: a 500)."""
+    digits = literal.lstrip("+-").lstrip("0")
+    if len(digits) > 19:
+        return True
+    value = int(digits or "0")
+    return not INT64_MIN <= (-value if literal.startswith("-") else value) <= INT64_MAX
+
+
 def _out_of_range(pairs: Iterable[tuple[str, list]]) -> str | None:
     for key, values in pairs:
         if key in FREE_TEXT_KEYS:
             continue
         for value in values:
             text = value.strip()
-            if len(text) > 18 and INTEGER_LITERAL.fullmatch(text) and not INT64_MIN <= int(text) <= INT64_MAX:
+            if len(text) > 18 and INTEGER_LITERAL.fullmatch(text) and _beyond_int64(text):
                 return key
     return None
 
@@ -81,6 +103,8 @@ class BadTextMiddleware:
             return self._refuse(request, is_api, bad, "The query parameter is a number out of range.", "max_value")
         if not is_api and request.method == "POST" and request.content_type in FORM_TYPES:
             try:
+                if _within_body_limit(request):
+                    request.body  # noqa: B018 - read (and kept) first: a view may still read the raw body
                 bad = _any_unstorable(request.POST.lists())
             except MultiPartParserError:
                 return self._refuse(request, is_api, None, "The form data is malformed.")

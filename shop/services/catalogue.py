@@ -41,6 +41,7 @@ from django.utils.text import slugify
 
 from shop.bulk import rows_bulk_insert
 from shop.models import Category, Product
+from shop.numbers import int_parse
 from shop.signals import ProductChange, products_changed
 
 from .errors import Conflict, RowError, ValidationFailed
@@ -58,6 +59,7 @@ PLACEHOLDER = "placeholder"  # the attributes mark of products created from even
 TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f"}
 CURRENCY = re.compile(r"^[A-Z]{3}$")
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")  # ASCII digits: str.isdigit() also passes "²", which int() refuses
 BATCH_SIZE = 2000
 # Product columns an upsert sets (besides sku and slug), in this order.
 UPSERT_FIELDS = ("name", "description", "category_id", "price", "currency", "stock", "is_active", "image_url")
@@ -215,8 +217,10 @@ def product_row_check(
             stock: int | None = None
             if isinstance(raw, int) and not isinstance(raw, bool):
                 stock = raw
-            elif isinstance(raw, str) and raw.strip().lstrip("+-").isdigit():
-                stock = int(raw.strip())
+            elif isinstance(raw, str) and WHOLE_NUMBER.fullmatch(raw.strip()):
+                stock = int_parse(raw)
+                if stock is None:  # beyond 64 bits: a whole number still, out of range below
+                    stock = -1 if raw.strip().startswith("-") else MAX_STOCK + 1
             if stock is None:
                 bad("stock", f"stock {raw!r} is not a whole number (leave it empty for untracked stock)")
             elif stock < 0:

@@ -97,6 +97,10 @@ def test_row_check_reads_every_field():
         ({"sku": "A", "currency": "POUND"}, "currency"),
         ({"sku": "A", "stock": "-2"}, "stock"),
         ({"sku": "A", "stock": "2.5"}, "stock"),
+        ({"sku": "A", "stock": "--5"}, "stock"),  # these three once raised ValueError
+        ({"sku": "A", "stock": "+-1"}, "stock"),
+        ({"sku": "A", "stock": "²"}, "stock"),
+        ({"sku": "A", "stock": "9" * 5000}, "stock"),  # beyond int()'s digit limit: "too large"
         ({"sku": "A", "stock": True}, "stock"),
         ({"sku": "A", "active": "maybe"}, "active"),
         ({"sku": "A", "image_url": "not a url"}, "image_url"),

@@ -83,6 +83,20 @@ def test_bad_query_values_never_500(path, value, staff_api, data):
         _assert_clear(client.get(path, {key: value}), f"{path}?{key}")
 
 
+def test_a_number_longer_than_int_parses_is_refused_not_a_500(staff_api, data):
+    """More than 4,300 digits: int() itself raises; the middleware must still answer 400."""
+    endless = "9" * 5000
+    page = Client().get("/", {"product_id": endless})
+    assert page.status_code == 400
+    api = staff_api.get("/api/v1/products", {"category": "-" + endless})
+    assert api.status_code == 400
+    assert api.json()["error"]["fields"] == [
+        {"field": "category", "code": "max_value", "message": "The query parameter is a number out of range."}
+    ]
+    padded = "0" * 5000 + "7"  # a small number, however many zeros lead it: not refused for its size
+    assert Client().get("/", {"product_id": padded}).status_code == 200
+
+
 BAD_PATHS = [
     "/product/a%00b/",
     "/category/a%00b/",
