@@ -40,7 +40,7 @@ from .engine.clv import (
     spend_fit,
     transactions_fit,
 )
-from .engine.errors import EngineError
+from .engine.errors import EmptyDataError, EngineError
 from .models import PredictionRun
 
 logger = logging.getLogger(__name__)
@@ -171,8 +171,14 @@ def _compute(run: PredictionRun, now: datetime) -> None:
     model = run.transactions_model if run.transactions_model in TRANSACTION_MODELS else "mbgnbd"
     rhythm = transactions_fit(history.frequency, history.recency, history.age, model=model, penalizer=penalizer)
     _progress(run, 45, "fitting the order values (Gamma-Gamma)")
-    spend = spend_fit(history.frequency, history.mean_value, penalizer=penalizer)
-    if spend.q <= 1:
+    try:
+        spend: SpendModel | None = spend_fit(history.frequency, history.mean_value, penalizer=penalizer)
+    except EmptyDataError:
+        # purchases without prices (a shop's own events, no catalogue): the purchase
+        # rhythm is still predicted; the money figures stay empty rather than zero
+        spend = None
+        _progress(run, 50, "no order values (no prices): predicting purchases only, not value")
+    if spend is not None and spend.q <= 1:
         raise PredictionError(
             f"the order values are too spread out for the Gamma-Gamma model (q = {spend.q:.3g} <= 1); "
             "set AFFINITY_PREDICTION_PENALIZER (e.g. 0.01) to regularise it"
@@ -187,7 +193,11 @@ def _compute(run: PredictionRun, now: datetime) -> None:
     run.customers, run.repeat_customers = len(history), repeat
     run.params = {
         "transactions": {"model": rhythm.model, **rhythm.params(), "log_likelihood": rhythm.log_likelihood},
-        "spend": {**spend.params(), "log_likelihood": spend.log_likelihood, "population_mean": spend.population_mean},
+        "spend": (
+            {**spend.params(), "log_likelihood": spend.log_likelihood, "population_mean": spend.population_mean}
+            if spend is not None
+            else None
+        ),
         "currency": tx.currency,
         "penalizer": penalizer,
     }
@@ -204,25 +214,39 @@ class _Predicted:
     inactive_day: np.ndarray  # day index since the epoch (inf: never)
 
 
-def _predict(rhythm: TransactionModel, spend: SpendModel, history: PurchaseHistory) -> _Predicted:
+def _predict(rhythm: TransactionModel, spend: SpendModel | None, history: PurchaseHistory) -> _Predicted:
+    """The predictions of every customer; the money figures are NaN without ``spend``."""
     x, t_x, age = history.frequency, history.recency, history.age
-    value = lifetime_value(
-        rhythm,
-        spend,
-        history,
-        horizon=float(conf.get("PREDICTION_VALUE_MONTHS")) * MONTH_DAYS,
-        step=MONTH_DAYS,
-        discount_rate=float(conf.get("PREDICTION_DISCOUNT_MONTHLY")),
-    )
+    unknown = np.full(len(history), np.nan)
+    if spend is None:
+        order_value, value, percentile = unknown, unknown, unknown
+    else:
+        value = np.maximum(
+            lifetime_value(
+                rhythm,
+                spend,
+                history,
+                horizon=float(conf.get("PREDICTION_VALUE_MONTHS")) * MONTH_DAYS,
+                step=MONTH_DAYS,
+                discount_rate=float(conf.get("PREDICTION_DISCOUNT_MONTHLY")),
+            ),
+            0.0,
+        )
+        order_value = spend.expected_value(x, history.mean_value)
+        percentile = np.minimum(stats.rankdata(value, method="max") / len(value) * 100.0, 100.0)
     below = float(conf.get("PREDICTION_WINBACK_BELOW"))
     return _Predicted(
         alive=np.clip(rhythm.probability_alive(x, t_x, age), 0.0, 1.0),
         purchases=rhythm.expected_purchases(float(conf.get("PREDICTION_PURCHASES_DAYS")), x, t_x, age),
-        order_value=spend.expected_value(x, history.mean_value),
-        value=np.maximum(value, 0.0),
-        percentile=stats.rankdata(value, method="max") / len(value) * 100.0,
+        order_value=order_value,
+        value=value,
+        percentile=percentile,
         inactive_day=history.first + np.ceil(rhythm.age_alive_below(below, x, t_x)),
     )
+
+
+def _known(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _at(seconds: float) -> datetime:
@@ -268,9 +292,9 @@ def _write(
                     user_id=user_id,
                     probability_alive=float(predicted.alive[j]),
                     expected_purchases_90d=float(predicted.purchases[j]),
-                    expected_order_value=float(predicted.order_value[j]),
-                    predicted_value=float(predicted.value[j]),
-                    value_percentile=float(min(predicted.percentile[j], 100.0)),
+                    expected_order_value=_known(predicted.order_value[j]),
+                    predicted_value=_known(predicted.value[j]),
+                    value_percentile=_known(predicted.percentile[j]),
                     repeat_purchases=int(history.frequency[j]),
                     first_purchase_at=_at(first_at[j]),
                     last_purchase_at=_at(last_at[j]),

@@ -117,11 +117,17 @@ class UserAdmin(DjangoUserAdmin):
             ("Probability active", f"{prediction.probability_alive:.0%}"),
             ("Churn risk", f"{prediction.churn_risk:.0%}"),
             ("Expected purchases, next 90 days", f"{prediction.expected_purchases_90d:.2f}"),
-            ("Expected order value", f"{prediction.expected_order_value:,.2f} {prediction.currency}"),
-            (
-                "Predicted value, next 12 months",
-                f"{prediction.predicted_value:,.2f} {prediction.currency} "
-                f"(top {max(100.0 - prediction.value_percentile, 1.0):.0f}% of customers)",
+            *(
+                [
+                    ("Expected order value", f"{prediction.expected_order_value:,.2f} {prediction.currency}"),
+                    (
+                        "Predicted value, next 12 months",
+                        f"{prediction.predicted_value:,.2f} {prediction.currency} "
+                        f"(top {max(100.0 - prediction.value_percentile, 1.0):.0f}% of customers)",
+                    ),
+                ]
+                if prediction.predicted_value is not None and prediction.value_percentile is not None
+                else [("Predicted value", "not predicted: the purchases carry no prices")]
             ),
             ("Repeat purchase days", str(prediction.repeat_purchases)),
             (

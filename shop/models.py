@@ -395,12 +395,19 @@ class CustomerPrediction(models.Model):
     user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="prediction")
     probability_alive = models.FloatField(help_text="Probability that the customer still buys here (0..1).")
     expected_purchases_90d = models.FloatField(help_text="Expected purchases (orders) in the next 90 days.")
-    expected_order_value = models.FloatField(help_text="Expected value of one future order.")
+    # The money figures are empty when the history carries no prices (purchase events of
+    # products without one): the purchase rhythm is predicted, the value is not.
+    expected_order_value = models.FloatField(null=True, blank=True, help_text="Expected value of one future order.")
     predicted_value = models.FloatField(
-        db_index=True, help_text="Expected value of the customer's orders in the next 12 months (discounted)."
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Expected value of the customer's orders in the next 12 months (discounted).",
     )
     value_percentile = models.FloatField(
-        help_text="Share of predicted customers (in %) whose predicted value is at most this one's (100 = top)."
+        null=True,
+        blank=True,
+        help_text="Share of predicted customers (in %) whose predicted value is at most this one's (100 = top).",
     )
     repeat_purchases = models.PositiveIntegerField(help_text="Days with an order after the first one.")
     first_purchase_at = models.DateTimeField()

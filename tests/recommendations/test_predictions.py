@@ -225,3 +225,33 @@ def test_an_inactivity_date_beyond_any_horizon_is_none_not_a_crash():
     assert inactive_at(1e30) is None
     day = 20_000.0  # 2024-10-04
     assert inactive_at(day) == EPOCH + timedelta(seconds=day * DAY_SECONDS)
+
+
+@pytest.mark.django_db
+def test_purchases_without_prices_predict_the_rhythm_and_leave_value_empty(staff_client):
+    """A shop's own purchase events with no catalogue (products without a price): the
+    churn risk and expected purchases are predicted; the money figures stay empty, not
+    zero, and segments on value leave those customers out."""
+    rng = np.random.default_rng(11)
+    products = [ProductFactory(price=Decimal("0.00")) for _ in range(3)]
+    for i in range(60):
+        user = UserFactory(email=f"np{i}@customers.affinity.example")
+        for d in sorted(rng.choice(np.arange(1, 200), size=int(rng.integers(1, 8)), replace=False)):
+            interaction_make(
+                user=user,
+                product=products[int(rng.integers(3))],
+                kind=Interaction.Kind.PURCHASE,
+                value=2.0,
+                occurred_at=NOW - timedelta(days=int(d)),
+            )
+    run = run_now()
+    assert run.status == PredictionRun.Status.DONE, run.error
+    assert run.params["spend"] is None
+    rows = CustomerPrediction.objects.all()
+    assert rows.count() == 60
+    assert not rows.filter(predicted_value__isnull=False).exists()
+    assert not rows.filter(expected_order_value__isnull=False).exists()
+    assert rows.filter(expected_purchases_90d__gt=0).count() > 30 and rows.filter(probability_alive__gt=0).exists()
+    one = rows.first()
+    page = staff_client.get(reverse("admin:shop_user_change", args=[one.user_id])).content.decode()
+    assert "not predicted: the purchases carry no prices" in page
