@@ -414,14 +414,22 @@ def _audience_figures(campaign: Campaign) -> dict:
     }
 
 
+def _can_send(campaign: Campaign) -> bool:
+    return campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
+
+
+def _sends_later(campaign: Campaign) -> bool:
+    """Its send time is in the future: scheduling it waits until then."""
+    return campaign.scheduled_at is not None and campaign.scheduled_at > timezone.now()
+
+
 def _scheduled_message(campaign: Campaign) -> str:
     """What `services.campaign_schedule` did, in words: sending now, later, or listening."""
     if campaign.is_triggered:
         return f"“{campaign}” is live: it emails each customer when their event happens."
-    when = campaign.scheduled_at
-    if when is not None and when > timezone.now():
+    if _sends_later(campaign):
         return (
-            f"“{campaign}” is scheduled for {timezone.localtime(when):%Y-%m-%d %H:%M %Z}: "
+            f"“{campaign}” is scheduled for {timezone.localtime(campaign.scheduled_at):%Y-%m-%d %H:%M %Z}: "
             "its audience is built then, from the segment as it is at that time."
         )
     return f"Sending “{campaign}” now: its progress shows below."
@@ -739,8 +747,8 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
             "original": campaign,
             "title": f"Send “{campaign}”?",
             "audience": _audience_figures(campaign),
-            "can_send": campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED),
-            "later": campaign.scheduled_at is not None and campaign.scheduled_at > timezone.now(),
+            "can_send": _can_send(campaign),
+            "later": _sends_later(campaign),
             "preview_url": reverse("admin:campaigns_campaign_preview", args=[campaign.pk]),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/send_confirm.html", context)
@@ -790,8 +798,8 @@ class CampaignAdmin(PreviewMixin, admin.ModelAdmin):
         campaign = Campaign.objects.filter(pk=object_id).first()
         if campaign is not None:
             extra_context["progress"] = selectors.campaign_progress(campaign=campaign)
-            extra_context["can_send"] = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
-            extra_context["send_later"] = campaign.scheduled_at is not None and campaign.scheduled_at > timezone.now()
+            extra_context["can_send"] = _can_send(campaign)
+            extra_context["send_later"] = _sends_later(campaign)
             extra_context["status_url"] = reverse("admin:campaigns_campaign_status", args=[campaign.pk])
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -936,7 +944,7 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ProductChange)
-class ProductChangeAdmin(admin.ModelAdmin):
+class ProductChangeAdmin(ReadOnlyAdmin):
     """What happened to products that back-in-stock and price-drop campaigns react to
     (written by the store's changes; read-only here)."""
 
@@ -946,12 +954,6 @@ class ProductChangeAdmin(admin.ModelAdmin):
     list_select_related = ("product",)
     raw_id_fields = ("product",)
     date_hierarchy = "occurred_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # --- social: shared links and UTM-tagged visits -----------------------------------------------

@@ -38,13 +38,19 @@ def on_user_forgotten(sender, user_id: int, **kwargs) -> None:
     privacy.user_forget_campaign_data(user_id=user_id)
 
 
-@receiver(post_save, sender=Order, dispatch_uid="campaigns.share_order")
-def on_order_placed(sender, instance: Order, created: bool, **kwargs) -> None:
+@receiver(post_save, sender=Order, dispatch_uid="campaigns.order_placed")
+def on_order_placed(sender, instance: Order, created: bool, raw: bool = False, **kwargs) -> None:
     """A new order may come from a shared link: credited once it is committed (its
-    lines, and so its revenue, are written in the same transaction)."""
-    if created and instance.user_id is not None:
+    lines, and so its revenue, are written in the same transaction). It may also fire
+    post-purchase campaigns in real time (`campaigns.triggers`)."""
+    if created and not raw and instance.user_id is not None:
         order_id = instance.pk
-        transaction.on_commit(lambda: social.order_attribute(order_id=order_id))
+        # robust: crediting a sharer is bookkeeping; if it fails (logged), the shopper's
+        # checkout still answers and the trigger evaluation below is still queued
+        transaction.on_commit(lambda: social.order_attribute(order_id=order_id), robust=True)
+        triggers_react_enqueue(
+            kinds=triggers.KINDS_OF_EVENT["order"], user_ids=[instance.user_id], at=instance.placed_at
+        )
 
 
 # --- store events that fire triggered campaigns in real time (campaigns.triggers) -------------
@@ -60,14 +66,6 @@ def on_interaction(sender, instance: Interaction, created: bool, raw: bool = Fal
 def on_interactions(sender, user_ids, kinds, **kwargs) -> None:
     """Shopper events in bulk (the API's batch ingestion)."""
     triggers_react_enqueue(kinds=triggers.kinds_of_interactions(kinds), user_ids=user_ids)
-
-
-@receiver(post_save, sender=Order, dispatch_uid="campaigns.trigger_order")
-def on_order_for_triggers(sender, instance: Order, created: bool, raw: bool = False, **kwargs) -> None:
-    if created and not raw and instance.user_id is not None:
-        triggers_react_enqueue(
-            kinds=triggers.KINDS_OF_EVENT["order"], user_ids=[instance.user_id], at=instance.placed_at
-        )
 
 
 @receiver(post_save, sender=User, dispatch_uid="campaigns.trigger_sign_up")
@@ -109,6 +107,6 @@ def on_products_changed(sender, changes, **kwargs) -> None:
 
 
 def _product_changes(changes: list[ProductChange]) -> None:
-    change_ids = triggers.product_changes_record(changes=changes)
-    if change_ids:
-        triggers_react_enqueue(kinds=triggers.kinds_of_changes(change_ids), change_ids=change_ids)
+    fired = triggers.product_changes_record(changes=changes)
+    if fired:
+        triggers_react_enqueue(kinds=triggers.kinds_of_changes(fired), change_ids=[c.pk for c in fired])

@@ -482,10 +482,10 @@ def due_send_ranges(*, campaign_id: int, chunk_size: int | None = None) -> list[
     return [(ids[i], ids[min(i + chunk_size, len(ids)) - 1]) for i in range(0, len(ids), chunk_size)]
 
 
-def product_changes_record(*, changes: list[StoreChange], now: datetime | None = None) -> list[int]:
+def product_changes_record(*, changes: list[StoreChange], now: datetime | None = None) -> list[ProductChange]:
     """Note the store's price and stock changes that matter to triggers (out of stock,
     back in stock, price drop) as `ProductChange` rows, in the caller's transaction.
-    Returns the ids of those that can fire a campaign (back in stock, price drop)."""
+    Returns the rows that can fire a campaign (back in stock, price drop)."""
     now = now or timezone.now()
     rows = []
     for c in changes:
@@ -507,10 +507,9 @@ def product_changes_record(*, changes: list[StoreChange], now: datetime | None =
     if not rows:
         return []
     created = ProductChange.objects.bulk_create(rows)
-    return [r.pk for r in created if r.kind != ProductChange.Kind.OUT_OF_STOCK]
+    return [r for r in created if r.kind != ProductChange.Kind.OUT_OF_STOCK]
 
 
-def kinds_of_changes(change_ids) -> set[str]:
+def kinds_of_changes(changes: list[ProductChange]) -> set[str]:
     """The campaign kinds these product changes can fire."""
-    kinds = set(ProductChange.objects.filter(pk__in=list(change_ids)).values_list("kind", flat=True).distinct())
-    return {k for kind in kinds for k in KINDS_OF_EVENT.get(kind, ())}
+    return {k for change in changes for k in KINDS_OF_EVENT.get(change.kind, ())}

@@ -240,3 +240,21 @@ def test_below_the_threshold_nothing_is_shown(client, product, proof_settings):
     assert (
         social.buyers_count(product_id=product.pk, since=timezone.now() - timedelta(hours=24) + timedelta(hours=3)) == 2
     )
+
+
+def test_a_failing_share_credit_never_fails_the_checkout(product, monkeypatch, django_capture_on_commit_callbacks):
+    """Crediting a sharer is bookkeeping after the order commits: if it raises, the
+    order stands and the shopper's checkout still answers."""
+    from campaigns import social as campaign_social
+
+    def broken(**kwargs):
+        raise RuntimeError("attribution down")
+
+    monkeypatch.setattr(campaign_social, "order_attribute", broken)
+    shopper = UserFactory()
+    cart = carts.cart_get_or_create(user=shopper)
+    carts.cart_add(cart=cart, product=product, quantity=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = carts.cart_checkout(cart=cart)
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert not ShareConversion.objects.exists()
