@@ -29,6 +29,7 @@ from django.utils import timezone
 from shop.models import Interaction, Product, User
 from shop.services.catalogue import PLACEHOLDER
 
+from .charts import PALETTE, Spec, empty_spec
 from .noise import REASONS, excluded_q, noise_find, noise_stored, rule_texts
 
 Progress = Callable[[float, str], None]
@@ -532,12 +533,9 @@ def _lorenz(values: np.ndarray, points: int = 50) -> dict[str, list[float]]:
     return {"products": [round(a / x.size, 4) for a in at.tolist()], "events": [round(float(cum[a]), 4) for a in at]}
 
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
-
-
-def _bars(title: str, data: dict[str, int], *, axis: str, empty: str, colour: str = PALETTE[0]) -> dict[str, Any]:
+def _bars(title: str, data: dict[str, int], *, axis: str, empty: str, colour: str = PALETTE[0]) -> Spec:
     if not any(data.values()):
-        return {"title": title, "empty": empty}
+        return empty_spec(title, empty)
     total = sum(data.values()) or 1
     return {
         "type": "bar",
@@ -558,7 +556,7 @@ def _bars(title: str, data: dict[str, int], *, axis: str, empty: str, colour: st
     }
 
 
-def report_charts(report: Report) -> dict[str, dict[str, Any]]:
+def report_charts(report: Report) -> dict[str, Spec]:
     """Chart specs (``recommendations/charts.py`` format, drawn by
     ``static/admin/js/affinity-charts.js``) of a report: pure data."""
     s = report.series
@@ -597,7 +595,7 @@ def report_charts(report: Report) -> dict[str, dict[str, Any]]:
             "note": f"{len(gaps)} day(s) without events, {len(spikes)} spike day(s).",
         }
     else:
-        charts["daily"] = {"title": "Events per day", "empty": "No events."}
+        charts["daily"] = empty_spec("Events per day", "No events.")
     lorenz = s.get("popularity") or {"products": [], "events": []}
     if lorenz["products"]:
         charts["popularity"] = {
@@ -638,5 +636,5 @@ def report_charts(report: Report) -> dict[str, dict[str, Any]]:
             "note": report.finding("popularity").summary,
         }
     else:
-        charts["popularity"] = {"title": "Popularity concentration", "empty": "No events."}
+        charts["popularity"] = empty_spec("Popularity concentration", "No events.")
     return charts

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from shop.models import Interaction, Order, OrderLine, Product
 
-from .charts import PALETTE
+from .charts import PALETTE, empty_spec
 from .models import DEFAULT_SLOT, Impression, MerchandisingRule, ModelVersion, Placement
 from .placements import DEFAULT_PLACEMENTS
 
@@ -332,7 +332,7 @@ def daily_spec(report: Report, dimension: str, metric: str, *, top: int = 8) -> 
     title = f"{title} by {DIMENSIONS[dimension].lower()}, per day"
     keys = sorted(report.by[dimension], key=lambda k: -report.by[dimension][k].lists)[:top]
     if not keys:
-        return {"title": title, "empty": "No recommendation lists were shown in this period."}
+        return empty_spec(title, "No recommendation lists were shown in this period.")
     labels = [d.isoformat() for d in report.days]
     datasets = []
     for index, key in enumerate(keys):
@@ -372,7 +372,7 @@ def model_spec(report: Report) -> dict:
     lists, per day."""
     title = "Model versions: offline NDCG@10 vs online click-through"
     if not report.model_days:
-        return {"title": title, "empty": "No list served by a model in this period."}
+        return empty_spec(title, "No list served by a model in this period.")
     labels = [d.isoformat() for d in report.days]
     datasets = []
     for index, label in enumerate(sorted({m.label for m in report.model_days})):

@@ -41,6 +41,7 @@ from shop.selectors import category_descendant_ids
 
 from . import conf, explanations, model_cache, rules, selectors, serving
 from .candidates import Candidate
+from .experiments import user_id_of
 from .models import MerchandisingRule, Placement
 from .rules import CompiledRule, RuleSet
 from .serving import RecommendationList
@@ -262,7 +263,7 @@ def _one(
     if strategy == Placement.Strategy.TRENDING:
         rec = serving.trending_products(n=min(n + len(exclude), serving.MAX_N), category=category, **common)
         return _drop(rec, exclude, n)
-    uid = user_id if user_id is not None else (user.pk if user is not None and user.is_authenticated else None)
+    uid = user_id if user_id is not None else user_id_of(user)
     if strategy == Placement.Strategy.NEW_ARRIVALS:
         category_ids = set(category_descendant_ids(category_id=category.pk)) if category is not None else None
         levels: list[tuple[str, Sequence[Candidate]]] = [
@@ -321,7 +322,7 @@ def placement_serve(
     size = n if n is not None else placement.size
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= serving.MAX_N:
         raise ValueError(f"n must be an integer from 1 to {serving.MAX_N}, got {size!r}")
-    uid = user_id if user_id is not None else (user.pk if user is not None and user.is_authenticated else None)
+    uid = user_id if user_id is not None else user_id_of(user)
     if user is not None and not user.is_authenticated:
         user = None
     if not placement.is_active:

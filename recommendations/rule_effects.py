@@ -21,16 +21,17 @@ that costs some NDCG may be worth it -- this shows the price.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 from django.db.models import Max
 
 from shop.models import Interaction
 
 from . import model_cache, rules, serving
+from .engine.evaluation import ndcg_at_k
 from .selectors import HistoryEvent
 
 HOLDOUT_KINDS = (Interaction.Kind.PURCHASE, Interaction.Kind.ADD_TO_CART)
@@ -44,15 +45,6 @@ class RuleEffectRow:
     ndcg: float  # with the rule set of this row
     delta: float  # ndcg(all rules) - ndcg(all rules but this one); 0 for the summary rows
     users: int
-
-
-def ndcg(ranked: list[int], relevant: set[int], k: int) -> float:
-    """Binary-relevance NDCG@k of one list."""
-    if not relevant:
-        return 0.0
-    dcg = sum(1.0 / math.log2(i + 2) for i, pid in enumerate(ranked[:k]) if pid in relevant)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(relevant))))
-    return dcg / ideal
 
 
 def _sample(holdout_days: float, max_users: int, seed: int):
@@ -104,7 +96,12 @@ def rule_effects_ndcg(
         picks = serving.recommend_for_users_batch(
             user_ids=users, n=k, explain=False, placement=placement, ruleset=ruleset, histories=histories
         )
-        return sum(ndcg([p.product.pk for p in picks[u]], holdout[u], k) for u in users) / len(users)
+        ranked = np.full((len(users), k), -1, dtype=np.int64)
+        for row, user in enumerate(users):
+            ids = [p.product.pk for p in picks[user][:k]]
+            ranked[row, : len(ids)] = ids
+        # every sampled customer has a holdout, so the mean is over all of them
+        return float(ndcg_at_k(ranked, [holdout[u] for u in users], k))
 
     base = score(rules.RuleSet())
     full = score(live) if live else base

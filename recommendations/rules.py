@@ -61,7 +61,6 @@ from decimal import Decimal
 from functools import cached_property
 
 from django.db.models import BigIntegerField, CharField, FloatField, Value
-from django.utils import timezone
 
 from shop.models import Category, Product
 from shop.selectors import category_descendant_ids
@@ -447,12 +446,16 @@ def rules_for(
 def allows(ruleset: RuleSet, product: Product, now: float) -> bool:
     """Whether the include and exclude rules let ``product`` be shown (products added
     after the pass: a quiet category page's newest products)."""
-    for r in ruleset.rules:
-        if r.action == "exclude" and r.predicate(product, now):
-            return False
-        if r.action == "include" and not r.predicate(product, now):
-            return False
-    return True
+    return _blocking(ruleset.rules, product, now) is None
+
+
+def _blocking(rules: Sequence[CompiledRule], product: Product, now: float) -> CompiledRule | None:
+    """The first exclude rule that matches ``product``, else the first include rule it
+    fails (None: it may be shown)."""
+    hit = next((r for r in rules if r.action == "exclude" and r.predicate(product, now)), None)
+    if hit is None:
+        hit = next((r for r in rules if r.action == "include" and not r.predicate(product, now)), None)
+    return hit
 
 
 def pool_size(n: int) -> int:
@@ -475,7 +478,7 @@ def reorder(
     unknown are dropped (they cannot be shown either)."""
     scored = [r for r in ruleset.rules if r.action in ("boost", "bury")]
     includes = [r for r in ruleset.rules if r.action == "include"]
-    excludes = [r for r in ruleset.rules if r.action == "exclude"]
+    filters = [r for r in ruleset.rules if r.action in ("include", "exclude")]
     size = max(len(entries), 1)
     ranked: list[tuple[float, int, tuple[str, object, int]]] = []
     effects: dict[int, list[RuleEffect]] = {}
@@ -484,9 +487,7 @@ def reorder(
         product = products.get(entry[2])
         if product is None:
             continue
-        hit = next((r for r in excludes if r.predicate(product, now)), None)
-        if hit is None and includes:
-            hit = next((r for r in includes if not r.predicate(product, now)), None)
+        hit = _blocking(filters, product, now)
         if hit is not None:
             if hit.id is not None:
                 dropped_by.add(hit.id)
@@ -505,7 +506,3 @@ def reorder(
         ranked.append((-score, i, entry))
     ranked.sort(key=lambda t: (t[0], t[1]))
     return [e for _, _, e in ranked], effects, dropped_by
-
-
-def now_ts() -> float:
-    return timezone.now().timestamp()

@@ -209,14 +209,9 @@ def _users_event_rows(user_ids: Sequence[int]) -> list[tuple]:
 
 
 def users_histories(*, user_ids: Sequence[int], limit: int = 200) -> dict[int, list[HistoryEvent]]:
-    """Recent events (newest first, at most ``limit``) of many customers in one query."""
+    """Recent events (newest first, at most ``limit``) of many customers in one query
+    (the portable read; ``users_events`` reads them with plain SQL on PostgreSQL)."""
     out: dict[int, list[HistoryEvent]] = {uid: [] for uid in user_ids}
-    if connection.vendor == "postgresql":
-        for uid, p, k, v, t, c in _users_event_rows(user_ids):
-            events = out[uid]
-            if len(events) < limit:
-                events.append(HistoryEvent(p, k, v, t, c))
-        return out
     rows = (
         Interaction.objects.filter(user_id__in=list(user_ids))
         .values_list("user_id", "product_id", "kind", "value", "occurred_at", "product__category_id")

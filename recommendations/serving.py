@@ -121,9 +121,7 @@ def _fill(
 ) -> tuple[list[tuple[Candidate, Product]], str, int]:
     """Take candidates level by level: servable, not excluded, not twice, at most
     MAX_PER_CATEGORY per category (relaxed only if the list would be short)."""
-    cap = int(conf.get("RECOMMEND_MAX_PER_CATEGORY")) or n
-    if category_ids is not None:
-        cap = n  # a category page is about one category
+    cap = _category_cap(n, category_ids)
     out_of_stock_ok = not conf.get("RECOMMEND_EXCLUDE_OUT_OF_STOCK")
     chosen: list[tuple[Candidate, Product]] = []
     taken: set[int] = set()
@@ -138,10 +136,7 @@ def _fill(
             if (
                 product is None
                 or cand.product_id in taken
-                or cand.product_id in excluded
-                or not product.is_active
-                or (not product.in_stock and not out_of_stock_ok)
-                or (category_ids is not None and product.category_id not in category_ids)
+                or not _servable(product, excluded, category_ids, out_of_stock_ok)
             ):
                 continue
             taken.add(cand.product_id)
@@ -157,6 +152,24 @@ def _fill(
             break
         chosen.append((cand, product))
     return chosen, strategy, strict
+
+
+def _category_cap(n: int, category_ids: set[int] | None) -> int:
+    """At most this many picks per category (a category page is about one category)."""
+    if category_ids is not None:
+        return n
+    return int(conf.get("RECOMMEND_MAX_PER_CATEGORY")) or n
+
+
+def _servable(product: Product, excluded: set[int], category_ids: set[int] | None, out_of_stock_ok: bool) -> bool:
+    """Whether ``product`` may be shown at all: active, in stock (unless allowed), not
+    excluded for the shopper, inside a category page's category."""
+    return (
+        product.pk not in excluded
+        and product.is_active
+        and (product.in_stock or out_of_stock_ok)
+        and (category_ids is None or product.category_id in category_ids)
+    )
 
 
 def _pick(cand: Candidate, product: Product, names: dict[int, str]) -> Pick:
@@ -207,8 +220,8 @@ def _choose(
     remaining candidates fetched too (a second query)."""
     wanted: set[int] = set()
     rest: set[int] = set()
-    budget = n + max(5, n // 2)
-    cap = n if category_ids is not None else (int(conf.get("RECOMMEND_MAX_PER_CATEGORY")) or n)
+    budget = rules.pool_size(n)
+    cap = _category_cap(n, category_ids)
     per_category: Counter = Counter()
     for _, cands in levels:
         for c in cands:
@@ -294,7 +307,7 @@ def _apply_rules(
     # the pool: the first pool_size(n) candidates that fit the per-category cap where
     # the category is known (as `_choose` fetches: one query of as many rows as without
     # rules usually makes a diverse list); the others are read only if the list is short
-    cap = n if category_ids is not None else (int(conf.get("RECOMMEND_MAX_PER_CATEGORY")) or n)
+    cap = _category_cap(n, category_ids)
     size = rules.pool_size(n)
     entries: list[tuple[str, Candidate, int]] = []
     held: list[tuple[str, Candidate, int]] = []
@@ -360,6 +373,29 @@ def _apply_rules(
     return out, produced, {pid: e for pid, e in effects.items() if pid in shown}, tuple(sorted(applied))
 
 
+def _select(
+    levels: list[tuple[str, Sequence[Candidate]]],
+    *,
+    n: int,
+    excluded: set[int],
+    category_ids: set[int] | None,
+    ruleset: RuleSet,
+    now: float,
+) -> tuple[list[tuple[Candidate, Product]], str, dict[int, list[RuleEffect]], tuple[int, ...], dict[int, Product]]:
+    """One list from its candidate levels: through the rules pass when a rule applies
+    (``_apply_rules``), else ``_choose``. Returns the chosen picks, the label of the
+    first level that contributed, the rule effects, the ids of the rules that changed
+    the list and the products read."""
+    if ruleset:
+        products: dict[int, Product] = {}
+        chosen, produced, effects, rule_ids = _apply_rules(
+            levels, products, n=n, excluded=excluded, category_ids=category_ids, ruleset=ruleset, now=now
+        )
+        return chosen, produced, effects, rule_ids, products
+    chosen, produced, products = _choose(levels, n=n, excluded=excluded, category_ids=category_ids)
+    return chosen, produced, {}, (), products
+
+
 def _pin(
     chosen: list[tuple[Candidate, Product]],
     pins: list[CompiledRule],
@@ -376,13 +412,7 @@ def _pin(
     out_of_stock_ok = not conf.get("RECOMMEND_EXCLUDE_OUT_OF_STOCK")
     for rule in pins:
         p = products.get(rule.product_id or 0)
-        if (
-            p is None
-            or p.pk in excluded
-            or not p.is_active
-            or (not p.in_stock and not out_of_stock_ok)
-            or (category_ids is not None and p.category_id not in category_ids)
-        ):
+        if p is None or not _servable(p, excluded, category_ids, out_of_stock_ok):
             continue
         chosen = [(c, q) for c, q in chosen if q.pk != p.pk]
         cand = Candidate(
@@ -404,10 +434,21 @@ def _with_effects(picks: list[Pick], effects: dict[int, list[RuleEffect]]) -> li
     return [replace(p, rule_effects=tuple(effects[p.product.pk])) if p.product.pk in effects else p for p in picks]
 
 
-def _new_arrival(product: Product) -> Candidate:
-    """A quiet category's newest product (no trending signal in it)."""
+def _newest_in(category_ids: set[int], excluded: set[int], k: int, ruleset: RuleSet) -> list[tuple[Candidate, Product]]:
+    """A quiet category's ``k`` newest servable products (no trending signal in it),
+    in one query, those the include and exclude rules let through."""
     source = explanations.NEW_ARRIVALS
-    return Candidate(product.pk, 0.0, "trending", explanations.reason_for(source), source=source)
+    reason = explanations.reason_for(source)
+    newest = (
+        Product.objects.select_related("category")
+        .filter(PRODUCT_IN_STOCK, category_id__in=category_ids, is_active=True)
+        .exclude(pk__in=excluded)
+        .order_by("-created_at")[:k]
+    )
+    now = time.time()
+    return [
+        (Candidate(p.pk, 0.0, "trending", reason, source=source), p) for p in newest if rules.allows(ruleset, p, now)
+    ]
 
 
 def _descendants(category: Category | None) -> set[int] | None:
@@ -519,24 +560,12 @@ def recommend_for_user(
     )
     placement_key = CONTEXT_PLACEMENTS.get(context, "") if placement is None else placement
     active_rules = _ruleset(snap, placement_key, extra_rules, ruleset, now)
-    effects: dict[int, list[RuleEffect]] = {}
-    rule_ids: tuple[int, ...] = ()
-    if active_rules:
-        products: dict[int, Product] = {}
-        chosen, produced, effects, rule_ids = _apply_rules(
-            shopper.levels, products, n=n, excluded=excluded, category_ids=category_ids, ruleset=active_rules, now=now
-        )
-    else:
-        chosen, produced, products = _choose(shopper.levels, n=n, excluded=excluded, category_ids=category_ids)
+    chosen, produced, effects, rule_ids, products = _select(
+        shopper.levels, n=n, excluded=excluded, category_ids=category_ids, ruleset=active_rules, now=now
+    )
     if len(chosen) < n and category_ids is not None:
         # a quiet category: newest products in it, no trending signal needed
-        extra = (
-            Product.objects.select_related("category")
-            .filter(PRODUCT_IN_STOCK, category_id__in=category_ids, is_active=True)
-            .exclude(pk__in=excluded | {p.pk for _, p in chosen})
-            .order_by("-created_at")[: n - len(chosen)]
-        )
-        chosen += [(_new_arrival(p), p) for p in extra if rules.allows(active_rules, p, time.time())]
+        chosen += _newest_in(category_ids, excluded | {p.pk for _, p in chosen}, n - len(chosen), active_rules)
         produced = produced or "fallback:category"
     names = {pid: p.name for pid, p in products.items()}
     picks = _with_effects([_pick(c, p, names) for c, p in chosen], effects)
@@ -652,15 +681,11 @@ def similar_products(
     filler = explanations.reason_for(explanations.POPULAR)
     levels.append(("trending", trending_cands(snap, n=n, code="trending", reason=filler, source=explanations.POPULAR)))
     placement_key = f"product-{kind.replace('_', '-')}" if placement is None else placement
-    active_rules = _ruleset(snap, placement_key, extra_rules, ruleset, time.time())
-    effects: dict[int, list[RuleEffect]] = {}
-    rule_ids: tuple[int, ...] = ()
-    if active_rules:
-        chosen, produced, effects, rule_ids = _apply_rules(
-            levels, {}, n=n, excluded=excluded, category_ids=None, ruleset=active_rules, now=time.time()
-        )
-    else:
-        chosen, produced, _ = _choose(levels, n=n, excluded=excluded, category_ids=None)
+    now = time.time()
+    active_rules = _ruleset(snap, placement_key, extra_rules, ruleset, now)
+    chosen, produced, effects, rule_ids, _ = _select(
+        levels, n=n, excluded=excluded, category_ids=None, ruleset=active_rules, now=now
+    )
     picks = _with_effects([_pick(c, p, {product.pk: product.name}) for c, p in chosen], effects)
     produced = produced or "trending"
     rec = RecommendationList(
@@ -697,23 +722,13 @@ def trending_products(
     cands = trending_cands(snap, n=n, code="trending", reason=reason, categories=category_ids)
     levels: list[tuple[str, Sequence[Candidate]]] = [("trending", cands)]
     placement_key = ("home-trending" if category is None else "") if placement is None else placement
-    active_rules = _ruleset(snap, placement_key, extra_rules, ruleset, time.time())
-    effects: dict[int, list[RuleEffect]] = {}
-    rule_ids: tuple[int, ...] = ()
-    if active_rules:
-        chosen, _, effects, rule_ids = _apply_rules(
-            levels, {}, n=n, excluded=set(), category_ids=category_ids, ruleset=active_rules, now=time.time()
-        )
-    else:
-        chosen, _, _ = _choose(levels, n=n, excluded=set(), category_ids=category_ids)
+    now = time.time()
+    active_rules = _ruleset(snap, placement_key, extra_rules, ruleset, now)
+    chosen, _, effects, rule_ids, _ = _select(
+        levels, n=n, excluded=set(), category_ids=category_ids, ruleset=active_rules, now=now
+    )
     if len(chosen) < n and category_ids is not None:
-        extra = (
-            Product.objects.select_related("category")
-            .filter(PRODUCT_IN_STOCK, category_id__in=category_ids, is_active=True)
-            .exclude(pk__in=[p.pk for _, p in chosen])
-            .order_by("-created_at")[: n - len(chosen)]
-        )
-        chosen += [(_new_arrival(p), p) for p in extra if rules.allows(active_rules, p, time.time())]
+        chosen += _newest_in(category_ids, {p.pk for _, p in chosen}, n - len(chosen), active_rules)
     picks = _with_effects([_pick(c, p, {}) for c, p in chosen], effects)
     rec = RecommendationList(
         id=uuid.uuid4(),
@@ -750,15 +765,9 @@ def recommend_from_candidates(
     now = time.time()
     excluded = set(excluded)
     active_rules = _ruleset(snap, placement, extra_rules, ruleset, now)
-    effects: dict[int, list[RuleEffect]] = {}
-    rule_ids: tuple[int, ...] = ()
-    if active_rules:
-        products: dict[int, Product] = {}
-        chosen, produced, effects, rule_ids = _apply_rules(
-            levels, products, n=n, excluded=excluded, category_ids=None, ruleset=active_rules, now=now
-        )
-    else:
-        chosen, produced, products = _choose(levels, n=n, excluded=excluded, category_ids=None)
+    chosen, produced, effects, rule_ids, products = _select(
+        levels, n=n, excluded=excluded, category_ids=None, ruleset=active_rules, now=now
+    )
     names = {pid: p.name for pid, p in products.items()}
     rec = RecommendationList(
         id=uuid.uuid4(),

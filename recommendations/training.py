@@ -36,6 +36,7 @@ stops without activating or overwriting that error.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -44,6 +45,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -366,8 +368,9 @@ class Holdout:
     exclude: sp.csr_matrix
     side: engine_base.SideData
 
-    @property
+    @cached_property
     def users(self) -> int:
+        """Customers with a held-out item serving would not exclude (the ones evaluated)."""
         left = self.relevant - self.relevant.multiply(self.exclude)
         return int((np.diff(sp.csr_matrix(left).indptr) > 0).sum())
 
@@ -727,3 +730,11 @@ def params_changed(algorithm: str, params: dict[str, Any] | None) -> dict[str, A
         cf_defaults = engine_base.ALGORITHMS[cf].defaults
         out["cf_params"] = {k: v for k, v in out["cf_params"].items() if cf_defaults.get(k) != v}
     return out
+
+
+def settings_text(row: dict[str, Any]) -> str:
+    """A selection row's parameters that differ from the algorithm's defaults (JSON, or
+    "defaults"), and its reason when it has one: the settings column of the tables."""
+    params = params_changed(row["algorithm"], row.get("params"))
+    text = json.dumps(params, sort_keys=True) if params else "defaults"
+    return f"{text} - {row['reason']}" if row.get("reason") else text

@@ -19,11 +19,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.conf import settings
 from django.db import connection
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 from psycopg import sql
 
 from shop.importers import interactions_file as ifile
 from shop.models import Category, Interaction, Product
+from shop.services.catalogue import PLACEHOLDER
 
 from .engine.matrix import InteractionMatrix, matrix_build
 
@@ -284,13 +286,14 @@ def catalogue_side_read(*, item_ids: np.ndarray | None = None) -> tuple[np.ndarr
         return " ".join(reversed(names))
 
     qs = Product.objects.all() if item_ids is not None else Product.objects.filter(is_active=True)
+    placeholder = ExpressionWrapper(Q(attributes__has_key=PLACEHOLDER), output_field=BooleanField())
     rows = {
-        # a placeholder name ("Product <sku>", made by an events import for an unknown
+        # a placeholder's name ("Product <sku>", made by an events import for an unknown
         # product) says nothing about the product: no text, so content models are skipped
-        pk: ("" if name == f"Product {sku}" else name, description, category_id)
-        for pk, sku, name, description, category_id in qs.values_list(
-            "id", "sku", "name", "description", "category_id"
-        ).iterator(chunk_size=20_000)
+        pk: ("" if is_placeholder else name, description, category_id)
+        for pk, is_placeholder, name, description, category_id in qs.annotate(is_placeholder=placeholder)
+        .values_list("id", "is_placeholder", "name", "description", "category_id")
+        .iterator(chunk_size=20_000)
     }
     ids = np.asarray(sorted(rows) if item_ids is None else item_ids, dtype=np.int64)
     texts, cats = [], np.full(ids.size, -1, dtype=np.int64)

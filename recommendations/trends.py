@@ -166,7 +166,7 @@ def trends_board(
     board_params_check(signal=signal, window_hours=window_hours, baseline_days=baseline_days, size=size)
     kinds = SIGNALS[signal]
     events = interactions_kept(Interaction.objects.filter(kind__in=kinds))
-    newest = events.filter(occurred_at__lte=timezone.now()).aggregate(newest=Max("occurred_at"))["newest"]
+    newest = events.settled().aggregate(newest=Max("occurred_at"))["newest"]
     if newest is None:
         return TrendsBoard(signal, window_hours, baseline_days, None, None, None, 0, 0, [], [])
     recent_start = newest - timedelta(hours=window_hours)

@@ -39,8 +39,14 @@ def selection_rows(version: ModelVersion) -> list[dict]:
     return [r for r in rows if isinstance(r, dict)]
 
 
-def _winner(version: ModelVersion, rows: list[dict]) -> dict | None:
+def _fitted(rows: list[dict]) -> list[dict]:
+    """The candidates that were fitted and scored, best NDCG first."""
     fitted = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("ndcg"), (int, float))]
+    return sorted(fitted, key=lambda r: -r["ndcg"])
+
+
+def _winner(version: ModelVersion, rows: list[dict]) -> dict | None:
+    fitted = _fitted(rows)
     if not fitted:
         return None
     same = [r for r in fitted if r.get("algorithm") == version.algorithm]
@@ -52,10 +58,7 @@ def selection_summary(version: ModelVersion) -> str:
     rows = selection_rows(version)
     if not rows:
         return ""
-    fitted = sorted(
-        (r for r in rows if r.get("status") == "ok" and isinstance(r.get("ndcg"), (int, float))),
-        key=lambda r: -r["ndcg"],
-    )
+    fitted = _fitted(rows)
     algorithms = sorted({str(r.get("algorithm")) for r in rows})
     text = f"{len(rows)} candidate{'s' if len(rows) != 1 else ''} of {len(algorithms)} algorithm"
     text += f"{'s' if len(algorithms) != 1 else ''} ({', '.join(algorithms)}) were tried on the validation window"
@@ -86,11 +89,10 @@ def selection_chart(version: ModelVersion) -> Spec:
     """One bar per fitted candidate: its NDCG@10 on the validation window; the winner green."""
     title = "Model selection: NDCG@10 of each candidate on the validation window"
     rows = selection_rows(version)
-    fitted = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("ndcg"), (int, float))]
+    fitted = _fitted(rows)
     if not fitted:
         return empty_spec(title, "No model selection for this version (it was trained with a chosen algorithm).")
     winner = _winner(version, rows)
-    fitted.sort(key=lambda r: -r["ndcg"])
     labels = [f"{r['algorithm']} ({params_text(r.get('params'))})"[:70] for r in fitted]
     return {
         "type": "bar",

@@ -122,6 +122,22 @@ def rows_bulk_insert(
         return _rows_write(conn, model, vendor, table, col_sql, len(columns), fields, rows, using)
 
 
+def _sqlite_executemany(cur, sql: str, rows: Iterable[Sequence], batch_size: int = 10_000) -> int:
+    """Run the prepared ``sql`` over ``rows`` in batches; returns how many rows were fed."""
+    count = 0
+    batch: list = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            cur.executemany(sql, batch)
+            count += len(batch)
+            batch.clear()
+    if batch:
+        cur.executemany(sql, batch)
+        count += len(batch)
+    return count
+
+
 def _rows_write_skipping(conn, vendor, table, col_sql, width, rows) -> int:
     """`_rows_write` where a unique conflict skips the row; returns the rows written."""
     if vendor == "postgresql":
@@ -141,14 +157,7 @@ def _rows_write_skipping(conn, vendor, table, col_sql, width, rows) -> int:
         sql = f"INSERT INTO {table} ({col_sql}) VALUES ({', '.join('?' * width)}) ON CONFLICT DO NOTHING"
         cur = raw.cursor()
         try:
-            batch: list = []
-            for row in rows:
-                batch.append(row)
-                if len(batch) >= 10_000:
-                    cur.executemany(sql, batch)
-                    batch.clear()
-            if batch:
-                cur.executemany(sql, batch)
+            _sqlite_executemany(cur, sql, rows)
         finally:
             cur.close()
         return raw.total_changes - before
@@ -173,19 +182,9 @@ def _rows_write(conn, model, vendor, table, col_sql, width, fields, rows, using)
         if cur.execute("PRAGMA cache_size").fetchone()[0] > -SQLITE_BULK_CACHE_KIB:
             cur.execute(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}")
         try:
-            batch: list = []
-            for row in rows:
-                batch.append(row)
-                if len(batch) >= 10_000:
-                    cur.executemany(sql, batch)
-                    count += len(batch)
-                    batch.clear()
-            if batch:
-                cur.executemany(sql, batch)
-                count += len(batch)
+            return _sqlite_executemany(cur, sql, rows)
         finally:
             cur.close()
-        return count
     objs = (model(**dict(zip(fields, row))) for row in rows)  # other backends: the ORM
     created = 0
     batch_objs: list = []

@@ -116,13 +116,16 @@ def feed_products():
 
 def feed_items() -> Iterator[FeedItem]:
     brand = settings.PRODUCT_FEED_BRAND
+    paths: dict[int, list[selectors.CategoryNode]] = {}  # once per category, not per product (a cache read)
     for p in feed_products().iterator(chunk_size=2000):
-        yield feed_item(p, brand=brand)
+        if p.category_id is not None and p.category_id not in paths:
+            paths[p.category_id] = selectors.category_path(category_id=p.category_id)
+        yield feed_item(p, brand=brand, path=paths.get(p.category_id, []) if p.category_id else [])
 
 
-def feed_item(p: Product, *, brand: str) -> FeedItem:
+def feed_item(p: Product, *, brand: str, path: list[selectors.CategoryNode]) -> FeedItem:
+    """``path``: the product's category from the root down (`selectors.category_path`)."""
     title = _clean(display_name(p.name), TITLE_MAX)
-    path = selectors.category_path(category_id=p.category_id) if p.category_id else []
     product_type = " > ".join(c.name for c in path)
     description = p.description if p.description and p.description != p.name else ""
     if not description:

@@ -49,33 +49,33 @@ PLATFORMS = (
 )
 
 
-def shared_url(*, product: Product, request: HttpRequest, channel: str) -> str:
-    """The product's address as shared on ``channel``: UTM-tagged, and with the
-    customer's signed reference when they are logged in."""
-    url = links.product_page_url(slug=product.slug, request=request)
-    query = utm_query(
-        source=channel, medium="social" if channel not in {"email", "copy"} else channel, campaign="share"
-    )
-    if request.user.is_authenticated:
-        query += "&" + urlencode({SHARE_PARAM: share_token(user_id=request.user.pk)})
-    return with_query(url, query)
+def _shared_url(page_url: str, ref_query: str, channel: str) -> str:
+    """The product's address as shared on ``channel``: UTM-tagged, plus the sharer's
+    signed reference (``ref_query``, "" for a visitor who is not logged in)."""
+    medium = "social" if channel not in {"email", "copy"} else channel
+    query = utm_query(source=channel, medium=medium, campaign="share") + ref_query
+    return with_query(page_url, query)
 
 
 def share_links(*, product: Product, request: HttpRequest) -> dict:
     name = display_name(product.name)
     image = links.product_image_url(product_id=product.pk, image_url=product.image_url, png=True, request=request)
+    page_url = links.product_page_url(slug=product.slug, request=request)
+    ref_query = ""
+    if request.user.is_authenticated:  # signed once for all the page's links
+        ref_query = "&" + urlencode({SHARE_PARAM: share_token(user_id=request.user.pk)})
     out = []
     for channel, label, pattern in PLATFORMS:
-        url = shared_url(product=product, request=request, channel=channel)
+        url = _shared_url(page_url, ref_query, channel)
         out.append(
             ShareLink(
                 channel, label, pattern.format(url=quote(url, safe=""), text=quote(name), image=quote(image, safe=""))
             )
         )
-    email_url = shared_url(product=product, request=request, channel="email")
+    email_url = _shared_url(page_url, ref_query, "email")
     mailto = "mailto:?" + urlencode({"subject": name, "body": f"{name}\n{email_url}"}, quote_via=quote)
     out.insert(0, ShareLink("email", "Email", mailto))
-    return {"copy_url": shared_url(product=product, request=request, channel="copy"), "links": out}
+    return {"copy_url": _shared_url(page_url, ref_query, "copy"), "links": out}
 
 
 def open_graph(*, product: Product, request: HttpRequest) -> dict:

@@ -111,11 +111,7 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen-Shannon divergence (base 2, in [0, 1]) between ``p`` and each row of ``q``."""
     p = np.asarray(p, dtype=np.float64)
     q = np.atleast_2d(np.asarray(q, dtype=np.float64))
-    m = 0.5 * (p[None, :] + q)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p[None, :] > 0, p[None, :] * np.log2(p[None, :] / m), 0.0).sum(axis=1)
-        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
-    return np.asarray(0.5 * (kl_p + kl_q))
+    return _js_rows(p[None, :], q)
 
 
 def _check_target(target: np.ndarray | None) -> np.ndarray:
@@ -273,7 +269,7 @@ def rerank_lists(
 
 
 def _js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon divergence (base 2) row by row."""
+    """Jensen-Shannon divergence (base 2) row by row (``p`` may be one row, broadcast)."""
     m = 0.5 * (p + q)
     with np.errstate(divide="ignore", invalid="ignore"):
         kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)

@@ -59,6 +59,16 @@ CATEGORY_EXAMPLE = {
     "colour": "#5b6c8f",
     "position": 0,
 }
+
+
+def category_write_examples(status_code: str) -> list[OpenApiExample]:
+    """The schema examples of a category create/replace/change: a request and its answer."""
+    return [
+        OpenApiExample("a category", request_only=True, value={"name": "Tea lights", "parent_id": 3}),
+        OpenApiExample("category", response_only=True, status_codes=[status_code], value=CATEGORY_EXAMPLE),
+    ]
+
+
 ID_MAX = 2**63 - 1
 CATEGORY_DEFAULTS = {"parent_id": None, "description": "", "colour": "#5b6c8f", "position": 0}
 CATEGORY_CONFLICT = error_response(
@@ -163,10 +173,7 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Create a category",
-        examples=[
-            OpenApiExample("a category", request_only=True, value={"name": "Tea lights", "parent_id": 3}),
-            OpenApiExample("category", response_only=True, status_codes=["201"], value=CATEGORY_EXAMPLE),
-        ],
+        examples=category_write_examples("201"),
         tags=["catalogue"],
         request=InputSerializer,
         responses={201: CategorySerializer, 409: CATEGORY_CONFLICT},
@@ -176,10 +183,7 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Replace a category",
-        examples=[
-            OpenApiExample("a category", request_only=True, value={"name": "Tea lights", "parent_id": 3}),
-            OpenApiExample("category", response_only=True, status_codes=["200"], value=CATEGORY_EXAMPLE),
-        ],
+        examples=category_write_examples("200"),
         description="Every field: those not given get their defaults (top level, no description).",
         tags=["catalogue"],
         request=InputSerializer,
@@ -190,10 +194,7 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Change a category",
-        examples=[
-            OpenApiExample("a category", request_only=True, value={"name": "Tea lights", "parent_id": 3}),
-            OpenApiExample("category", response_only=True, status_codes=["200"], value=CATEGORY_EXAMPLE),
-        ],
+        examples=category_write_examples("200"),
         tags=["catalogue"],
         request=InputSerializer,
         responses={200: CategorySerializer, 409: CATEGORY_CONFLICT},

@@ -50,10 +50,10 @@ def _ndcg(lists: dict[str, list[str]], test: dict[str, set[str]]) -> float:
     ("shape", "scale", "protocol"),
     [
         ("ratings", 0.3, "random-per-user"),  # explicit ratings only, years ago, no names or categories
-        ("purchases", 0.25, None),
-        ("views", 0.4, None),  # products come back over several visits
-        ("single", 0.25, None),
-        ("tiny", 1.0, None),
+        ("purchases", 0.25, "temporal"),
+        ("views", 0.4, "temporal"),  # products come back over several visits
+        ("single", 0.25, "temporal"),
+        ("tiny", 1.0, "temporal"),
     ],
 )
 def test_train_with_no_arguments_picks_a_personal_model_on_every_shape(shape, scale, protocol, tmp_path, settings):
@@ -70,9 +70,7 @@ def test_train_with_no_arguments_picks_a_personal_model_on_every_shape(shape, sc
     version = ModelVersion.objects.get()
     assert version.status == ModelVersion.Status.SUCCEEDED
     assert version.algorithm in PERSONAL, out.getvalue()
-    assert version.metrics["protocol"] in ("temporal", "random-per-user")
-    if protocol:
-        assert version.metrics["protocol"] == protocol
+    assert version.metrics["protocol"] == protocol, version.metrics["protocol_reason"]
     assert version.metrics["protocol_reason"] and "holdout: " in out.getvalue()
     rows = {row["algorithm"]: row for row in version.metrics["selection"]}
     assert rows["content"]["status"] == "skipped" and "no product names or categories" in rows["content"]["reason"]

@@ -158,3 +158,4 @@ def test_a_shopper_never_waits_for_trending_once_it_was_computed(history_2011, d
     with django_assert_max_num_queries(50):
         fresh = trending.trending_items(model_cache.Snapshot(epoch=3))  # computed again, not served stale
     assert fresh == first
+    assert cache.get(trending.TRENDING_CACHE_KEY.format(epoch=3)) is not None  # the epoch's own list: computed

@@ -4,7 +4,8 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.factories import OrderLineFactory, UserFactory
+from shop.models import Product
+from tests.factories import OrderLineFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -70,9 +71,6 @@ def test_consent_change_in_admin_is_recorded(staff_client):
 
 
 def test_untracked_stock_shows_as_not_tracked_and_is_saved_empty(staff_client):
-    from shop.models import Product
-    from tests.factories import ProductFactory
-
     untracked, counted = ProductFactory(stock=None, sku="UNTR"), ProductFactory(stock=7, sku="CNT")
     html = staff_client.get(reverse("admin:shop_product_changelist")).content.decode()
     assert "not tracked" in html

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from rest_framework.authtoken.models import Token
 
 from shop.models import Interaction
 from tests.conftest import ROOT, child_env, free_port
@@ -73,8 +74,6 @@ def post_chunked(port: int, path: str, body: bytes, token: str) -> tuple[int, di
 
 @pytest.fixture
 def pipeline_token() -> str:
-    from rest_framework.authtoken.models import Token
-
     user = make_user("pipeline@integrations.example", perms=("shop.add_interaction",))
     return Token.objects.create(user=user).key
 

@@ -19,7 +19,6 @@ every rule, and every rule but one, against what they bought after the cut
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +28,13 @@ from tqdm import tqdm
 from recommendations.engine.evaluation import PROTOCOLS
 from recommendations.noise import events_exclude, noise_find
 from recommendations.rule_effects import rule_effects_ndcg
-from recommendations.training import evaluation_run, params_changed
+from recommendations.training import SELECTION_KEYS, evaluation_run, settings_text
 from recommendations.training_data import events_from_file, interaction_matrix_build
 from recommendations.versions import TrainingError
 from shop.importers.interactions_file import FileProblem
 
-COLUMNS = (
-    "algorithm",
-    "status",
-    "ndcg",
-    "precision",
-    "recall",
-    "map",
-    "coverage",
-    "novelty",
-    "long_tail_share",
-    "popularity_lift",
-    "train_seconds",
-    "settings",
-)
-
-
-def settings_text(row: dict[str, Any]) -> str:
-    """The row's parameters that differ from the algorithm's defaults (and why it did not run)."""
-    params = params_changed(row["algorithm"], row.get("params"))
-    text = json.dumps(params, sort_keys=True) if params else "defaults"
-    return f"{text} - {row['reason']}" if row.get("reason") else text
+# the stored selection row's keys, with params and reason read as one "settings" column
+COLUMNS = (*(key for key in SELECTION_KEYS if key not in ("params", "reason")), "settings")
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from recommendations import services
 from recommendations.engine.evaluation import PROTOCOLS
 from recommendations.models import DEFAULT_SLOT, ModelVersion
-from recommendations.training import params_changed
+from recommendations.training import settings_text
 
 
 class Command(BaseCommand):
@@ -110,10 +110,5 @@ class Command(BaseCommand):
         for row in rows:
             ndcg = f"{row['ndcg']:.4f}" if isinstance(row.get("ndcg"), float) else "-"
             fit = f"{row['train_seconds']:.1f}" if isinstance(row.get("train_seconds"), float) else "-"
-            changed = params_changed(row["algorithm"], row.get("params"))
-            detail = json.dumps(changed, sort_keys=True) if changed else "defaults"
-            if row.get("status") != "ok":
-                detail = row.get("reason") or ""
-            elif row.get("reason"):
-                detail = f"{detail} - {row['reason']}"
+            detail = settings_text(row) if row.get("status") == "ok" else row.get("reason") or ""
             self.stdout.write(f"{row['algorithm']:<15} {row.get('status', ''):<8} {ndcg:>8} {fit:>7}  {detail}")

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+from urllib.parse import urlsplit
+
 import pytest
+from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
 from django.test import Client
 from rest_framework.test import APIClient
 
+from campaigns import sending
+from campaigns.models import Delivery
 from shop.models import Interaction, User
+from tests.campaigns.conftest import build_store, default_template, launch, make_campaign, make_customers
 from tests.conftest import serving_caches_clear
 from tests.factories import ProductFactory, interaction_make
 from tests.shop.conftest import assert_error, token_client
@@ -16,8 +25,6 @@ pytestmark = pytest.mark.django_db
 
 def csrf_client(user) -> tuple[APIClient, str]:
     """A browser-like session client that enforces CSRF, with the token it was given."""
-    from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
-
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
     secret = _get_new_csrf_string()  # what Django's CSRF cookie holds; the header carries a masked copy
@@ -132,8 +139,6 @@ def test_x_forwarded_for_does_not_dodge_the_anonymous_limit(settings):
 
 # --- click tracking in emails (campaigns' /c/k/<token>/) ------------------------------------
 def _off_site(response) -> bool:
-    from urllib.parse import urlsplit
-
     if not 300 <= response.status_code < 400:
         return False
     target = urlsplit(response["Location"])
@@ -154,14 +159,6 @@ def clean_serving_state(settings, tmp_path):
 def test_click_links_in_a_sent_email_never_redirect_off_site(client, mailoutbox, clean_serving_state):
     """Black box: take the tracking links from an email as sent, tamper with them the
     way an attacker would, and check no answer sends the browser to another host."""
-    import base64
-    import json
-    import re
-
-    from campaigns import sending
-    from campaigns.models import Delivery
-    from tests.campaigns.conftest import build_store, default_template, launch, make_campaign, make_customers
-
     build_store()
     make_customers(1)
     campaign = launch(make_campaign(default_template(), strategy="trending", exclude_purchased=False))
